@@ -1,0 +1,135 @@
+"""The SLO file: the shipped ADR defaults, and bad files refused with file and field."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from exporter.cli import main
+from exporter.metrics import TYPE_OTHER
+from exporter.slo import SLOError, format_duration, load_slo, parse_duration, parse_slo
+
+
+def _default_raw() -> dict:
+    from exporter.slo import default_slo_path
+
+    return yaml.safe_load(default_slo_path().read_text())
+
+
+def test_shipped_default_carries_the_adr_numbers() -> None:
+    slo = load_slo()
+    assert slo.hit_rate_objective == 0.80
+    assert slo.latency.operation == "get"
+    assert slo.latency.threshold_seconds == 0.01
+    assert slo.latency.objective == 0.99
+    assert slo.window == timedelta(days=30)
+    ttls = {kt.name: kt.ttl for kt in slo.key_types}
+    assert ttls == {
+        "session": timedelta(hours=24),
+        "user": timedelta(hours=1),
+        "organization": timedelta(hours=1),
+        "permissions": timedelta(minutes=15),
+        "api-key": timedelta(hours=1),
+        "rate-limit": timedelta(minutes=1),
+        "llm-response": timedelta(days=7),
+        "analytics": timedelta(minutes=1),
+        "feature-flag": timedelta(minutes=5),
+    }
+    scoped = {kt.name for kt in slo.key_types if kt.tenant_scoped}
+    assert scoped == {"organization", "rate-limit", "analytics"}
+    assert slo.objectives == {"all": 0.8, "session": 0.95, "user": 0.75, "llm-response": 0.6}
+
+
+def test_keys_are_classified_by_prefix_and_unknown_ones_are_other() -> None:
+    slo = load_slo()
+    assert slo.type_of_key("session:abc") == "session"
+    assert slo.type_of_key(b"organization:t1:o9") == "organization"
+    assert slo.type_of_key("sessionx:abc") == TYPE_OTHER
+    assert slo.type_of_key("session") == TYPE_OTHER
+    assert slo.type_names[-1] == TYPE_OTHER
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("10ms", timedelta(milliseconds=10)),
+        ("15m", timedelta(minutes=15)),
+        ("1h30m", timedelta(hours=1, minutes=30)),
+        ("7d", timedelta(days=7)),
+        ("30s", timedelta(seconds=30)),
+    ],
+)
+def test_durations_parse_and_format_round_trip(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+    assert format_duration(expected) == text
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "expected"),
+    [
+        (lambda d: d.update(version=7), "version", "one of (1,)"),
+        (lambda d: d.pop("window"), "window", "required"),
+        (lambda d: d.update(window="a month"), "window", "a duration"),
+        (lambda d: d["hit_rate"].update(objective=80), "hit_rate.objective", "between 0 and 1"),
+        (lambda d: d["latency"].update(threshold="12ms"), "latency.threshold", "bucket boundary"),
+        (lambda d: d["latency"].update(operation="fetch"), "latency.operation", "one of"),
+        (lambda d: d["key_types"][2].update(ttl="soon"), "key_types[2].ttl", "a duration"),
+        (
+            lambda d: d["key_types"][1].update(tenant_scoped="yes"),
+            "key_types[1].tenant_scoped",
+            "true or false",
+        ),
+        (lambda d: d["key_types"][0].update(name="other"), "key_types[0].name", "reserved"),
+        (
+            lambda d: d["key_types"][3].update(name="user"),
+            "key_types[3].name",
+            "not used by another",
+        ),
+        (lambda d: d["key_types"][3].update(prefix="a:b"), "key_types[3].prefix", "key prefix"),
+        (lambda d: d.update(extra=1), "extra", "known fields"),
+        (lambda d: d.update(key_types=[]), "key_types", "non-empty list"),
+    ],
+)
+def test_bad_files_are_refused_naming_file_field_and_expectation(
+    tmp_path: Path, mutate, field: str, expected: str
+) -> None:
+    raw = _default_raw()
+    mutate(raw)
+    path = tmp_path / "bad-slo.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SLOError) as info:
+        load_slo(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {field}: expected ")
+    assert expected in message
+
+
+def test_invalid_yaml_and_missing_file_are_clear_errors(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("version: 1\nwindow: [30d\n")
+    with pytest.raises(SLOError, match=r"broken\.yaml: line \d+: expected valid YAML"):
+        load_slo(broken)
+    with pytest.raises(SLOError, match=r"nope\.yaml: \(file\): expected a readable SLO file"):
+        load_slo(tmp_path / "nope.yaml")
+
+
+def test_parse_slo_rejects_a_non_mapping() -> None:
+    with pytest.raises(SLOError, match="expected a mapping"):
+        parse_slo(["not", "a", "mapping"], "x.yaml")
+
+
+def test_check_slo_command_exits_2_with_the_field_on_a_bad_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = _default_raw()
+    raw["latency"]["objective"] = 1.5
+    path = tmp_path / "slo.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["check-slo", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: latency.objective: expected a ratio" in err
+    assert main(["check-slo"]) == 0
+    assert "session: prefix 'session', ttl 1d, global, hit rate >= 0.95" in capsys.readouterr().out
