@@ -308,3 +308,47 @@ def client_metrics(registry: CollectorRegistry | None = None) -> ClientMetrics:
             found = ClientMetrics(reg)
             _client_metrics[reg] = found
         return found
+
+
+# --- background sampler and eviction-notification self-metrics ---------------------
+# (owned by exporter/collectors/keyspace_sampler.py and exporter/collectors/evictions.py)
+
+SAMPLER_KEYS_SAMPLED = MetricSpec(
+    "cache_exporter_sampler_keys_sampled",
+    "gauge",
+    "Keys whose size was measured in the last complete sampling cycle.",
+    ("instance",),
+)
+SAMPLER_CYCLE_SECONDS = MetricSpec(
+    "cache_exporter_sampler_cycle_duration_seconds",
+    "gauge",
+    "Wall time the last complete sampling cycle took.",
+    ("instance",),
+)
+SAMPLER_CYCLES = MetricSpec(
+    "cache_exporter_sampler_cycles_total", "counter", "Completed sampling cycles.", ("instance",)
+)
+SAMPLER_LAST_CYCLE = MetricSpec(
+    "cache_exporter_sampler_last_cycle_timestamp_seconds",
+    "gauge",
+    "Unix time the last sampling cycle completed (age of the per-type estimates).",
+    ("instance",),
+)
+NOTIFICATIONS = MetricSpec(
+    "cache_exporter_notifications_total",
+    "counter",
+    "Keyspace notifications (evicted, expired) received.",
+    ("instance", "reason"),
+)
+NOTIFICATION_RECONNECTS = MetricSpec(
+    "cache_exporter_notification_reconnects_total",
+    "counter",
+    "Times the keyspace-notification subscription was re-established.",
+    ("instance",),
+)
+NOTIFICATION_LAG = MetricSpec(
+    "cache_exporter_notification_lag_seconds",
+    "gauge",
+    "Seconds since the last keyspace notification was processed.",
+    ("instance",),
+)
