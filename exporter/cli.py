@@ -11,16 +11,21 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from exporter.slo import SLOError, default_slo_path, format_duration, load_slo
+from exporter.slo import SLOError, format_duration, load_slo
 
 #: subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "check-slo": ("exporter.cli", "Validate an SLO file and print what it declares."),
+    "docs": ("exporter.reference", "Write the metric and configuration references into docs/."),
 }
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("slo", nargs="?", help=f"SLO file (default: {default_slo_path()})")
+    parser.add_argument(
+        "slo",
+        nargs="?",
+        help="SLO file (default: the shipped exporter/data/slo.yaml, ADR-004's numbers)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

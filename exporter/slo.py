@@ -132,6 +132,83 @@ class SLO:
         return found
 
 
+@dataclass(frozen=True)
+class FieldDoc:
+    """One field of the SLO file, for validation and the configuration reference."""
+
+    path: str
+    kind: str
+    required: bool
+    default: str
+    meaning: str
+
+
+#: every field the SLO file accepts; the parser's allowed-field sets derive from it
+SLO_FIELDS: tuple[FieldDoc, ...] = (
+    FieldDoc("version", "integer", True, "", "Format version of the file; only 1 exists."),
+    FieldDoc(
+        "window", "duration", True, "", "Window every objective is measured over (budget period)."
+    ),
+    FieldDoc("hit_rate", "mapping", True, "", "The overall hit-rate objective."),
+    FieldDoc("hit_rate.objective", "ratio (0-1)", True, "", "Overall hit rate target (ADR: 0.80)."),
+    FieldDoc(
+        "hit_rate.min_read_rate",
+        "reads/second",
+        False,
+        "0.1",
+        "Below this read rate a hit-rate alert stays silent (low-traffic guard).",
+    ),
+    FieldDoc("latency", "mapping", True, "", "The latency SLO."),
+    FieldDoc("latency.operation", "operation", False, "get", "Client operation the SLO covers."),
+    FieldDoc(
+        "latency.threshold",
+        "duration",
+        True,
+        "",
+        "Calls faster than this are good; must be a cache_latency_seconds bucket boundary.",
+    ),
+    FieldDoc(
+        "latency.objective", "ratio (0-1)", True, "", "Fraction of calls within the threshold."
+    ),
+    FieldDoc("key_types", "list", True, "", "The kinds of cached data, one entry each."),
+    FieldDoc(
+        "key_types[].name",
+        "name",
+        True,
+        "",
+        "Value of the type label; lower case, not other, unattributed or all.",
+    ),
+    FieldDoc("key_types[].prefix", "string", False, "the name", "First key segment (prefix:...)."),
+    FieldDoc(
+        "key_types[].ttl", "duration", True, "", "TTL set() applies when the caller gives none."
+    ),
+    FieldDoc(
+        "key_types[].tenant_scoped",
+        "boolean",
+        True,
+        "",
+        "Keys carry the tenant id as second segment; building one without a tenant is an error.",
+    ),
+    FieldDoc(
+        "key_types[].hit_rate_objective",
+        "ratio (0-1)",
+        False,
+        "none",
+        "Per-type hit-rate target; alerts and burn-rate rules are generated for it.",
+    ),
+)
+
+
+def _allowed(section: str) -> set[str]:
+    """Field names accepted directly under ``section`` ("" for the top level)."""
+    prefix = f"{section}." if section else ""
+    return {
+        f.path[len(prefix) :]
+        for f in SLO_FIELDS
+        if f.path.startswith(prefix) and "." not in f.path[len(prefix) :]
+    }
+
+
 # --- loading --------------------------------------------------------------------
 
 
@@ -172,9 +249,7 @@ def _required(source: str, where: str, data: dict[str, Any], key: str) -> Any:
 
 
 def _key_type(source: str, where: str, raw: Any) -> KeyType:
-    data = _mapping(
-        source, where, raw, {"name", "prefix", "ttl", "tenant_scoped", "hit_rate_objective"}
-    )
+    data = _mapping(source, where, raw, _allowed("key_types[]"))
     name = _required(source, where, data, "name")
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise SLOError(source, f"{where}.name", "a lower-case name like 'llm-response'", name)
@@ -202,15 +277,13 @@ def _key_type(source: str, where: str, raw: Any) -> KeyType:
 
 def parse_slo(raw: Any, source: str = "<string>") -> SLO:
     """Validate a parsed YAML document and build the :class:`SLO` model."""
-    top = _mapping(source, "", raw, {"version", "window", "hit_rate", "latency", "key_types"})
+    top = _mapping(source, "", raw, _allowed(""))
     version = _required(source, "", top, "version")
     if version not in SUPPORTED_VERSIONS:
         raise SLOError(source, "version", f"one of {SUPPORTED_VERSIONS}", version)
     window = _duration(source, "window", _required(source, "", top, "window"))
 
-    hit = _mapping(
-        source, "hit_rate", _required(source, "", top, "hit_rate"), {"objective", "min_read_rate"}
-    )
+    hit = _mapping(source, "hit_rate", _required(source, "", top, "hit_rate"), _allowed("hit_rate"))
     hit_objective = _ratio(
         source, "hit_rate.objective", _required(source, "hit_rate", hit, "objective")
     )
@@ -220,12 +293,7 @@ def parse_slo(raw: Any, source: str = "<string>") -> SLO:
             source, "hit_rate.min_read_rate", "a number of reads per second >= 0", min_rate
         )
 
-    lat = _mapping(
-        source,
-        "latency",
-        _required(source, "", top, "latency"),
-        {"operation", "threshold", "objective"},
-    )
+    lat = _mapping(source, "latency", _required(source, "", top, "latency"), _allowed("latency"))
     operation = lat.get("operation", "get")
     if operation not in OPERATIONS:
         raise SLOError(source, "latency.operation", f"one of {', '.join(OPERATIONS)}", operation)
