@@ -12,6 +12,8 @@ declare -A NEED=(
   [amtool]=prometheus-alertmanager
   [pg_ctlcluster]=postgresql
   [prometheus-redis-exporter]=prometheus-redis-exporter
+  [docker-compose]=docker-compose
+  [chromium]=chromium
 )
 
 missing=()
