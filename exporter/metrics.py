@@ -183,45 +183,258 @@ CLIENT_METRICS = (CACHE_HITS, CACHE_MISSES, CACHE_LATENCY, CACHE_ERRORS, CACHE_C
 EXPORTER_CACHE_METRICS = (CACHE_SIZE, CACHE_KEYS, CACHE_EVICTIONS, CACHE_HITS, CACHE_MISSES)
 
 # --- the server's view: redis_* (names as the Go redis_exporter uses them) ------
-# The full INFO-field tables live with the INFO collector's section below once it
-# grows; these are the names rules and dashboards depend on.
+# INFO fields map to metrics through the tables below, grouped by INFO section as
+# oliver006/redis_exporter's metricMapGauges/metricMapCounters are.  Names are the
+# Go exporter's where the meaning is the same; where its name carries a non-base
+# unit (``_sec``, ``_usec``) ours says ``_seconds`` and the value is converted, so
+# ``promtool check metrics`` stays clean.  Fields an older server lacks are skipped.
+
+#: how an INFO value becomes a sample: plain number, microseconds or milliseconds
+#: to seconds, or ``ok``/anything-else to 1/0
+InfoUnit = Literal["number", "usec", "msec", "status"]
+
+
+@dataclass(frozen=True)
+class InfoField:
+    """One ``field:value`` line of INFO exposed as one metric."""
+
+    field: str
+    spec: MetricSpec
+    unit: InfoUnit = "number"
+
+
+def _redis_gauge(name: str, help_text: str) -> MetricSpec:
+    return MetricSpec(name, "gauge", help_text, ("instance",))
+
+
+def _redis_counter(name: str, help_text: str) -> MetricSpec:
+    return MetricSpec(name, "counter", help_text, ("instance",))
+
 
 REDIS_UP = MetricSpec(
     "redis_up", "gauge", "1 if the last scrape of Redis succeeded.", ("instance",)
 )
-REDIS_KEYSPACE_HITS = MetricSpec(
-    "redis_keyspace_hits_total",
-    "counter",
-    "Successful key lookups (INFO keyspace_hits).",
-    ("instance",),
+REDIS_KEYSPACE_HITS = _redis_counter(
+    "redis_keyspace_hits_total", "Successful key lookups (INFO keyspace_hits)."
 )
-REDIS_KEYSPACE_MISSES = MetricSpec(
-    "redis_keyspace_misses_total",
-    "counter",
-    "Failed key lookups (INFO keyspace_misses).",
-    ("instance",),
+REDIS_KEYSPACE_MISSES = _redis_counter(
+    "redis_keyspace_misses_total", "Failed key lookups (INFO keyspace_misses)."
 )
-REDIS_MEMORY_USED = MetricSpec(
-    "redis_memory_used_bytes", "gauge", "Memory used by Redis (INFO used_memory).", ("instance",)
+REDIS_MEMORY_USED = _redis_gauge(
+    "redis_memory_used_bytes", "Memory used by Redis (INFO used_memory)."
 )
-REDIS_MEMORY_MAX = MetricSpec(
-    "redis_memory_max_bytes", "gauge", "maxmemory setting, 0 if unlimited.", ("instance",)
+REDIS_MEMORY_MAX = _redis_gauge("redis_memory_max_bytes", "maxmemory setting, 0 if unlimited.")
+REDIS_EVICTED_KEYS = _redis_counter(
+    "redis_evicted_keys_total", "Keys evicted by maxmemory (INFO evicted_keys)."
 )
-REDIS_EVICTED_KEYS = MetricSpec(
-    "redis_evicted_keys_total",
-    "counter",
-    "Keys evicted by maxmemory (INFO evicted_keys).",
-    ("instance",),
+REDIS_EXPIRED_KEYS = _redis_counter(
+    "redis_expired_keys_total", "Keys expired by TTL (INFO expired_keys)."
 )
-REDIS_EXPIRED_KEYS = MetricSpec(
-    "redis_expired_keys_total", "counter", "Keys expired by TTL (INFO expired_keys).", ("instance",)
+REDIS_CONNECTED_CLIENTS = _redis_gauge(
+    "redis_connected_clients", "Client connections (INFO connected_clients)."
 )
-REDIS_CONNECTED_CLIENTS = MetricSpec(
-    "redis_connected_clients",
-    "gauge",
-    "Client connections (INFO connected_clients).",
-    ("instance",),
-)
+
+#: INFO section -> the plain fields read from it
+REDIS_INFO_FIELDS: dict[str, tuple[InfoField, ...]] = {
+    "server": (
+        InfoField("uptime_in_seconds", _redis_gauge("redis_uptime_in_seconds", "Server uptime.")),
+    ),
+    "clients": (
+        InfoField("connected_clients", REDIS_CONNECTED_CLIENTS),
+        InfoField("blocked_clients", _redis_gauge("redis_blocked_clients", "Clients blocked.")),
+        # Redis 6+
+        InfoField(
+            "tracking_clients",
+            _redis_gauge("redis_tracking_clients", "Clients using client-side caching."),
+        ),
+        # Redis 5+ (renamed from client_longest_output_list / client_biggest_input_buf)
+        InfoField(
+            "client_recent_max_input_buffer",
+            _redis_gauge(
+                "redis_client_recent_max_input_buffer_bytes", "Biggest recent input buffer."
+            ),
+        ),
+        InfoField(
+            "client_recent_max_output_buffer",
+            _redis_gauge(
+                "redis_client_recent_max_output_buffer_bytes", "Biggest recent output buffer."
+            ),
+        ),
+    ),
+    "memory": (
+        InfoField("used_memory", REDIS_MEMORY_USED),
+        InfoField(
+            "used_memory_rss", _redis_gauge("redis_memory_used_rss_bytes", "Resident set size.")
+        ),
+        InfoField(
+            "used_memory_peak",
+            _redis_gauge("redis_memory_used_peak_bytes", "Peak of used_memory."),
+        ),
+        InfoField(
+            "used_memory_overhead",
+            _redis_gauge("redis_memory_used_overhead_bytes", "Memory for internal structures."),
+        ),
+        InfoField(
+            "used_memory_startup",
+            _redis_gauge("redis_memory_used_startup_bytes", "Memory used at startup."),
+        ),
+        InfoField(
+            "used_memory_dataset",
+            _redis_gauge("redis_memory_used_dataset_bytes", "Memory used by the dataset."),
+        ),
+        InfoField(
+            "used_memory_lua", _redis_gauge("redis_memory_used_lua_bytes", "Lua engine memory.")
+        ),
+        InfoField(
+            "used_memory_scripts",
+            _redis_gauge("redis_memory_used_scripts_bytes", "Memory of cached scripts."),
+        ),
+        InfoField("maxmemory", REDIS_MEMORY_MAX),
+        InfoField(
+            "mem_fragmentation_ratio",
+            _redis_gauge("redis_mem_fragmentation_ratio", "used_memory_rss / used_memory."),
+        ),
+        InfoField(
+            "mem_fragmentation_bytes",
+            _redis_gauge("redis_mem_fragmentation_bytes", "used_memory_rss - used_memory."),
+        ),
+        InfoField(
+            "allocator_frag_ratio",
+            _redis_gauge("redis_allocator_frag_ratio", "Allocator fragmentation ratio."),
+        ),
+        InfoField(
+            "lazyfree_pending_objects",
+            _redis_gauge("redis_lazyfree_pending_objects", "Objects waiting to be freed."),
+        ),
+    ),
+    "persistence": (
+        InfoField("loading", _redis_gauge("redis_loading_dump_file", "1 while loading a dump.")),
+        InfoField(
+            "rdb_changes_since_last_save",
+            _redis_gauge("redis_rdb_changes_since_last_save", "Changes since the last dump."),
+        ),
+        InfoField(
+            "rdb_bgsave_in_progress",
+            _redis_gauge("redis_rdb_bgsave_in_progress", "1 while an RDB save runs."),
+        ),
+        InfoField(
+            "rdb_last_save_time",
+            _redis_gauge("redis_rdb_last_save_timestamp_seconds", "Unix time of the last save."),
+        ),
+        InfoField(
+            "rdb_last_bgsave_status",
+            _redis_gauge("redis_rdb_last_bgsave_status", "1 if the last RDB save succeeded."),
+            "status",
+        ),
+        # Go exporter: redis_rdb_last_bgsave_duration_sec (-1: never saved)
+        InfoField(
+            "rdb_last_bgsave_time_sec",
+            _redis_gauge("redis_rdb_last_bgsave_duration_seconds", "Last RDB save time, -1 none."),
+        ),
+        InfoField("aof_enabled", _redis_gauge("redis_aof_enabled", "1 if AOF is on.")),
+        InfoField(
+            "aof_last_write_status",
+            _redis_gauge("redis_aof_last_write_status", "1 if the last AOF write succeeded."),
+            "status",
+        ),
+    ),
+    "stats": (
+        InfoField(
+            "total_connections_received",
+            _redis_counter("redis_connections_received_total", "Connections accepted."),
+        ),
+        InfoField(
+            "total_commands_processed",
+            _redis_counter("redis_commands_processed_total", "Commands processed."),
+        ),
+        InfoField(
+            "rejected_connections",
+            _redis_counter("redis_rejected_connections_total", "Connections refused (maxclients)."),
+        ),
+        InfoField(
+            "total_net_input_bytes",
+            _redis_counter("redis_net_input_bytes_total", "Bytes read from the network."),
+        ),
+        InfoField(
+            "total_net_output_bytes",
+            _redis_counter("redis_net_output_bytes_total", "Bytes written to the network."),
+        ),
+        InfoField("expired_keys", REDIS_EXPIRED_KEYS),
+        InfoField("evicted_keys", REDIS_EVICTED_KEYS),
+        InfoField("keyspace_hits", REDIS_KEYSPACE_HITS),
+        InfoField("keyspace_misses", REDIS_KEYSPACE_MISSES),
+        InfoField(
+            "expired_stale_perc",
+            _redis_gauge("redis_expired_stale_percentage", "Estimated share of stale keys."),
+        ),
+        InfoField(
+            "expired_time_cap_reached_count",
+            _redis_counter(
+                "redis_expired_time_cap_reached_total", "Expire cycles stopped by their time cap."
+            ),
+        ),
+        InfoField(
+            "pubsub_channels", _redis_gauge("redis_pubsub_channels", "Pub/sub channels in use.")
+        ),
+        InfoField(
+            "pubsub_patterns", _redis_gauge("redis_pubsub_patterns", "Pub/sub patterns in use.")
+        ),
+        # Go exporter: redis_latest_fork_usec
+        InfoField(
+            "latest_fork_usec",
+            _redis_gauge("redis_latest_fork_seconds", "Duration of the latest fork."),
+            "usec",
+        ),
+        # Redis 6.2+
+        InfoField(
+            "total_error_replies",
+            _redis_counter("redis_error_replies_total", "Error replies sent to clients."),
+        ),
+        # Redis 7+
+        InfoField(
+            "evicted_clients",
+            _redis_counter("redis_evicted_clients_total", "Clients evicted (maxmemory-clients)."),
+        ),
+    ),
+    "replication": (
+        InfoField(
+            "connected_slaves", _redis_gauge("redis_connected_slaves", "Connected replicas.")
+        ),
+        InfoField(
+            "master_repl_offset",
+            _redis_gauge("redis_master_repl_offset", "Replication offset of this server."),
+        ),
+    ),
+    "cpu": (
+        InfoField(
+            "used_cpu_sys", _redis_counter("redis_cpu_sys_seconds_total", "System CPU time.")
+        ),
+        InfoField(
+            "used_cpu_user", _redis_counter("redis_cpu_user_seconds_total", "User CPU time.")
+        ),
+        InfoField(
+            "used_cpu_sys_children",
+            _redis_counter("redis_cpu_sys_children_seconds_total", "System CPU of children."),
+        ),
+        InfoField(
+            "used_cpu_user_children",
+            _redis_counter("redis_cpu_user_children_seconds_total", "User CPU of children."),
+        ),
+        # Redis 7+
+        InfoField(
+            "used_cpu_sys_main_thread",
+            _redis_counter("redis_cpu_sys_main_thread_seconds_total", "System CPU, main thread."),
+        ),
+        InfoField(
+            "used_cpu_user_main_thread",
+            _redis_counter("redis_cpu_user_main_thread_seconds_total", "User CPU, main thread."),
+        ),
+    ),
+    "cluster": (
+        InfoField("cluster_enabled", _redis_gauge("redis_cluster_enabled", "1 in cluster mode.")),
+    ),
+}
+
 REDIS_COMMANDS = MetricSpec(
     "redis_commands_total", "counter", "Calls per command (INFO commandstats).", ("instance", "cmd")
 )
@@ -231,12 +444,79 @@ REDIS_COMMANDS_DURATION = MetricSpec(
     "Time spent per command (INFO commandstats).",
     ("instance", "cmd"),
 )
+#: commandstats record key -> metric (rejected/failed calls: Redis 7+)
+REDIS_COMMANDSTATS: tuple[InfoField, ...] = (
+    InfoField("calls", REDIS_COMMANDS),
+    InfoField("usec", REDIS_COMMANDS_DURATION, "usec"),
+    InfoField(
+        "rejected_calls",
+        MetricSpec(
+            "redis_commands_rejected_calls_total",
+            "counter",
+            "Calls refused before running, per command (Redis 7+).",
+            ("instance", "cmd"),
+        ),
+    ),
+    InfoField(
+        "failed_calls",
+        MetricSpec(
+            "redis_commands_failed_calls_total",
+            "counter",
+            "Calls that ran and failed, per command (Redis 7+).",
+            ("instance", "cmd"),
+        ),
+    ),
+)
 REDIS_LATENCY_PERCENTILES = MetricSpec(
     "redis_latency_percentiles_seconds",
     "gauge",
     "Server-side command latency percentiles (INFO latencystats, Redis 7+).",
     ("instance", "cmd", "quantile"),
 )
+REDIS_ERRORS = MetricSpec(
+    "redis_errors_total",
+    "counter",
+    "Error replies by error prefix (INFO errorstats, Redis 7+).",
+    ("instance", "err"),
+)
+#: keyspace record key -> metric, per database (``db`` is bounded by Redis' databases)
+REDIS_KEYSPACE: tuple[InfoField, ...] = (
+    InfoField(
+        "keys", MetricSpec("redis_db_keys", "gauge", "Keys per database.", ("instance", "db"))
+    ),
+    InfoField(
+        "expires",
+        MetricSpec(
+            "redis_db_keys_expiring", "gauge", "Keys with a TTL per database.", ("instance", "db")
+        ),
+    ),
+    InfoField(
+        "avg_ttl",
+        MetricSpec(
+            "redis_db_avg_ttl_seconds", "gauge", "Average TTL per database.", ("instance", "db")
+        ),
+        "msec",
+    ),
+)
+#: INFO server/replication/memory strings carried as labels of a constant-1 gauge
+REDIS_INSTANCE_INFO_FIELDS = ("redis_version", "redis_mode", "role", "maxmemory_policy")
+REDIS_INSTANCE_INFO = MetricSpec(
+    "redis_instance_info",
+    "gauge",
+    "Version, mode, role and eviction policy of the Redis server (always 1).",
+    ("instance", *REDIS_INSTANCE_INFO_FIELDS),
+)
+
+# --- the PostgreSQL buffer-cache layer (exporter/collectors/postgres.py) -----------
+
+#: ``type`` of cache_hits_total/cache_misses_total{layer="postgres"}: the buffer cache
+#: of the whole cluster (summed over databases), a fixed value so no database name
+#: ever becomes a label value
+TYPE_POSTGRES_BUFFER = "buffer"
+POSTGRES_UP = MetricSpec(
+    "cache_exporter_postgres_up", "gauge", "1 if the last read of pg_stat_database succeeded."
+)
+
 
 # --- exporter self-metrics ------------------------------------------------------
 
