@@ -17,7 +17,7 @@ from typing import Literal
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
-MetricKind = Literal["counter", "gauge", "histogram", "info"]
+MetricKind = Literal["counter", "gauge", "histogram", "summary", "info"]
 
 
 @dataclass(frozen=True)
@@ -467,9 +467,11 @@ REDIS_COMMANDSTATS: tuple[InfoField, ...] = (
         ),
     ),
 )
+#: a summary (as the Go exporter's redis_latency_percentiles_usec): quantile samples
+#: from latencystats, _count and _sum from commandstats calls and time
 REDIS_LATENCY_PERCENTILES = MetricSpec(
     "redis_latency_percentiles_seconds",
-    "gauge",
+    "summary",
     "Server-side command latency percentiles (INFO latencystats, Redis 7+).",
     ("instance", "cmd", "quantile"),
 )
@@ -506,6 +508,19 @@ REDIS_INSTANCE_INFO = MetricSpec(
     "Version, mode, role and eviction policy of the Redis server (always 1).",
     ("instance", *REDIS_INSTANCE_INFO_FIELDS),
 )
+
+#: every redis_* family the INFO collector emits (its describe(), the metric reference)
+REDIS_METRICS: tuple[MetricSpec, ...] = (
+    REDIS_UP,
+    *(f.spec for fields in REDIS_INFO_FIELDS.values() for f in fields),
+    *(f.spec for f in REDIS_COMMANDSTATS),
+    REDIS_LATENCY_PERCENTILES,
+    REDIS_ERRORS,
+    *(f.spec for f in REDIS_KEYSPACE),
+    REDIS_INSTANCE_INFO,
+)
+#: values of ``error`` on cache_exporter_last_scrape_error: a class, never a message
+SCRAPE_ERROR_CLASSES = ("connection", "timeout", "auth", "response", "parse", "other")
 
 # --- the PostgreSQL buffer-cache layer (exporter/collectors/postgres.py) -----------
 

@@ -1,0 +1,231 @@
+"""The INFO collector: Redis' own counters, read fresh on every scrape.
+
+One ``INFO ALL`` round trip per scrape, bounded by socket timeouts so a down
+or stalled Redis gives ``redis_up 0`` and the error class quickly instead of
+hanging the scrape.  What becomes a metric is the tables in
+:mod:`exporter.metrics`; this module only converts values and emits.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import redis
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+from redis.backoff import NoBackoff
+from redis.exceptions import AuthorizationError
+from redis.retry import Retry
+
+from exporter import metrics
+from exporter.collectors.info_parser import InfoParseError, RedisInfo, parse_info
+from exporter.metrics import InfoUnit, MetricSpec
+
+log = logging.getLogger(__name__)
+
+#: exception type -> error class, first match wins (subclasses before their bases)
+_ERROR_CLASSES: tuple[tuple[type[BaseException], str], ...] = (
+    (redis.AuthenticationError, "auth"),
+    (AuthorizationError, "auth"),
+    (redis.TimeoutError, "timeout"),
+    (TimeoutError, "timeout"),
+    (redis.ConnectionError, "connection"),
+    (OSError, "connection"),
+    (redis.ResponseError, "response"),
+    (InfoParseError, "parse"),
+)
+_ERROR_PREFIXES_AUTH = ("NOAUTH", "WRONGPASS", "NOPERM")
+
+
+def error_class(exc: BaseException) -> str:
+    """Bounded label value for a failed scrape (never the message: it may name secrets)."""
+    if isinstance(exc, redis.ResponseError) and str(exc).startswith(_ERROR_PREFIXES_AUTH):
+        return "auth"
+    for exc_type, name in _ERROR_CLASSES:
+        if isinstance(exc, exc_type):
+            return name
+    return "other"
+
+
+def convert(raw: str | float, unit: InfoUnit) -> float | None:
+    """The one INFO value conversion; ``None`` for a value that is not a number."""
+    if isinstance(raw, float):
+        value = raw
+    elif unit == "status":
+        return 1.0 if raw.strip() == "ok" else 0.0
+    else:
+        try:
+            value = float(raw.rstrip("%"))
+        except ValueError:
+            return None
+    if unit == "usec":
+        return value / 1e6
+    if unit == "msec":
+        return value / 1e3
+    return value
+
+
+def _family(
+    spec: MetricSpec, labels: Iterable[str] | None = None
+) -> CounterMetricFamily | GaugeMetricFamily:
+    names = list(spec.labels if labels is None else labels)
+    if spec.kind == "counter":
+        return CounterMetricFamily(spec.family, spec.help, labels=names)
+    return GaugeMetricFamily(spec.family, spec.help, labels=names)
+
+
+def _quantile(name: str) -> str:
+    """``p99.9`` -> ``0.999`` (latencystats names percentiles, Prometheus wants quantiles)."""
+    return f"{float(name.lstrip('p')) / 100:g}"
+
+
+def _latency_summary(info: RedisInfo, instance: str) -> SummaryMetricFamily:
+    """latencystats quantiles, with commandstats calls/time as the summary's count/sum."""
+    spec = metrics.REDIS_LATENCY_PERCENTILES
+    label_names = [name for name in spec.labels if name != "quantile"]
+    family = SummaryMetricFamily(spec.family, spec.help, labels=label_names)
+    for cmd, percentiles in sorted(info.latencystats.items()):
+        labels = dict(zip(label_names, (instance, cmd), strict=True))
+        for name, usec in percentiles.items():
+            family.samples.append(
+                Sample(spec.name, {**labels, "quantile": _quantile(name)}, usec / 1e6)
+            )
+        stats = info.commandstats.get(cmd, {})
+        family.samples.append(Sample(f"{spec.name}_count", labels, stats.get("calls", 0.0)))
+        family.samples.append(Sample(f"{spec.name}_sum", labels, stats.get("usec", 0.0) / 1e6))
+    return family
+
+
+def info_metrics(info: RedisInfo, instance: str) -> Iterator[Metric]:
+    """Metric families for one parsed INFO reply; fields this server lacks are skipped."""
+    for section, fields in metrics.REDIS_INFO_FIELDS.items():
+        for item in fields:
+            raw = info.get(section, item.field)
+            value = None if raw is None else convert(raw, item.unit)
+            if value is None:
+                continue
+            family = _family(item.spec)
+            family.add_metric([instance], value)
+            yield family
+
+    for item in metrics.REDIS_COMMANDSTATS:
+        family = _family(item.spec)
+        for cmd, stats in sorted(info.commandstats.items()):
+            if item.field in stats:
+                family.add_metric([instance, cmd], convert(stats[item.field], item.unit) or 0.0)
+        if family.samples:
+            yield family
+
+    if info.latencystats:
+        yield _latency_summary(info, instance)
+
+    if info.errorstats:
+        family = _family(metrics.REDIS_ERRORS)
+        for prefix, count in sorted(info.errorstats.items()):
+            family.add_metric([instance, prefix], count)
+        yield family
+
+    for item in metrics.REDIS_KEYSPACE:
+        family = _family(item.spec)
+        for db, stats in sorted(info.keyspace.items()):
+            if item.field in stats:
+                family.add_metric([instance, db], convert(stats[item.field], item.unit) or 0.0)
+        if family.samples:
+            yield family
+
+    family = _family(metrics.REDIS_INSTANCE_INFO)
+    details = [
+        next((v for s in info.fields.values() if (v := s.get(name)) is not None), "")
+        for name in metrics.REDIS_INSTANCE_INFO_FIELDS
+    ]
+    family.add_metric([instance, *details], 1.0)
+    yield family
+
+
+def redis_client(url: str, timeout: float, redis_kwargs: dict[str, Any] | None = None) -> Any:
+    """A client whose every call fails within ``timeout`` and never retries (scrape-bound)."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        **(redis_kwargs or {}),
+    )
+
+
+class RedisInfoCollector(Collector):
+    """Reads ``INFO ALL`` on each scrape and reports its own health alongside."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        instance: str,
+        timeout: float = 2.5,
+        redis_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.instance = instance
+        self._client = redis_client(redis_url, timeout, redis_kwargs)
+        # keep INFO's raw text: the parser is ours, tested on captures
+        self._client.set_response_callback("INFO", lambda response, **_: response)
+        self._lock = threading.Lock()
+        self._errors = 0
+
+    def describe(self) -> list[Metric]:
+        """Families by name only, so registering never talks to Redis."""
+        specs = (
+            *metrics.REDIS_METRICS,
+            metrics.EXPORTER_SCRAPE_DURATION,
+            metrics.EXPORTER_SCRAPE_ERRORS,
+            metrics.EXPORTER_LAST_SCRAPE_ERROR,
+        )
+        return [_family(spec) for spec in specs]
+
+    def read_info(self) -> RedisInfo:
+        """One INFO ALL round trip, parsed; raises on any failure."""
+        raw = self._client.execute_command("INFO", "ALL")
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        return parse_info(text)
+
+    def ping(self) -> None:
+        """Raise unless Redis answers within the timeout (readiness)."""
+        self._client.ping()
+
+    def collect(self) -> Iterator[Metric]:
+        started = time.perf_counter()
+        families: list[Metric] = []
+        failure = ""
+        try:
+            families = list(info_metrics(self.read_info(), self.instance))
+        except (redis.RedisError, OSError, InfoParseError) as exc:
+            failure = error_class(exc)
+            with self._lock:
+                self._errors += 1
+            log.warning("scrape of Redis %s failed: %s", self.instance, failure)
+        yield from families
+        up = _family(metrics.REDIS_UP)
+        up.add_metric([self.instance], 0.0 if failure else 1.0)
+        yield up
+        duration = _family(metrics.EXPORTER_SCRAPE_DURATION)
+        duration.add_metric([self.instance], time.perf_counter() - started)
+        yield duration
+        errors = _family(metrics.EXPORTER_SCRAPE_ERRORS)
+        with self._lock:
+            errors.add_metric([self.instance], float(self._errors))
+        yield errors
+        last = _family(metrics.EXPORTER_LAST_SCRAPE_ERROR)
+        last.add_metric([self.instance, failure], 1.0 if failure else 0.0)
+        yield last
+
+    def close(self) -> None:
+        self._client.close()
