@@ -29,7 +29,6 @@ def test_metric_reference_lists_every_contract_metric_with_its_labels() -> None:
 def test_configuration_reference_lists_every_flag_and_slo_field() -> None:
     text = render_configuration()
     from exporter.cli import COMMANDS, build_parser
-
     from exporter.reference import _subparsers
 
     subparsers = _subparsers(build_parser())
