@@ -1,0 +1,82 @@
+"""The synthetic traffic mix: which key types a SaaS reads, how often, how big.
+
+A table, because the world here is one: each row is a key type of ADR-004 with
+its share of requests, how many distinct items exist, how skewed their
+popularity is (Zipf exponent), the size of a cached value and how long the
+simulated source (database, LLM) takes on a miss.  Populations and skews are
+chosen so the steady-state hit rates land near the ADR's targets (sessions
+~97 %, users ~80 %, LLM responses ~65 %, overall > 80 %).
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """One key type's share of the workload."""
+
+    type: str
+    weight: float  # share of requests
+    population: int  # distinct items (per tenant for tenant-scoped types)
+    zipf_s: float  # popularity skew; higher = a few items get most reads
+    value_bytes: int  # size of a cached value
+    source_seconds: float  # simulated miss penalty (database query, LLM call)
+    #: "get" = cache-aside (get, on a miss load and set), "get_or_compute" =
+    #: read-through for heavy computations, "incr" = counters (rate limits)
+    operation: str = "get"
+
+
+#: the healthy mix (ADR-004's key types in realistic proportions and sizes)
+HEALTHY: tuple[Traffic, ...] = (
+    Traffic("session", 0.30, 2_000, 1.3, 2_000, 0.002),
+    Traffic("user", 0.15, 4_000, 1.1, 5_000, 0.004),
+    Traffic("organization", 0.08, 20, 1.0, 10_000, 0.004),
+    Traffic("permissions", 0.10, 4_000, 1.1, 1_000, 0.003),
+    Traffic("api-key", 0.05, 300, 1.2, 500, 0.002),
+    Traffic("rate-limit", 0.12, 10, 1.0, 16, 0.0, operation="incr"),
+    Traffic("llm-response", 0.08, 20_000, 1.0, 5_000, 0.030, operation="get_or_compute"),
+    Traffic("analytics", 0.05, 3, 1.0, 20_000, 0.010, operation="get_or_compute"),
+    Traffic("feature-flag", 0.07, 40, 1.0, 200, 0.001),
+)
+
+#: number of tenants; tenants themselves are Zipf-popular (a few big customers)
+TENANTS = 200
+TENANT_ZIPF_S = 1.1
+#: the degraded scenario's session ids: so many that almost every read is cold
+COLD_SESSION_POPULATION = 1_000_000_000
+
+
+class Zipf:
+    """Draw ranks 0..n-1 with probability proportional to 1/(rank+1)**s."""
+
+    def __init__(self, n: int, s: float) -> None:
+        self.n = n
+        self._cum = list(itertools.accumulate(1.0 / (rank + 1) ** s for rank in range(n)))
+
+    def draw(self, rng: random.Random) -> int:
+        return bisect.bisect_left(self._cum, rng.random() * self._cum[-1])
+
+
+class Chooser:
+    """Picks (traffic row, tenant index, item index) for the next request."""
+
+    def __init__(self, mix: Sequence[Traffic], seed: int | None = None) -> None:
+        self.mix = tuple(mix)
+        self.rng = random.Random(seed)
+        self._cum_weights = list(itertools.accumulate(t.weight for t in self.mix))
+        self._items = {t.type: Zipf(t.population, t.zipf_s) for t in self.mix}
+        self._tenants = Zipf(TENANTS, TENANT_ZIPF_S)
+        self.cold_sessions = False
+
+    def next(self) -> tuple[Traffic, int, int]:
+        row = self.rng.choices(self.mix, cum_weights=self._cum_weights)[0]
+        tenant = self._tenants.draw(self.rng)
+        if self.cold_sessions and row.type == "session":
+            return row, tenant, self.rng.randrange(COLD_SESSION_POPULATION)
+        return row, tenant, self._items[row.type].draw(self.rng)

@@ -1,0 +1,194 @@
+"""The demo application: a multi-tenant workload through the instrumented client.
+
+Run as its own process (``python -m exporter.demo.workload``), as an
+application would be: it reads and writes Redis only through
+:class:`exporter.client.CacheService`, so everything Prometheus sees on its
+``/metrics`` is the client's own instrumentation.  Its small HTTP server has:
+
+* ``GET /metrics`` - the application's view (client metrics);
+* ``GET /healthz`` - 200 while the loop runs;
+* ``POST /scenario`` with body ``healthy`` or ``degraded`` - switch the mix
+  (degraded: sessions go cold, so the session hit rate collapses).
+
+Latency is degraded outside the process, by the delaying proxy in front of Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from exporter.demo.mix import HEALTHY, Chooser, Traffic
+from exporter.slo import SLO, load_slo
+
+SCENARIOS = ("healthy", "degraded")
+
+
+class Cache(Protocol):
+    """The part of ``CacheService`` the workload uses."""
+
+    def key(self, type_name: str, *parts: str, tenant: str | None = None) -> str: ...
+
+    def get(self, key: str) -> Any: ...
+
+    def get_or_compute(self, key: str, compute: Callable[[], Any]) -> Any: ...
+
+    def set(self, key: str, value: Any) -> None: ...
+
+    def incr(self, key: str) -> int: ...
+
+
+class Workload:
+    """Issues requests at a steady rate until stopped; scenario switchable live."""
+
+    def __init__(self, cache: Cache, slo: SLO, *, rate: float, seed: int | None = None) -> None:
+        self.cache = cache
+        self.slo = slo
+        self.rate = rate
+        self.chooser = Chooser(HEALTHY, seed)
+        self.scenario = "healthy"
+        self.requests = 0
+        self.stopping = threading.Event()
+        self._values: dict[str, str] = {t.type: "x" * t.value_bytes for t in HEALTHY}
+
+    def set_scenario(self, name: str) -> None:
+        if name not in SCENARIOS:
+            raise ValueError(f"scenario: expected one of {', '.join(SCENARIOS)}, got {name!r}")
+        self.scenario = name
+        self.chooser.cold_sessions = name == "degraded"
+
+    def _key(self, row: Traffic, tenant: int, item: int) -> str:
+        kt = self.slo.key_type(row.type)
+        return self.cache.key(
+            row.type, f"id{item}", tenant=f"t{tenant}" if kt.tenant_scoped else None
+        )
+
+    def warm(self) -> None:
+        """Preload the most popular items, as ADR-004's cache warming does on start."""
+        for row in HEALTHY:
+            if row.operation == "incr" or self.slo.key_type(row.type).tenant_scoped:
+                continue
+            for item in range(min(row.population // 5, 500)):
+                self.cache.set(self._key(row, 0, item), self._values[row.type])
+
+    def step(self) -> None:
+        row, tenant, item = self.chooser.next()
+        key = self._key(row, tenant, item)
+        value = self._values[row.type]
+
+        def source() -> str:
+            time.sleep(row.source_seconds)  # the database / LLM call a miss costs
+            return value
+
+        if row.operation == "incr":
+            self.cache.incr(key)
+        elif row.operation == "get_or_compute":
+            self.cache.get_or_compute(key, source)
+        elif self.cache.get(key) is None:  # cache-aside: load and store on a miss
+            self.cache.set(key, source())
+        self.requests += 1
+
+    def run(self) -> None:
+        interval = 1.0 / self.rate if self.rate > 0 else 0.0
+        next_at = time.monotonic()
+        while not self.stopping.is_set():
+            self.step()
+            next_at += interval
+            pause = next_at - time.monotonic()
+            if pause > 0:
+                self.stopping.wait(pause)
+            elif pause < -1.0:  # fell behind (slow Redis): do not burst to catch up
+                next_at = time.monotonic()
+
+
+def _handler(workload: Workload, registry: CollectorRegistry) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.startswith("/metrics"):
+                self._reply(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+            elif self.path == "/healthz":
+                self._reply(200, b"ok\n")
+            else:
+                self._reply(404, b"not found\n")
+
+        def do_POST(self) -> None:
+            if self.path != "/scenario":
+                self._reply(404, b"not found\n")
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            name = self.rfile.read(length).decode("utf-8", "replace").strip()
+            try:
+                workload.set_scenario(name)
+            except ValueError as exc:
+                self._reply(400, f"{exc}\n".encode())
+                return
+            self._reply(200, f"scenario {name}\n".encode())
+
+        def _reply(self, status: int, body: bytes, ctype: str = "text/plain") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # scrapes every second would drown the demo's output
+
+    return Handler
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m exporter.demo.workload", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--slo", default=None, help="SLO file (default: the shipped one)")
+    parser.add_argument("--host", default="127.0.0.1", help="address of /metrics")
+    parser.add_argument("--metrics-port", type=int, default=8000)
+    parser.add_argument("--rate", type=float, default=300.0, help="requests per second")
+    parser.add_argument("--scenario", choices=SCENARIOS, default="healthy")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--no-warm", action="store_true", help="skip the cache warm-up")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from exporter.client import CacheService
+
+    slo = load_slo(args.slo)
+    registry = CollectorRegistry()
+    cache = CacheService.from_url(args.redis_url, slo=slo, registry=registry)
+    workload = Workload(cache, slo, rate=args.rate, seed=args.seed)
+    workload.set_scenario(args.scenario)
+    server = ThreadingHTTPServer((args.host, args.metrics_port), _handler(workload, registry))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+
+    def stop(signum: int, frame: object) -> None:
+        workload.stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        if not args.no_warm and args.scenario == "healthy":
+            workload.warm()
+        workload.run()
+    finally:
+        server.shutdown()
+        server.server_close()
+        cache.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
