@@ -87,9 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             path.write_text(text, "utf-8")
     if stale:
-        print(
-            f"stale: {', '.join(stale)}; run python deploy/kubernetes/sync.py", file=sys.stderr
-        )
+        print(f"stale: {', '.join(stale)}; run python deploy/kubernetes/sync.py", file=sys.stderr)
         return 1
     return 0
 

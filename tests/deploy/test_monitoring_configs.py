@@ -1,0 +1,180 @@
+"""prometheus.yml and alertmanager.yml: checked by promtool/amtool and started for real."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.deploy.conftest import DEPLOY
+from tests.support.processes import cleanup_env, free_port, require_binary, wait_for_port
+
+PROMETHEUS_YML = DEPLOY / "prometheus/prometheus.yml"
+ALERTMANAGER_YML = DEPLOY / "alertmanager/alertmanager.yml"
+
+
+def loopback_prometheus_config(tmp: Path, rule_files: list[Path], am_port: int) -> Path:
+    """The deploy config with compose hostnames rewritten to loopback, rules copied in."""
+    config = yaml.safe_load(PROMETHEUS_YML.read_text())
+    rules_dir = tmp / "rules"
+    rules_dir.mkdir()
+    for path in rule_files:
+        shutil.copy(path, rules_dir / path.name)
+    (pattern,) = config["rule_files"]
+    config["rule_files"] = [str(rules_dir / Path(pattern).name)]
+    config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [
+        f"127.0.0.1:{am_port}"
+    ]
+    for job in config["scrape_configs"]:
+        for static in job["static_configs"]:
+            static["targets"] = [f"127.0.0.1:{free_port()}" for _ in static["targets"]]
+    path = tmp / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.load(response)
+
+
+def poll(check: Any, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(0.2)
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, check=False)
+
+
+def test_promtool_accepts_the_config_with_the_generated_rules(
+    tmp_path: Path, rule_files: list[Path]
+) -> None:
+    config = loopback_prometheus_config(tmp_path, rule_files, free_port())
+    out = run(require_binary("promtool"), "check", "config", str(config))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"SUCCESS: {len(rule_files)} rule files found" in out.stdout + out.stderr
+
+
+def test_amtool_accepts_the_alertmanager_config() -> None:
+    out = run(require_binary("amtool"), "check-config", str(ALERTMANAGER_YML))
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        (["severity=page", "slo=cache-hit-rate", "type=session"], "pager"),
+        (["severity=ticket", "slo=cache-latency"], "ticket"),
+        (["alertname=Unlabelled"], "ticket"),
+    ],
+)
+def test_alerts_route_by_severity(labels: list[str], receiver: str) -> None:
+    out = run(
+        require_binary("amtool"),
+        "config",
+        "routes",
+        "test",
+        f"--config.file={ALERTMANAGER_YML}",
+        *labels,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.strip() == receiver
+
+
+def test_inhibition_labels_are_on_every_page_and_ticket_alert(rule_files: list[Path]) -> None:
+    """Tickets are held back while the page for the same objective fires: the
+    labels the inhibit rule compares must be on the generated SLO alerts."""
+    config = yaml.safe_load(ALERTMANAGER_YML.read_text())
+    (rule,) = config["inhibit_rules"]
+    assert rule["source_matchers"] == ['severity="page"']
+    assert rule["target_matchers"] == ['severity="ticket"']
+    slo_alerts = [
+        alert
+        for path in rule_files
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for alert in group["rules"]
+        if "alert" in alert and "slo" in alert.get("labels", {})
+    ]
+    assert slo_alerts, "no generated alert carries an slo label"
+    severities = {a["labels"].get("severity") for a in slo_alerts}
+    assert {"page", "ticket"} <= severities
+    assert "slo" in rule["equal"]
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path) -> Iterator[int]:
+    port, cluster = free_port(), free_port()
+    proc = subprocess.Popen(
+        [
+            require_binary("prometheus-alertmanager"),
+            f"--config.file={ALERTMANAGER_YML}",
+            f"--storage.path={tmp_path / 'am'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--cluster.listen-address=127.0.0.1:{cluster}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=cleanup_env(),
+    )
+    try:
+        wait_for_port(port, proc=proc)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_prometheus_and_alertmanager_start_with_the_deploy_configs(
+    tmp_path: Path, rule_files: list[Path], alertmanager: int
+) -> None:
+    status = poll(lambda: get_json(f"http://127.0.0.1:{alertmanager}/api/v2/status"))
+    loaded = yaml.safe_load(status["config"]["original"])
+    assert {r["name"] for r in loaded["receivers"]} == {"pager", "ticket"}
+
+    config = loopback_prometheus_config(tmp_path, rule_files, alertmanager)
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            require_binary("prometheus"),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=cleanup_env(),
+    )
+    try:
+        wait_for_port(port, proc=proc, timeout=20)
+        base = f"http://127.0.0.1:{port}/api/v1"
+        expected_groups = {
+            group["name"]
+            for path in rule_files
+            for group in yaml.safe_load(path.read_text())["groups"]
+        }
+        groups = poll(lambda: get_json(f"{base}/rules")["data"]["groups"])
+        assert {g["name"] for g in groups} == expected_groups
+        assert all(rule["health"] != "err" for g in groups for rule in g["rules"])
+        active = poll(lambda: get_json(f"{base}/alertmanagers")["data"]["activeAlertmanagers"])
+        assert active[0]["url"].startswith(f"http://127.0.0.1:{alertmanager}/")
+    finally:
+        proc.terminate()
+        proc.wait(10)
