@@ -17,6 +17,8 @@ from exporter.slo import SLOError, format_duration, load_slo
 COMMANDS: dict[str, tuple[str, str]] = {
     "check-slo": ("exporter.cli", "Validate an SLO file and print what it declares."),
     "docs": ("exporter.reference", "Write the metric and configuration references into docs/."),
+    "generate": ("exporter.generate", "Write alert rules, rule tests and dashboards from the SLO."),
+    "serve": ("exporter.server", "Serve /metrics for Redis (INFO, sampling) and PostgreSQL."),
 }
 
 

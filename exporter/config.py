@@ -1,0 +1,383 @@
+"""Settings of ``cache-slo-exporter serve``: flags, then environment, then defaults.
+
+Every setting is one row of :data:`OPTIONS` (flag, environment variable,
+parser, default), so the precedence is the same for all of them and an error
+always names where the bad value came from, the flag or variable, and what was
+expected.  The SLO file (``--slo``) supplies the key types and targets the
+collectors use; no connection setting is read from it.
+
+Secrets (Redis and PostgreSQL passwords, basic-auth password, bearer token)
+are held in fields that ``repr`` leaves out and are never echoed: URLs are
+shown through :func:`redact_url`, DSNs through :func:`redact_dsn`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+from exporter.slo import SLO, load_slo
+
+#: 9121 is the Go redis_exporter's port; ours must be able to run beside it
+DEFAULT_PORT = 9150
+DEFAULT_LISTEN = f"0.0.0.0:{DEFAULT_PORT}"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: below Prometheus' default scrape_timeout (10 s), so we answer before it gives up
+DEFAULT_SCRAPE_TIMEOUT = 5.0
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+_SECRET_QUERY_KEYS = frozenset({"password", "pass", "pwd", "token"})
+_DSN_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+class ConfigError(ValueError):
+    """A bad setting: names the flag or environment variable and what was expected."""
+
+    def __init__(self, where: str, expected: str, got: str | None = None) -> None:
+        self.where = where
+        self.expected = expected
+        shown = "" if got is None else f", got {got!r}"
+        super().__init__(f"{where}: expected {expected}{shown}")
+
+
+# --- redaction -------------------------------------------------------------------
+
+
+def redact_url(url: str) -> str:
+    """``redis://user:secret@host:6379/0`` -> ``redis://user:***@host:6379/0``.
+
+    Passwords in the query string (``?password=``) are masked too.  A string
+    that does not parse as a URL is replaced whole: it might be a secret.
+    """
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError:
+        return "<unparsable URL>"
+    netloc = parts.netloc
+    if parts.password is not None:
+        user = parts.username or ""
+        host = netloc.rsplit("@", 1)[1]
+        netloc = f"{user}:***@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in pairs], safe="*"
+        )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def redact_dsn(dsn: str) -> str:
+    """A PostgreSQL DSN (URL or ``key=value`` form) with its password masked."""
+    if "://" in dsn:
+        return redact_url(dsn)
+    return _DSN_PASSWORD.sub(r"\1***", dsn)
+
+
+def instance_of(url: str) -> str:
+    """The ``instance`` label for a Redis URL: ``host:port`` or the socket path, no user."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return parts.path
+    return f"{parts.hostname}:{parts.port or 6379}"
+
+
+# --- value parsers (each raises ValueError with what it expected) ------------------
+
+
+def parse_redis_url(text: str) -> str:
+    shown = redact_url(text)
+    try:
+        parts = urlsplit(text)
+        _ = parts.port
+    except ValueError:
+        raise ValueError(
+            f"a redis://, rediss:// or unix:// URL with a numeric port ({shown})"
+        ) from None
+    if parts.scheme not in REDIS_SCHEMES:
+        raise ValueError(f"a URL whose scheme is one of {', '.join(REDIS_SCHEMES)} ({shown})")
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise ValueError(f"unix:///path/to/redis.sock ({shown})")
+    elif not parts.hostname:
+        raise ValueError(f"a host in the URL, as in redis://host:6379/0 ({shown})")
+    db = parts.path.strip("/")
+    if parts.scheme != "unix" and db and not db.isdigit():
+        raise ValueError(f"a database number as the URL path, as in /0 ({shown})")
+    return text
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"HOST:PORT with a port from 1 to 65535, as in {DEFAULT_LISTEN}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("a number of seconds, as in 5 or 0.5") from None
+    if not 0 < value <= 300:
+        raise ValueError("a number of seconds above 0 and at most 300")
+    return value
+
+
+def _non_negative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("a number of seconds, 0 or more") from None
+    if value < 0:
+        raise ValueError("a number of seconds, 0 or more")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) <= 0:
+        raise ValueError("a whole number above 0")
+    return int(text)
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("true or false")
+
+
+def _file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise ValueError(f"a readable file (no file at {text!r})")
+    return path
+
+
+def _text(text: str) -> str:
+    if not text.strip():
+        raise ValueError("a non-empty value")
+    return text
+
+
+def _http_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"an http:// or https:// URL ({redact_url(text)})")
+    return text.rstrip("/")
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("one of debug, info, warning, error")
+    return level
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: where it is read from, how it is parsed, its default."""
+
+    dest: str
+    flag: str
+    env: str
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    #: a secret value is never echoed in an error
+    secret: bool = False
+    switch: bool = False
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("redis_url", "--redis-url", "REDIS_URL", parse_redis_url, DEFAULT_REDIS_URL,
+           "Redis to watch: redis://[user[:password]@]host:port/db, rediss:// for TLS, "
+           "or unix:///path.sock.", secret=True),
+    Option("redis_password_file", "--redis-password-file", "REDIS_PASSWORD_FILE", _file, None,
+           "File holding the Redis password (overrides one in the URL)."),
+    Option("listen", "--listen", "CACHE_EXPORTER_LISTEN", _host_port, _host_port(DEFAULT_LISTEN),
+           f"HOST:PORT to serve on (default {DEFAULT_LISTEN}; 9121 is left to redis_exporter)."),
+    Option("slo", "--slo", "CACHE_EXPORTER_SLO", _file, None,
+           "SLO file (default: the packaged ADR defaults)."),
+    Option("postgres_dsn", "--postgres-dsn", "POSTGRES_DSN", _text, None,
+           "PostgreSQL DSN to read the buffer-cache layer from (pg_stat_database).",
+           secret=True),
+    Option("scrape_timeout", "--scrape-timeout", "CACHE_EXPORTER_SCRAPE_TIMEOUT", _seconds,
+           DEFAULT_SCRAPE_TIMEOUT,
+           "Seconds a scrape may take in all (keep it below Prometheus' scrape_timeout)."),
+    Option("sample_batch_size", "--sample-batch-size", "CACHE_EXPORTER_SAMPLE_BATCH_SIZE",
+           _positive_int, None, "Keys per SCAN/MEMORY USAGE batch of the keyspace sampler."),
+    Option("sample_budget", "--sample-budget", "CACHE_EXPORTER_SAMPLE_BUDGET", _seconds, None,
+           "Seconds of Redis time one sampling cycle may use."),
+    Option("sample_pause", "--sample-pause", "CACHE_EXPORTER_SAMPLE_PAUSE",
+           _non_negative_seconds, None, "Seconds to pause between sampler batches."),
+    Option("sample_max_keys", "--sample-max-keys", "CACHE_EXPORTER_SAMPLE_MAX_KEYS",
+           _positive_int, None, "Most keys measured per sampling cycle."),
+    Option("sample_interval", "--sample-interval", "CACHE_EXPORTER_SAMPLE_INTERVAL", _seconds,
+           None, "Seconds between sampling cycles."),
+    Option("configure_notifications", "--configure-notifications",
+           "CACHE_EXPORTER_CONFIGURE_NOTIFICATIONS", _bool, False,
+           "Turn on Redis keyspace notifications for evictions/expirations (CONFIG SET).",
+           switch=True),
+    Option("basic_auth_user", "--basic-auth-user", "CACHE_EXPORTER_BASIC_AUTH_USER", _text, None,
+           "Require HTTP basic auth on /metrics and /scrape with this user."),
+    Option("basic_auth_password_file", "--basic-auth-password-file",
+           "CACHE_EXPORTER_BASIC_AUTH_PASSWORD_FILE", _file, None,
+           "File holding the basic-auth password."),
+    Option("bearer_token_file", "--bearer-token-file", "CACHE_EXPORTER_BEARER_TOKEN_FILE", _file,
+           None, "Require 'Authorization: Bearer <token>' on /metrics and /scrape; the token "
+           "is read from this file."),
+    Option("prometheus_url", "--prometheus-url", "PROMETHEUS_URL", _http_url, None,
+           "Prometheus to query for the SLO status page."),
+    Option("log_level", "--log-level", "CACHE_EXPORTER_LOG_LEVEL", _log_level, "INFO",
+           "debug, info, warning or error."),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings; secrets are excluded from ``repr``."""
+
+    redis_url: str = field(default=DEFAULT_REDIS_URL, repr=False)
+    listen_host: str = "0.0.0.0"
+    listen_port: int = DEFAULT_PORT
+    slo: SLO = field(default_factory=load_slo, repr=False)
+    postgres_dsn: str | None = field(default=None, repr=False)
+    scrape_timeout: float = DEFAULT_SCRAPE_TIMEOUT
+    #: sampler keyword arguments that were set (others keep the sampler's defaults)
+    sampler: dict[str, float | int] = field(default_factory=dict)
+    configure_notifications: bool = False
+    basic_auth_user: str | None = None
+    basic_auth_password: str | None = field(default=None, repr=False)
+    bearer_token: str | None = field(default=None, repr=False)
+    prometheus_url: str | None = None
+    log_level: str = "INFO"
+    redis_password: str | None = field(default=None, repr=False)
+
+    @property
+    def redis_display(self) -> str:
+        """The Redis URL as logs and pages may show it."""
+        return redact_url(self.redis_url)
+
+    @property
+    def instance(self) -> str:
+        return instance_of(self.redis_url)
+
+    @property
+    def redis_target(self) -> tuple[str, dict[str, Any]]:
+        """Credential-free URL plus ``username``/``password`` keyword arguments."""
+        return split_credentials(self.redis_url, self.redis_password)
+
+    @property
+    def auth_required(self) -> bool:
+        return self.basic_auth_user is not None or self.bearer_token is not None
+
+
+def split_credentials(url: str, password: str | None = None) -> tuple[str, dict[str, Any]]:
+    """Move user and password out of a Redis URL into client keyword arguments."""
+    parts = urlsplit(url)
+    kwargs: dict[str, Any] = {}
+    if parts.username:
+        kwargs["username"] = unquote(parts.username)
+    if parts.password is not None:
+        kwargs["password"] = unquote(parts.password)
+    if password is not None:
+        kwargs["password"] = password
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = urlencode(
+        [(k, v) for k, v in parse_qsl(parts.query) if k.lower() not in _SECRET_QUERY_KEYS]
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)), kwargs
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per :data:`OPTIONS` row; values stay strings until resolved."""
+    for opt in OPTIONS:
+        help_text = f"{opt.help} [env {opt.env}]"
+        if opt.switch:
+            parser.add_argument(opt.flag, dest=opt.dest, action="store_const", const="true",
+                                default=None, help=help_text)  # fmt: skip
+        else:
+            parser.add_argument(opt.flag, dest=opt.dest, default=None, help=help_text)
+
+
+def _read_secret(path: Path, where: str) -> str:
+    try:
+        value = path.read_text("utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(where, f"a readable file ({exc.strerror})", str(path)) from None
+    if not value:
+        raise ConfigError(where, "a file holding a non-empty secret", str(path))
+    return value
+
+
+def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from flags, then environment variables, then defaults; refuse bad values."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    where: dict[str, str] = {}
+    for opt in OPTIONS:
+        raw = getattr(args, opt.dest, None)
+        source = opt.flag
+        if raw is None and env.get(opt.env):
+            raw, source = env[opt.env], f"environment variable {opt.env}"
+        where[opt.dest] = source
+        if raw is None:
+            values[opt.dest] = opt.default
+            continue
+        try:
+            values[opt.dest] = opt.parse(raw)
+        except ValueError as exc:
+            shown = None if opt.secret else raw
+            raise ConfigError(source, str(exc), shown) from None
+
+    redis_password = None
+    if values["redis_password_file"] is not None:
+        redis_password = _read_secret(values["redis_password_file"], where["redis_password_file"])
+    basic_password = None
+    if (values["basic_auth_user"] is None) != (values["basic_auth_password_file"] is None):
+        raise ConfigError("--basic-auth-user / --basic-auth-password-file", "both set, or neither")
+    if values["basic_auth_password_file"] is not None:
+        basic_password = _read_secret(
+            values["basic_auth_password_file"], where["basic_auth_password_file"]
+        )
+    bearer = None
+    if values["bearer_token_file"] is not None:
+        if values["basic_auth_user"] is not None:
+            raise ConfigError(
+                "--bearer-token-file", "not to be combined with --basic-auth-user (pick one)"
+            )
+        bearer = _read_secret(values["bearer_token_file"], where["bearer_token_file"])
+
+    sampler_keys = ("batch_size", "budget", "pause", "max_keys", "interval")
+    sampler_args = {"budget": "cycle_budget"}
+    sampler = {
+        sampler_args.get(key, key): values[f"sample_{key}"]
+        for key in sampler_keys
+        if values[f"sample_{key}"] is not None
+    }
+    host, port = values["listen"]
+    return Settings(
+        redis_url=values["redis_url"],
+        listen_host=host,
+        listen_port=port,
+        slo=load_slo(values["slo"]),
+        postgres_dsn=values["postgres_dsn"],
+        scrape_timeout=values["scrape_timeout"],
+        sampler=sampler,
+        configure_notifications=values["configure_notifications"],
+        basic_auth_user=values["basic_auth_user"],
+        basic_auth_password=basic_password,
+        bearer_token=bearer,
+        prometheus_url=values["prometheus_url"],
+        log_level=values["log_level"],
+        redis_password=redis_password,
+    )

@@ -1,0 +1,236 @@
+"""``cache-slo-exporter serve``: the Prometheus scrape target.
+
+``GET /metrics`` (Prometheus text, or OpenMetrics when the scraper asks),
+``GET /healthz`` (the process is alive), ``GET /readyz`` (Redis answers; 503
+otherwise) and ``GET /scrape?target=redis://...`` (the INFO collector against
+another Redis, fresh registry per request, as the Go redis_exporter's and the
+blackbox exporter's multi-target pattern).  Scrape work runs in the thread
+pool, bounded by socket timeouts, so a slow Redis never blocks the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import importlib
+import logging
+import re
+import secrets
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import quote, unquote
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.exposition import choose_encoder
+
+from exporter import config
+from exporter.collectors.redis_info import RedisInfoCollector, error_class
+from exporter.config import ConfigError, Settings, instance_of, redact_dsn, split_credentials
+from exporter.slo import SLOError
+
+log = logging.getLogger(__name__)
+
+#: background collectors (module, class) wired in when their module exists
+BACKGROUND_COLLECTORS = (
+    ("exporter.collectors.keyspace_sampler", "KeyspaceSampler"),
+    ("exporter.collectors.evictions", "EvictionTracker"),
+)
+
+
+def _redis_timeout(settings: Settings) -> float:
+    """Redis gets half the scrape budget; the rest is PostgreSQL and rendering."""
+    return settings.scrape_timeout / 2
+
+
+def _background_collectors(settings: Settings) -> list[Any]:
+    """The sampler and eviction tracker, built if their modules are installed."""
+    url, kwargs = settings.redis_target
+    built: list[Any] = []
+    for module_name, class_name in BACKGROUND_COLLECTORS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            log.info("%s is not available; its metrics are not served", module_name)
+            continue
+        extra: dict[str, Any] = (
+            dict(settings.sampler)
+            if class_name == "KeyspaceSampler"
+            else {"configure_notifications": settings.configure_notifications}
+        )
+        cls = getattr(module, class_name)
+        built.append(
+            cls(url, settings.slo, instance=settings.instance, redis_kwargs=kwargs, **extra)
+        )
+    return built
+
+
+def _check_auth(settings: Settings) -> Any:
+    """A dependency enforcing basic auth or a bearer token, when configured."""
+
+    def check(request: Request) -> None:
+        if not settings.auth_required:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, credentials = header.partition(" ")
+        token = (settings.bearer_token or "").encode()
+        if (
+            settings.bearer_token is not None
+            and scheme.lower() == "bearer"
+            and secrets.compare_digest(credentials.strip().encode(), token)
+        ):
+            return
+        if settings.basic_auth_user is not None and scheme.lower() == "basic":
+            try:
+                decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                decoded = ""
+            user, _, password = decoded.partition(":")
+            user_ok = secrets.compare_digest(user.encode(), settings.basic_auth_user.encode())
+            expected = (settings.basic_auth_password or "").encode()
+            if secrets.compare_digest(password.encode(), expected) and user_ok:
+                return
+        challenge = "Bearer" if settings.bearer_token is not None else 'Basic realm="metrics"'
+        raise HTTPException(401, "authentication required", {"WWW-Authenticate": challenge})
+
+    return check
+
+
+def _exposition(registry: CollectorRegistry, accept: str) -> Response:
+    encoder, content_type = choose_encoder(accept)
+    return Response(encoder(registry), media_type=content_type)
+
+
+def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
+    """The exporter's app; ``background=False`` leaves out the sampler threads."""
+    url, kwargs = settings.redis_target
+    info = RedisInfoCollector(
+        url, instance=settings.instance, timeout=_redis_timeout(settings), redis_kwargs=kwargs
+    )
+    registry = CollectorRegistry()
+    registry.register(info)
+    ProcessCollector(registry=registry)
+    if settings.postgres_dsn:
+        from exporter.collectors.postgres import PostgresCollector
+
+        registry.register(
+            PostgresCollector(settings.postgres_dsn, timeout=settings.scrape_timeout / 2)
+        )
+    extra = _background_collectors(settings) if background else []
+    for collector in extra:
+        registry.register(collector)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        for collector in extra:
+            collector.start()
+        try:
+            yield
+        finally:
+            for collector in extra:
+                collector.stop()
+            info.close()
+
+    app = FastAPI(title="cache-slo-exporter", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.state.registry = registry
+    auth = Depends(_check_auth(settings))
+
+    @app.get("/metrics", dependencies=[auth])
+    def metrics(request: Request) -> Response:
+        return _exposition(registry, request.headers.get("accept", ""))
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        try:
+            info.ping()
+        except Exception as exc:  # any failure means "not ready"; the class says which
+            body = {"status": "unavailable", "redis": settings.redis_display}
+            return JSONResponse({**body, "error": error_class(exc)}, status_code=503)
+        return JSONResponse({"status": "ready", "redis": settings.redis_display})
+
+    @app.get("/scrape", dependencies=[auth])
+    def scrape(request: Request, target: str = Query(..., min_length=1)) -> Response:
+        try:
+            config.parse_redis_url(target)
+        except ValueError as exc:
+            raise HTTPException(400, f"query parameter 'target': expected {exc}") from None
+        clean, creds = split_credentials(target)
+        collector = RedisInfoCollector(
+            clean,
+            instance=instance_of(target),
+            timeout=_redis_timeout(settings),
+            redis_kwargs=creds,
+        )
+        one_off = CollectorRegistry()
+        one_off.register(collector)
+        try:
+            return _exposition(one_off, request.headers.get("accept", ""))
+        finally:
+            collector.close()
+
+    return app
+
+
+# --- the `serve` command -----------------------------------------------------------
+
+_TARGET = re.compile(r"(target=)([^&\s]+)")
+
+
+class RedactTargets(logging.Filter):
+    """Mask credentials in ``/scrape?target=`` URLs of access-log lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _TARGET.sub(lambda m: m[1] + quote(config.redact_url(unquote(m[2])), "/:@*"), a)
+                if isinstance(a, str)
+                else a
+                for a in record.args
+            )
+        return True
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    config.configure_parser(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Resolve settings (exit 2 on a bad one), then serve until SIGINT/SIGTERM."""
+    import uvicorn
+
+    try:
+        settings = config.resolve(args)
+    except (ConfigError, SLOError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("uvicorn.access").addFilter(RedactTargets())
+    log.info(
+        "serving on %s:%d for Redis %s%s (scrape timeout %gs)",
+        settings.listen_host,
+        settings.listen_port,
+        settings.redis_display,
+        f", PostgreSQL {redact_dsn(settings.postgres_dsn)}" if settings.postgres_dsn else "",
+        settings.scrape_timeout,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.listen_host,
+        port=settings.listen_port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=5,
+    )
+    return 0
