@@ -1,0 +1,192 @@
+"""What the sync and asyncio services share: options, keys, policy, metrics, breaker.
+
+Everything here is pure (no I/O), so :mod:`exporter.client.sync` and
+:mod:`exporter.client.aio` only add the Redis calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import uuid
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from exporter.client.breaker import CircuitBreaker
+from exporter.client.errors import CacheConfigError
+from exporter.client.instrumentation import BREAKER_ERRORS, Instruments, TypeChildren, error_class
+from exporter.client.keys import KeyBuilder, KeyPattern
+from exporter.client.policy import Seconds, missing_ttl, ttl_ms
+from exporter.client.serialization import JsonSerializer, Serializer, encode
+from exporter.metrics import client_metrics
+from exporter.slo import SLO, load_slo
+
+log = logging.getLogger("exporter.client")
+
+#: the ready-made cross-instance invalidation channel
+INVALIDATION_CHANNEL = "cache-slo-exporter:invalidation"
+#: redis-py options ``from_url`` sets unless the caller does (fail fast, fail open)
+DEFAULT_SOCKET_TIMEOUT = 0.25
+DEFAULT_CONNECT_TIMEOUT = 0.25
+#: names ``from_url`` passes to the service; every other option goes to redis-py
+SERVICE_OPTIONS = frozenset(
+    {
+        "slo",
+        "registry",
+        "serializer",
+        "other_ttl",
+        "breaker_threshold",
+        "breaker_cooldown",
+        "lock_lease",
+        "lock_wait",
+        "xfetch_beta",
+        "prune_every",
+    }
+)
+
+
+class _Missing:
+    """Sentinel: nothing usable was read (miss, failure or undecodable value)."""
+
+
+MISSING: Any = _Missing()
+
+
+def xfetch_due(delta: float, expiry: float, now: float, beta: float) -> bool:
+    """Probabilistic early expiration (Vattani et al.): refresh before ``expiry`` with a
+    probability that grows as it nears and with the value's compute time ``delta``."""
+    if delta <= 0 or expiry <= 0 or beta <= 0:
+        return False
+    return now - delta * beta * math.log(1.0 - random.random()) >= expiry
+
+
+def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    service = {k: v for k, v in options.items() if k in SERVICE_OPTIONS}
+    redis_opts = {k: v for k, v in options.items() if k not in SERVICE_OPTIONS}
+    redis_opts.setdefault("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
+    redis_opts.setdefault("socket_connect_timeout", DEFAULT_CONNECT_TIMEOUT)
+    if redis_opts.get("decode_responses"):
+        raise CacheConfigError(
+            "decode_responses: expected False (values are bytes the serializer decodes)"
+        )
+    return service, redis_opts
+
+
+class ServiceCore:
+    """Options, keys, TTL policy, serializer, bound metrics and the breaker."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        slo: SLO | None = None,
+        registry: CollectorRegistry | None = None,
+        serializer: Serializer | None = None,
+        other_ttl: Seconds | None = None,
+        breaker_threshold: int = 5,
+        breaker_cooldown: float = 1.0,
+        lock_lease: float = 5.0,
+        lock_wait: float | None = None,
+        xfetch_beta: float = 1.0,
+        prune_every: int = 64,
+    ) -> None:
+        encoder = getattr(client, "get_encoder", None)
+        if encoder is not None and getattr(encoder(), "decode_responses", False):
+            raise CacheConfigError(
+                "client: expected a redis client with decode_responses=False "
+                "(values are bytes the serializer decodes)"
+            )
+        self.redis = client
+        self.slo = slo if slo is not None else load_slo()
+        self.keys = KeyBuilder(self.slo)
+        self.serializer: Serializer = serializer if serializer is not None else JsonSerializer()
+        self.metrics = client_metrics(registry)
+        self._i = Instruments(self.metrics, self.slo, ttl_ms(other_ttl, "other_ttl"))
+        self.breaker = CircuitBreaker(breaker_threshold, breaker_cooldown)
+        lease = ttl_ms(lock_lease, "lock_lease")
+        assert lease is not None
+        self.lock_lease_ms = lease
+        self.lock_wait = lock_lease if lock_wait is None else float(lock_wait)
+        self.xfetch_beta = float(xfetch_beta)
+        if prune_every < 1:
+            raise CacheConfigError(f"prune_every: expected an int >= 1, got {prune_every!r}")
+        self.prune_every = prune_every
+        self._tag_writes = 0
+        self.instance_id = uuid.uuid4().hex
+
+    # --- keys (pure) ----------------------------------------------------------------
+
+    def key(self, type_name: str, *parts: str, tenant: str | None = None) -> str:
+        """ADR key of ``type_name``: ``prefix[:tenant]:part...``, every segment escaped."""
+        return self.keys.key(type_name, *parts, tenant=tenant)
+
+    def pattern(self, type_name: str, *parts: str, tenant: str | None = None) -> KeyPattern:
+        """Glob for the keys under ``key(type_name, *parts, ..., tenant=tenant)``."""
+        return self.keys.pattern(type_name, *parts, tenant=tenant)
+
+    def type_of(self, key: str) -> str:
+        return self._i.classify(key).name
+
+    # --- policy and serialization ---------------------------------------------------
+
+    def _ttl_for(self, ti: TypeChildren, ttl: Seconds | None) -> int:
+        px = ttl_ms(ttl) if ttl is not None else ti.ttl_ms
+        if px is None:
+            raise missing_ttl(ti.name, self.slo.source)
+        return px
+
+    def _encode(self, ti: TypeChildren, value: Any) -> bytes:
+        return encode(self.serializer, value, ti.name)
+
+    def _decode(self, op: str, data: bytes) -> Any:
+        try:
+            return self.serializer.loads(data)
+        except Exception as exc:
+            self._i.errors[op]["serialization"].inc()
+            log.debug("cache %s: undecodable value (%s)", op, type(exc).__name__)
+            return MISSING
+
+    # --- failure accounting ---------------------------------------------------------
+
+    def _failed(self, op: str, exc: BaseException) -> None:
+        """Count a failed Redis call and feed the breaker; never raises."""
+        err = error_class(exc)
+        self._i.errors[op][err].inc()
+        if err in BREAKER_ERRORS:
+            was_open = bool(self.breaker.open_until)
+            self.breaker.failure()
+            if not was_open and self.breaker.open_until:
+                log.warning("cache circuit opened after %d failures", self.breaker.failures)
+        # class name only: messages of some errors could echo connection details
+        log.debug("cache %s failed: %s (%s)", op, err, type(exc).__name__)
+
+    def _blocked(self, op: str) -> bool:
+        """True (and counted) when the open breaker skips this call."""
+        br = self.breaker
+        if br.open_until and not br.allow():
+            self._i.errors[op]["circuit_open"].inc()
+            return True
+        return False
+
+    def _ok(self) -> None:
+        if self.breaker.failures:
+            self.breaker.success()
+
+    # --- tags -----------------------------------------------------------------------
+
+    def _tag_keys(
+        self, key: str, tags: list[str] | tuple[str, ...], tenant: str | None
+    ) -> list[str]:
+        if isinstance(tags, str):
+            raise CacheConfigError(f"tags: expected a list of tags, got the string {tags!r}")
+        self.keys.check_tag_member(key, tenant)
+        return [self.keys.tag_key(tag, tenant) for tag in tags]
+
+    def _prune_due(self) -> bool:
+        self._tag_writes += 1
+        return self._tag_writes % self.prune_every == 0
+
+    def _invalidation_message(self, keys: list[str], tags: list[str], tenant: str | None) -> Any:
+        return {"origin": self.instance_id, "keys": keys, "tags": tags, "tenant": tenant}

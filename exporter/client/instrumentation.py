@@ -1,0 +1,89 @@
+"""Metric children bound once per key type and operation (never ``labels()`` per call).
+
+``labels()`` validates, locks and looks up a dict on every call, so the service
+binds every child it can need at construction: hits/misses/compute per key
+type (from the SLO file plus ``other``), latency per operation, errors per
+(operation, error class).  All of them exist from the start, so dashboards see
+0 rather than no series before the first event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import redis.exceptions as rex
+
+from exporter.metrics import ERROR_CLASSES, LAYER_REDIS, OPERATIONS, TYPE_OTHER, ClientMetrics
+from exporter.slo import SLO
+
+#: exception class -> error label, first match wins (order matters: redis-py's
+#: TimeoutError is not a ConnectionError; builtin TimeoutError is an OSError)
+ERROR_TABLE: tuple[tuple[type[BaseException], str], ...] = (
+    (rex.TimeoutError, "timeout"),
+    (TimeoutError, "timeout"),
+    (asyncio.TimeoutError, "timeout"),
+    (socket.timeout, "timeout"),
+    (rex.ConnectionError, "connection"),
+    (rex.ClusterDownError, "connection"),
+    (rex.MasterDownError, "connection"),
+    (OSError, "connection"),
+    (rex.ResponseError, "response"),
+)
+#: error classes that mean "Redis is unreachable": these feed the circuit breaker
+BREAKER_ERRORS = frozenset({"timeout", "connection"})
+
+
+def error_class(exc: BaseException) -> str:
+    for cls, name in ERROR_TABLE:
+        if isinstance(exc, cls):
+            return name
+    return "other"
+
+
+@dataclass(slots=True, eq=False)
+class TypeChildren:
+    """Bound children (and the TTL policy) of one key type."""
+
+    name: str
+    hits: Any
+    misses: Any
+    compute: Any
+    ttl_ms: int | None
+
+
+class Instruments:
+    """Every child the client records into, bound once."""
+
+    def __init__(self, metrics: ClientMetrics, slo: SLO, other_ttl_ms: int | None) -> None:
+        def bind(name: str, ttl_ms: int | None) -> TypeChildren:
+            return TypeChildren(
+                name,
+                metrics.hits.labels(LAYER_REDIS, name),
+                metrics.misses.labels(LAYER_REDIS, name),
+                metrics.compute.labels(name),
+                ttl_ms,
+            )
+
+        self.other = bind(TYPE_OTHER, other_ttl_ms)
+        self.by_prefix: dict[str, TypeChildren] = {
+            kt.prefix: bind(kt.name, int(kt.ttl.total_seconds() * 1000)) for kt in slo.key_types
+        }
+        self.latency: dict[str, Any] = {
+            op: metrics.latency.labels(LAYER_REDIS, op) for op in OPERATIONS
+        }
+        self.errors: dict[str, dict[str, Any]] = {
+            op: {err: metrics.errors.labels(LAYER_REDIS, op, err) for err in ERROR_CLASSES}
+            for op in OPERATIONS
+        }
+
+    def classify(self, key: str) -> TypeChildren:
+        """Same rule as :meth:`exporter.slo.SLO.type_of_key`: the prefix before ``:``."""
+        prefix, sep, _ = key.partition(":")
+        if sep:
+            found = self.by_prefix.get(prefix)
+            if found is not None:
+                return found
+        return self.other

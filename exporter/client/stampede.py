@@ -1,0 +1,110 @@
+"""Stampede protection for ``get_or_compute``: three layers.
+
+1. **Single-flight in one process**: concurrent callers for one cold key share
+   one computation (threads: :class:`SingleFlight`; asyncio tasks:
+   :class:`AsyncSingleFlight`).
+2. **A short Redis lease lock across processes**: ``SET lock NX PX lease`` with
+   a random token; the holder computes, others poll for the value.  The lease
+   expires by itself, so a crashed holder cannot wedge the key, and release is
+   a compare-and-delete script, so a holder whose lease ran out cannot delete a
+   successor's lock.  The script touches one key (cluster-safe).
+3. **XFetch early refresh** (:func:`exporter.client.core.xfetch_due`): values
+   carry their compute time and expiry, and a reader refreshes a hot key early
+   with a probability that rises towards expiry, so hot keys never all expire
+   at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+#: delete the lock only if it still holds our token
+RELEASE_SCRIPT = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+#: read a tag's members and delete the tag set in one step (one key: cluster-safe)
+POP_TAG_SCRIPT = """
+local members = redis.call('smembers', KEYS[1])
+redis.call('del', KEYS[1])
+return members
+"""
+
+#: poll interval while another process holds the lock: start short, back off
+POLL_FIRST = 0.005
+POLL_MAX = 0.05
+
+
+class _Call:
+    __slots__ = ("error", "event", "value")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+class SingleFlight:
+    """One computation per key at a time in this process; the others wait for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: dict[str, _Call] = {}
+
+    def do(self, key: str, fn: Callable[[], T]) -> T:
+        with self._lock:
+            call = self._calls.get(key)
+            leader = call is None
+            if call is None:
+                call = self._calls[key] = _Call()
+        if not leader:
+            call.event.wait()
+            if call.error is not None:
+                raise call.error
+            return call.value  # type: ignore[no-any-return]
+        try:
+            call.value = fn()
+            return call.value  # type: ignore[no-any-return]
+        except BaseException as exc:
+            call.error = exc
+            raise
+        finally:
+            with self._lock:
+                del self._calls[key]
+            call.event.set()
+
+
+class AsyncSingleFlight:
+    """Single-flight for asyncio tasks (of one event loop)."""
+
+    def __init__(self) -> None:
+        self._calls: dict[str, asyncio.Future[Any]] = {}
+
+    async def do(self, key: str, fn: Callable[[], Awaitable[T]]) -> T:
+        fut = self._calls.get(key)
+        if fut is not None:
+            return await asyncio.shield(fut)
+        fut = asyncio.get_running_loop().create_future()
+        self._calls[key] = fut
+        try:
+            value = await fn()
+        except asyncio.CancelledError:
+            fut.cancel()
+            raise
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()  # mark retrieved: with no follower nobody else reads it
+            raise
+        else:
+            fut.set_result(value)
+            return value
+        finally:
+            del self._calls[key]

@@ -1,0 +1,503 @@
+"""``CacheService``: the ADR-004 cache interface over (sync) redis-py, instrumented.
+
+Fail open: a Redis error or timeout never reaches the caller.  Reads return a
+miss (``None``), ``get_or_compute`` computes from the source, writes are
+dropped (``set`` returns ``False``, counters return ``None``); the error is
+counted in ``cache_errors_total{layer,operation,error}`` and feeds the circuit
+breaker.  Caller bugs (bad keys, unserializable values, missing TTLs) raise.
+
+Cluster: a ``redis.cluster.RedisCluster`` client is accepted.  Multi-key
+operations are never atomic across hash slots: ``mget`` uses
+``mget_nonatomic``, ``mset``/``set_with_tags``/``incr`` use non-transactional
+pipelines (redis-py groups their commands per node), ``delete``/``UNLINK`` is
+split per slot by redis-py, and every Lua script (lock release, tag pop) touches
+exactly one key.  Tag sets, locks and version counters are ordinary keys in
+their own slots.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from time import perf_counter
+from typing import Any, TypeVar
+
+import redis
+import redis.cluster
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from exporter.client.core import (
+    INVALIDATION_CHANNEL,
+    MISSING,
+    ServiceCore,
+    split_options,
+    xfetch_due,
+)
+from exporter.client.instrumentation import TypeChildren
+from exporter.client.keys import KeyPattern
+from exporter.client.policy import Seconds
+from exporter.client.pubsub import Subscription
+from exporter.client.serialization import unwrap, wrap
+from exporter.client.stampede import (
+    POLL_FIRST,
+    POLL_MAX,
+    POP_TAG_SCRIPT,
+    RELEASE_SCRIPT,
+    SingleFlight,
+)
+
+T = TypeVar("T")
+
+
+class CacheService(ServiceCore):
+    """Instrumented, tenant-isolated, fail-open cache over a sync redis-py client."""
+
+    def __init__(self, client: redis.Redis | redis.cluster.RedisCluster, **options: Any) -> None:
+        super().__init__(client, **options)
+        self.redis: Any = client
+        any_client: Any = client
+        self.is_cluster = isinstance(client, redis.cluster.RedisCluster)
+        self._flight = SingleFlight()
+        self._release = any_client.register_script(RELEASE_SCRIPT)
+        self._pop_tag = any_client.register_script(POP_TAG_SCRIPT)
+        self._lat_get = self._i.latency["get"]
+
+    @classmethod
+    def from_url(cls, url: str, *, cluster: bool = False, **options: Any) -> CacheService:
+        """Connect with short timeouts and no retries (the cache must not slow callers).
+
+        Service options (``slo``, ``registry``, ``serializer``, ``other_ttl``,
+        ``breaker_*``, ``lock_*``, ``xfetch_beta``, ``prune_every``) go to the
+        service; everything else to redis-py.
+        """
+        service, redis_opts = split_options(options)
+        redis_opts.setdefault("retry", Retry(NoBackoff(), 0))
+        client: Any
+        if cluster:
+            client = redis.cluster.RedisCluster.from_url(url, **redis_opts)  # type: ignore[no-untyped-call]
+        else:
+            client = redis.Redis.from_url(url, **redis_opts)
+        return cls(client, **service)
+
+    def close(self) -> None:
+        self.redis.close()
+
+    # --- plumbing -------------------------------------------------------------------
+
+    def _call(self, op: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | Any:
+        """Run one Redis call with breaker, latency and error accounting; MISSING on failure."""
+        if self._blocked(op):
+            return MISSING
+        t0 = perf_counter()
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as exc:
+            self._i.latency[op].observe(perf_counter() - t0)
+            self._failed(op, exc)
+            return MISSING
+        self._i.latency[op].observe(perf_counter() - t0)
+        self._ok()
+        return result
+
+    # --- reads ----------------------------------------------------------------------
+
+    def get(self, key: str) -> Any:
+        """The value at ``key``, or ``None`` on a miss (or when Redis is unavailable)."""
+        ti = self._i.classify(key)
+        br = self.breaker
+        if br.open_until and not br.allow():
+            self._i.errors["get"]["circuit_open"].inc()
+            ti.misses.inc()
+            return None
+        t0 = perf_counter()
+        try:
+            data = self.redis.get(key)
+        except Exception as exc:
+            self._lat_get.observe(perf_counter() - t0)
+            self._failed("get", exc)
+            ti.misses.inc()
+            return None
+        self._lat_get.observe(perf_counter() - t0)
+        if br.failures:
+            br.success()
+        if data is None:
+            ti.misses.inc()
+            return None
+        if data[:1] == b"\x00":
+            data = unwrap(data)[0]
+        value = self._decode("get", data)
+        if value is MISSING:
+            ti.misses.inc()
+            return None
+        ti.hits.inc()
+        return value
+
+    def mget(self, keys: Iterable[str]) -> list[Any]:
+        """Values for ``keys`` in order (``None`` for misses); counts each key."""
+        keys = list(keys)
+        if not keys:
+            return []
+        fn = self.redis.mget_nonatomic if self.is_cluster else self.redis.mget
+        raw = self._call("mget", fn, keys)
+        classify = self._i.classify
+        if raw is MISSING:
+            for key in keys:
+                classify(key).misses.inc()
+            return [None] * len(keys)
+        hits: dict[TypeChildren, int] = {}
+        misses: dict[TypeChildren, int] = {}
+        out: list[Any] = []
+        append = out.append
+        for key, data in zip(keys, raw, strict=True):
+            ti = classify(key)
+            if data is not None:
+                if data[:1] == b"\x00":
+                    data = unwrap(data)[0]
+                value = self._decode("mget", data)
+                if value is not MISSING:
+                    hits[ti] = hits.get(ti, 0) + 1
+                    append(value)
+                    continue
+            misses[ti] = misses.get(ti, 0) + 1
+            append(None)
+        for ti, n in hits.items():
+            ti.hits.inc(n)
+        for ti, n in misses.items():
+            ti.misses.inc(n)
+        return out
+
+    # --- writes ---------------------------------------------------------------------
+
+    def set(self, key: str, value: Any, ttl: Seconds | None = None) -> bool:
+        """Store ``value`` with the key type's TTL (or ``ttl``); ``False`` if dropped."""
+        ti = self._i.classify(key)
+        px = self._ttl_for(ti, ttl)
+        payload = self._encode(ti, value)
+        return self._call("set", self.redis.set, key, payload, px=px) is not MISSING
+
+    def mset(
+        self, entries: Mapping[str, Any] | Iterable[tuple[str, Any]], ttl: Seconds | None = None
+    ) -> bool:
+        """Store several values, each with its own type's TTL (one pipeline, per-slot)."""
+        items = list(entries.items() if isinstance(entries, Mapping) else entries)
+        encoded = []
+        for key, value in items:
+            ti = self._i.classify(key)
+            encoded.append((key, self._encode(ti, value), self._ttl_for(ti, ttl)))
+        if not encoded:
+            return True
+
+        def run() -> list[Any]:
+            pipe = self.redis.pipeline(transaction=False)
+            for key, payload, px in encoded:
+                pipe.set(key, payload, px=px)
+            return pipe.execute()  # type: ignore[no-any-return]
+
+        return self._call("mset", run) is not MISSING
+
+    def delete(self, *keys: str, broadcast: bool = False) -> int:
+        """UNLINK ``keys``; the number removed (0 if Redis is unavailable)."""
+        if not keys:
+            return 0
+        removed = self._call("delete", self.redis.unlink, *keys)
+        if broadcast:
+            self.broadcast_invalidation(keys=list(keys))
+        return 0 if removed is MISSING else int(removed)
+
+    def delete_pattern(self, pattern: KeyPattern | str, batch: int = 500) -> int:
+        """Delete keys matching a pattern built by :meth:`pattern` (SCAN + UNLINK in
+        batches, never KEYS).  Raw patterns are accepted only if ``pattern()`` could
+        have built them, so a tenant's pattern never reaches another tenant's keys."""
+        checked = self.keys.check_pattern(pattern)
+
+        def run() -> int:
+            removed = 0
+            chunk: list[Any] = []
+            for key in self.redis.scan_iter(match=str(checked), count=batch):
+                chunk.append(key)
+                if len(chunk) >= batch:
+                    removed += int(self.redis.unlink(*chunk))
+                    chunk.clear()
+            if chunk:
+                removed += int(self.redis.unlink(*chunk))
+            return removed
+
+        result = self._call("delete_pattern", run)
+        return 0 if result is MISSING else int(result)
+
+    def incr(self, key: str, amount: int = 1, ttl: Seconds | None = None) -> int | None:
+        """Atomic increment; a new key gets its type's TTL.  ``None`` if Redis is unavailable."""
+        return self._counter("incr", key, amount, ttl)
+
+    def decr(self, key: str, amount: int = 1, ttl: Seconds | None = None) -> int | None:
+        return self._counter("decr", key, -amount, ttl)
+
+    def _counter(self, op: str, key: str, amount: int, ttl: Seconds | None) -> int | None:
+        px = self._ttl_for(self._i.classify(key), ttl)
+
+        def run() -> int:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.incrby(key, amount)
+            pipe.pexpire(key, px, nx=True)
+            return int(pipe.execute()[0])
+
+        result = self._call(op, run)
+        return None if result is MISSING else int(result)
+
+    def lpush(self, key: str, *values: Any, ttl: Seconds | None = None) -> int | None:
+        """Push values (serialized) onto a list; a new list gets its type's TTL."""
+        ti = self._i.classify(key)
+        px = self._ttl_for(ti, ttl)
+        payloads = [self._encode(ti, v) for v in values]
+
+        def run() -> int:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.lpush(key, *payloads)
+            pipe.pexpire(key, px, nx=True)
+            return int(pipe.execute()[0])
+
+        result = self._call("lpush", run)
+        return None if result is MISSING else int(result)
+
+    def rpop(self, key: str) -> Any:
+        data = self._call("rpop", self.redis.rpop, key)
+        if data is MISSING or data is None:
+            return None
+        value = self._decode("rpop", data)
+        return None if value is MISSING else value
+
+    # --- get_or_compute -----------------------------------------------------------------
+
+    def get_or_compute(self, key: str, loader: Callable[[], T], ttl: Seconds | None = None) -> T:
+        """Cached value of ``key``, or ``loader()``'s result stored with the type's TTL.
+
+        Stampede-safe (see :mod:`exporter.client.stampede`); if Redis is
+        unavailable the loader runs and its result is returned uncached.
+        """
+        ti = self._i.classify(key)
+        px = self._ttl_for(ti, ttl)
+        data = self._call("get_or_compute", self.redis.get, key)
+        if data is not MISSING and data is not None:
+            payload, delta, expiry = unwrap(data)
+            value = self._decode("get_or_compute", payload)
+            if value is not MISSING:
+                ti.hits.inc()
+                if xfetch_due(delta, expiry, time.time(), self.xfetch_beta):
+                    return self._refresh_early(key, loader, ti, px, value)
+                return value  # type: ignore[no-any-return]
+        ti.misses.inc()
+        return self._flight.do(key, lambda: self._fill(key, loader, ti, px))
+
+    def _refresh_early(
+        self, key: str, loader: Callable[[], T], ti: TypeChildren, px: int, stale: Any
+    ) -> T:
+        """One caller (the lock holder) recomputes; everyone else keeps the current value."""
+        token = self._acquire(key)
+        if token is None:
+            return stale  # type: ignore[no-any-return]
+        try:
+            return self._compute_and_store(key, loader, ti, px)
+        finally:
+            self._release_lock(key, token)
+
+    def _fill(self, key: str, loader: Callable[[], T], ti: TypeChildren, px: int) -> T:
+        """Leader of this process: take the Redis lock or wait for whoever holds it."""
+        deadline = time.monotonic() + self.lock_wait
+        poll = POLL_FIRST
+        while True:
+            token = self._acquire(key)
+            if token is not None:
+                try:
+                    # someone may have filled it between our read and the lock
+                    if token != "" and (found := self._read_quiet(key)) is not MISSING:
+                        return found  # type: ignore[no-any-return]
+                    return self._compute_and_store(key, loader, ti, px)
+                finally:
+                    self._release_lock(key, token)
+            # another process computes: wait for its value or its lock to go
+            time.sleep(poll)
+            poll = min(poll * 2, POLL_MAX)
+            found = self._read_quiet(key)
+            if found is not MISSING:
+                return found  # type: ignore[no-any-return]
+            if time.monotonic() >= deadline:
+                self._i.errors["get_or_compute"]["timeout"].inc()
+                return self._compute_and_store(key, loader, ti, px)
+
+    def _read_quiet(self, key: str) -> Any:
+        data = self._call("get_or_compute", self.redis.get, key)
+        if data is MISSING or data is None:
+            return MISSING
+        return self._decode("get_or_compute", unwrap(data)[0])
+
+    def _acquire(self, key: str) -> str | None:
+        """Lock token if we hold the lock, ``""`` if Redis is unavailable (compute
+        without a lock: fail open), ``None`` if another process holds it."""
+        token = uuid.uuid4().hex
+        ok = self._call(
+            "get_or_compute",
+            self.redis.set,
+            self.keys.lock_key(key),
+            token,
+            nx=True,
+            px=self.lock_lease_ms,
+        )
+        if ok is MISSING:
+            return ""
+        return token if ok else None
+
+    def _release_lock(self, key: str, token: str) -> None:
+        if token:
+            self._call(
+                "get_or_compute", self._release, keys=[self.keys.lock_key(key)], args=[token]
+            )
+
+    def _compute_and_store(self, key: str, loader: Callable[[], T], ti: TypeChildren, px: int) -> T:
+        t0 = perf_counter()
+        value = loader()
+        delta = perf_counter() - t0
+        ti.compute.observe(delta)
+        payload = wrap(self._encode(ti, value), delta, time.time() + px / 1000)
+        self._call("get_or_compute", self.redis.set, key, payload, px=px)
+        return value
+
+    # --- tags and versions --------------------------------------------------------------
+
+    def set_with_tags(
+        self,
+        key: str,
+        value: Any,
+        tags: list[str] | tuple[str, ...],
+        ttl: Seconds | None = None,
+        *,
+        tenant: str | None = None,
+    ) -> bool:
+        """Store ``value`` and record ``key`` under each tag (tenant tags hold only that
+        tenant's keys).  Tag sets expire no earlier than their longest-lived member."""
+        ti = self._i.classify(key)
+        px = self._ttl_for(ti, ttl)
+        tag_keys = self._tag_keys(key, tags, tenant)
+        payload = self._encode(ti, value)
+
+        def run() -> None:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.set(key, payload, px=px)
+            for tk in tag_keys:
+                pipe.sadd(tk, key)
+                pipe.pexpire(tk, px, nx=True)
+                pipe.pexpire(tk, px, gt=True)
+            pipe.execute()
+
+        ok = self._call("set_with_tags", run) is not MISSING
+        if ok and self._prune_due():
+            for tk in tag_keys:
+                self._prune(tk)
+        return ok
+
+    def prune_tag(self, tag: str, *, tenant: str | None = None) -> int:
+        """Drop members of a tag whose keys have expired; the number dropped."""
+        return self._prune(self.keys.tag_key(tag, tenant))
+
+    def _prune(self, tag_key: str) -> int:
+        def run() -> int:
+            dropped = 0
+            cursor = 0
+            while True:
+                cursor, members = self.redis.sscan(tag_key, cursor, count=200)
+                if members:
+                    pipe = self.redis.pipeline(transaction=False)
+                    for m in members:
+                        pipe.exists(m)
+                    gone = [m for m, n in zip(members, pipe.execute(), strict=True) if not n]
+                    if gone:
+                        dropped += int(self.redis.srem(tag_key, *gone))
+                if cursor == 0:
+                    return dropped
+
+        result = self._call("set_with_tags", run)
+        return 0 if result is MISSING else int(result)
+
+    def invalidate_tag(self, tag: str, *, tenant: str | None = None, broadcast: bool = True) -> int:
+        """Delete every key recorded under ``tag`` (of ``tenant``) and the tag set itself;
+        broadcast the deleted keys on the invalidation channel.  Keys removed."""
+        tag_key = self.keys.tag_key(tag, tenant)
+
+        def run() -> list[str]:
+            members = [m.decode() for m in self._pop_tag(keys=[tag_key])]
+            if members:
+                self.redis.unlink(*members)
+            return members
+
+        members = self._call("invalidate_tag", run)
+        if members is MISSING:
+            return 0
+        if broadcast:
+            self.broadcast_invalidation(keys=members, tags=[tag], tenant=tenant)
+        return len(members)
+
+    def versioned_key(self, type_name: str, *parts: str, tenant: str | None = None) -> str:
+        """``key(...)`` plus its current version; after :meth:`bump_version` readers
+        use a new key and the old entry simply expires (no delete needed)."""
+        base = self.key(type_name, *parts, tenant=tenant)
+        found = self._call("version", self.redis.get, self.keys.version_key(base))
+        version = 0 if found is MISSING or found is None else int(found)
+        return self.keys.with_version(base, version)
+
+    def bump_version(self, type_name: str, *parts: str, tenant: str | None = None) -> int | None:
+        """Move readers to a new version; the counter outlives two TTLs of the type."""
+        base = self.key(type_name, *parts, tenant=tenant)
+        px = 2 * self._ttl_for(self._i.classify(base), None)
+        vkey = self.keys.version_key(base)
+
+        def run() -> int:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.incr(vkey)
+            pipe.pexpire(vkey, px)
+            return int(pipe.execute()[0])
+
+        result = self._call("version", run)
+        return None if result is MISSING else int(result)
+
+    # --- pub/sub --------------------------------------------------------------------------
+
+    def publish(self, channel: str, message: Any) -> int:
+        """Publish a serialized message; receivers reached (0 if Redis is unavailable)."""
+        payload = self._encode(self._i.other, message)
+        result = self._call("publish", self.redis.publish, channel, payload)
+        return 0 if result is MISSING else int(result)
+
+    def subscribe(
+        self, channel: str, handler: Callable[[Any], None], *, wait: float | None = 2.0
+    ) -> Subscription:
+        """Call ``handler(message)`` for each message on ``channel`` in a listener thread
+        that reconnects by itself; waits up to ``wait`` s until subscribed."""
+        sub = Subscription(self, channel, handler)
+        sub.start()
+        if wait:
+            sub.ready.wait(wait)
+        return sub
+
+    def broadcast_invalidation(
+        self,
+        *,
+        keys: list[str] | tuple[str, ...] = (),
+        tags: list[str] | tuple[str, ...] = (),
+        tenant: str | None = None,
+    ) -> int:
+        """Tell other instances to drop local state for these keys/tags."""
+        return self.publish(
+            INVALIDATION_CHANNEL, self._invalidation_message(list(keys), list(tags), tenant)
+        )
+
+    def on_invalidate(
+        self, handler: Callable[[dict[str, Any]], None], *, wait: float | None = 2.0
+    ) -> Subscription:
+        """Subscribe ``handler`` to other instances' invalidation broadcasts."""
+
+        def filtered(message: Any) -> None:
+            if isinstance(message, dict) and message.get("origin") != self.instance_id:
+                handler(message)
+
+        return self.subscribe(INVALIDATION_CHANNEL, filtered, wait=wait)
