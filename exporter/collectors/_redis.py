@@ -1,0 +1,75 @@
+"""Helpers the background collectors share: clients per database, key classification."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from exporter.slo import SLO
+
+#: per-call socket timeout of the background collectors' clients (seconds)
+DEFAULT_SOCKET_TIMEOUT = 5.0
+
+
+def connection_pool(
+    url: str,
+    redis_kwargs: dict[str, Any] | None = None,
+    *,
+    db: int | None = None,
+    timeout: float = DEFAULT_SOCKET_TIMEOUT,
+) -> redis.ConnectionPool:
+    """A pool for ``url``, optionally on another database than the URL names.
+
+    ``ConnectionPool.from_url`` lets the URL win over keyword arguments, so a
+    different ``db`` has to be set on a copy of the parsed connection options.
+    """
+    kwargs: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        **(redis_kwargs or {}),
+    }
+    pool = redis.ConnectionPool.from_url(url, **kwargs)
+    if db is None or db == pool.connection_kwargs.get("db", 0):
+        return pool
+    options = {**pool.connection_kwargs, "db": db}
+    connection_class = pool.connection_class
+    pool.disconnect()
+    return redis.ConnectionPool(connection_class=connection_class, **options)
+
+
+def client(pool: redis.ConnectionPool) -> Any:
+    """A sync client on ``pool`` (typed Any: redis-py's stubs mix sync and async returns)."""
+    return redis.Redis(connection_pool=pool)
+
+
+def url_db(pool: redis.ConnectionPool) -> int:
+    """The database a pool's connections select."""
+    return int(pool.connection_kwargs.get("db", 0) or 0)
+
+
+class KeyClassifier:
+    """``slo.type_of_key`` with a bounded memo by prefix: the sampler classifies
+    hundreds of thousands of keys per cycle, but they share a handful of prefixes."""
+
+    MAX_MEMO = 4096
+
+    def __init__(self, slo: SLO) -> None:
+        self._slo = slo
+        self._memo: dict[bytes | str, str] = {}
+
+    def __call__(self, key: bytes | str) -> str:
+        prefix: bytes | str
+        sep: bytes | str
+        if isinstance(key, bytes):
+            prefix, sep, _ = key.partition(b":")
+        else:
+            prefix, sep, _ = key.partition(":")
+        if not sep:
+            return self._slo.type_of_key(key)
+        found = self._memo.get(prefix)
+        if found is None:
+            found = self._slo.type_of_key(key)
+            if len(self._memo) < self.MAX_MEMO:
+                self._memo[prefix] = found
+        return found

@@ -1,0 +1,365 @@
+"""Per-type key counts and memory, estimated by a background sampler.
+
+The Go exporter's key-group feature runs one Lua script that scans the whole
+keyspace on every scrape: at 1 M keys that blocked Redis for seconds.  This
+sampler does the opposite:
+
+* it runs in its own daemon thread, never at scrape time: ``collect()`` only
+  reads the latest finished :class:`Estimate`;
+* a cycle walks each database that has keys (INFO ``keyspace`` names them;
+  ``cache_*`` series have no db label, so databases are summed) with ``SCAN
+  cursor COUNT batch_size`` followed by one pipelined ``MEMORY USAGE key
+  SAMPLES memory_samples`` per returned key, then pauses ``pause`` seconds, so
+  Redis is only ever busy for one small batch at a time;
+* a cycle ends when SCAN is back at cursor 0 (every key seen: the counts are
+  exact), or when ``max_keys`` keys were measured or ``cycle_budget`` seconds
+  passed.  SCAN walks the hash table in slot order, and slots are hashes, so a
+  prefix of a full SCAN is a fair random sample: counts are then extrapolated
+  as (share of sampled keys of a type) x DBSIZE and sizes as (mean size of the
+  type) x (estimated count).  The sample size is reported with the estimate.
+
+``MEMORY USAGE ... SAMPLES 5`` (Redis' own default), not ``SAMPLES 0``: for
+strings and small (listpack) aggregates both are exact, but ``SAMPLES 0``
+walks every element of a large hash/list/set, so one million-field hash would
+block Redis for as long as the Go exporter's scan does.  With 5 the size of a
+large aggregate is estimated from 5 elements, in constant time.
+
+SCAN may return a key twice while Redis rehashes; such duplicates are counted
+like any sampled key (a negligible bias, not worth a per-cycle key set).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from exporter.collectors._redis import KeyClassifier, client, connection_pool, url_db
+from exporter.metrics import (
+    CACHE_KEYS,
+    CACHE_SIZE,
+    LAYER_REDIS,
+    SAMPLER_CYCLE_SECONDS,
+    SAMPLER_CYCLES,
+    SAMPLER_KEYS_SAMPLED,
+    SAMPLER_LAST_CYCLE,
+    MetricSpec,
+)
+from exporter.slo import SLO
+
+log = logging.getLogger(__name__)
+
+#: SCAN COUNT per batch: Redis spends ~0.2 ms on the SCAN and ~1 us per MEMORY USAGE
+DEFAULT_BATCH_SIZE = 250
+#: wall-clock seconds one cycle may take before it settles for a sample
+DEFAULT_CYCLE_BUDGET = 60.0
+#: seconds between batches: leaves Redis idle most of the time while a cycle runs
+DEFAULT_PAUSE = 0.005
+#: keys measured per cycle at most; keyspaces up to this size are counted exactly
+DEFAULT_MAX_KEYS = 1_000_000
+#: seconds from the end of one cycle to the start of the next
+DEFAULT_INTERVAL = 60.0
+#: MEMORY USAGE SAMPLES: Redis' default; 0 would walk whole aggregates (see module doc)
+DEFAULT_MEMORY_SAMPLES = 5
+#: seconds to wait before retrying a cycle that failed (Redis down)
+RETRY_DELAY = 5.0
+
+
+@dataclass(frozen=True)
+class DbSample:
+    """What one cycle measured in one database."""
+
+    db: int
+    dbsize: int
+    sampled: int
+    complete: bool
+    keys: Mapping[str, int]
+    size_bytes: Mapping[str, int]
+
+    def extrapolated(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Per-type (count, bytes) for the whole database.
+
+        A complete pass is reported as seen; a partial one scales every type by
+        DBSIZE / sampled, which is share x DBSIZE for counts and mean size x
+        estimated count for bytes.
+        """
+        if self.complete or self.sampled == 0:
+            scale = 1.0 if self.complete else 0.0
+        else:
+            scale = self.dbsize / self.sampled
+        keys = {t: n * scale for t, n in self.keys.items()}
+        size = {t: b * scale for t, b in self.size_bytes.items()}
+        return keys, size
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The result of one finished cycle: what ``collect()`` serves until the next."""
+
+    keys: Mapping[str, float]
+    size_bytes: Mapping[str, float]
+    sampled: int
+    total_keys: int
+    complete: bool
+    duration: float
+    finished_at: float
+    dbs: tuple[DbSample, ...] = field(default=())
+
+    @classmethod
+    def combine(
+        cls, samples: Iterable[DbSample], types: Iterable[str], duration: float, finished_at: float
+    ) -> Estimate:
+        """Sum per-database extrapolations; every type is present (0 when unseen)."""
+        dbs = tuple(samples)
+        keys = dict.fromkeys(types, 0.0)
+        size = dict.fromkeys(types, 0.0)
+        for sample in dbs:
+            db_keys, db_size = sample.extrapolated()
+            for t, n in db_keys.items():
+                keys[t] = keys.get(t, 0.0) + n
+            for t, b in db_size.items():
+                size[t] = size.get(t, 0.0) + b
+        return cls(
+            keys=keys,
+            size_bytes=size,
+            sampled=sum(s.sampled for s in dbs),
+            total_keys=sum(s.dbsize for s in dbs),
+            complete=all(s.complete for s in dbs),
+            duration=duration,
+            finished_at=finished_at,
+            dbs=dbs,
+        )
+
+
+def dbs_with_keys(keyspace: Mapping[str, Any]) -> dict[int, int]:
+    """``{db: keys}`` from a parsed ``INFO keyspace`` (``{"db0": {"keys": 3, ...}}``)."""
+    found: dict[int, int] = {}
+    for name, fields in keyspace.items():
+        if name.startswith("db") and name[2:].isdigit() and isinstance(fields, Mapping):
+            keys = int(fields.get("keys", 0))
+            if keys > 0:
+                found[int(name[2:])] = keys
+    return dict(sorted(found.items()))
+
+
+def _family(spec: MetricSpec) -> GaugeMetricFamily | CounterMetricFamily:
+    if spec.kind == "counter":
+        return CounterMetricFamily(spec.family, spec.help, labels=spec.labels)
+    return GaugeMetricFamily(spec.family, spec.help, labels=spec.labels)
+
+
+def _values(spec: MetricSpec, **values: str) -> list[str]:
+    return [values[name] for name in spec.labels]
+
+
+class KeyspaceSampler:
+    """Background estimator of ``cache_keys`` and ``cache_size_bytes`` per key type."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        slo: SLO,
+        *,
+        instance: str,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        cycle_budget: float = DEFAULT_CYCLE_BUDGET,
+        pause: float = DEFAULT_PAUSE,
+        max_keys: int = DEFAULT_MAX_KEYS,
+        interval: float = DEFAULT_INTERVAL,
+        redis_kwargs: dict[str, Any] | None = None,
+        memory_samples: int = DEFAULT_MEMORY_SAMPLES,
+    ) -> None:
+        for name, value in (("batch_size", batch_size), ("max_keys", max_keys)):
+            if value < 1:
+                raise ValueError(f"KeyspaceSampler {name}: expected an integer >= 1, got {value}")
+        seconds = (("cycle_budget", cycle_budget), ("pause", pause), ("interval", interval))
+        for name, number in seconds:
+            if number < 0:
+                raise ValueError(f"KeyspaceSampler {name}: expected seconds >= 0, got {number}")
+        if memory_samples < 0:
+            raise ValueError(f"KeyspaceSampler memory_samples: expected >= 0, got {memory_samples}")
+        self.instance = instance
+        self.batch_size = batch_size
+        self.cycle_budget = cycle_budget
+        self.pause = pause
+        self.max_keys = max_keys
+        self.interval = interval
+        self.memory_samples = memory_samples
+        self._url = redis_url
+        self._redis_kwargs = dict(redis_kwargs or {})
+        self._types = slo.type_names
+        self._classify = KeyClassifier(slo)
+        self._main_pool = connection_pool(redis_url, self._redis_kwargs)
+        self._clients: dict[int, Any] = {url_db(self._main_pool): client(self._main_pool)}
+        self._estimate: Estimate | None = None
+        self._cycles = 0
+        self._progress = 0
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the background thread (idempotent)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._loop, name=f"keyspace-sampler[{self.instance}]", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the current batch and close the connections."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        for each in self._clients.values():
+            each.connection_pool.disconnect()
+
+    def wait_for_cycle(self, timeout: float, cycles: int = 1) -> bool:
+        """Block until at least ``cycles`` cycles have finished; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._cycles >= cycles, timeout)
+
+    @property
+    def estimate(self) -> Estimate | None:
+        """The latest finished estimate (None before the first cycle)."""
+        return self._estimate
+
+    @property
+    def cycles(self) -> int:
+        return self._cycles
+
+    @property
+    def progress(self) -> int:
+        """Keys measured so far in the running cycle (0 between cycles)."""
+        return self._progress
+
+    # --- sampling ------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_cycle()
+            except redis.RedisError as exc:
+                # the class only: messages can carry addresses, never the URL's password
+                log.warning(
+                    "keyspace sampler for %s: cycle failed (%s), retrying in %.0fs",
+                    self.instance,
+                    type(exc).__name__,
+                    RETRY_DELAY,
+                )
+                self._stop.wait(min(RETRY_DELAY, self.interval or RETRY_DELAY))
+                continue
+            self._stop.wait(self.interval)
+
+    def run_cycle(self) -> Estimate | None:
+        """One full cycle in the calling thread; publishes and returns the estimate.
+
+        Returns None (publishing nothing) when stopped midway.
+        """
+        started = time.monotonic()
+        deadline = started + self.cycle_budget
+        main = self._clients[url_db(self._main_pool)]
+        populated = dbs_with_keys(main.info("keyspace"))
+        total = sum(populated.values())
+        samples = []
+        self._progress = 0
+        try:
+            for db, keys in populated.items():
+                quota = max(1, round(self.max_keys * keys / total))
+                sample = self._sample_db(db, quota, deadline)
+                if sample is None:
+                    return None
+                samples.append(sample)
+        finally:
+            self._progress = 0
+        finished = time.monotonic()
+        estimate = Estimate.combine(samples, self._types, finished - started, time.time())
+        with self._cond:
+            self._estimate = estimate
+            self._cycles += 1
+            self._cond.notify_all()
+        return estimate
+
+    def _client(self, db: int) -> Any:
+        found = self._clients.get(db)
+        if found is None:
+            pool = connection_pool(self._url, self._redis_kwargs, db=db)
+            found = self._clients[db] = client(pool)
+        return found
+
+    def _sample_db(self, db: int, quota: int, deadline: float) -> DbSample | None:
+        conn = self._client(db)
+        counts = dict.fromkeys(self._types, 0)
+        sizes = dict.fromkeys(self._types, 0)
+        classify = self._classify
+        sampled = 0
+        cursor: int = 0
+        complete = False
+        while True:
+            cursor, keys = conn.scan(cursor, count=self.batch_size)
+            if keys:
+                pipe = conn.pipeline(transaction=False)
+                for key in keys:
+                    pipe.execute_command("MEMORY USAGE", key, "SAMPLES", self.memory_samples)
+                for key, size in zip(keys, pipe.execute(raise_on_error=False), strict=True):
+                    if isinstance(size, int):  # None: the key vanished after SCAN
+                        kind = classify(key)
+                        counts[kind] += 1
+                        sizes[kind] += size
+                        sampled += 1
+                self._progress += len(keys)
+            if int(cursor) == 0:
+                complete = True
+                break
+            if sampled >= quota or time.monotonic() >= deadline:
+                break
+            if self._stop.wait(self.pause):
+                return None
+        dbsize = int(conn.dbsize())
+        return DbSample(db, dbsize, sampled, complete, counts, sizes)
+
+    # --- prometheus-client collector -------------------------------------------------
+
+    def describe(self) -> Iterator[Metric]:
+        """The families ``collect`` yields, without touching Redis."""
+        for spec in (
+            CACHE_KEYS,
+            CACHE_SIZE,
+            SAMPLER_KEYS_SAMPLED,
+            SAMPLER_CYCLE_SECONDS,
+            SAMPLER_CYCLES,
+            SAMPLER_LAST_CYCLE,
+        ):
+            yield _family(spec)
+
+    def collect(self) -> Iterator[Metric]:
+        """The latest estimate; never waits for a scan (no estimate: no cache_* samples)."""
+        estimate = self._estimate
+        keys = _family(CACHE_KEYS)
+        size = _family(CACHE_SIZE)
+        sampled = _family(SAMPLER_KEYS_SAMPLED)
+        duration = _family(SAMPLER_CYCLE_SECONDS)
+        cycles = _family(SAMPLER_CYCLES)
+        last = _family(SAMPLER_LAST_CYCLE)
+        me = _values(SAMPLER_CYCLES, instance=self.instance)
+        cycles.add_metric(me, self._cycles)
+        if estimate is not None:
+            for kind in self._types:
+                labels = _values(CACHE_KEYS, layer=LAYER_REDIS, type=kind)
+                keys.add_metric(labels, estimate.keys.get(kind, 0.0))
+                size.add_metric(labels, estimate.size_bytes.get(kind, 0.0))
+            sampled.add_metric(me, estimate.sampled)
+            duration.add_metric(me, estimate.duration)
+            last.add_metric(me, estimate.finished_at)
+        yield from (keys, size, sampled, duration, cycles, last)
