@@ -1,0 +1,150 @@
+"""Settings: flags over environment over defaults, clear refusals, no secret shown."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from exporter import config
+from exporter.cli import main
+from exporter.config import ConfigError, redact_dsn, redact_url, resolve, split_credentials
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    config.configure_parser(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_defaults_listen_beside_redis_exporter_and_stay_below_prometheus_timeout() -> None:
+    settings = resolve(_args(), environ={})
+    assert (settings.listen_host, settings.listen_port) == ("0.0.0.0", 9150)
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert settings.scrape_timeout == 5.0 < 10.0
+    assert settings.postgres_dsn is None and settings.prometheus_url is None
+    assert settings.sampler == {} and settings.configure_notifications is False
+
+
+def test_flags_win_over_environment_which_wins_over_defaults() -> None:
+    env = {
+        "REDIS_URL": "redis://env-host:6380/1",
+        "CACHE_EXPORTER_SCRAPE_TIMEOUT": "3",
+        "PROMETHEUS_URL": "http://prom:9090/",
+        "CACHE_EXPORTER_SAMPLE_MAX_KEYS": "500",
+        "CACHE_EXPORTER_CONFIGURE_NOTIFICATIONS": "true",
+    }
+    settings = resolve(_args("--redis-url", "redis://flag-host:6381/2"), environ=env)
+    assert settings.redis_url == "redis://flag-host:6381/2"
+    assert settings.instance == "flag-host:6381"
+    assert settings.scrape_timeout == 3.0
+    assert settings.prometheus_url == "http://prom:9090"
+    assert settings.sampler == {"max_keys": 500}
+    assert settings.configure_notifications is True
+    flags = _args("--sample-budget", "0.5", "--sample-pause", "0", "--configure-notifications")
+    settings = resolve(flags, environ={"CACHE_EXPORTER_CONFIGURE_NOTIFICATIONS": "false"})
+    assert settings.sampler == {"cycle_budget": 0.5, "pause": 0.0}
+    assert settings.configure_notifications is True
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--listen", "9150"], {}, "--listen: expected HOST:PORT"),
+        (["--listen", "host:99999"], {}, "--listen: expected HOST:PORT with a port from 1"),
+        ([], {"CACHE_EXPORTER_LISTEN": "x"}, "environment variable CACHE_EXPORTER_LISTEN"),
+        (["--redis-url", "http://h:1"], {}, "--redis-url: expected a URL whose scheme is one of"),
+        (["--redis-url", "redis://:pw@h:port/0"], {}, "--redis-url: expected a redis://"),
+        (["--redis-url", "redis://h:6379/abc"], {}, "--redis-url: expected a database number"),
+        (["--scrape-timeout", "soon"], {}, "--scrape-timeout: expected a number of seconds"),
+        (["--scrape-timeout", "0"], {}, "--scrape-timeout: expected a number of seconds above 0"),
+        (["--sample-max-keys", "-3"], {}, "--sample-max-keys: expected a whole number above 0"),
+        (["--redis-password-file", "/nonexistent/pw"], {}, "--redis-password-file: expected a"),
+        (["--prometheus-url", "prom:9090"], {}, "--prometheus-url: expected an http://"),
+        (["--basic-auth-user", "u"], {}, "--basic-auth-user / --basic-auth-password-file"),
+        (["--log-level", "loud"], {}, "--log-level: expected one of debug"),
+    ],
+)
+def test_bad_values_are_refused_naming_flag_or_variable_and_expectation(
+    argv: list[str], env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message.replace("?", r"\?")) as caught:
+        resolve(_args(*argv), environ=env)
+    assert "pw@" not in str(caught.value)
+
+
+def test_a_bad_redis_url_error_never_shows_its_password() -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve(_args("--redis-url", "redis://admin:hunter2@h:6379/notadb"), environ={})
+    assert "hunter2" not in str(caught.value)
+    assert "redis://admin:***@h:6379/notadb" in str(caught.value)
+
+
+def test_serve_exits_2_with_the_flag_named_on_a_bad_value(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["serve", "--listen", "nowhere"]) == 2
+    err = capsys.readouterr().err
+    assert "error: --listen: expected HOST:PORT" in err
+
+
+def test_serve_exits_2_on_an_unknown_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["serve", "--redis", "redis://h"])
+    assert caught.value.code == 2
+    assert "--redis" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://user:s3cret@cache:6379/0", "redis://user:***@cache:6379/0"),
+        ("redis://:s3cret@cache:6379/0", "redis://:***@cache:6379/0"),
+        (
+            "rediss://default:s3cret@cache.example:6380/2",
+            "rediss://default:***@cache.example:6380/2",
+        ),
+        ("redis://cache:6379/0", "redis://cache:6379/0"),
+        ("redis://cache:6379/0?password=s3cret&x=1", "redis://cache:6379/0?password=***&x=1"),
+        ("redis://u:s3cret@cache:bad/0", "<unparsable URL>"),
+    ],
+)
+def test_redact_url_masks_passwords_and_keeps_user_host_port(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("dsn", "shown"),
+    [
+        ("postgresql://app:s3cret@db:5432/app", "postgresql://app:***@db:5432/app"),
+        ("host=db user=app password=s3cret dbname=app", "host=db user=app password=*** dbname=app"),
+        ("host=db password = 'se cret' dbname=app", "host=db password = *** dbname=app"),
+    ],
+)
+def test_redact_dsn_masks_the_password_in_both_dsn_forms(dsn: str, shown: str) -> None:
+    assert redact_dsn(dsn) == shown
+
+
+def test_credentials_move_out_of_the_url_and_the_password_file_wins(tmp_path: Path) -> None:
+    url, kwargs = split_credentials("rediss://app:in-url@cache:6380/3")
+    assert url == "rediss://cache:6380/3"
+    assert kwargs == {"username": "app", "password": "in-url"}
+    pw = tmp_path / "pw"
+    pw.write_text("from-file\n")
+    settings = resolve(
+        _args("--redis-url", "redis://app:in-url@cache:6379/0", "--redis-password-file", str(pw)),
+        environ={},
+    )
+    assert settings.redis_target == (
+        "redis://cache:6379/0",
+        {"username": "app", "password": "from-file"},
+    )
+    assert "from-file" not in repr(settings) and "in-url" not in repr(settings)
+
+
+def test_empty_secret_files_are_refused(tmp_path: Path) -> None:
+    empty = tmp_path / "token"
+    empty.write_text("\n")
+    with pytest.raises(ConfigError, match="--bearer-token-file: expected a file holding"):
+        resolve(_args("--bearer-token-file", str(empty)), environ={})
