@@ -16,6 +16,7 @@ from exporter.slo import SLOError, format_duration, load_slo
 #: subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "check-slo": ("exporter.cli", "Validate an SLO file and print what it declares."),
+    "demo": ("exporter.demo.command", "Run Redis, a workload, the exporter and Prometheus here."),
     "docs": ("exporter.reference", "Write the metric and configuration references into docs/."),
     "generate": ("exporter.generate", "Write alert rules, rule tests and dashboards from the SLO."),
     "serve": ("exporter.server", "Serve /metrics for Redis (INFO, sampling) and PostgreSQL."),

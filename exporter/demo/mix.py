@@ -36,7 +36,7 @@ class Traffic:
 HEALTHY: tuple[Traffic, ...] = (
     Traffic("session", 0.30, 2_000, 1.3, 2_000, 0.002),
     Traffic("user", 0.15, 4_000, 1.1, 5_000, 0.004),
-    Traffic("organization", 0.08, 20, 1.0, 10_000, 0.004),
+    Traffic("organization", 0.08, 5, 1.0, 10_000, 0.004),
     Traffic("permissions", 0.10, 4_000, 1.1, 1_000, 0.003),
     Traffic("api-key", 0.05, 300, 1.2, 500, 0.002),
     Traffic("rate-limit", 0.12, 10, 1.0, 16, 0.0, operation="incr"),
@@ -47,7 +47,7 @@ HEALTHY: tuple[Traffic, ...] = (
 
 #: number of tenants; tenants themselves are Zipf-popular (a few big customers)
 TENANTS = 200
-TENANT_ZIPF_S = 1.1
+TENANT_ZIPF_S = 1.2
 #: the degraded scenario's session ids: so many that almost every read is cold
 COLD_SESSION_POPULATION = 1_000_000_000
 
