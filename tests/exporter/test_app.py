@@ -1,0 +1,227 @@
+"""The app in-process (``create_app`` + TestClient) against real redis-servers."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from exporter.config import Settings, instance_of, split_credentials
+from exporter.server import create_app
+from tests.exporter.conftest import promtool_check, sample
+from tests.support.processes import RedisServer
+
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+SECRET = "redis-test-secret-9813"
+
+
+def client_for(settings: Settings, background: bool = False) -> TestClient:
+    return TestClient(create_app(settings, background=background))
+
+
+@pytest.fixture
+def app_client(redis_url: str) -> Iterator[TestClient]:
+    with client_for(Settings(redis_url=redis_url, scrape_timeout=2.0)) as client:
+        yield client
+
+
+def test_metrics_equal_what_info_says(redis_factory: Callable[..., RedisServer]) -> None:
+    server = redis_factory("--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru")
+    r = redis.Redis.from_url(server.url)
+    r.set("session:a", "1")
+    r.get("session:a")
+    r.get("session:a")
+    r.get("session:missing")
+    with client_for(Settings(redis_url=server.url)) as client:
+        text = client.get("/metrics").text
+    stats, cmds = r.info("stats"), r.info("commandstats")
+    inst = {"instance": instance_of(server.url)}
+    assert sample(text, "redis_up", **inst) == 1.0
+    assert sample(text, "redis_keyspace_hits_total", **inst) == stats["keyspace_hits"] == 2
+    assert sample(text, "redis_keyspace_misses_total", **inst) == stats["keyspace_misses"] == 1
+    assert sample(text, "redis_expired_keys_total", **inst) == stats["expired_keys"]
+    assert sample(text, "redis_evicted_keys_total", **inst) == stats["evicted_keys"]
+    assert sample(text, "redis_memory_max_bytes", **inst) == 64 * 1024 * 1024
+    assert (sample(text, "redis_memory_used_bytes", **inst) or 0) > 0
+    assert sample(text, "redis_commands_total", cmd="get", **inst) == cmds["cmdstat_get"]["calls"]
+    duration = sample(text, "redis_commands_duration_seconds_total", cmd="get", **inst)
+    assert duration == pytest.approx(cmds["cmdstat_get"]["usec"] / 1e6)
+    assert sample(text, "redis_db_keys", db="db0", **inst) == 1.0
+    p99 = sample(text, "redis_latency_percentiles_seconds", cmd="get", quantile="0.99", **inst)
+    assert p99 is not None and 0 < p99 < 1
+    assert sample(text, "cache_exporter_last_scrape_error", error="", **inst) == 0.0
+    assert sample(text, "cache_exporter_scrape_errors_total", **inst) == 0.0
+    r.close()
+
+
+def test_metrics_output_passes_promtool_check_metrics(app_client: TestClient) -> None:
+    text = app_client.get("/metrics").text
+    assert "redis_up" in text
+    result = promtool_check(text)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_openmetrics_is_served_when_the_scraper_asks_for_it(app_client: TestClient) -> None:
+    plain = app_client.get("/metrics")
+    assert plain.headers["content-type"].startswith("text/plain; version=0.0.4")
+    om = app_client.get("/metrics", headers={"Accept": OPENMETRICS})
+    assert om.headers["content-type"].startswith("application/openmetrics-text; version=1.0.0")
+    assert om.text.endswith("# EOF\n")
+    assert "# TYPE redis_keyspace_hits counter" in om.text
+    assert "# TYPE redis_keyspace_hits counter" not in plain.text
+
+
+def test_healthz_is_alive_and_readyz_follows_redis(
+    redis_factory: Callable[..., RedisServer],
+) -> None:
+    server = redis_factory()
+    with client_for(Settings(redis_url=server.url, scrape_timeout=2.0)) as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        ready = client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["status"] == "ready"
+        server.kill()
+        down = client.get("/readyz")
+        assert down.status_code == 503
+        assert down.json()["error"] == "connection"
+        assert client.get("/healthz").status_code == 200
+        server.start()
+        assert client.get("/readyz").status_code == 200
+
+
+def test_scrape_reads_another_redis_with_a_fresh_registry(
+    app_client: TestClient, redis_factory: Callable[..., RedisServer]
+) -> None:
+    other = redis_factory()
+    r = redis.Redis.from_url(other.url)
+    r.mset({f"user:{i}": i for i in range(7)})
+    r.close()
+    inst = instance_of(other.url)
+    for _ in range(2):
+        text = app_client.get("/scrape", params={"target": other.url}).text
+        assert sample(text, "redis_up", instance=inst) == 1.0
+        assert sample(text, "redis_db_keys", db="db0", instance=inst) == 7.0
+        assert sample(text, "cache_exporter_scrape_errors_total", instance=inst) == 0.0
+    # the exporter's own Redis is not in a /scrape answer, nor the target in /metrics
+    assert "process_cpu_seconds_total" not in text
+    own = app_client.get("/metrics").text
+    assert f'instance="{inst}"' not in own
+
+
+def test_scrape_of_an_unreachable_target_reports_redis_up_0_quickly(
+    app_client: TestClient, redis_factory: Callable[..., RedisServer]
+) -> None:
+    dead = redis_factory()
+    dead.kill()
+    started = time.monotonic()
+    response = app_client.get("/scrape", params={"target": dead.url})
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    inst = instance_of(dead.url)
+    assert sample(response.text, "redis_up", instance=inst) == 0.0
+    err = sample(
+        response.text, "cache_exporter_last_scrape_error", error="connection", instance=inst
+    )
+    assert err == 1.0
+    assert elapsed < 2.0  # the configured scrape deadline
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("http://example:80", "query parameter 'target': expected a URL whose scheme"),
+        ("redis://:secretpw@h:notaport/0", "query parameter 'target': expected a redis://"),
+        ("redis:///0", "query parameter 'target': expected a host"),
+    ],
+)
+def test_scrape_refuses_bad_targets_naming_the_parameter(
+    app_client: TestClient, target: str, message: str
+) -> None:
+    response = app_client.get("/scrape", params={"target": target})
+    assert response.status_code == 400
+    assert message in response.json()["detail"]
+    assert "secretpw" not in response.text
+    assert app_client.get("/scrape").status_code == 422
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def test_basic_auth_guards_metrics_and_scrape_but_not_health(redis_url: str) -> None:
+    settings = Settings(redis_url=redis_url, basic_auth_user="prom", basic_auth_password="pw-1")
+    with client_for(settings) as client:
+        denied = client.get("/metrics")
+        assert denied.status_code == 401
+        assert denied.headers["www-authenticate"].startswith("Basic")
+        assert client.get("/metrics", headers=_basic("prom", "wrong")).status_code == 401
+        assert client.get("/metrics", headers=_basic("other", "pw-1")).status_code == 401
+        assert client.get("/metrics", headers={"Authorization": "Basic !!"}).status_code == 401
+        assert client.get("/metrics", headers=_basic("prom", "pw-1")).status_code == 200
+        assert client.get("/scrape", params={"target": redis_url}).status_code == 401
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/readyz").status_code == 200
+
+
+def test_bearer_token_guards_metrics(redis_url: str) -> None:
+    settings = Settings(redis_url=redis_url, bearer_token="tok-123")
+    with client_for(settings) as client:
+        assert client.get("/metrics").status_code == 401
+        bad = client.get("/metrics", headers={"Authorization": "Bearer tok-12"})
+        assert bad.status_code == 401 and bad.headers["www-authenticate"] == "Bearer"
+        ok = client.get("/metrics", headers={"Authorization": "Bearer tok-123"})
+        assert ok.status_code == 200 and "redis_up" in ok.text
+
+
+def test_password_protected_redis_never_leaks_its_password(
+    redis_factory: Callable[..., RedisServer], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = redis_factory("--requirepass", SECRET)
+    url_with_password = f"redis://:{SECRET}@127.0.0.1:{server.port}/0"
+    inst = instance_of(server.url)
+    caplog.set_level(logging.DEBUG)
+    with client_for(Settings(redis_url=server.url, redis_password=SECRET)) as client:
+        good = client.get("/metrics").text
+        assert sample(good, "redis_up", instance=inst) == 1.0
+        ready = client.get("/readyz")
+        assert ready.status_code == 200 and SECRET not in ready.text
+        via_scrape = client.get("/scrape", params={"target": url_with_password}).text
+        assert sample(via_scrape, "redis_up", instance=inst) == 1.0
+    with client_for(Settings(redis_url=server.url, redis_password="wrong-password")) as client:
+        bad = client.get("/metrics").text
+        assert sample(bad, "redis_up", instance=inst) == 0.0
+        assert sample(bad, "cache_exporter_last_scrape_error", error="auth", instance=inst) == 1.0
+        unready = client.get("/readyz")
+        assert unready.status_code == 503 and unready.json()["error"] == "auth"
+    with client_for(Settings(redis_url=server.url)) as client:
+        noauth = client.get("/metrics").text
+        assert sample(noauth, "cache_exporter_last_scrape_error", error="auth", instance=inst)
+    # the test's own HTTP client logs the URL it was given; the server side must not
+    server_logs = [r.getMessage() for r in caplog.records if not r.name.startswith("httpx")]
+    assert any("failed: auth" in line for line in server_logs)
+    for text in (good, via_scrape, bad, noauth, *server_logs):
+        assert SECRET not in text
+    assert split_credentials(url_with_password)[0] == f"redis://127.0.0.1:{server.port}/0"
+
+
+def test_background_sampler_is_wired_into_metrics(redis_url: str) -> None:
+    r = redis.Redis.from_url(redis_url)
+    r.mset({f"session:{i}": "x" * 50 for i in range(20)})
+    r.close()
+    settings = Settings(redis_url=redis_url, sampler={"interval": 0.2, "pause": 0.0})
+    deadline = time.monotonic() + 20
+    with client_for(settings, background=True) as client:
+        while True:
+            text = client.get("/metrics").text
+            keys = sample(text, "cache_keys", layer="redis", type="session")
+            if keys is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    assert keys == 20.0
+    assert (sample(text, "cache_size_bytes", layer="redis", type="session") or 0) > 0
