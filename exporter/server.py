@@ -141,6 +141,10 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     app.state.settings = settings
     app.state.registry = registry
     auth = Depends(_check_auth(settings))
+    if settings.prometheus_url:  # the SLO status page at GET /
+        from exporter.status_page import build_router
+
+        app.include_router(build_router(settings.prometheus_url, settings.slo), dependencies=[auth])
 
     @app.get("/metrics", dependencies=[auth])
     def metrics(request: Request) -> Response:
