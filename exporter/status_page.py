@@ -34,7 +34,7 @@ NOW_WINDOW = "5m"
 BURN_WINDOW = "1h"
 #: sparkline span and resolution
 SPARK_SECONDS = 3 * 3600
-SPARK_STEP_SECONDS = 30
+SPARK_STEP_SECONDS = 10
 QUERY_TIMEOUT_SECONDS = 5.0
 REFRESH_SECONDS = 15
 
@@ -272,19 +272,21 @@ def sparkline(points: list[tuple[float, float]], target: float, width: int = 300
         lo, hi = lo - 0.01, hi + 0.01
 
     def x(t: float) -> float:
-        return 0.0 if t1 == t0 else (t - t0) / (t1 - t0) * width
+        return float(width) if t1 == t0 else (t - t0) / (t1 - t0) * width
 
     def y(v: float) -> float:
         return height - 2 - (v - lo) / (hi - lo) * (height - 4)
 
     line = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in points)
+    last_t, last_v = points[-1]
     ty = y(target)
     return (
         f'<svg viewBox="0 0 {width} {height}" preserveAspectRatio="none" role="img" '
         f'aria-label="last {SPARK_SECONDS // 3600} hours">'
         f'<line x1="0" x2="{width}" y1="{ty:.1f}" y2="{ty:.1f}" stroke="#9aa3b2" '
         f'stroke-dasharray="4 3" stroke-width="1"/>'
-        f'<polyline points="{line}" fill="none" stroke="currentColor" stroke-width="1.5"/></svg>'
+        f'<polyline points="{line}" fill="none" stroke="currentColor" stroke-width="1.5"/>'
+        f'<circle cx="{x(last_t):.1f}" cy="{y(last_v):.1f}" r="2.5" fill="currentColor"/></svg>'
     )
 
 

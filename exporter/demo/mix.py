@@ -34,7 +34,7 @@ class Traffic:
 
 #: the healthy mix (ADR-004's key types in realistic proportions and sizes)
 HEALTHY: tuple[Traffic, ...] = (
-    Traffic("session", 0.30, 2_000, 1.3, 2_000, 0.002),
+    Traffic("session", 0.30, 1_000, 1.5, 2_000, 0.002),
     Traffic("user", 0.15, 4_000, 1.1, 5_000, 0.004),
     Traffic("organization", 0.08, 5, 1.0, 10_000, 0.004),
     Traffic("permissions", 0.10, 4_000, 1.1, 1_000, 0.003),

@@ -50,8 +50,16 @@ def child_env() -> dict[str, str]:
 class Child:
     """One program the demo runs, its output captured in a log file of the temp dir."""
 
-    def __init__(self, name: str, args: Sequence[str], port: int, log_dir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: Sequence[str],
+        port: int,
+        log_dir: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
+        self.env = {**child_env(), **(env or {})}
         self.args = list(args)
         self.port = port
         self.log_path = log_dir / f"{name}.log"
@@ -66,7 +74,7 @@ class Child:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=child_env(),
+                env=self.env,
                 start_new_session=True,
             )
         self.wait_listening(timeout)

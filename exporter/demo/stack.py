@@ -55,6 +55,8 @@ class StackOptions:
     group_wait: str = "10s"
     with_prometheus: bool | None = None  # None: when the binaries are installed
     seed: int | None = None
+    #: PostgreSQL for the exporter's buffer-cache layer (passed in its environment)
+    postgres_dsn: str | None = None
     on_alert: Callable[[Notification], None] | None = None
     preferred_ports: dict[str, int] = field(default_factory=dict)
 
@@ -124,6 +126,7 @@ class Stack:
                 *([f"--prometheus-url={prometheus_url}"] if prometheus_url else []),
             ],
             exporter_port,
+            env={"POSTGRES_DSN": opts.postgres_dsn} if opts.postgres_dsn else None,
         )
         self.urls["exporter metrics"] = f"http://127.0.0.1:{exporter_port}/metrics"
         if prometheus_url:
@@ -164,8 +167,15 @@ class Stack:
         preferred = self.options.preferred_ports.get(name, default)
         return free_port(preferred)
 
-    def _spawn(self, name: str, args: list[str], port: int, timeout: float = 20.0) -> Child:
-        child = Child(name, args, port, self.tmp)
+    def _spawn(
+        self,
+        name: str,
+        args: list[str],
+        port: int,
+        timeout: float = 20.0,
+        env: dict[str, str] | None = None,
+    ) -> Child:
+        child = Child(name, args, port, self.tmp, env)
         self.children.append(child)
         child.start(timeout)
         return child

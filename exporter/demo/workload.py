@@ -79,7 +79,7 @@ class Workload:
         for row in HEALTHY:
             if row.operation == "incr" or self.slo.key_type(row.type).tenant_scoped:
                 continue
-            for item in range(min(row.population // 5, 500)):
+            for item in range(min(row.population // 3, 1000)):
                 self.cache.set(self._key(row, 0, item), self._values[row.type])
 
     def step(self) -> None:
