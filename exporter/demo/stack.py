@@ -38,6 +38,26 @@ REDIS_SETTINGS = (
     ("save", ""),
     ("appendonly", "no"),
 )
+#: Alertmanager grouping and inhibition, as in deploy/alertmanager/alertmanager.yml (a test
+#: keeps the two equal): a page holds back tickets of the same objective
+GROUP_BY = ("alertname", "slo", "type", "operation")
+INHIBIT_RULES: tuple[dict[str, list[str]], ...] = (
+    {
+        "source_matchers": ['severity="page"'],
+        "target_matchers": ['severity="ticket"'],
+        "equal": ["slo", "type", "operation"],
+    },
+    {
+        "source_matchers": ['severity="page"', 'alertname="CacheHitRateBudgetBurn"'],
+        "target_matchers": ['severity="ticket"', 'alertname="LowCacheHitRate"'],
+        "equal": ["type"],
+    },
+    {
+        "source_matchers": ['severity="page"', 'alertname="CacheLatencyBudgetBurn"'],
+        "target_matchers": ['severity="ticket"', 'alertname="HighCacheLatency"'],
+        "equal": ["operation"],
+    },
+)
 #: where Debian's prometheus-alertmanager package puts its binary when not on PATH
 _EXTRA_BIN = ("/usr/bin", "/usr/sbin", "/usr/local/bin")
 
@@ -304,7 +324,7 @@ class Stack:
         return {
             "route": {
                 "receiver": "ticket",
-                "group_by": ["alertname", "slo", "type"],
+                "group_by": list(GROUP_BY),
                 "group_wait": wait,
                 "group_interval": wait,
                 "repeat_interval": "1h",
@@ -313,13 +333,7 @@ class Stack:
                     {"receiver": "ticket", "matchers": ['severity="ticket"']},
                 ],
             },
-            "inhibit_rules": [
-                {
-                    "source_matchers": ['severity="page"'],
-                    "target_matchers": ['severity="ticket"'],
-                    "equal": ["slo", "type"],
-                }
-            ],
+            "inhibit_rules": [dict(rule) for rule in INHIBIT_RULES],
             "receivers": [
                 {
                     "name": name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -21,9 +22,16 @@ def venv_tool(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def rule_files() -> list[Path]:
-    """The generated rules files the stack mounts (alerts/*.rules.yml)."""
-    files = sorted((ROOT / "alerts").glob("*.rules.yml"))
-    if not files:
-        raise RuntimeError("alerts/*.rules.yml missing: run cache-slo-exporter generate")
+def rule_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """The rules files the generator writes now (production profile), as the stack mounts."""
+    out = tmp_path_factory.mktemp("generated")
+    done = subprocess.run(
+        [sys.executable, "-m", "exporter.cli", "generate", f"--out={out}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    files = sorted((out / "alerts").glob("*.rules.yml"))
+    assert files, f"the generator wrote no alerts/*.rules.yml under {out}"
     return files

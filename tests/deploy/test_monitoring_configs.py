@@ -99,24 +99,43 @@ def test_alerts_route_by_severity(labels: list[str], receiver: str) -> None:
     assert out.stdout.strip() == receiver
 
 
-def test_inhibition_labels_are_on_every_page_and_ticket_alert(rule_files: list[Path]) -> None:
-    """Tickets are held back while the page for the same objective fires: the
-    labels the inhibit rule compares must be on the generated SLO alerts."""
-    config = yaml.safe_load(ALERTMANAGER_YML.read_text())
-    (rule,) = config["inhibit_rules"]
-    assert rule["source_matchers"] == ['severity="page"']
-    assert rule["target_matchers"] == ['severity="ticket"']
-    slo_alerts = [
-        alert
+def generated_alerts(rule_files: list[Path]) -> list[dict[str, Any]]:
+    return [
+        rule
         for path in rule_files
         for group in yaml.safe_load(path.read_text())["groups"]
-        for alert in group["rules"]
-        if "alert" in alert and "slo" in alert.get("labels", {})
+        for rule in group["rules"]
+        if "alert" in rule
     ]
-    assert slo_alerts, "no generated alert carries an slo label"
-    severities = {a["labels"].get("severity") for a in slo_alerts}
-    assert {"page", "ticket"} <= severities
-    assert "slo" in rule["equal"]
+
+
+def test_inhibition_compares_labels_the_generated_pages_carry(rule_files: list[Path]) -> None:
+    """Tickets are held back while the page for the same objective fires: every label
+    an inhibit rule compares, and every alert name it matches, is on a generated alert."""
+    alerts = generated_alerts(rule_files)
+    pages = [a for a in alerts if a["labels"]["severity"] == "page"]
+    names = {a["alert"] for a in alerts}
+    rules = yaml.safe_load(ALERTMANAGER_YML.read_text())["inhibit_rules"]
+    for rule in rules:
+        assert 'severity="page"' in rule["source_matchers"]
+        assert 'severity="ticket"' in rule["target_matchers"]
+        for label in rule["equal"]:
+            assert any(label in a["labels"] for a in pages), label
+        for matcher in rule["source_matchers"] + rule["target_matchers"]:
+            if matcher.startswith("alertname="):
+                assert matcher.split("=", 1)[1].strip('"') in names, matcher
+
+
+def test_the_demo_routes_and_inhibits_as_the_deploy_config_does() -> None:
+    from exporter.demo.stack import GROUP_BY, INHIBIT_RULES
+
+    config = yaml.safe_load(ALERTMANAGER_YML.read_text())
+    assert tuple(config["route"]["group_by"]) == GROUP_BY
+    assert config["inhibit_rules"] == [dict(rule) for rule in INHIBIT_RULES]
+    assert [(r["receiver"], r["matchers"]) for r in config["route"]["routes"]] == [
+        ("pager", ['severity="page"']),
+        ("ticket", ['severity="ticket"']),
+    ]
 
 
 @pytest.fixture
@@ -178,3 +197,48 @@ def test_prometheus_and_alertmanager_start_with_the_deploy_configs(
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def post_alerts(port: int, alerts: list[dict[str, str]]) -> None:
+    body = json.dumps([{"labels": labels} for labels in alerts]).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v2/alerts",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200
+
+
+def test_a_page_holds_back_tickets_of_the_same_objective_only(alertmanager: int) -> None:
+    page = {
+        "alertname": "CacheHitRateBudgetBurn",
+        "severity": "page",
+        "slo": "cache-hit-rate",
+        "type": "session",
+        "long_window": "1h",
+    }
+    same_burn_ticket = {**page, "severity": "ticket", "long_window": "1d"}
+    same_adr_ticket = {"alertname": "LowCacheHitRate", "severity": "ticket", "type": "session"}
+    other_type = {"alertname": "LowCacheHitRate", "severity": "ticket", "type": "user"}
+    latency = {"alertname": "HighCacheLatency", "severity": "ticket", "operation": "get"}
+    post_alerts(alertmanager, [page, same_burn_ticket, same_adr_ticket, other_type, latency])
+
+    def states() -> dict[tuple[str, str, str], list[str]] | None:
+        found = get_json(f"http://127.0.0.1:{alertmanager}/api/v2/alerts")
+        if len(found) < 5:
+            return None
+        return {
+            (a["labels"]["alertname"], a["labels"]["severity"], a["labels"].get("type", "")): a[
+                "status"
+            ]["inhibitedBy"]
+            for a in found
+        }
+
+    inhibited = poll(states)
+    assert inhibited[("CacheHitRateBudgetBurn", "page", "session")] == []
+    assert inhibited[("CacheHitRateBudgetBurn", "ticket", "session")] != []
+    assert inhibited[("LowCacheHitRate", "ticket", "session")] != []
+    assert inhibited[("LowCacheHitRate", "ticket", "user")] == []
+    assert inhibited[("HighCacheLatency", "ticket", "")] == []
