@@ -14,6 +14,7 @@ import argparse
 import base64
 import binascii
 import importlib
+import inspect
 import logging
 import re
 import secrets
@@ -42,9 +43,17 @@ BACKGROUND_COLLECTORS = (
 )
 
 
+#: shares of the scrape deadline for the collectors that wait on I/O; they run one
+#: after another, so the shares add up to less than 1 (the rest is rendering)
+DEADLINE_SHARES = {"redis_info": 0.25, "evictions": 0.25, "postgres": 0.4}
+
+
+def _budget(settings: Settings, collector: str) -> float:
+    return settings.scrape_timeout * DEADLINE_SHARES[collector]
+
+
 def _redis_timeout(settings: Settings) -> float:
-    """Redis gets half the scrape budget; the rest is PostgreSQL and rendering."""
-    return settings.scrape_timeout / 2
+    return _budget(settings, "redis_info")
 
 
 def _background_collectors(settings: Settings) -> list[Any]:
@@ -59,12 +68,15 @@ def _background_collectors(settings: Settings) -> list[Any]:
                 raise
             log.info("%s is not available; its metrics are not served", module_name)
             continue
+        cls = getattr(module, class_name)
         extra: dict[str, Any] = (
             dict(settings.sampler)
             if class_name == "KeyspaceSampler"
             else {"configure_notifications": settings.configure_notifications}
         )
-        cls = getattr(module, class_name)
+        if "collect_timeout" in inspect.signature(cls).parameters:
+            # a collector that waits at scrape time gets its share of the deadline
+            extra["collect_timeout"] = _budget(settings, "evictions")
         built.append(
             cls(url, settings.slo, instance=settings.instance, redis_kwargs=kwargs, **extra)
         )
@@ -120,7 +132,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         from exporter.collectors.postgres import PostgresCollector
 
         registry.register(
-            PostgresCollector(settings.postgres_dsn, timeout=settings.scrape_timeout / 2)
+            PostgresCollector(settings.postgres_dsn, timeout=_budget(settings, "postgres"))
         )
     extra = _background_collectors(settings) if background else []
     for collector in extra:

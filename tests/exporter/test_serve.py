@@ -1,0 +1,161 @@
+"""``cache-slo-exporter serve`` as a real process against real redis-servers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+
+import pytest
+import redis
+
+from exporter.config import instance_of
+from tests.exporter.conftest import Exporter, exporter_command, sample
+from tests.support.processes import RedisServer, cleanup_env, free_port
+
+SECRET = "serve-test-secret-5521"
+StartExporter = Callable[..., Exporter]
+
+
+def _timed_metrics(exporter: Exporter) -> tuple[str, float]:
+    started = time.monotonic()
+    text = exporter.metrics()
+    return text, time.monotonic() - started
+
+
+def _wait_for(
+    exporter: Exporter, name: str, value: float, deadline: float = 15.0, **labels: str
+) -> str:
+    end = time.monotonic() + deadline
+    while True:
+        text = exporter.metrics()
+        if sample(text, name, **labels) == value or time.monotonic() > end:
+            return text
+        time.sleep(0.05)
+
+
+def test_redis_killed_then_restarted_goes_up_0_fast_then_up_1(
+    redis_factory: Callable[..., RedisServer], exporter_factory: StartExporter
+) -> None:
+    server = redis_factory()
+    exporter = exporter_factory("--redis-url", server.url, "--scrape-timeout", "2")
+    inst = {"instance": instance_of(server.url)}
+    assert sample(exporter.metrics(), "redis_up", **inst) == 1.0
+
+    server.kill()
+    text, elapsed = _timed_metrics(exporter)
+    assert sample(text, "redis_up", **inst) == 0.0
+    assert sample(text, "cache_exporter_last_scrape_error", error="connection", **inst) == 1.0
+    assert elapsed < 2.0  # within the configured scrape deadline
+    assert exporter.get("/readyz").status_code == 503
+    assert exporter.get("/healthz").status_code == 200
+
+    server.start()
+    text = _wait_for(exporter, "redis_up", 1.0, **inst)
+    assert sample(text, "redis_up", **inst) == 1.0
+    assert (sample(text, "cache_exporter_scrape_errors_total", **inst) or 0) >= 1
+    assert sample(text, "cache_exporter_last_scrape_error", error="", **inst) == 0.0
+
+
+def test_stalled_redis_gives_up_0_with_timeout_before_the_deadline(
+    redis_factory: Callable[..., RedisServer], exporter_factory: StartExporter
+) -> None:
+    server = redis_factory()
+    exporter = exporter_factory("--redis-url", server.url, "--scrape-timeout", "2")
+    inst = {"instance": instance_of(server.url)}
+    assert sample(exporter.metrics(), "redis_up", **inst) == 1.0
+    assert server.proc is not None
+    os.kill(server.proc.pid, signal.SIGSTOP)  # accepts connections, never answers
+    try:
+        text, elapsed = _timed_metrics(exporter)
+        assert sample(text, "redis_up", **inst) == 0.0
+        assert sample(text, "cache_exporter_last_scrape_error", error="timeout", **inst) == 1.0
+        assert elapsed < 2.0
+        assert exporter.get("/healthz").status_code == 200
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
+    assert sample(_wait_for(exporter, "redis_up", 1.0, **inst), "redis_up", **inst) == 1.0
+
+
+def test_unreachable_redis_at_startup_still_serves(exporter_factory: StartExporter) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    exporter = exporter_factory("--redis-url", url)
+    text = exporter.metrics()
+    assert sample(text, "redis_up", instance=instance_of(url)) == 0.0
+    assert exporter.get("/readyz").status_code == 503
+    assert exporter.get("/healthz").json() == {"status": "ok"}
+
+
+def test_passwords_never_appear_in_logs_metrics_or_errors(
+    redis_factory: Callable[..., RedisServer], exporter_factory: StartExporter
+) -> None:
+    server = redis_factory("--requirepass", SECRET)
+    url = f"redis://default:{SECRET}@127.0.0.1:{server.port}/0"
+    exporter = exporter_factory(
+        "--log-level",
+        "debug",
+        env={
+            "REDIS_URL": url,
+            "POSTGRES_DSN": f"host=127.0.0.1 port={free_port()} password={SECRET}",
+        },
+    )
+    inst = {"instance": instance_of(server.url)}
+    texts = [exporter.metrics(), exporter.get("/readyz").text]
+    assert sample(texts[0], "redis_up", **inst) == 1.0
+    assert sample(texts[0], "cache_exporter_postgres_up") == 0.0
+    texts.append(exporter.get("/scrape", params={"target": url}).text)
+    texts.append(exporter.get("/scrape", params={"target": f"redis://:{SECRET}@h:x/0"}).text)
+    exporter.proc.terminate()
+    # uvicorn shuts down gracefully, then re-raises the signal for the supervisor to see
+    assert exporter.proc.wait(10) in (0, -signal.SIGTERM)
+    log = exporter.log
+    assert "Application shutdown complete" in log
+    assert "redis://default:***@127.0.0.1" in log  # the startup line, redacted
+    assert "password=***" in log
+    assert "GET /scrape?target=redis://default:***@" in log
+    for text in (*texts, log):
+        assert SECRET not in text
+
+
+def test_bad_flags_exit_2_naming_the_flag_without_secrets() -> None:
+    cases = [
+        (["--scrape-timeout", "never"], "error: --scrape-timeout: expected a number of seconds"),
+        ([f"--redis-url=redis://u:{SECRET}@h:6379/x"], "error: --redis-url: expected a database"),
+        (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    ]
+    for args, message in cases:
+        result = subprocess.run(
+            exporter_command(*args), capture_output=True, text=True, timeout=60,
+            env=cleanup_env(), check=False,
+        )  # fmt: skip
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr, result.stderr
+        assert SECRET not in result.stderr + result.stdout
+
+
+def test_exporter_counts_scrapes_of_a_redis_being_used(
+    redis_factory: Callable[..., RedisServer], exporter_factory: StartExporter
+) -> None:
+    server = redis_factory()
+    exporter = exporter_factory("--redis-url", server.url)
+    r = redis.Redis.from_url(server.url)
+    for i in range(5):
+        r.get(f"session:{i}")
+    text = exporter.metrics()
+    r.close()
+    inst = {"instance": instance_of(server.url)}
+    assert sample(text, "redis_keyspace_misses_total", **inst) == 5.0
+    assert (sample(text, "cache_exporter_scrape_duration_seconds", **inst) or -1) >= 0
+
+
+@pytest.mark.parametrize("accept", ["", "application/openmetrics-text; version=1.0.0"])
+def test_process_serves_both_exposition_formats(
+    redis_factory: Callable[..., RedisServer], exporter_factory: StartExporter, accept: str
+) -> None:
+    server = redis_factory()
+    exporter = exporter_factory("--redis-url", server.url)
+    response = exporter.get("/metrics", headers={"Accept": accept} if accept else {})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith(accept or "text/plain; version=0.0.4")
