@@ -204,7 +204,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("redis_password_file", "--redis-password-file", "REDIS_PASSWORD_FILE", _file, None,
            "File holding the Redis password (overrides one in the URL)."),
     Option("listen", "--listen", "CACHE_EXPORTER_LISTEN", _host_port, _host_port(DEFAULT_LISTEN),
-           f"HOST:PORT to serve on (default {DEFAULT_LISTEN}; 9121 is left to redis_exporter)."),
+           "HOST:PORT to serve on (9121 is left to the Go redis_exporter)."),
     Option("slo", "--slo", "CACHE_EXPORTER_SLO", _file, None,
            "SLO file (default: the packaged ADR defaults)."),
     Option("postgres_dsn", "--postgres-dsn", "POSTGRES_DSN", _text, None,
@@ -300,8 +300,17 @@ def split_credentials(url: str, password: str | None = None) -> tuple[str, dict[
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add one flag per :data:`OPTIONS` row; values stay strings until resolved."""
+    parser.epilog = (
+        "Each setting is taken from its flag, else its environment variable, else its "
+        "default. The SLO file supplies key types and targets, no connection setting. "
+        "Secrets are read from files or the environment and never printed."
+    )
     for opt in OPTIONS:
-        help_text = f"{opt.help} [env {opt.env}]"
+        default = opt.default
+        if isinstance(default, tuple):
+            default = ":".join(str(part) for part in default)
+        shown = "" if default in (None, False) else f"; default {default}"
+        help_text = f"{opt.help} [env {opt.env}{shown}]"
         if opt.switch:
             parser.add_argument(opt.flag, dest=opt.dest, action="store_const", const="true",
                                 default=None, help=help_text)  # fmt: skip
