@@ -210,7 +210,7 @@ def test_password_protected_redis_never_leaks_its_password(
     assert split_credentials(url_with_password)[0] == f"redis://127.0.0.1:{server.port}/0"
 
 
-def test_background_sampler_is_wired_into_metrics(redis_url: str) -> None:
+def test_background_sampler_and_eviction_tracker_are_wired_into_metrics(redis_url: str) -> None:
     r = redis.Redis.from_url(redis_url)
     r.mset({f"session:{i}": "x" * 50 for i in range(20)})
     r.close()
@@ -220,8 +220,12 @@ def test_background_sampler_is_wired_into_metrics(redis_url: str) -> None:
         while True:
             text = client.get("/metrics").text
             keys = sample(text, "cache_keys", layer="redis", type="session")
-            if keys is not None or time.monotonic() > deadline:
+            evicted = sample(
+                text, "cache_evictions_total", layer="redis", type="session", reason="maxmemory"
+            )
+            if (keys is not None and evicted is not None) or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
     assert keys == 20.0
     assert (sample(text, "cache_size_bytes", layer="redis", type="session") or 0) > 0
+    assert evicted == 0.0  # the eviction tracker is wired in too
