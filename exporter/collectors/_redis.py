@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from exporter.slo import SLO
 
@@ -27,6 +29,7 @@ def connection_pool(
     kwargs: dict[str, Any] = {
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
+        "retry": Retry(NoBackoff(), 0),  # the collectors' threads retry on their own schedule
         **(redis_kwargs or {}),
     }
     pool = redis.ConnectionPool.from_url(url, **kwargs)

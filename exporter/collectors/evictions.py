@@ -1,0 +1,370 @@
+"""Evictions and expirations per key type, from keyspace notifications.
+
+One daemon thread owns a raw RESP2 connection subscribed to
+``__keyevent@*__:evicted`` and ``__keyevent@*__:expired`` (every database),
+classifies each key with the SLO file's key types, and reconciles with
+``INFO``'s ``evicted_keys``/``expired_keys`` through an
+:class:`~exporter.collectors._ledger.EvictionLedger` (its docstring states the
+invariants: counters never go down, per-type counts plus ``unattributed`` sum
+to Redis' own counter, nothing is counted twice).
+
+The race between a notification and the ``INFO`` that already counted its
+event is closed with a barrier: Redis counts an eviction and publishes its
+notification in the same step, so after reading ``INFO`` (time t1) the thread
+sends ``PING`` on the subscribed connection; its reply is queued behind every
+notification published before t1.  Once the reply is read, every event that
+``INFO`` counted has either been received or will never come, so the rest of
+the gap is ``unattributed``.  A barrier that does not come back within
+``barrier_timeout`` drops the connection (counted as a reconnect).
+
+``collect()`` asks the thread for a reconcile and waits at most
+``collect_timeout`` for it; if Redis is down it serves the last counters.
+
+Redis only publishes these events when ``notify-keyspace-events`` contains
+``E`` (keyevent channels) and ``x``/``e`` (or ``A``).  With
+``configure_notifications=True`` the tracker adds the missing flags with
+``CONFIG SET`` after every (re)connect, keeping the user's own flags.  Managed
+services often block ``CONFIG``: the operator then sets the parameter in the
+provider's console (e.g. a parameter group); until then every eviction and
+expiration is counted, but as ``type="unattributed"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import redis
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from exporter.collectors._ledger import EvictionLedger
+from exporter.collectors._redis import KeyClassifier, client, connection_pool
+from exporter.metrics import (
+    CACHE_EVICTIONS,
+    EVICTION_REASONS,
+    LAYER_REDIS,
+    NOTIFICATION_LAG,
+    NOTIFICATION_RECONNECTS,
+    NOTIFICATIONS,
+    REASON_EXPIRED,
+    REASON_MAXMEMORY,
+    MetricSpec,
+)
+from exporter.slo import SLO
+
+log = logging.getLogger(__name__)
+
+#: keyevent channel suffix -> reason label, and the INFO stats field Redis counts it in
+CHANNELS: dict[str, tuple[str, str]] = {
+    "evicted": (REASON_MAXMEMORY, "evicted_keys"),
+    "expired": (REASON_EXPIRED, "expired_keys"),
+}
+PATTERNS = tuple(f"__keyevent@*__:{event}" for event in CHANNELS)
+#: notify-keyspace-events flags the subscription needs: keyevent, expired, evicted
+REQUIRED_FLAGS = "Exe"
+
+DEFAULT_RECONCILE_INTERVAL = 5.0
+DEFAULT_COLLECT_TIMEOUT = 2.0
+DEFAULT_BARRIER_TIMEOUT = 2.0
+#: how long the thread blocks on the socket before looking at requests again
+POLL_SECONDS = 0.01
+MAX_BACKOFF = 5.0
+
+
+def merged_notify_flags(current: str) -> str:
+    """``current`` plus whatever of ``Exe`` it lacks (``A`` already implies ``x`` and ``e``)."""
+    covered = set(current) | (set("xe") if "A" in current else set())
+    return current + "".join(flag for flag in REQUIRED_FLAGS if flag not in covered)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _family(spec: MetricSpec) -> GaugeMetricFamily | CounterMetricFamily:
+    if spec.kind == "counter":
+        return CounterMetricFamily(spec.family, spec.help, labels=spec.labels)
+    return GaugeMetricFamily(spec.family, spec.help, labels=spec.labels)
+
+
+def _values(spec: MetricSpec, **values: str) -> list[str]:
+    return [values[name] for name in spec.labels]
+
+
+class _Dropped(Exception):
+    """The subscription is unusable (barrier timed out, unexpected reply)."""
+
+
+class EvictionTracker:
+    """``cache_evictions_total`` per key type and reason, reconciled with ``INFO``."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        slo: SLO,
+        *,
+        instance: str,
+        configure_notifications: bool = False,
+        redis_kwargs: dict[str, Any] | None = None,
+        reconcile_interval: float = DEFAULT_RECONCILE_INTERVAL,
+        collect_timeout: float = DEFAULT_COLLECT_TIMEOUT,
+        barrier_timeout: float = DEFAULT_BARRIER_TIMEOUT,
+    ) -> None:
+        self.instance = instance
+        self.configure_notifications = configure_notifications
+        self.reconcile_interval = reconcile_interval
+        self.collect_timeout = collect_timeout
+        self.barrier_timeout = barrier_timeout
+        self._pool = connection_pool(redis_url, redis_kwargs)
+        self._info = client(self._pool)
+        self._classify = KeyClassifier(slo)
+        self._ledger = EvictionLedger(EVICTION_REASONS, slo.type_names)
+        self._types = self._ledger.types
+        # state shared with collect(), guarded by _cond
+        self._cond = threading.Condition()
+        self._counts: dict[str, dict[str, int]] | None = None
+        self._notifications = dict.fromkeys(EVICTION_REASONS, 0)
+        self._last_notification: float | None = None
+        self._subscriptions = 0
+        self._requested = 0
+        self._served = 0
+        # thread-only state
+        self._run_id: str | None = None  # the run our subscription is connected to
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the subscriber thread (idempotent)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._loop, name=f"eviction-tracker[{self.instance}]", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._pool.disconnect()
+
+    @property
+    def subscriptions(self) -> int:
+        """Subscriptions established so far (reconnects are this minus one)."""
+        return self._subscriptions
+
+    @property
+    def reconnects(self) -> int:
+        return max(0, self._subscriptions - 1)
+
+    def wait_until_subscribed(self, timeout: float, subscriptions: int = 1) -> bool:
+        """Block until ``subscriptions`` subscriptions have been established."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._subscriptions >= subscriptions, timeout)
+
+    def notifications(self) -> dict[str, int]:
+        """Notifications received so far per reason."""
+        with self._cond:
+            return dict(self._notifications)
+
+    def reconcile(self, timeout: float | None = None) -> dict[str, dict[str, int]] | None:
+        """Have the thread reconcile with INFO now; the published counters (None: never read)."""
+        with self._cond:
+            self._requested += 1
+            ticket = self._requested
+        self._wake.set()
+        alive = self._thread is not None and self._thread.is_alive()
+        with self._cond:
+            if alive:
+                wait = self.collect_timeout if timeout is None else timeout
+                self._cond.wait_for(lambda: self._served >= ticket, wait)
+            return None if self._counts is None else {r: dict(c) for r, c in self._counts.items()}
+
+    # --- the subscriber thread ---------------------------------------------------------
+
+    def _loop(self) -> None:
+        backoff = 0.1
+        while not self._stop.is_set():
+            conn: Any = None
+            try:
+                conn = self._subscribe()
+                backoff = 0.1
+                self._serve(conn)
+            except (redis.RedisError, OSError, _Dropped) as exc:
+                log.warning(
+                    "eviction tracker for %s: subscription lost (%s), reconnecting",
+                    self.instance,
+                    type(exc).__name__,
+                )
+            finally:
+                self._run_id = None
+                if conn is not None:
+                    conn.disconnect()
+            self._idle(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
+
+    def _subscribe(self) -> Any:
+        """A raw RESP2 connection: learn the run id, set flags if asked, PSUBSCRIBE."""
+        options = {**self._pool.connection_kwargs, "protocol": 2}
+        conn = self._pool.connection_class(**options)
+        conn.connect()
+        conn.send_command("INFO", "server")
+        run_id = self._info_field(_text(conn.read_response()), "run_id")
+        self._check_flags(conn)
+        conn.send_command("PSUBSCRIBE", *PATTERNS)
+        for _ in PATTERNS:
+            reply = conn.read_response()
+            if _text(reply[0]) != "psubscribe":
+                raise _Dropped(f"unexpected reply to PSUBSCRIBE: {_text(reply[0])}")
+        self._run_id = run_id
+        with self._cond:
+            self._subscriptions += 1
+            self._cond.notify_all()
+        return conn
+
+    @staticmethod
+    def _info_field(text: str, name: str) -> str:
+        for line in text.splitlines():
+            key, sep, value = line.partition(":")
+            if sep and key == name:
+                return value.strip()
+        raise _Dropped(f"INFO has no {name}")
+
+    def _check_flags(self, conn: Any) -> None:
+        try:
+            conn.send_command("CONFIG", "GET", "notify-keyspace-events")
+            reply = conn.read_response()
+            current = _text(reply[1]) if len(reply) > 1 else ""
+            wanted = merged_notify_flags(current)
+            if wanted == current:
+                return
+            if self.configure_notifications:
+                conn.send_command("CONFIG", "SET", "notify-keyspace-events", wanted)
+                conn.read_response()
+                log.info("%s: notify-keyspace-events %r -> %r", self.instance, current, wanted)
+                return
+        except redis.ResponseError as exc:  # CONFIG blocked (managed Redis) or not permitted
+            log.warning(
+                "%s: cannot read/set notify-keyspace-events (%s); enable 'Exe' in the "
+                "provider's console, until then evictions count as unattributed",
+                self.instance,
+                type(exc).__name__,
+            )
+            return
+        log.warning(
+            "%s: notify-keyspace-events lacks %r (configure_notifications is off); "
+            "evictions and expirations will count as unattributed",
+            self.instance,
+            REQUIRED_FLAGS,
+        )
+
+    def _serve(self, conn: Any) -> None:
+        next_reconcile = time.monotonic()
+        while not self._stop.is_set():
+            if conn.can_read(timeout=POLL_SECONDS):
+                self._handle(conn.read_response())
+            if self._requested > self._served or time.monotonic() >= next_reconcile:
+                self._reconcile(conn)
+                next_reconcile = time.monotonic() + self.reconcile_interval
+
+    def _idle(self, seconds: float) -> None:
+        """Wait before reconnecting, still answering reconcile requests (no barrier)."""
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set():
+            if self._requested > self._served:
+                self._reconcile(None)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._wake.wait(remaining)
+            self._wake.clear()
+
+    def _handle(self, message: Any) -> None:
+        if not isinstance(message, list) or _text(message[0]) != "pmessage":
+            raise _Dropped("unexpected message on the subscription")
+        event = _text(message[2]).rpartition(":")[2]
+        reason = CHANNELS[event][0] if event in CHANNELS else None
+        if reason is None or self._run_id is None:
+            return
+        kind = self._classify(message[3])
+        self._ledger.notify(self._run_id, reason, kind)
+        with self._cond:
+            self._notifications[reason] += 1
+            self._last_notification = time.time()
+
+    def _reconcile(self, conn: Any) -> None:
+        """INFO, then the PING barrier on the subscription (if it is on the same run)."""
+        ticket = self._requested
+        try:
+            pipe = self._info.pipeline(transaction=False)
+            pipe.info("server")
+            pipe.info("stats")
+            server, stats = pipe.execute()
+            run_id = str(server["run_id"])
+            totals = {reason: int(stats[field]) for reason, field in CHANNELS.values()}
+        except redis.RedisError as exc:
+            log.debug(
+                "eviction tracker for %s: INFO failed (%s)", self.instance, type(exc).__name__
+            )
+            run_id = ""
+        if run_id and conn is not None and run_id == self._run_id:
+            self._barrier(conn)
+        with self._cond:
+            if run_id:
+                self._ledger.reconcile(run_id, totals, complete=True)
+                self._counts = self._ledger.snapshot()
+            self._served = max(self._served, ticket)
+            self._cond.notify_all()
+
+    def _barrier(self, conn: Any) -> None:
+        conn.send_command("PING")
+        deadline = time.monotonic() + self.barrier_timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not conn.can_read(timeout=remaining):
+                raise _Dropped("barrier PING not answered in time")
+            message = conn.read_response()
+            if isinstance(message, list) and _text(message[0]) == "pong":
+                return
+            self._handle(message)
+
+    # --- prometheus-client collector ---------------------------------------------------
+
+    def describe(self) -> Iterator[Metric]:
+        """The families ``collect`` yields, without touching Redis."""
+        for spec in (CACHE_EVICTIONS, NOTIFICATIONS, NOTIFICATION_RECONNECTS, NOTIFICATION_LAG):
+            yield _family(spec)
+
+    def collect(self) -> Iterator[Metric]:
+        """Reconcile (bounded wait), then the counters; none before the first INFO read."""
+        counts = self.reconcile()
+        evictions = _family(CACHE_EVICTIONS)
+        if counts is not None:
+            for reason in EVICTION_REASONS:
+                for kind in self._types:
+                    labels = _values(CACHE_EVICTIONS, layer=LAYER_REDIS, type=kind, reason=reason)
+                    evictions.add_metric(labels, counts[reason][kind])
+        received = _family(NOTIFICATIONS)
+        reconnects = _family(NOTIFICATION_RECONNECTS)
+        lag = _family(NOTIFICATION_LAG)
+        with self._cond:
+            notified: Mapping[str, int] = dict(self._notifications)
+            last = self._last_notification
+        for reason, count in notified.items():
+            received.add_metric(
+                _values(NOTIFICATIONS, instance=self.instance, reason=reason), count
+            )
+        me = _values(NOTIFICATION_RECONNECTS, instance=self.instance)
+        reconnects.add_metric(me, self.reconnects)
+        if last is not None:
+            lag.add_metric(me, max(0.0, time.time() - last))
+        yield from (evictions, received, reconnects, lag)
