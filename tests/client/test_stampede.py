@@ -1,0 +1,183 @@
+"""get_or_compute on one cold key: the loader runs once across threads, tasks, processes."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import threading
+import time
+from typing import Any
+
+import redis
+from prometheus_client import CollectorRegistry
+
+from exporter.client import AsyncCacheService, CacheService
+from exporter.client.core import xfetch_due
+from exporter.client.serialization import unwrap, wrap
+from tests.client.conftest import sample
+from tests.client.workers import LOADER_SECONDS, counting_loader, stampede_process
+from tests.support.processes import free_port
+
+COUNTER = "test:loader-runs"
+
+
+def loader_runs(url: str) -> int:
+    return int(redis.Redis.from_url(url).get(COUNTER) or 0)
+
+
+def test_threads_share_one_computation(
+    cache: CacheService, registry: CollectorRegistry, redis_url: str
+) -> None:
+    key = cache.key("llm-response", "prompt-hash")
+    loader = counting_loader(redis_url, COUNTER)
+    barrier = threading.Barrier(16)
+    results: list[Any] = []
+
+    def call() -> None:
+        barrier.wait()
+        results.append(cache.get_or_compute(key, loader))
+
+    threads = [threading.Thread(target=call) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert results == [{"computed": "once"}] * 16
+    assert loader_runs(redis_url) == 1
+    assert sample(registry, "cache_compute_seconds_count", type="llm-response") == 1
+    assert sample(registry, "cache_compute_seconds_sum", type="llm-response") >= LOADER_SECONDS
+    assert cache.get_or_compute(key, loader) == {"computed": "once"}
+    assert cache.get(key) == {"computed": "once"}, "plain get reads get_or_compute values"
+    assert loader_runs(redis_url) == 1
+
+
+def test_two_services_in_one_process_meet_at_the_redis_lock(
+    redis_url: str, registry: CollectorRegistry
+) -> None:
+    one = CacheService.from_url(redis_url, registry=registry)
+    two = CacheService.from_url(redis_url, registry=registry)
+    key = one.key("user", "1")
+    loader = counting_loader(redis_url, COUNTER)
+    out: list[Any] = []
+    threads = [
+        threading.Thread(target=lambda s=s: out.append(s.get_or_compute(key, loader)))
+        for s in (one, two, one, two)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert out == [{"computed": "once"}] * 4
+    assert loader_runs(redis_url) == 1
+    assert not one.redis.exists(one.keys.lock_key(key)), "the lock is released"
+
+
+async def test_tasks_share_one_computation(acache: AsyncCacheService, redis_url: str) -> None:
+    key = acache.key("analytics", "summary", tenant="t1")
+    raw = redis.asyncio.Redis.from_url(redis_url)
+
+    async def loader() -> dict[str, int]:
+        await raw.incr(COUNTER)
+        await asyncio.sleep(LOADER_SECONDS)
+        return {"views": 3}
+
+    results = await asyncio.gather(*(acache.get_or_compute(key, loader) for _ in range(50)))
+    assert results == [{"views": 3}] * 50
+    assert loader_runs(redis_url) == 1
+    await raw.aclose()
+
+
+def test_processes_share_one_computation(redis_url: str) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    n = 4
+    barrier = ctx.Barrier(n)
+    results = ctx.Queue()
+    key = "user:stampede"
+    procs = [
+        ctx.Process(target=stampede_process, args=(redis_url, key, COUNTER, barrier, results))
+        for _ in range(n)
+    ]
+    for p in procs:
+        p.start()
+    got = [results.get(timeout=60) for _ in range(n)]
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    assert got == [{"computed": "once"}] * n
+    assert loader_runs(redis_url) == 1
+
+
+def test_a_crashed_lock_holder_cannot_wedge_the_key(
+    redis_url: str, registry: CollectorRegistry
+) -> None:
+    cache = CacheService.from_url(redis_url, registry=registry, lock_lease=0.3, lock_wait=5)
+    key = cache.key("user", "1")
+    # a holder that died: its lock stays until the lease runs out
+    cache.redis.set(cache.keys.lock_key(key), "dead-holder", px=300)
+    t0 = time.monotonic()
+    assert cache.get_or_compute(key, lambda: "fresh") == "fresh"
+    assert 0.2 < time.monotonic() - t0 < 4.0
+    cache.close()
+
+
+def test_release_never_deletes_someone_elses_lock(cache: CacheService) -> None:
+    key = cache.key("user", "1")
+    lock = cache.keys.lock_key(key)
+    cache.redis.set(lock, "someone-else", px=5000)
+    cache._release_lock(key, "my-expired-token")
+    assert cache.redis.get(lock) == b"someone-else"
+
+
+def test_loader_errors_reach_every_waiter_and_nothing_is_cached(cache: CacheService) -> None:
+    key = cache.key("user", "1")
+    barrier = threading.Barrier(4)
+    seen: list[BaseException] = []
+
+    def failing() -> None:
+        time.sleep(0.1)
+        raise LookupError("source down")
+
+    def call() -> None:
+        barrier.wait()
+        try:
+            cache.get_or_compute(key, failing)
+        except LookupError as exc:
+            seen.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(seen) == 4
+    assert cache.get(key) is None
+    assert cache.get_or_compute(key, lambda: "ok") == "ok"
+
+
+def test_xfetch_refreshes_early_only_near_expiry() -> None:
+    # far from expiry: practically never; at expiry: always; bigger delta: earlier
+    assert not any(xfetch_due(0.01, 1000.0, 0.0, 1.0) for _ in range(1000))
+    assert all(xfetch_due(0.01, 1000.0, 1000.0, 1.0) for _ in range(100))
+    near = sum(xfetch_due(1.0, 1000.0, 999.0, 1.0) for _ in range(2000))
+    assert 600 < near < 880  # P(-ln U >= 1) = e**-1, about 736 of 2000 (bounds ~6 sigma)
+    assert not xfetch_due(0.0, 1000.0, 999.0, 1.0), "plain values never refresh early"
+
+
+def test_hot_key_near_expiry_is_refreshed_by_one_caller(
+    cache: CacheService, registry: CollectorRegistry
+) -> None:
+    key = cache.key("feature-flag", "beta")
+    cache.get_or_compute(key, lambda: "v1", ttl=60)
+    # pretend the value took long to compute and is about to expire
+    body, _, _ = unwrap(cache.redis.get(key))
+    cache.redis.set(key, wrap(body, 100.0, time.time() + 0.5), px=60_000)
+    assert cache.get_or_compute(key, lambda: "v2", ttl=60) == "v2"
+    assert cache.get(key) == "v2"
+    assert sample(registry, "cache_hits_total", layer="redis", type="feature-flag") == 2
+
+
+def test_get_or_compute_without_redis_computes(registry: CollectorRegistry) -> None:
+    cache = CacheService.from_url(f"redis://127.0.0.1:{free_port()}/0", registry=registry)
+    assert cache.get_or_compute(cache.key("user", "1"), lambda: 7) == 7
+    assert sample(registry, "cache_compute_seconds_count", type="user") == 1
+    cache.close()
