@@ -395,18 +395,18 @@ class AsyncCacheService(ServiceCore):
     ) -> int:
         tag_key = self.keys.tag_key(tag, tenant)
 
-        async def run() -> list[str]:
+        async def run() -> tuple[list[str], int]:
             members = [m.decode() for m in await self._pop_tag(keys=[tag_key])]
-            if members:
-                await self.redis.unlink(*members)
-            return members
+            removed = int(await self.redis.unlink(*members)) if members else 0
+            return members, removed
 
-        members = await self._call("invalidate_tag", run)
-        if members is MISSING:
+        result = await self._call("invalidate_tag", run)
+        if result is MISSING:
             return 0
+        members, removed = result
         if broadcast:
             await self.broadcast_invalidation(keys=members, tags=[tag], tenant=tenant)
-        return len(members)
+        return int(removed)
 
     async def versioned_key(self, type_name: str, *parts: str, tenant: str | None = None) -> str:
         base = self.key(type_name, *parts, tenant=tenant)

@@ -424,18 +424,18 @@ class CacheService(ServiceCore):
         broadcast the deleted keys on the invalidation channel.  Keys removed."""
         tag_key = self.keys.tag_key(tag, tenant)
 
-        def run() -> list[str]:
+        def run() -> tuple[list[str], int]:
             members = [m.decode() for m in self._pop_tag(keys=[tag_key])]
-            if members:
-                self.redis.unlink(*members)
-            return members
+            removed = int(self.redis.unlink(*members)) if members else 0
+            return members, removed
 
-        members = self._call("invalidate_tag", run)
-        if members is MISSING:
+        result = self._call("invalidate_tag", run)
+        if result is MISSING:
             return 0
+        members, removed = result
         if broadcast:
             self.broadcast_invalidation(keys=members, tags=[tag], tenant=tenant)
-        return len(members)
+        return int(removed)
 
     def versioned_key(self, type_name: str, *parts: str, tenant: str | None = None) -> str:
         """``key(...)`` plus its current version; after :meth:`bump_version` readers
