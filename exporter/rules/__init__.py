@@ -1,0 +1,9 @@
+"""Prometheus recording and alerting rules generated from the SLO file.
+
+The chain is Sloth's: small pure steps (:mod:`builders`) return data (groups of
+rules), :mod:`render` turns that data into deterministic YAML.  Names live in
+:mod:`conventions`, burn-rate windows in :mod:`windows`, time scaling in
+:mod:`profiles`, selectors and thresholds in :mod:`config`.
+"""
+
+from __future__ import annotations

@@ -1,0 +1,39 @@
+"""Selectors and thresholds filled into every rule (the mixins' ``_config``).
+
+Thresholds carry their unit in their name.  They are strings parsed as
+:class:`~decimal.Decimal` so the YAML shows exactly what was configured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+DEFAULT_RUNBOOK_BASE_URL = "https://github.com/your-org/cache-slo-exporter/blob/main/docs/runbooks/"
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    """What differs between deployments: job selectors, runbook links, thresholds."""
+
+    #: selects the exporter's scrape target (redis_*, cache_exporter_*, cache_evictions_*)
+    exporter_selector: str = 'job="cache-slo-exporter"'
+    #: selects the application(s) using the instrumented client (cache_* client metrics)
+    app_selector: str = 'job="cache-app"'
+    runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL
+    memory_used_ratio_max: Decimal = Decimal("0.9")
+    #: an eviction surge needs at least this many evictions per second ...
+    eviction_rate_per_second_min: Decimal = Decimal("1")
+    #: ... and this many times the type's average over the last hour
+    eviction_surge_factor: Decimal = Decimal("3")
+    client_error_ratio_max: Decimal = Decimal("0.05")
+
+    def __post_init__(self) -> None:
+        for name in ("exporter_selector", "app_selector"):
+            if not getattr(self, name).strip():
+                raise ValueError(f'RuleConfig.{name}: expected a label matcher like job="x"')
+        if not self.runbook_base_url.endswith("/"):
+            object.__setattr__(self, "runbook_base_url", self.runbook_base_url + "/")
+
+    def runbook_url(self, alert: str) -> str:
+        return f"{self.runbook_base_url}{alert}.md"

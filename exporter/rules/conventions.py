@@ -1,0 +1,91 @@
+"""Every rule, group, record and alert name the generator emits, in one place.
+
+Dashboards, promtool tests and runbooks look names up here, so a rename is one
+edit.  Window-dependent record names use the *nominal* window (``rate5m``): the
+``fast`` profile shortens the ranges but keeps the names.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from exporter.slo import format_duration
+
+# --- groups -------------------------------------------------------------------
+
+GROUP_SLI = "cache-slo-sli-recordings"
+GROUP_BUDGET = "cache-slo-error-budget"
+GROUP_ADR = "cache-slo-adr-alerts"
+GROUP_BURN = "cache-slo-burn-rate-alerts"
+GROUP_OPERATIONAL = "cache-operational-alerts"
+
+# --- files (under alerts/) -------------------------------------------------------
+
+FILE_RECORDINGS = "cache-slo-recordings.rules.yml"
+FILE_SLO_ALERTS = "cache-slo-alerts.rules.yml"
+FILE_OPERATIONAL = "cache-operational.rules.yml"
+
+# --- alerts ---------------------------------------------------------------------
+
+ALERT_LOW_HIT_RATE = "LowCacheHitRate"
+ALERT_HIGH_LATENCY = "HighCacheLatency"
+ALERT_HIT_RATE_BURN = "CacheHitRateBudgetBurn"
+ALERT_LATENCY_BURN = "CacheLatencyBudgetBurn"
+ALERT_REDIS_DOWN = "RedisDown"
+ALERT_EXPORTER_DOWN = "CacheExporterDown"
+ALERT_METRICS_ABSENT = "CacheMetricsAbsent"
+ALERT_MEMORY_NEAR_MAX = "RedisMemoryNearMax"
+ALERT_EVICTION_SURGE = "CacheEvictionSurge"
+ALERT_CLIENT_ERRORS = "CacheClientErrors"
+ALERT_SCRAPE_ERRORS = "CacheExporterScrapeErrors"
+
+ALL_ALERTS = (
+    ALERT_LOW_HIT_RATE,
+    ALERT_HIGH_LATENCY,
+    ALERT_HIT_RATE_BURN,
+    ALERT_LATENCY_BURN,
+    ALERT_REDIS_DOWN,
+    ALERT_EXPORTER_DOWN,
+    ALERT_METRICS_ABSENT,
+    ALERT_MEMORY_NEAR_MAX,
+    ALERT_EVICTION_SURGE,
+    ALERT_CLIENT_ERRORS,
+    ALERT_SCRAPE_ERRORS,
+)
+
+# --- label values -----------------------------------------------------------------
+
+SEVERITY_PAGE = "page"
+SEVERITY_TICKET = "ticket"
+SLO_HIT_RATE = "cache-hit-rate"
+SLO_LATENCY = "cache-latency"
+
+# --- recorded series ------------------------------------------------------------------
+
+#: error budget left over the SLO window (1 = untouched, 0 = spent, < 0 = overspent)
+RECORD_BUDGET_REMAINING = "cache_slo:error_budget_remaining:ratio"
+
+
+def window_name(window: timedelta) -> str:
+    """The window as it appears in record names and labels (``5m``, ``30d``)."""
+    return format_duration(window)
+
+
+def record_reads(window: timedelta) -> str:
+    """Reads per second (hits + misses) by ``type``, plus ``type="all"``."""
+    return f"cache_type:cache_reads:rate{window_name(window)}"
+
+
+def record_hit_ratio(window: timedelta) -> str:
+    """Hits / reads by ``type``, plus ``type="all"``."""
+    return f"cache_type:cache_hit_ratio:rate{window_name(window)}"
+
+
+def record_calls(window: timedelta) -> str:
+    """Calls per second of the latency SLO's operation."""
+    return f"cache_operation:cache_calls:rate{window_name(window)}"
+
+
+def record_latency_good(window: timedelta) -> str:
+    """Fraction of the operation's calls that finished within the SLO threshold."""
+    return f"cache_operation:cache_latency_good_ratio:rate{window_name(window)}"
