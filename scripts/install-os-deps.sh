@@ -14,6 +14,7 @@ declare -A NEED=(
   [prometheus-redis-exporter]=prometheus-redis-exporter
   [docker-compose]=docker-compose
   [chromium]=chromium
+  [openssl]=openssl  # test certificates for rediss://
 )
 
 missing=()

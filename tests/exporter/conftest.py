@@ -117,3 +117,28 @@ def exporter_factory(tmp_path: Path) -> Iterator[Callable[..., Exporter]]:
             except subprocess.TimeoutExpired:
                 exporter.proc.kill()
                 exporter.proc.wait(10)
+
+
+def make_tls_certs(directory: Path) -> dict[str, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 (real ``openssl``)."""
+    openssl = require_binary("openssl")
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {name: directory / name for name in ("ca.crt", "ca.key", "server.crt", "server.key")}
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    steps = [
+        [openssl, "req", "-x509", *ec, "-keyout", str(paths["ca.key"]),
+         "-out", str(paths["ca.crt"]), "-days", "2", "-subj", "/CN=cache-slo-test-ca"],
+        [openssl, "req", *ec, "-keyout", str(paths["server.key"]),
+         "-out", str(directory / "server.csr"), "-subj", "/CN=127.0.0.1"],
+    ]  # fmt: skip
+    for step in steps:
+        subprocess.run(step, check=True, capture_output=True, timeout=60)
+    ext = directory / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    subprocess.run(
+        [openssl, "x509", "-req", "-in", str(directory / "server.csr"),
+         "-CA", str(paths["ca.crt"]), "-CAkey", str(paths["ca.key"]), "-CAcreateserial",
+         "-out", str(paths["server.crt"]), "-days", "2", "-extfile", str(ext)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return paths

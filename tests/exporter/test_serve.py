@@ -7,12 +7,13 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import redis
 
 from exporter.config import instance_of
-from tests.exporter.conftest import Exporter, exporter_command, sample
+from tests.exporter.conftest import Exporter, exporter_command, make_tls_certs, sample
 from tests.support.processes import RedisServer, cleanup_env, free_port
 
 SECRET = "serve-test-secret-5521"
@@ -159,3 +160,33 @@ def test_process_serves_both_exposition_formats(
     response = exporter.get("/metrics", headers={"Accept": accept} if accept else {})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith(accept or "text/plain; version=0.0.4")
+
+
+def test_rediss_with_an_acl_user_and_a_password_file(
+    redis_factory: Callable[..., RedisServer], exporter_factory: StartExporter, tmp_path: Path
+) -> None:
+    certs = make_tls_certs(tmp_path / "tls")
+    tls_port = free_port()
+    server = redis_factory(
+        "--tls-port", str(tls_port),
+        "--tls-cert-file", str(certs["server.crt"]),
+        "--tls-key-file", str(certs["server.key"]),
+        "--tls-ca-cert-file", str(certs["ca.crt"]),
+        "--tls-auth-clients", "no",
+        "--user", "default", "off",
+        "--user", "exporter", "on", f">{SECRET}", "~*", "&*", "+@all",
+    )  # fmt: skip
+    password_file = tmp_path / "redis-password"
+    password_file.write_text(SECRET + "\n")
+    url = f"rediss://exporter@127.0.0.1:{tls_port}/0?ssl_ca_certs={certs['ca.crt']}"
+    exporter = exporter_factory("--redis-url", url, "--redis-password-file", str(password_file))
+    text = exporter.metrics()
+    inst = {"instance": f"127.0.0.1:{tls_port}"}
+    assert sample(text, "redis_up", **inst) == 1.0, exporter.log
+    assert exporter.get("/readyz").status_code == 200
+    # the plain port refuses the (disabled) default user: the ACL user did the work
+    plain = redis.Redis.from_url(server.url)
+    with pytest.raises(redis.AuthenticationError):
+        plain.info()
+    plain.close()
+    assert SECRET not in text + exporter.log
