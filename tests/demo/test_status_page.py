@@ -1,0 +1,105 @@
+"""The SLO status page in a real headless Chromium, against the live stack."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from exporter.demo.stack import Stack
+from exporter.status_page import NOW_WINDOW, objectives
+from tests.demo.conftest import poll, prometheus_query
+from tests.support.processes import require_binary
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[list[str]]:
+    profile = tmp_path / "chromium-profile"
+    yield [require_binary("chromium"), *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
+
+
+def dump_dom(browser: list[str], url: str) -> str:
+    done = subprocess.run(
+        [*browser, "--dump-dom", url], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def sections(dom: str) -> dict[str, str]:
+    """id -> (class, inner HTML) of each objective section."""
+    found = {}
+    for match in re.finditer(r'<section class="([^"]*)" id="([^"]*)"[^>]*>(.*?)</section>', dom):
+        found[match.group(2)] = f"{match.group(1)}|{match.group(3)}"
+    return found
+
+
+def test_status_page_shows_every_objective_with_a_value_and_marks_the_broken_one(
+    stack: Stack, browser: list[str]
+) -> None:
+    stack.set_scenario("degraded")  # cold sessions: the session objective breaks
+    poll(
+        lambda: [
+            r
+            for r in prometheus_query(stack, 'cache_type:cache_hit_ratio:rate5m{type="session"}')
+            if float(r["value"][1]) < 0.95
+        ],
+        timeout=60,
+        what="the session hit rate below its objective in Prometheus",
+    )
+    for objective in objectives(stack.slo):  # every SLI has samples in Prometheus
+        poll(
+            lambda o=objective: [
+                r for r in prometheus_query(stack, o.expr(NOW_WINDOW)) if r["value"][1] != "NaN"
+            ],
+            timeout=30,
+            what=f"{objective.key} has data",
+        )
+    dom = dump_dom(browser, stack.urls["SLO status page"])
+    assert "<title>Cache SLO status" in dom
+    shown = sections(dom)
+    expected = [o.key for o in objectives(stack.slo)]
+    assert sorted(shown) == sorted(expected)
+    for key, body in shown.items():
+        value = re.search(r'<div class="value">([^<]*)</div>', body)
+        assert value and re.fullmatch(r"\d+\.\d\d %", value.group(1)), (key, body[:300])
+        assert "<svg" in body and "<polyline" in body, key
+    assert shown["hit-rate-session"].startswith("objective broken|")
+    summary = re.search(r'id="summary">(\d+) of (\d+) objectives broken', dom)
+    assert summary and int(summary.group(2)) == len(expected) and int(summary.group(1)) >= 1
+    # the healthy objectives are not painted red with it
+    assert shown["hit-rate-user"].split("|")[0] == "objective"
+
+
+def test_status_page_names_an_unreachable_prometheus_without_credentials(
+    tmp_path: Path,
+) -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from exporter.slo import load_slo
+    from exporter.status_page import build_router
+    from tests.support.processes import free_port
+
+    app = FastAPI()
+    url = f"http://admin:s3cret-pw@127.0.0.1:{free_port()}"
+    app.include_router(build_router(url, load_slo()))
+    response = TestClient(app).get("/")
+    assert response.status_code == 503
+    assert "127.0.0.1" in response.text and "could not be queried" in response.text
+    assert "s3cret-pw" not in response.text and "admin" not in response.text
