@@ -6,6 +6,10 @@ otherwise) and ``GET /scrape?target=redis://...`` (the INFO collector against
 another Redis, fresh registry per request, as the Go redis_exporter's and the
 blackbox exporter's multi-target pattern).  Scrape work runs in the thread
 pool, bounded by socket timeouts, so a slow Redis never blocks the server.
+
+Series carry ``instance`` = the Redis host:port; scrape this exporter with
+``honor_labels: true`` so Prometheus keeps it (otherwise it becomes
+``exported_instance`` and ``instance`` is the exporter's address).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import logging
 import re
 import secrets
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote, unquote
@@ -83,7 +87,7 @@ def _background_collectors(settings: Settings) -> list[Any]:
     return built
 
 
-def _check_auth(settings: Settings) -> Any:
+def _check_auth(settings: Settings) -> Callable[[Request], None]:
     """A dependency enforcing basic auth or a bearer token, when configured."""
 
     def check(request: Request) -> None:
