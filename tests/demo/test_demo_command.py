@@ -1,0 +1,146 @@
+"""``cache-slo-exporter demo --duration N``: starts, serves every URL it prints, exits by
+itself, and leaves no process and no temp dir behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import redis
+
+from tests.support.processes import cleanup_env, require_binary
+
+DURATION = 25
+UP_WITHIN_SECONDS = 30
+
+
+def read_until(proc: subprocess.Popen[str], pattern: str, timeout: float) -> list[str]:
+    """Lines of stdout up to and including the first matching ``pattern``."""
+    assert proc.stdout is not None
+    lines: list[str] = []
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not sel.select(timeout=0.5):
+            continue
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if re.search(pattern, line):
+            return lines
+    raise AssertionError(f"no line matching {pattern!r} within {timeout}s:\n" + "\n".join(lines))
+
+
+def listening(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "", parts.port or 80), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def processes_mentioning(text: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+def test_demo_serves_every_printed_url_then_exits_cleanly_by_itself() -> None:
+    for binary in ("redis-server", "prometheus", "prometheus-alertmanager"):
+        require_binary(binary)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exporter.cli", "demo", f"--duration={DURATION}", "--rate=100"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cleanup_env(),
+    )
+    try:
+        lines = read_until(proc, r"^Ctrl-C stops everything", timeout=UP_WITHIN_SECONDS)
+        tmp = re.search(r"starting the demo \(healthy\) in (\S+) \.\.\.", lines[0])
+        assert tmp, lines
+        tmp_dir = Path(tmp.group(1))
+        assert tmp_dir.is_dir()
+        urls = dict(
+            m.groups() for line in lines if (m := re.match(r"^  (.+?)\s{2,}(\S+://\S+)$", line))
+        )
+        assert set(urls) == {
+            "redis",
+            "app metrics",
+            "exporter metrics",
+            "prometheus",
+            "alertmanager",
+            "SLO status page",
+        }
+        for name, url in urls.items():
+            if url.startswith("redis://"):
+                client = redis.Redis.from_url(url)
+                assert client.ping()
+                assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "allkeys-lru"
+                client.close()
+                continue
+            with urllib.request.urlopen(url, timeout=10) as response:
+                assert response.status == 200, name
+                body = response.read().decode()
+            if name.endswith("metrics"):
+                assert "cache_" in body or "redis_" in body, name
+        status = read_until(proc, r"reads .* hit rate .* GET p99", timeout=15)
+        assert status
+        rest, _ = proc.communicate(timeout=DURATION + 30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, rest
+    assert "stopped; nothing left running." in rest
+    assert not tmp_dir.exists(), f"{tmp_dir} left behind"
+    assert processes_mentioning(str(tmp_dir)) == []
+    for name, url in urls.items():
+        assert not listening(url), f"{name} still listening at {url}"
+
+
+def test_sigterm_stops_the_demo_and_everything_it_started() -> None:
+    require_binary("redis-server")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exporter.cli", "demo", "--no-prometheus", "--rate=50"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cleanup_env(),
+    )
+    try:
+        lines = read_until(proc, r"^Ctrl-C stops everything", timeout=UP_WITHIN_SECONDS)
+        tmp = re.search(r" in (\S+) \.\.\.", lines[0])
+        assert tmp, lines
+        urls = [m.group(1) for line in lines if (m := re.match(r"^  .+?\s{2,}(\S+://\S+)$", line))]
+        assert len(urls) == 3 and all(listening(u) for u in urls), lines  # redis, app, exporter
+        proc.terminate()
+        rest, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, rest
+    assert "stopped; nothing left running." in rest
+    assert not Path(tmp.group(1)).exists()
+    assert processes_mentioning(tmp.group(1)) == []
+    assert not any(listening(u) for u in urls)
