@@ -189,7 +189,10 @@ class RedisInfoCollector(Collector):
             metrics.EXPORTER_SCRAPE_ERRORS,
             metrics.EXPORTER_LAST_SCRAPE_ERROR,
         )
-        return [_family(spec) for spec in specs]
+        return [
+            SummaryMetricFamily(spec.family, spec.help) if spec.kind == "summary" else _family(spec)
+            for spec in specs
+        ]
 
     def read_info(self) -> RedisInfo:
         """One INFO ALL round trip, parsed; raises on any failure."""
