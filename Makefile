@@ -17,6 +17,7 @@ demo: os-deps venv
 
 generate: venv
 	$(BIN)/cache-slo-exporter generate
+	$(BIN)/python deploy/kubernetes/sync.py
 
 lint: venv
 	$(BIN)/ruff check .
