@@ -1,0 +1,81 @@
+"""The generated rules as Prometheus' own promtool sees them."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+
+from exporter.rules import conventions as c
+from tests.generate.conftest import REPO
+from tests.support.prometheus import promtool
+
+RULE_FILES = sorted((REPO / "alerts").glob("*.rules.yml"))
+TEST_FILES = sorted((REPO / "alerts" / "tests").glob("*.yml"))
+
+
+def alert_rules(root: Path) -> list[dict[str, object]]:
+    found = []
+    for path in sorted((root / "alerts").glob("*.rules.yml")):
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            found += [r for r in group["rules"] if "alert" in r]
+    return found
+
+
+def test_committed_rule_files_pass_promtool_check() -> None:
+    assert RULE_FILES, "no alerts/*.rules.yml committed"
+    result = promtool("check", "rules", *RULE_FILES)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_fast_profile_rules_pass_promtool_check(fast_dir: Path) -> None:
+    files = sorted((fast_dir / "alerts").glob("*.rules.yml"))
+    result = promtool("check", "rules", *files)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_promtool_rule_unit_tests_pass() -> None:
+    """``promtool test rules alerts/tests/*.yml``, one process per file, side by side."""
+    assert TEST_FILES, "no alerts/tests/*.yml committed"
+    with ThreadPoolExecutor(max_workers=len(TEST_FILES)) as pool:
+        results = list(
+            pool.map(lambda p: promtool("test", "rules", p.relative_to(REPO), cwd=REPO), TEST_FILES)
+        )
+    failed = {
+        path.name: r.stdout[-4000:] + r.stderr[-1000:]
+        for path, r in zip(TEST_FILES, results, strict=True)
+        if r.returncode != 0
+    }
+    assert not failed, failed
+
+
+def test_every_alert_rule_fires_in_some_promtool_test() -> None:
+    """Each alerting rule (name + static labels) is expected to fire at least once."""
+    expected: set[tuple[str, frozenset[tuple[str, str]]]] = set()
+    for path in TEST_FILES:
+        for group in yaml.safe_load(path.read_text())["tests"]:
+            for check in group.get("alert_rule_test", []):
+                for alert in check.get("exp_alerts") or []:
+                    labels = frozenset(alert["exp_labels"].items())
+                    expected.add((check["alertname"], labels))
+    rules = alert_rules(REPO)
+    names = {r["alert"] for r in rules}
+    assert names == set(c.ALL_ALERTS)
+    for rule in rules:
+        static = frozenset(dict(rule.get("labels") or {}).items())  # type: ignore[call-overload]
+        assert any(name == rule["alert"] and static <= labels for name, labels in expected), (
+            f"no promtool test expects {rule['alert']} {dict(static)} to fire"
+        )
+
+
+def test_every_alert_also_has_a_silent_case() -> None:
+    silent = set()
+    for path in TEST_FILES:
+        for group in yaml.safe_load(path.read_text())["tests"]:
+            for check in group.get("alert_rule_test", []):
+                if not check.get("exp_alerts"):
+                    silent.add(check["alertname"])
+    assert silent == set(c.ALL_ALERTS)
