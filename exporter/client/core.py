@@ -19,7 +19,7 @@ from exporter.client.errors import CacheConfigError
 from exporter.client.instrumentation import BREAKER_ERRORS, Instruments, TypeChildren, error_class
 from exporter.client.keys import KeyBuilder, KeyPattern
 from exporter.client.policy import Seconds, missing_ttl, ttl_ms
-from exporter.client.serialization import JsonSerializer, Serializer, encode
+from exporter.client.serialization import JsonSerializer, Serializer, encode, unwrap
 from exporter.metrics import client_metrics
 from exporter.slo import SLO, load_slo
 
@@ -147,6 +147,43 @@ class ServiceCore:
             self._i.errors[op]["serialization"].inc()
             log.debug("cache %s: undecodable value (%s)", op, type(exc).__name__)
             return MISSING
+
+    def _mget_result(self, op: str, keys: list[str], raw: list[bytes | None]) -> list[Any]:
+        """Decode an MGET reply and count hits/misses per type (misses: absent or
+        undecodable).  The common all-decodable case is one list comprehension."""
+        loads = self.serializer.loads
+        failed: list[int] = []
+        try:
+            out = [None if d is None else loads(d) for d in raw]
+        except Exception:
+            out = []
+            for i, d in enumerate(raw):
+                if d is None:
+                    out.append(None)
+                    continue
+                value = self._decode(op, unwrap(d)[0])
+                if value is MISSING:
+                    failed.append(i)
+                    value = None
+                out.append(value)
+        classify = self._i.classify
+        missed: dict[TypeChildren, int] = {}
+        if failed or None in raw:
+            for i, d in enumerate(raw):
+                if d is None:
+                    ti = classify(keys[i])
+                    missed[ti] = missed.get(ti, 0) + 1
+            for i in failed:
+                ti = classify(keys[i])
+                missed[ti] = missed.get(ti, 0) + 1
+        for found, n in self._i.count_types(keys).items():
+            ti = self._i.other if found is None else found
+            misses = missed.get(ti, 0)
+            if n > misses:
+                ti.hits.inc(n - misses)
+            if misses:
+                ti.misses.inc(misses)
+        return out
 
     # --- failure accounting ---------------------------------------------------------
 

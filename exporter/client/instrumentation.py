@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections import Counter
 from dataclasses import dataclass
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import redis.exceptions as rex
@@ -71,6 +74,10 @@ class Instruments:
         self.by_prefix: dict[str, TypeChildren] = {
             kt.prefix: bind(kt.name, int(kt.ttl.total_seconds() * 1000)) for kt in slo.key_types
         }
+        #: (prefix, ":") -> children, for counting many keys with C-level map()s
+        self._by_head: dict[tuple[str, str], TypeChildren] = {
+            (prefix, ":"): ti for prefix, ti in self.by_prefix.items()
+        }
         self.latency: dict[str, Any] = {
             op: metrics.latency.labels(LAYER_REDIS, op) for op in OPERATIONS
         }
@@ -87,3 +94,12 @@ class Instruments:
             if found is not None:
                 return found
         return self.other
+
+    def count_types(self, keys: list[str]) -> Counter[TypeChildren | None]:
+        """How many of ``keys`` have each type (``None`` = other), without a Python loop:
+        a 100-key mget must not cost 100 interpreted classifications."""
+        heads = map(_HEAD, map(str.partition, keys, repeat(":")))
+        return Counter(map(self._by_head.get, heads))
+
+
+_HEAD = itemgetter(0, 1)

@@ -63,6 +63,8 @@ class CacheService(ServiceCore):
         self._release = any_client.register_script(RELEASE_SCRIPT)
         self._pop_tag = any_client.register_script(POP_TAG_SCRIPT)
         self._lat_get = self._i.latency["get"]
+        self._classify = self._i.classify
+        self._loads = self.serializer.loads
 
     @classmethod
     def from_url(cls, url: str, *, cluster: bool = False, **options: Any) -> CacheService:
@@ -105,7 +107,7 @@ class CacheService(ServiceCore):
 
     def get(self, key: str) -> Any:
         """The value at ``key``, or ``None`` on a miss (or when Redis is unavailable)."""
-        ti = self._i.classify(key)
+        ti = self._classify(key)
         br = self.breaker
         if br.open_until and not br.allow():
             self._i.errors["get"]["circuit_open"].inc()
@@ -125,12 +127,13 @@ class CacheService(ServiceCore):
         if data is None:
             ti.misses.inc()
             return None
-        if data[:1] == b"\x00":
-            data = unwrap(data)[0]
-        value = self._decode("get", data)
-        if value is MISSING:
-            ti.misses.inc()
-            return None
+        try:
+            value = self._loads(data)
+        except Exception:  # a get_or_compute value (header first) or undecodable
+            value = self._decode("get", unwrap(data)[0])
+            if value is MISSING:
+                ti.misses.inc()
+                return None
         ti.hits.inc()
         return value
 
@@ -146,27 +149,7 @@ class CacheService(ServiceCore):
             for key in keys:
                 classify(key).misses.inc()
             return [None] * len(keys)
-        hits: dict[TypeChildren, int] = {}
-        misses: dict[TypeChildren, int] = {}
-        out: list[Any] = []
-        append = out.append
-        for key, data in zip(keys, raw, strict=True):
-            ti = classify(key)
-            if data is not None:
-                if data[:1] == b"\x00":
-                    data = unwrap(data)[0]
-                value = self._decode("mget", data)
-                if value is not MISSING:
-                    hits[ti] = hits.get(ti, 0) + 1
-                    append(value)
-                    continue
-            misses[ti] = misses.get(ti, 0) + 1
-            append(None)
-        for ti, n in hits.items():
-            ti.hits.inc(n)
-        for ti, n in misses.items():
-            ti.misses.inc(n)
-        return out
+        return self._mget_result("mget", keys, raw)
 
     # --- writes ---------------------------------------------------------------------
 

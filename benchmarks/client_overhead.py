@@ -1,0 +1,154 @@
+"""Overhead of the instrumented client over raw redis-py, on one real redis-server.
+
+Starts its own ``redis-server`` on a free loopback port, then measures, for
+each operation, three clients on identical connections: raw redis-py (the
+baseline: what an application would write by hand, including ``json``
+encoding/decoding, since our client returns decoded values), our
+``CacheService``, and redis-py instrumented by OpenTelemetry
+(``RedisInstrumentor.instrument_client`` with an SDK ``TracerProvider`` and no
+exporter).  Variants run interleaved in rounds (order rotated every round) and
+each round's per-op time is a batch mean; the table shows medians over rounds
+and the ratio to raw.
+
+    .venv/bin/python benchmarks/client_overhead.py [--rounds 60] [--batch 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+from opentelemetry.instrumentation.redis import RedisInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from exporter.client import CacheService
+from tests.support.processes import RedisServer
+
+VALUE = {"id": 42, "name": "Acme Corp", "plan": "enterprise", "seats": 250, "flags": ["a", "b"]}
+TTL_MS = 3_600_000
+
+
+def connect(port: int) -> redis.Redis:
+    return redis.Redis(
+        host="127.0.0.1", port=port, socket_timeout=0.25, socket_connect_timeout=0.25
+    )
+
+
+def bench(fn: Callable[[], Any], batch: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(batch):
+        fn()
+    return (time.perf_counter() - t0) / batch
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--batch", type=int, default=300)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = RedisServer(Path(tmp)).start()
+        try:
+            return run(server.port, args.rounds, args.batch)
+        finally:
+            server.stop()
+
+
+def run(port: int, rounds: int, batch: int) -> int:
+    raw = connect(port)
+    cache = CacheService(connect(port), registry=CollectorRegistry())
+    otel = connect(port)
+    RedisInstrumentor().instrument_client(otel, tracer_provider=TracerProvider())
+
+    hit = cache.key("organization", "42", tenant="tenant-1")
+    miss = cache.key("organization", "missing", tenant="tenant-1")
+    gc_key = cache.key("organization", "computed", tenant="tenant-1")
+    keys = [cache.key("user", str(n)) for n in range(100)]
+    cache.set(hit, VALUE)
+    cache.mset({k: VALUE for k in keys})
+    cache.get_or_compute(gc_key, lambda: VALUE)
+    dumps = json.dumps
+    loads = json.loads
+
+    def raw_get(client: redis.Redis, key: str) -> Callable[[], Any]:
+        def call() -> Any:
+            data = client.get(key)
+            return None if data is None else loads(data)
+
+        return call
+
+    def raw_mget(client: redis.Redis) -> Callable[[], Any]:
+        return lambda: [None if d is None else loads(d) for d in client.mget(keys)]
+
+    def raw_set(client: redis.Redis) -> Callable[[], Any]:
+        return lambda: client.set(hit, dumps(VALUE), px=TTL_MS)
+
+    def loader() -> Any:
+        return VALUE
+
+    ops: dict[str, dict[str, Callable[[], Any]]] = {
+        "get (hit)": {
+            "raw": raw_get(raw, hit),
+            "ours": lambda: cache.get(hit),
+            "otel": raw_get(otel, hit),
+        },
+        "get (miss)": {
+            "raw": raw_get(raw, miss),
+            "ours": lambda: cache.get(miss),
+            "otel": raw_get(otel, miss),
+        },
+        "set": {"raw": raw_set(raw), "ours": lambda: cache.set(hit, VALUE), "otel": raw_set(otel)},
+        "mget (100 keys)": {
+            "raw": raw_mget(raw),
+            "ours": lambda: cache.mget(keys),
+            "otel": raw_mget(otel),
+        },
+        "get_or_compute (hit)": {
+            "raw": raw_get(raw, hit),
+            "ours": lambda: cache.get_or_compute(gc_key, loader),
+            "otel": raw_get(otel, hit),
+        },
+    }
+    results: dict[str, dict[str, list[float]]] = {
+        op: {v: [] for v in variants} for op, variants in ops.items()
+    }
+    for variants in ops.values():  # warm up connections and caches
+        for fn in variants.values():
+            bench(fn, 50)
+    for r in range(rounds):
+        for op, variants in ops.items():
+            names = list(variants)
+            names = names[r % len(names) :] + names[: r % len(names)]
+            for name in names:
+                results[op][name].append(bench(variants[name], batch))
+
+    print(f"redis-server on 127.0.0.1:{port}; {rounds} rounds x {batch} ops, medians")
+    header = (
+        f"{'operation':<22} {'raw µs':>8} {'ours µs':>8} {'otel µs':>8} "
+        f"{'ours/raw':>9} {'otel/raw':>9}"
+    )
+    print(header)
+    print("-" * len(header))
+    for op, per in results.items():
+        med = {name: statistics.median(times) * 1e6 for name, times in per.items()}
+        print(
+            f"{op:<22} {med['raw']:>8.1f} {med['ours']:>8.1f} {med['otel']:>8.1f} "
+            f"{med['ours'] / med['raw']:>9.3f} {med['otel'] / med['raw']:>9.3f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
