@@ -21,9 +21,10 @@ npm install --no-audit --no-fund --ignore-scripts --silent \
   "ts-json-schema-generator@$GENERATOR_VERSION" \
   "typescript@$TYPESCRIPT_VERSION"
 types=node_modules/@grafana/schema/dist/esm/raw/dashboard/x/dashboard_types.gen.d.ts
-# --additional-properties false: a key Grafana does not know (a legacy grafanalib key) fails.
+# Without --additional-properties the schema says additionalProperties: false, so a key
+# Grafana does not know (a legacy grafanalib key) fails validation.
 npx --no-install ts-json-schema-generator --path "$types" --type Dashboard \
-  --no-type-check --additional-properties false -o "$work/schema.json"
+  --no-type-check -o "$work/schema.json"
 python3 - "$work/schema.json" "$out" "$GRAFANA_SCHEMA_VERSION" <<'PY'
 import json, sys
 schema = json.load(open(sys.argv[1]))

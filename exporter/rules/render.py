@@ -2,8 +2,8 @@
 
 A small emitter of our own rather than ``yaml.dump``: it keeps key order as
 Prometheus documents it, writes multi-line PromQL as literal blocks, and can put
-comments above groups and rules (why a tier was capped).  Scalars are written as
-JSON strings, which YAML reads as double-quoted scalars.
+comments above groups and rules (why a tier was capped).  Scalars are written
+single-quoted (or as JSON strings, which YAML reads as double-quoted scalars).
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ HEADER = (
 
 
 def _scalar(text: str) -> str:
+    """Single-quoted when printable (PromQL's double quotes stay readable), else JSON."""
+    if text.isprintable():
+        return "'" + text.replace("'", "''") + "'"
     return json.dumps(text, ensure_ascii=False)
 
 
