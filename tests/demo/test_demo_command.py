@@ -18,7 +18,7 @@ import redis
 
 from tests.support.processes import cleanup_env, require_binary
 
-DURATION = 25
+DURATION = 15
 UP_WITHIN_SECONDS = 30
 
 
