@@ -1,0 +1,137 @@
+"""A real 3-primary Redis Cluster: multi-key operations stay correct across hash slots."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from prometheus_client import CollectorRegistry
+
+from exporter.client import AsyncCacheService, CacheService
+from tests.client.conftest import sample
+from tests.support.processes import RedisServer, free_port, require_binary
+
+
+def cluster_port() -> int:
+    """A free port whose cluster-bus port (port + 10000) is free too."""
+    for _ in range(100):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+@pytest.fixture(scope="module")
+def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    cli = require_binary("redis-cli")
+    base: Path = tmp_path_factory.mktemp("cluster")
+    nodes = []
+    for n in range(3):
+        extra = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                 "--cluster-node-timeout", "2000"]  # fmt: skip
+        nodes.append(RedisServer(base / f"node{n}", extra=extra, port=cluster_port()).start())
+    try:
+        addrs = [f"127.0.0.1:{node.port}" for node in nodes]
+        subprocess.run(
+            [cli, "--cluster", "create", *addrs, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        deadline = time.monotonic() + 20
+        for node in nodes:
+            client = redis.Redis(port=node.port)
+            while client.cluster("info")["cluster_state"] != "ok":
+                assert time.monotonic() < deadline, "cluster did not become ok"
+                time.sleep(0.05)
+            client.close()
+        yield nodes[0].url
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+@pytest.fixture
+def ccache(cluster_url: str, registry: CollectorRegistry) -> Iterator[CacheService]:
+    service = CacheService.from_url(cluster_url, cluster=True, registry=registry)
+    service.redis.flushall(target_nodes="primaries")
+    yield service
+    service.close()
+
+
+def slots(cache: CacheService, keys: list[str]) -> set[int]:
+    return {cache.redis.keyslot(k) for k in keys}
+
+
+def test_mget_mset_span_slots(ccache: CacheService, registry: CollectorRegistry) -> None:
+    keys = [ccache.key("user", str(n)) for n in range(50)]
+    assert len(slots(ccache, keys)) > 10
+    assert ccache.mset({k: n for n, k in enumerate(keys)})
+    assert ccache.mget([*keys, ccache.key("user", "missing")]) == [*range(50), None]
+    assert sample(registry, "cache_hits_total", layer="redis", type="user") == 50
+    assert 3_598_000 < ccache.redis.pttl(keys[7]) <= 3_600_000
+
+
+def test_tags_invalidate_across_slots(ccache: CacheService) -> None:
+    keys = [ccache.key("organization", str(n), tenant="t") for n in range(20)]
+    for k in keys:
+        ccache.set_with_tags(k, 1, ["all"], tenant="t")
+    assert len(slots(ccache, keys)) > 5
+    assert ccache.invalidate_tag("all", tenant="t") == 20
+    assert ccache.mget(keys) == [None] * 20
+
+
+def test_delete_pattern_scans_every_primary(ccache: CacheService) -> None:
+    for tenant in ("a", "b"):
+        ccache.mset({ccache.key("organization", str(n), tenant=tenant): n for n in range(40)})
+    assert ccache.delete_pattern(ccache.pattern("organization", tenant="a"), batch=9) == 40
+    left = list(ccache.redis.scan_iter(match="organization:*", target_nodes="primaries"))
+    assert len(left) == 40
+
+
+def test_counters_versions_and_stampede_lock(ccache: CacheService, cluster_url: str) -> None:
+    rl = ccache.key("rate-limit", "u", tenant="t")
+    assert ccache.incr(rl) == 1 and ccache.redis.pttl(rl) > 0
+    assert ccache.bump_version("user", "1") == 1
+    assert ccache.versioned_key("user", "1").endswith("%v1")
+    runs = []
+    other = CacheService.from_url(cluster_url, cluster=True, registry=CollectorRegistry())
+    key = ccache.key("llm-response", "p")
+
+    def slow() -> str:
+        runs.append(1)
+        time.sleep(0.2)
+        return "answer"
+
+    out: list[Any] = []
+    threads = [
+        threading.Thread(target=lambda s=s: out.append(s.get_or_compute(key, slow)))
+        for s in (ccache, other, ccache, other)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert out == ["answer"] * 4 and len(runs) == 1
+    other.close()
+
+
+async def test_async_cluster(cluster_url: str, registry: CollectorRegistry) -> None:
+    cache = AsyncCacheService.from_url(cluster_url, cluster=True, registry=registry)
+    await cache.redis.flushall(target_nodes="primaries")
+    keys = [cache.key("session", str(n)) for n in range(30)]
+    assert await cache.mset({k: n for n, k in enumerate(keys)})
+    assert await cache.mget(keys) == list(range(30))
+    assert await cache.delete_pattern(cache.pattern("session")) == 30
+    await cache.aclose()
