@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -53,7 +54,9 @@ def prometheus_factory(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], st
             )
         procs.append(proc)
         wait_for_port(port, timeout=30, proc=proc)
-        return f"http://127.0.0.1:{port}"
+        base = f"http://127.0.0.1:{port}"
+        _wait_ready(base)
+        return base
 
     yield start
     for proc in procs:
@@ -63,6 +66,20 @@ def prometheus_factory(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], st
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+def _wait_ready(base: str, timeout: float = 30.0) -> None:
+    """Prometheus answers 503 until its TSDB is open: wait for ``/-/ready``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/-/ready", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except urllib.error.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
 
 
 def _query(base: str, expr: str) -> list[dict[str, Any]]:
