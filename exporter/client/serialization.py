@@ -30,8 +30,12 @@ class Serializer(Protocol):
 class JsonSerializer:
     """Compact UTF-8 JSON; only JSON types round-trip (tuples come back as lists)."""
 
+    def __init__(self) -> None:
+        # json.dumps() with options builds a new encoder per call; build it once
+        self._encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
     def dumps(self, value: Any) -> bytes:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return self._encode(value).encode("utf-8")
 
     def loads(self, data: bytes) -> Any:
         return json.loads(data)

@@ -90,17 +90,20 @@ class CacheService(ServiceCore):
 
     def _call(self, op: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | Any:
         """Run one Redis call with breaker, latency and error accounting; MISSING on failure."""
-        if self._blocked(op):
+        br = self.breaker
+        if br.open_until and self._blocked(op):
             return MISSING
+        latency = self._i.latency[op]
         t0 = perf_counter()
         try:
             result = fn(*args, **kwargs)
         except Exception as exc:
-            self._i.latency[op].observe(perf_counter() - t0)
+            latency.observe(perf_counter() - t0)
             self._failed(op, exc)
             return MISSING
-        self._i.latency[op].observe(perf_counter() - t0)
-        self._ok()
+        latency.observe(perf_counter() - t0)
+        if br.failures:
+            br.success()
         return result
 
     # --- reads ----------------------------------------------------------------------
