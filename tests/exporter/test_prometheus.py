@@ -77,8 +77,9 @@ def _wait_ready(base: str, timeout: float = 30.0) -> None:
                 if response.status == 200:
                     return
         except urllib.error.HTTPError:
-            if time.monotonic() > deadline:
-                raise
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Prometheus at {base} not ready within {timeout}s")
         time.sleep(0.1)
 
 
