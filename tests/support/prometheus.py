@@ -120,6 +120,8 @@ class PrometheusServer(_Server):
 
     ``config_yaml`` is the prometheus.yml text (or a dict); ``rule_files`` are
     added to its ``rule_files``; ``alertmanager_url`` adds an ``alerting`` section.
+    Firing alerts are re-sent every second (not every minute), so a test sees an
+    alert in Alertmanager soon after it fires; ``extra_args`` go to the command line.
     """
 
     name = "prometheus"
@@ -130,8 +132,10 @@ class PrometheusServer(_Server):
         config_yaml: str | dict[str, Any] = "",
         rule_files: Sequence[Path] = (),
         alertmanager_url: str | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         super().__init__(workdir)
+        self.extra_args = list(extra_args)
         config = yaml.safe_load(config_yaml) if isinstance(config_yaml, str) else config_yaml
         self.config: dict[str, Any] = dict(config or {})
         rules_dir = workdir / "rules"
@@ -157,7 +161,9 @@ class PrometheusServer(_Server):
             f"--storage.tsdb.path={self.workdir / 'data'}",
             f"--web.listen-address=127.0.0.1:{self.port}",
             "--web.enable-lifecycle",
+            "--rules.alert.resend-delay=1s",
             "--log.level=warn",
+            *self.extra_args,
         ]
 
     def start(self, timeout: float = 30.0) -> PrometheusServer:

@@ -1,0 +1,118 @@
+"""The generated rules in a real Prometheus, and the test helpers the live
+end-to-end test builds on (PrometheusServer, AlertmanagerServer)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, start_http_server
+
+from exporter.metrics import LAYER_REDIS, client_metrics
+from exporter.rules import conventions as c
+from tests.support.processes import free_port
+from tests.support.prometheus import AlertmanagerServer, PrometheusServer, wait_until
+
+GLOBAL_1S = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"}}
+
+
+def rule_files(root: Path) -> list[Path]:
+    return sorted((root / "alerts").glob("*.rules.yml"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("profile", ["production", "fast"])
+def test_prometheus_loads_every_generated_group_and_evaluates_it(
+    profile: str, production_dir: Path, fast_dir: Path, tmp_path: Path
+) -> None:
+    root = production_dir if profile == "production" else fast_dir
+    with PrometheusServer(tmp_path / "prom", GLOBAL_1S, rule_files(root)) as prom:
+        groups = {g["name"]: g for g in prom.rule_groups()}
+        assert set(groups) == {
+            c.GROUP_SLI,
+            c.GROUP_BUDGET,
+            c.GROUP_ADR,
+            c.GROUP_BURN,
+            c.GROUP_OPERATIONAL,
+        }
+        # with no exporter to scrape, CacheMetricsAbsent goes pending: the rules run
+        pending = wait_until(
+            lambda: [
+                a for a in prom.alerts() if a["labels"]["alertname"] == c.ALERT_METRICS_ABSENT
+            ],
+            timeout=20,
+            what="CacheMetricsAbsent pending in a Prometheus with no targets",
+        )
+        assert {a["labels"]["component"] for a in pending} == {"exporter", "app"}
+        for group in groups.values():
+            for rule in group["rules"]:
+                assert rule["health"] in ("ok", "unknown"), (rule["name"], rule.get("lastError"))
+
+
+@pytest.mark.slow
+def test_a_firing_rule_reaches_alertmanager(tmp_path: Path) -> None:
+    rules = tmp_path / "always.rules.yml"
+    rules.write_text(
+        "groups:\n  - name: always\n    rules:\n"
+        "      - alert: AlwaysFiring\n        expr: vector(1)\n"
+        "        labels: {severity: ticket}\n"
+    )
+    with (
+        AlertmanagerServer(tmp_path / "am") as am,
+        PrometheusServer(tmp_path / "prom", GLOBAL_1S, [rules], alertmanager_url=am.url) as prom,
+    ):
+        assert prom.query("vector(1)")[0]["value"][1] == "1"
+        received = wait_until(
+            lambda: [a for a in am.alerts() if a["labels"]["alertname"] == "AlwaysFiring"],
+            timeout=30,
+            what="AlwaysFiring in Alertmanager",
+        )
+        assert received[0]["labels"]["severity"] == "ticket"
+
+
+@pytest.mark.slow
+def test_fast_profile_pages_within_seconds_on_a_real_scrape(fast_dir: Path, tmp_path: Path) -> None:
+    """A scraped app whose session reads all miss: the fast profile's page tier fires."""
+    registry = CollectorRegistry()
+    metrics = client_metrics(registry)
+    port = free_port()
+    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    hits = metrics.hits.labels(layer=LAYER_REDIS, type="session")
+    misses = metrics.misses.labels(layer=LAYER_REDIS, type="session")
+    stop = threading.Event()
+
+    def traffic() -> None:
+        while not stop.wait(0.05):
+            misses.inc(5)
+            hits.inc(0)
+
+    worker = threading.Thread(target=traffic, daemon=True)
+    worker.start()
+    config = {
+        **GLOBAL_1S,
+        "scrape_configs": [
+            {"job_name": "cache-app", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+        ],
+    }
+    try:
+        with PrometheusServer(tmp_path / "prom", config, rule_files(fast_dir)) as prom:
+            firing = wait_until(
+                lambda: [
+                    a
+                    for a in prom.alerts()
+                    if a["labels"]["alertname"] == c.ALERT_HIT_RATE_BURN
+                    and a["labels"]["type"] == "session"
+                    and a["labels"]["severity"] == c.SEVERITY_PAGE
+                    and a["state"] == "firing"
+                ],
+                timeout=90,
+                what="fast-profile CacheHitRateBudgetBurn page for session",
+            )
+            assert firing[0]["labels"]["long_window"] == "1h"  # nominal name kept
+    finally:
+        stop.set()
+        worker.join(5)
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
