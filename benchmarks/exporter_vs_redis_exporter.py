@@ -47,7 +47,10 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from exporter.collectors.keyspace_sampler import KeyspaceSampler  # noqa: E402
+from exporter.collectors.keyspace_sampler import (  # noqa: E402
+    DEFAULT_BATCH_SIZE,
+    KeyspaceSampler,
+)
 from exporter.metrics import CACHE_KEYS, CACHE_SIZE, SAMPLER_CYCLES, TYPE_OTHER  # noqa: E402
 from exporter.slo import SLO, load_slo  # noqa: E402
 from tests.support.processes import (  # noqa: E402
@@ -185,6 +188,34 @@ def rss_mb(pid: int) -> dict[str, float]:
     return {"rss_mb": fields["VmRSS"], "peak_rss_mb": fields["VmHWM"]}
 
 
+def reset_redis_stats(client: Any) -> None:
+    client.config_resetstat()
+
+
+def redis_side(client: Any, commands: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """Server-side cost per call of ``commands`` since the last CONFIG RESETSTAT.
+
+    Unlike the probe, this does not depend on how busy the machine's CPUs are: it is
+    how long Redis' single thread was occupied by one call (an EVALSHA runs its whole
+    batch of SCAN + MEMORY USAGE as one block).
+    """
+    stats = client.info("commandstats")
+    latency = client.info("latencystats")
+    found: dict[str, dict[str, float]] = {}
+    for command in commands:
+        calls = stats.get(f"cmdstat_{command}")
+        if not calls:
+            continue
+        percentiles = latency.get(f"latency_percentiles_usec_{command}", {})
+        found[command] = {
+            "calls": float(calls["calls"]),
+            "usec_per_call": float(calls["usec_per_call"]),
+            "p99_usec": float(percentiles.get("p99", 0.0)),
+            "p99.9_usec": float(percentiles.get("p99.9", 0.0)),
+        }
+    return found
+
+
 @contextmanager
 def process(args: list[str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
@@ -248,6 +279,7 @@ def go_exporter(
     binary: str, server: RedisServer, slo: SLO, probe: Probe, scrapes: int, workdir: Path
 ) -> dict[str, Any]:
     results: dict[str, Any] = {}
+    client = redis.Redis.from_url(server.url)
     addr = f"redis://127.0.0.1:{server.port}"
     for mode, extra in (
         ("plain", []),
@@ -260,16 +292,17 @@ def go_exporter(
             httpx.Client(timeout=600) as http,
         ):
             url = f"http://127.0.0.1:{port}/metrics"
-            (times, text), latency = probe.measure(
-                lambda url=url: scrape_times(http, url, scrapes)
-            )
+            reset_redis_stats(client)
+            (times, text), latency = probe.measure(lambda url=url: scrape_times(http, url, scrapes))
             results[mode] = {
                 "scrape_median_s": statistics.median(times),
                 "get_during_scrapes": latency,
+                "redis_side": redis_side(client, ("evalsha", "eval", "info", "get")),
                 **rss_mb(proc.pid),
             }
             if mode == "key_groups":
                 results[mode]["key_group_count"] = samples(text, "redis_key_group_count")
+    client.close()
     return results
 
 
@@ -300,14 +333,19 @@ def ours(
                     return text
                 time.sleep(0.5)
 
+        client = redis.Redis.from_url(server.url)
+        reset_redis_stats(client)
         text, sampling = probe.measure(first_cycles)
+        sampling_side = redis_side(client, ("scan", "memory|usage", "get"))
         (times, _), scraping = probe.measure(lambda: scrape_times(http, url, scrapes))
+        client.close()
         keys, size = samples(text, CACHE_KEYS.name), samples(text, CACHE_SIZE.name)
         cycle = samples(text, "cache_exporter_sampler_cycle_duration_seconds").get("", 0.0)
         sampled = samples(text, "cache_exporter_sampler_keys_sampled").get("", 0.0)
         return {
             "scrape_median_s": statistics.median(times),
             "get_during_sampling": sampling,
+            "redis_side_sampling": sampling_side,
             "get_during_scrapes": scraping,
             "cycle_s": cycle,
             "keys_sampled": sampled,
@@ -405,6 +443,18 @@ def report(result: dict[str, Any]) -> None:
         f"({part['count_error'][1]}), size {100 * part['size_error'][0]:.2f}% "
         f"({part['size_error'][1]})"
     )
+    go_call = kg["redis_side"].get("evalsha") or kg["redis_side"].get("eval") or {}
+    our_side = me["redis_side_sampling"]
+    scan, usage = our_side.get("scan", {}), our_side.get("memory|usage", {})
+    batch = DEFAULT_BATCH_SIZE
+    our_block = scan.get("p99_usec", 0.0) + batch * usage.get("usec_per_call", 0.0)
+    print(
+        f"Redis-side block per call: Go key-group EVALSHA mean "
+        f"{go_call.get('usec_per_call', 0.0) / 1000:.2f} ms, p99 "
+        f"{go_call.get('p99_usec', 0.0) / 1000:.2f} ms ({go_call.get('calls', 0):.0f} calls); "
+        f"ours: SCAN p99 {scan.get('p99_usec', 0.0) / 1000:.2f} ms + {batch} x MEMORY USAGE "
+        f"{usage.get('usec_per_call', 0.0):.1f} us = {our_block / 1000:.2f} ms per batch"
+    )
     print("ratios:")
     ratio = kg["scrape_median_s"] / me["scrape_median_s"]
     print(f"  scrape time Go key groups / ours        {ratio:.1f}x")
@@ -417,6 +467,9 @@ def report(result: dict[str, Any]) -> None:
         f"{me['get_during_sampling']['p99_ms'] / idle['p99_ms']:.2f}x "
         f"(+{me['get_during_sampling']['p99_ms'] - idle['p99_ms']:.3f} ms)"
     )
+    if our_block:
+        block = go_call.get("p99_usec", 0.0) / our_block
+        print(f"  Redis block p99 Go EVALSHA / our batch  {block:.1f}x")
     print(f"  peak RSS ours / Go key groups           {me['peak_rss_mb'] / kg['peak_rss_mb']:.1f}x")
 
 

@@ -199,7 +199,7 @@ class EvictionTracker:
                 conn = self._subscribe()
                 backoff = 0.1
                 self._serve(conn)
-            except (redis.RedisError, OSError, _Dropped) as exc:
+            except Exception as exc:  # redis/socket errors, bad replies alike
                 log.warning(
                     "eviction tracker for %s: subscription lost (%s), reconnecting",
                     self.instance,

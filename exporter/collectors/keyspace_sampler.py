@@ -37,7 +37,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from exporter.collectors._redis import KeyClassifier, client, connection_pool, url_db
@@ -250,7 +249,7 @@ class KeyspaceSampler:
         while not self._stop.is_set():
             try:
                 self.run_cycle()
-            except redis.RedisError as exc:
+            except Exception as exc:  # the thread must outlive any one cycle
                 # the class only: messages can carry addresses, never the URL's password
                 log.warning(
                     "keyspace sampler for %s: cycle failed (%s), retrying in %.0fs",
