@@ -6,9 +6,10 @@ objective the current SLI against its target, the error budget left over the
 SLO window, the burn rate, the alerts firing for it and a sparkline of the
 last hours.  Prometheus is the only store; nothing is kept here.
 
-Queries are built from :mod:`exporter.metrics` names and the SLO file's
-targets, as raw expressions over the client's counters and histogram, so the
-page works whether or not the generated recording rules are loaded.
+Where the Prometheus has the generator's recording rules loaded, the page reads
+them (the same series the alerts and dashboards use; cheap even over a 30-day
+window); otherwise it falls back to raw expressions built from
+:mod:`exporter.metrics` names and the SLO file's targets.
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from exporter.metrics import CACHE_HITS, CACHE_LATENCY, CACHE_MISSES, LAYER_REDIS, TYPE_ALL
-from exporter.slo import SLO, format_duration
+from exporter.rules.conventions import (
+    RECORD_BUDGET_REMAINING,
+    SLO_HIT_RATE,
+    SLO_LATENCY,
+    record_hit_ratio,
+    record_latency_good,
+)
+from exporter.slo import SLO, format_duration, parse_duration
 
 #: rate window of the "now" value and the sparklines
 NOW_WINDOW = "5m"
@@ -49,9 +57,19 @@ class Objective:
     kind: str  # "hit_rate" or "latency"
     type: str  # type label the alerts carry (TYPE_ALL for overall / latency)
     sli: str  # PromQL with {w} for the range window: good / total as a ratio
+    slo_label: str  # the slo label of its burn-rate alerts and budget recording
+    record_labels: str  # label matchers of its recorded series
 
     def expr(self, window: str) -> str:
         return self.sli.replace("{w}", window)
+
+    def recorded(self, window: str) -> str:
+        """The generator's recording of this SLI over ``window``."""
+        namer = record_hit_ratio if self.kind == "hit_rate" else record_latency_good
+        return f"{namer(parse_duration(window))}{{{self.record_labels}}}"
+
+    def budget_recorded(self) -> str:
+        return f'{RECORD_BUDGET_REMAINING}{{slo="{self.slo_label}",{self.record_labels}}}'
 
 
 def _hit_ratio(selector: str) -> str:
@@ -71,6 +89,8 @@ def objectives(slo: SLO) -> list[Objective]:
             "hit_rate",
             TYPE_ALL,
             _hit_ratio(layer),
+            SLO_HIT_RATE,
+            f'type="{TYPE_ALL}"',
         )
     ]
     for kt in slo.key_types:
@@ -84,6 +104,8 @@ def objectives(slo: SLO) -> list[Objective]:
                 "hit_rate",
                 kt.name,
                 _hit_ratio(f'{layer},type="{kt.name}"'),
+                SLO_HIT_RATE,
+                f'type="{kt.name}"',
             )
         )
     lat = slo.latency
@@ -99,6 +121,8 @@ def objectives(slo: SLO) -> list[Objective]:
             TYPE_ALL,
             f'sum(rate({bucket}{{{sel},le="{le}"}}[{{w}}])) '
             f"/ sum(rate({CACHE_LATENCY.name}_count{{{sel}}}[{{w}}]))",
+            SLO_LATENCY,
+            f'operation="{lat.operation}"',
         )
     )
     return rows
@@ -119,17 +143,11 @@ class Row:
 
     objective: Objective
     now: float | None = None
-    window_sli: float | None = None
+    #: share of the window's error budget not yet spent (negative: overspent)
+    budget_left: float | None = None
     burn_1h: float | None = None
     series: list[tuple[float, float]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def budget_left(self) -> float | None:
-        """Share of the window's error budget not yet spent (negative: overspent)."""
-        if self.window_sli is None:
-            return None
-        return 1.0 - (1.0 - self.window_sli) / (1.0 - self.objective.target)
 
     @property
     def broken(self) -> bool:
@@ -186,6 +204,11 @@ class PrometheusAPI:
                 points.append((float(ts), value))
         return points
 
+    async def recorded_names(self) -> set[str]:
+        """Names of the recording rules this Prometheus evaluates."""
+        data = await self._get("/api/v1/rules", {"type": "record"})
+        return {rule["name"] for group in data.get("groups", []) for rule in group["rules"]}
+
     async def firing_alerts(self) -> list[dict[str, Any]]:
         data = await self._get("/api/v1/alerts")
         return [a for a in data.get("alerts", []) if a.get("state") == "firing"]
@@ -205,32 +228,43 @@ def _alerts_for(objective: Objective, alerts: list[dict[str, Any]]) -> list[dict
     return found
 
 
-async def collect(api: PrometheusAPI, slo: SLO) -> tuple[list[Row], float | None, list[Any]]:
-    """Query everything the page shows, concurrently."""
+async def collect(api: PrometheusAPI, slo: SLO) -> tuple[list[Row], float | None, list[Any], bool]:
+    """Query everything the page shows, concurrently; say whether recordings were used."""
+    recorded = await api.recorded_names()
     rows = [Row(o) for o in objectives(slo)]
     end = time.time()
     start = end - SPARK_SECONDS
     window = format_duration(slo.window)
+    budget_recorded = RECORD_BUDGET_REMAINING in recorded
+
+    def sli(o: Objective, w: str) -> str:
+        expr = o.recorded(w)
+        return expr if expr.split("{", 1)[0] in recorded else o.expr(w)
+
     jobs: list[Any] = []
     for row in rows:
         o = row.objective
         jobs += [
-            api.scalar(o.expr(NOW_WINDOW)),
-            api.scalar(o.expr(window)),
-            api.scalar(o.expr(BURN_WINDOW)),
-            api.series(o.expr(NOW_WINDOW), start, end, SPARK_STEP_SECONDS),
+            api.scalar(sli(o, NOW_WINDOW)),
+            api.scalar(o.budget_recorded() if budget_recorded else sli(o, window)),
+            api.scalar(sli(o, BURN_WINDOW)),
+            api.series(sli(o, NOW_WINDOW), start, end, SPARK_STEP_SECONDS),
         ]
     jobs += [api.scalar(p99_expr(slo)), api.firing_alerts()]
     results = await asyncio.gather(*jobs)
     for i, row in enumerate(rows):
-        now, window_sli, burn_sli, series = results[4 * i : 4 * i + 4]
-        row.now, row.window_sli, row.series = now, window_sli, series
+        now, budget, burn_sli, series = results[4 * i : 4 * i + 4]
+        row.now, row.series = now, series
+        bad_allowed = 1.0 - row.objective.target
+        if budget is not None and not budget_recorded:
+            budget = 1.0 - (1.0 - budget) / bad_allowed  # it was the window's SLI
+        row.budget_left = budget
         if burn_sli is not None:
-            row.burn_1h = (1.0 - burn_sli) / (1.0 - row.objective.target)
+            row.burn_1h = (1.0 - burn_sli) / bad_allowed
     p99, firing = results[-2], results[-1]
     for row in rows:
         row.alerts = _alerts_for(row.objective, firing)
-    return rows, p99, firing
+    return rows, p99, firing, bool(recorded)
 
 
 # --- rendering -----------------------------------------------------------------------
@@ -321,7 +355,14 @@ def _render_row(row: Row, p99: float | None, slo: SLO) -> str:
     )
 
 
-def render(rows: list[Row], p99: float | None, firing: list[Any], slo: SLO, prometheus: str) -> str:
+def render(
+    rows: list[Row],
+    p99: float | None,
+    firing: list[Any],
+    slo: SLO,
+    prometheus: str,
+    from_recordings: bool = False,
+) -> str:
     """The whole page."""
     esc = html.escape
     broken = sum(row.broken for row in rows)
@@ -339,7 +380,8 @@ def render(rows: list[Row], p99: float | None, firing: list[Any], slo: SLO, prom
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>Cache SLO status: {esc(summary)}</title><style>{_CSS}</style></head><body>"
         f"<h1>Cache SLO status</h1><div class=sub id=summary>{esc(summary)} · SLO file "
-        f"{esc(slo.source)} · from {esc(prometheus)} · sparklines: last "
+        f"{esc(slo.source)} · from {esc(prometheus)} "
+        f"({'recording rules' if from_recordings else 'raw queries'}) · sparklines: last "
         f"{SPARK_SECONDS // 3600} h of the {NOW_WINDOW} SLI</div>"
         f'<div class="grid">{"".join(_render_row(r, p99, slo) for r in rows)}</div>'
         f'<div class="firing" id="firing"><h2>Alerts firing</h2>{firing_html}</div>'
@@ -367,7 +409,7 @@ def build_router(prometheus_url: str, slo: SLO) -> APIRouter:
             base_url=prometheus_url.rstrip("/"), timeout=QUERY_TIMEOUT_SECONDS
         ) as client:
             try:
-                rows, p99, firing = await collect(PrometheusAPI(client), slo)
+                rows, p99, firing, from_recordings = await collect(PrometheusAPI(client), slo)
             except (httpx.HTTPError, RuntimeError, KeyError, ValueError) as exc:
                 reason = type(exc).__name__
                 if isinstance(exc, RuntimeError):
@@ -376,6 +418,6 @@ def build_router(prometheus_url: str, slo: SLO) -> APIRouter:
                     render_error(f"Prometheus at {shown} could not be queried ({reason})."),
                     status_code=503,
                 )
-        return HTMLResponse(render(rows, p99, firing, slo, shown))
+        return HTMLResponse(render(rows, p99, firing, slo, shown, from_recordings))
 
     return router
