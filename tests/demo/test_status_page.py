@@ -113,3 +113,33 @@ def test_status_page_names_an_unreachable_prometheus_without_credentials(
     assert response.status_code == 503
     assert "127.0.0.1" in response.text and "could not be queried" in response.text
     assert "s3cret-pw" not in response.text and "admin" not in response.text
+
+
+async def test_without_recording_rules_the_page_falls_back_to_raw_queries(stack: Stack) -> None:
+    """Against the same live Prometheus, but as if no rules were loaded: raw PromQL."""
+    import httpx
+
+    from exporter.status_page import PrometheusAPI, collect, render
+
+    class WithoutRecordings(PrometheusAPI):
+        async def recorded_names(self) -> set[str]:
+            return set()
+
+    poll(
+        lambda: [
+            r
+            for r in prometheus_query(stack, objectives(stack.slo)[0].expr(NOW_WINDOW))
+            if r["value"][1] != "NaN"
+        ],
+        timeout=30,
+        what="raw overall hit rate has data",
+    )
+    async with httpx.AsyncClient(base_url=stack.urls["prometheus"], timeout=10) as client:
+        rows, p99, firing, from_recordings = await collect(WithoutRecordings(client), stack.slo)
+    assert from_recordings is False
+    assert p99 is not None and p99 > 0
+    for row in rows:
+        assert row.now is not None and 0 <= row.now <= 1, row.objective.key
+        assert row.budget_left is not None and row.budget_left <= 1, row.objective.key
+    page = render(rows, p99, firing, stack.slo, stack.urls["prometheus"], from_recordings)
+    assert "(raw queries)" in page
