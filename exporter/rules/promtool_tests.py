@@ -36,6 +36,7 @@ HEADER = (
     "# Run: promtool test rules alerts/tests/*.yml\n"
 )
 INSTANCE = "redis-0:6379"
+SLO_GROUP_ORDER = (c.GROUP_SLI, c.GROUP_BUDGET, c.GROUP_ADR, c.GROUP_BURN)
 
 # --- Prometheus template functions, as prometheus/template/template.go writes them ---
 
@@ -562,11 +563,15 @@ def render_rule_tests(
     """``{file name: YAML}`` of promtool test files, one per alert family."""
     sc = Scenarios(slo, config, generated)
     slow = Scenarios(slo, config, generated, LONG_INTERVAL)
-    rule_files = [f"../{f.name}" for f in generated.files]
+    # each family loads only the files it needs (promtool evaluates every loaded
+    # rule at every step), recordings before the alerts that read them
+    slo_files = ([f"../{c.FILE_RECORDINGS}", f"../{c.FILE_SLO_ALERTS}"], list(SLO_GROUP_ORDER))
+    ops_files = ([f"../{c.FILE_OPERATIONAL}"], [c.GROUP_OPERATIONAL])
     page, ticket = c.SEVERITY_PAGE, c.SEVERITY_TICKET
-    families: dict[str, tuple[timedelta, Callable[[], list[Case]]]] = {
-        "adr.test.yml": (INTERVAL, lambda: sc.low_hit_rate() + sc.high_latency()),
+    families: dict[str, tuple[tuple[list[str], list[str]], timedelta, Callable[[], list[Case]]]] = {
+        "adr.test.yml": (slo_files, INTERVAL, lambda: sc.low_hit_rate() + sc.high_latency()),
         "burn-rate-page.test.yml": (
+            slo_files,
             INTERVAL,
             lambda: (
                 sc.burn(c.ALERT_HIT_RATE_BURN, "type", page)
@@ -574,6 +579,7 @@ def render_rule_tests(
             ),
         ),
         "burn-rate-ticket.test.yml": (
+            slo_files,
             LONG_INTERVAL,
             lambda: (
                 slow.burn(c.ALERT_HIT_RATE_BURN, "type", ticket)
@@ -581,6 +587,7 @@ def render_rule_tests(
             ),
         ),
         "operational.test.yml": (
+            ops_files,
             INTERVAL,
             lambda: (
                 sc.redis_down()
@@ -594,10 +601,11 @@ def render_rule_tests(
         ),
     }
     out = {}
-    for name, (interval, build) in families.items():
+    for name, ((rule_files, order), interval, build) in families.items():
         doc = {
             "rule_files": rule_files,
             "evaluation_interval": format_duration(interval),
+            "group_eval_order": order,
             "tests": [case.as_dict() for case in build()],
         }
         text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=1000)
