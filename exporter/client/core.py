@@ -10,7 +10,7 @@ import logging
 import math
 import random
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
 
@@ -101,7 +101,9 @@ class ServiceCore:
         self.redis = client
         self.slo = slo if slo is not None else load_slo()
         self.keys = KeyBuilder(self.slo)
-        self.serializer: Serializer = serializer if serializer is not None else JsonSerializer()
+        self.serializer: Serializer = (
+            serializer if serializer is not None else cast(Serializer, JsonSerializer())
+        )
         self.metrics = client_metrics(registry)
         self._i = Instruments(self.metrics, self.slo, ttl_ms(other_ttl, "other_ttl"))
         self.breaker = CircuitBreaker(breaker_threshold, breaker_cooldown)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -177,3 +179,25 @@ def test_services_share_metrics_on_one_registry(
     assert sample(registry, "cache_misses_total", layer="redis", type="user") == 2
     one.close()
     two.close()
+
+
+class PickleSerializer:
+    """A pluggable serializer (tuples and sets survive, unlike JSON)."""
+
+    def dumps(self, value: object) -> bytes:
+        return pickle.dumps(value)
+
+    def loads(self, data: bytes) -> object:
+        return pickle.loads(data)
+
+
+def test_serializer_is_pluggable(redis_url: str, registry: CollectorRegistry) -> None:
+    cache = CacheService.from_url(redis_url, registry=registry, serializer=PickleSerializer())
+    key = cache.key("user", "1")
+    cache.set(key, (1, {2, 3}))
+    assert cache.get(key) == (1, {2, 3})
+    computed = cache.key("user", "2")
+    assert cache.get_or_compute(computed, lambda: frozenset({4})) == frozenset({4})
+    assert cache.get(computed) == frozenset({4})
+    assert cache.mget([key, computed]) == [(1, {2, 3}), frozenset({4})]
+    cache.close()
