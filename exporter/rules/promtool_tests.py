@@ -25,7 +25,7 @@ from exporter.rules import conventions as c
 from exporter.rules.builders import le_value
 from exporter.rules.config import RuleConfig
 from exporter.rules.model import Generated, Rule, decimal, number
-from exporter.slo import SLO, format_duration
+from exporter.slo import SLO, format_duration, parse_duration
 
 INTERVAL = timedelta(minutes=1)
 #: ticket tiers hold for hours: their tests sample every 5m to stay fast
@@ -46,15 +46,20 @@ def go_g4(value: float) -> str:
 
 
 def humanize(value: float) -> str:
+    """Prometheus' ``humanize``: SI prefixes, four significant digits."""
     if value == 0:
         return go_g4(value)
-    prefixes = ("k", "M", "G", "T") if abs(value) >= 1 else ("m", "u", "n", "p")
     prefix = ""
-    for p in prefixes:
-        if (abs(value) < 1000) if abs(value) >= 1 else (abs(value) >= 1):
-            break
-        prefix = p
-        value = value / 1000 if prefixes[0] == "k" else value * 1000
+    if abs(value) >= 1:
+        for p in ("k", "M", "G", "T", "P", "E", "Z", "Y"):
+            if abs(value) < 1000:
+                break
+            prefix, value = p, value / 1000
+    else:
+        for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
+            if abs(value) >= 1:
+                break
+            prefix, value = p, value * 1000
     return f"{go_g4(value)}{prefix}"
 
 
@@ -371,9 +376,6 @@ class Scenarios:
 
     # -- operational alerts
 
-    def gauge_steps(self, name: str, labels: dict[str, str], values: str) -> dict[str, str]:
-        return series(name, labels, values)
-
     def redis_down(self) -> list[Case]:
         (rule,) = self.rules(c.ALERT_REDIS_DOWN)
         lab = {**self.exp, "instance": INSTANCE}
@@ -614,6 +616,4 @@ def render_rule_tests(
 
 
 def _window(rule: Rule, label: str) -> timedelta:
-    from exporter.slo import parse_duration
-
     return parse_duration(rule.label(label) or "0s")
