@@ -3,6 +3,7 @@ end-to-end test builds on (PrometheusServer, AlertmanagerServer)."""
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from exporter.metrics import LAYER_REDIS, client_metrics
 from exporter.rules import conventions as c
+from tests.generate.test_dashboards import SUBSTITUTIONS, queries
 from tests.support.processes import free_port
 from tests.support.prometheus import AlertmanagerServer, PrometheusServer, wait_until
 
@@ -110,9 +112,29 @@ def test_fast_profile_pages_within_seconds_on_a_real_scrape(fast_dir: Path, tmp_
                 what="fast-profile CacheHitRateBudgetBurn page for session",
             )
             assert firing[0]["labels"]["long_window"] == "1h"  # nominal name kept
+            # every dashboard query runs in the real Prometheus (not only parses)
+            for dashboard in (fast_dir / "dashboards").glob("*.json"):
+                for _where, expr in queries(json.loads(dashboard.read_text())):
+                    for var, value in SUBSTITUTIONS.items():
+                        expr = expr.replace(var, value)
+                    prom.query(expr)  # raises naming the error if Prometheus refuses it
+            ratio = prom.query(
+                hit_ratio_query(fast_dir / "dashboards" / "cache-slo-overview.json", "session")
+            )
+            assert float(ratio[0]["value"][1]) == 0.0  # every session read missed
     finally:
         stop.set()
         worker.join(5)
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def hit_ratio_query(dashboard: Path, type_: str) -> str:
+    """The overview's hit-rate panel query for one type, variables substituted."""
+    data = json.loads(dashboard.read_text())
+    panel = next(p for p in data["panels"] if p["title"].startswith(f"Hit rate: {type_} reads"))
+    expr = str(panel["targets"][0]["expr"])
+    for var, value in SUBSTITUTIONS.items():
+        expr = expr.replace(var, value)
+    return expr
