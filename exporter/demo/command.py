@@ -10,6 +10,7 @@ after ``--duration``.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -27,6 +28,8 @@ from exporter.demo.workload import SCENARIOS
 from exporter.metrics import CACHE_HITS, CACHE_LATENCY, CACHE_MISSES
 
 STATUS_EVERY_SECONDS = 2.0
+#: environment variable for --redis-url (keeps a password out of the process list)
+REDIS_URL_ENV = "CACHE_SLO_DEMO_REDIS_URL"
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +43,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--duration", type=float, default=None, help="stop after SECONDS (default: Ctrl-C)"
     )
-    parser.add_argument("--redis-url", default=None, help="use this Redis instead of starting one")
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get(REDIS_URL_ENV),
+        help=f"use this Redis instead of starting one (default: ${REDIS_URL_ENV}; prefer the "
+        "variable when the URL holds a password: command lines are visible to every user)",
+    )
     parser.add_argument("--slo", default=None, help="SLO file (default: the shipped one)")
     parser.add_argument("--rate", type=float, default=300.0, help="app requests per second")
     parser.add_argument(

@@ -118,13 +118,13 @@ class Stack:
                 sys.executable,
                 "-m",
                 "exporter.demo.workload",
-                f"--redis-url={self._proxied_url()}",
                 f"--metrics-port={app_port}",
                 f"--rate={opts.rate:g}",
                 *([f"--slo={opts.slo}"] if opts.slo else []),
                 *([f"--seed={opts.seed}"] if opts.seed is not None else []),
             ],
             app_port,
+            env={"REDIS_URL": self._proxied_url()},  # an env var, unlike argv, is not public
         )
         self.urls["app metrics"] = f"http://127.0.0.1:{app_port}/metrics"
 
@@ -140,13 +140,15 @@ class Stack:
                 "-m",
                 "exporter.cli",
                 "serve",
-                f"--redis-url={self.redis_url}",
                 f"--listen=127.0.0.1:{exporter_port}",
                 *([f"--slo={opts.slo}"] if opts.slo else []),
                 *([f"--prometheus-url={prometheus_url}"] if prometheus_url else []),
             ],
             exporter_port,
-            env={"POSTGRES_DSN": opts.postgres_dsn} if opts.postgres_dsn else None,
+            env={
+                "REDIS_URL": self.redis_url,
+                **({"POSTGRES_DSN": opts.postgres_dsn} if opts.postgres_dsn else {}),
+            },
         )
         self.urls["exporter metrics"] = f"http://127.0.0.1:{exporter_port}/metrics"
         if prometheus_url:

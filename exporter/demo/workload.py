@@ -16,6 +16,7 @@ Latency is degraded outside the process, by the delaying proxy in front of Redis
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -152,7 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m exporter.demo.workload", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        help="Redis to use (default: $REDIS_URL, else redis://127.0.0.1:6379/0)",
+    )
     parser.add_argument("--slo", default=None, help="SLO file (default: the shipped one)")
     parser.add_argument("--host", default="127.0.0.1", help="address of /metrics")
     parser.add_argument("--metrics-port", type=int, default=8000)

@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import redis
@@ -144,3 +145,32 @@ def test_sigterm_stops_the_demo_and_everything_it_started() -> None:
     assert not Path(tmp.group(1)).exists()
     assert processes_mentioning(tmp.group(1)) == []
     assert not any(listening(u) for u in urls)
+
+
+def test_an_external_redis_password_never_shows_in_output_or_process_arguments(
+    redis_factory: Any,
+) -> None:
+    secret = "demo-pw-5521"
+    server = redis_factory("--requirepass", secret)
+    url = f"redis://:{secret}@127.0.0.1:{server.port}/0"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exporter.cli", "demo", "--no-prometheus", "--rate=50"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**cleanup_env(), "CACHE_SLO_DEMO_REDIS_URL": url},
+    )
+    try:
+        lines = read_until(proc, r"reads .* hit rate .* GET p99", timeout=UP_WITHIN_SECONDS)
+        assert processes_mentioning(secret) == []  # not in any command line
+        client = redis.Redis.from_url(url)
+        assert client.dbsize() > 0  # the workload wrote through the proxy, authenticated
+        client.close()
+        proc.terminate()
+        rest, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, rest
+    assert secret not in "\n".join(lines) + rest
