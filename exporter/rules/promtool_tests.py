@@ -351,6 +351,8 @@ class Scenarios:
         def firing(ratio: float, at: timedelta) -> list[tuple[Rule, float, dict[str, str]]]:
             out = []
             for r in siblings:
+                if _window(r, "short_window") < self.interval:
+                    continue  # rate() over it never sees two samples at this spacing
                 held = at - self.warmup - (r.for_ or timedelta(0))
                 if abs(held) < self.interval:
                     raise ValueError(f"scenario for {r.alert} {tier} is ambiguous at {at}")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from exporter.cli import main
 from exporter.rules import conventions as c
 from tests.generate.conftest import REPO
 from tests.support.prometheus import promtool
@@ -36,19 +37,43 @@ def test_fast_profile_rules_pass_promtool_check(fast_dir: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.slow
-def test_promtool_rule_unit_tests_pass() -> None:
-    """``promtool test rules alerts/tests/*.yml``, one process per file, side by side."""
-    assert TEST_FILES, "no alerts/tests/*.yml committed"
-    with ThreadPoolExecutor(max_workers=len(TEST_FILES)) as pool:
+def run_rule_tests(root: Path, files: list[Path]) -> dict[str, str]:
+    """``promtool test rules`` on each file, side by side; failures by file name."""
+    assert files, f"no promtool test files under {root}"
+    with ThreadPoolExecutor(max_workers=len(files)) as pool:
         results = list(
-            pool.map(lambda p: promtool("test", "rules", p.relative_to(REPO), cwd=REPO), TEST_FILES)
+            pool.map(lambda p: promtool("test", "rules", p.relative_to(root), cwd=root), files)
         )
-    failed = {
+    return {
         path.name: r.stdout[-4000:] + r.stderr[-1000:]
-        for path, r in zip(TEST_FILES, results, strict=True)
+        for path, r in zip(files, results, strict=True)
         if r.returncode != 0
     }
+
+
+@pytest.mark.slow
+def test_promtool_rule_unit_tests_pass() -> None:
+    """``promtool test rules alerts/tests/*.yml`` on the committed files."""
+    failed = run_rule_tests(REPO, TEST_FILES)
+    assert not failed, failed
+
+
+@pytest.mark.slow
+def test_generated_rule_tests_pass_for_another_slo_file(tmp_path: Path) -> None:
+    """A 7-day window, a 99.9 % latency objective and a 30 % hit-rate objective (whose
+    page and 3x tiers must be capped): the scenarios still hold in promtool."""
+    slo = tmp_path / "slo.yaml"
+    slo.write_text(
+        "version: 1\nwindow: 7d\n"
+        "hit_rate: {objective: 0.8, min_read_rate: 0.5}\n"
+        "latency: {operation: get, threshold: 10ms, objective: 0.999}\n"
+        "key_types:\n"
+        "  - {name: session, ttl: 24h, tenant_scoped: false, hit_rate_objective: 0.99}\n"
+        "  - {name: report, ttl: 1h, tenant_scoped: true, hit_rate_objective: 0.3}\n"
+    )
+    assert main(["generate", "--slo", str(slo), "--out", str(tmp_path)]) == 0
+    files = sorted((tmp_path / "alerts" / "tests").glob("*.yml"))
+    failed = run_rule_tests(tmp_path, files)
     assert not failed, failed
 
 
