@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
@@ -203,13 +203,14 @@ class Stack:
         return child
 
     def _proxied_url(self) -> str:
+        """The Redis URL with the proxy's address: same scheme, credentials, db, options."""
         assert self.proxy is not None
-        scheme_rest = self.redis_url.split("://", 1)
-        auth = ""
-        if "@" in scheme_rest[1].split("/", 1)[0]:
-            auth = scheme_rest[1].split("@", 1)[0] + "@"
-        db = self.redis_url.rsplit("/", 1)[1] if self.redis_url.count("/") >= 3 else "0"
-        return f"redis://{auth}127.0.0.1:{self.proxy.port}/{db or '0'}"
+        parts = urlsplit(self.redis_url)
+        auth = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+        db = parts.path.strip("/") or "0"
+        return urlunsplit(
+            (parts.scheme, f"{auth}127.0.0.1:{self.proxy.port}", f"/{db}", parts.query, "")
+        )
 
     def _start_redis(self) -> str:
         binary = which("redis-server", *_EXTRA_BIN)
