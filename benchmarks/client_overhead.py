@@ -52,6 +52,15 @@ def bench(fn: Callable[[], Any], batch: int) -> float:
     return (time.perf_counter() - t0) / batch
 
 
+def bench_cpu(fn: Callable[[], Any], batch: int) -> tuple[float, float]:
+    """(wall, this thread's CPU) seconds per op: CPU time is less disturbed by other
+    processes competing for the cores than wall time."""
+    c0, t0 = time.thread_time(), time.perf_counter()
+    for _ in range(batch):
+        fn()
+    return (time.perf_counter() - t0) / batch, (time.thread_time() - c0) / batch
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=60)
@@ -124,6 +133,9 @@ def run(port: int, rounds: int, batch: int) -> int:
     results: dict[str, dict[str, list[float]]] = {
         op: {v: [] for v in variants} for op, variants in ops.items()
     }
+    cpu: dict[str, dict[str, list[float]]] = {
+        op: {v: [] for v in variants} for op, variants in ops.items()
+    }
     for variants in ops.values():  # warm up connections and caches
         for fn in variants.values():
             bench(fn, 50)
@@ -132,13 +144,15 @@ def run(port: int, rounds: int, batch: int) -> int:
             names = list(variants)
             names = names[r % len(names) :] + names[: r % len(names)]
             for name in names:
-                results[op][name].append(bench(variants[name], batch))
+                wall, used = bench_cpu(variants[name], batch)
+                results[op][name].append(wall)
+                cpu[op][name].append(used)
 
     print(f"redis-server on 127.0.0.1:{port}; {rounds} rounds x {batch} ops")
     print("µs: median per-op time over rounds; ratios: median of per-round ratios")
     header = (
         f"{'operation':<22} {'raw µs':>8} {'ours µs':>8} {'otel µs':>8} "
-        f"{'ours/raw':>9} {'otel/raw':>9}"
+        f"{'ours/raw':>9} {'otel/raw':>9} {'CPU ours/raw':>13} {'CPU otel/raw':>13}"
     )
     print(header)
     print("-" * len(header))
@@ -148,9 +162,11 @@ def run(port: int, rounds: int, batch: int) -> int:
             name: statistics.median(t / r for t, r in zip(per[name], per["raw"], strict=True))
             for name in ("ours", "otel")
         }
+        used = {name: statistics.median(times) for name, times in cpu[op].items()}
         print(
             f"{op:<22} {med['raw']:>8.1f} {med['ours']:>8.1f} {med['otel']:>8.1f} "
-            f"{ratio['ours']:>9.3f} {ratio['otel']:>9.3f}"
+            f"{ratio['ours']:>9.3f} {ratio['otel']:>9.3f} "
+            f"{used['ours'] / used['raw']:>13.3f} {used['otel'] / used['raw']:>13.3f}"
         )
     cpu_overhead(cache.slo, rounds)
     return 0
