@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 
+import pytest
 import redis
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.client import CacheService
 from exporter.client.breaker import CircuitBreaker
@@ -145,3 +147,18 @@ def test_slow_redis_times_out_as_a_counted_miss(
     assert errors(registry, "get")["timeout"] == 1
     cache.close()
     admin.close()
+
+
+def test_passwords_never_reach_logs_or_metrics(
+    registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = f"redis://:s3cret-pw@127.0.0.1:{free_port()}/0"
+    cache = CacheService.from_url(url, registry=registry, breaker_threshold=1)
+    cache.get(cache.key("user", "1"))
+    cache.get(cache.key("user", "1"))  # skipped by the open breaker
+    cache.set(cache.key("user", "1"), 1)
+    assert "s3cret" not in caplog.text
+    assert "s3cret" not in generate_latest(registry).decode()
+    assert errors(registry, "get")["connection"] == 1
+    cache.close()
