@@ -109,6 +109,13 @@ def run(args: argparse.Namespace) -> int:
     except argparse.ArgumentTypeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.profile != PRODUCTION.name and args.out is None:
+        print(
+            f"error: --profile {args.profile}: expected --out DIR as well (the repository's "
+            "alerts/ and dashboards/ hold the production output)",
+            file=sys.stderr,
+        )
+        return 2
     slo = load_slo(args.slo)
     files, notes = render_all(
         slo, source=source_name(args.slo), profile=PROFILES[args.profile], config=config

@@ -198,6 +198,13 @@ def test_bad_job_flag_is_refused_naming_the_flag(
     assert not (tmp_path / "alerts").exists()
 
 
+def test_fast_profile_is_never_written_over_the_committed_output(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["generate", "--profile", "fast"]) == 2
+    assert "--profile fast: expected --out DIR" in capsys.readouterr().err
+
+
 def test_bad_slo_file_is_refused_with_file_and_field(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
