@@ -232,6 +232,12 @@ def test_every_alert_has_severity_summary_description_and_an_existing_runbook(
             assert section in text, (page.name, section)
 
 
+def test_runbook_index_lists_every_alert() -> None:
+    index = (REPO / "docs" / "runbooks" / "README.md").read_text("utf-8")
+    for alert in c.ALL_ALERTS:
+        assert f"[{alert}.md]({alert}.md)" in index, alert
+
+
 def test_measured_value_is_in_every_description(production: dict[str, str]) -> None:
     for rule in rules_of(production):
         if "alert" in rule:
