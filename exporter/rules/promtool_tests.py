@@ -144,6 +144,7 @@ class Case:
                     },
                 }
             )
+        at = -(-at // self.interval) * self.interval  # on an evaluation step
         self.checks.append(
             {"eval_time": format_duration(at), "alertname": rule.alert, "exp_alerts": alerts}
         )
