@@ -289,3 +289,39 @@ def test_registering_does_not_touch_redis(slo: SLO) -> None:
         )
         is None
     )
+
+
+def test_password_protected_redis_works_and_a_wrong_password_is_never_logged(
+    redis_factory: Callable[..., RedisServer], slo: SLO, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = redis_factory("--requirepass", "right-horse-battery", "--hz", "100")
+    good = EvictionTracker(
+        server.url,
+        slo,
+        instance="t",
+        configure_notifications=True,
+        redis_kwargs={"password": "right-horse-battery"},
+    )
+    bad = EvictionTracker(
+        server.url, slo, instance="bad", redis_kwargs={"password": "wrong-staple-secret"}
+    )
+    client = redis.Redis.from_url(server.url, password="right-horse-battery")
+    caplog.set_level("DEBUG", logger="exporter")
+    good.start()
+    bad.start()
+    try:
+        assert good.wait_until_subscribed(10)
+        client.set("user:1", b"x", px=10)
+        _wait(lambda: good.notifications()[REASON_EXPIRED] == 1)
+        counts = good.reconcile()
+        _wait(lambda: "bad" in caplog.text)  # the bad one has failed at least once
+        assert bad.reconcile(timeout=1) is None
+        assert bad.subscriptions == 0
+    finally:
+        good.stop()
+        bad.stop()
+        client.close()
+    assert counts is not None
+    assert counts[REASON_EXPIRED]["user"] == 1
+    assert "wrong-staple-secret" not in caplog.text
+    assert "right-horse-battery" not in caplog.text

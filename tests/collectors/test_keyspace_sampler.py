@@ -175,3 +175,26 @@ def test_registering_does_not_touch_redis(slo: SLO) -> None:
     registry.register(sampler)  # calls describe(): must not connect
     assert registry.get_sample_value(SAMPLER_CYCLES.name, {"instance": "down"}) == 0
     assert Counter(m.name for m in sampler.describe()) == Counter(m.name for m in sampler.collect())
+
+
+def test_sampler_recovers_after_redis_restarts(
+    redis_factory: Callable[..., RedisServer], slo: SLO
+) -> None:
+    server = redis_factory()
+    client = redis.Redis.from_url(server.url)
+    seed(client, 100, rng=random.Random(10))
+    sampler = KeyspaceSampler(server.url, slo, instance="t", pause=0, interval=0.05)
+    sampler.start()
+    try:
+        assert sampler.wait_for_cycle(30)
+        server.kill()
+        server.start()  # same port, empty keyspace
+        client = redis.Redis.from_url(server.url)
+        client.set("session:after-restart", b"x")
+        _wait(lambda: (e := sampler.estimate) is not None and e.total_keys == 1)
+    finally:
+        sampler.stop()
+        client.close()
+    estimate = sampler.estimate
+    assert estimate is not None
+    assert estimate.keys["session"] == 1
