@@ -1,7 +1,14 @@
 """The instrumented cache client: ADR-004's ``CacheService``, sync and asyncio.
 
-See :mod:`exporter.client.sync` for the fail-open and cluster rules and
-:mod:`exporter.client.keys` for key isolation.
+    cache = CacheService.from_url("redis://cache:6379/0")      # ADR TTLs, default registry
+    key = cache.key("organization", org_id, tenant=tenant_id)   # organization:{tenant}:{id}
+    org = cache.get_or_compute(key, lambda: load_org(org_id))   # stampede-safe, fail-open
+    cache.delete_pattern(cache.pattern("organization", tenant=tenant_id))
+
+See :mod:`exporter.client.sync` for the fail-open and cluster rules,
+:mod:`exporter.client.keys` for key isolation, :mod:`exporter.client.stampede`
+for ``get_or_compute`` and :mod:`exporter.client.exposition` for ``/metrics``.
+Requires Redis >= 7.0 (``PEXPIRE ... NX/GT`` for TTLs of counters and tag sets).
 """
 
 from __future__ import annotations

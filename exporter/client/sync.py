@@ -4,7 +4,12 @@ Fail open: a Redis error or timeout never reaches the caller.  Reads return a
 miss (``None``), ``get_or_compute`` computes from the source, writes are
 dropped (``set`` returns ``False``, counters return ``None``); the error is
 counted in ``cache_errors_total{layer,operation,error}`` and feeds the circuit
-breaker.  Caller bugs (bad keys, unserializable values, missing TTLs) raise.
+breaker; a failed read also counts as a miss of its key type.  Caller bugs (bad
+keys, unserializable values, missing TTLs) raise.
+
+Latency: ``cache_latency_seconds{operation}`` gets one observation per Redis
+round trip (a ``get_or_compute`` hit is one; a miss adds the lock and the
+write), never including loader time, which goes to ``cache_compute_seconds``.
 
 Cluster: a ``redis.cluster.RedisCluster`` client is accepted.  Multi-key
 operations are never atomic across hash slots: ``mget`` uses
