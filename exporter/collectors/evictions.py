@@ -19,6 +19,9 @@ the gap is ``unattributed``.  A barrier that does not come back within
 
 ``collect()`` asks the thread for a reconcile and waits at most
 ``collect_timeout`` for it; if Redis is down it serves the last counters.
+Should evictions outrun the thread (tens of thousands per second), Redis drops
+the subscriber at its pubsub output-buffer limit; the thread reconnects and the
+events it missed are counted as ``unattributed``, so the sums stay right.
 
 Redis only publishes these events when ``notify-keyspace-events`` contains
 ``E`` (keyevent channels) and ``x``/``e`` (or ``A``).  With
