@@ -216,7 +216,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("sample_batch_size", "--sample-batch-size", "CACHE_EXPORTER_SAMPLE_BATCH_SIZE",
            _positive_int, None, "Keys per SCAN/MEMORY USAGE batch of the keyspace sampler."),
     Option("sample_budget", "--sample-budget", "CACHE_EXPORTER_SAMPLE_BUDGET", _seconds, None,
-           "Seconds of Redis time one sampling cycle may use."),
+           "Wall-clock seconds one sampling cycle may take before it stops and reports what it saw."),
     Option("sample_pause", "--sample-pause", "CACHE_EXPORTER_SAMPLE_PAUSE",
            _non_negative_seconds, None, "Seconds to pause between sampler batches."),
     Option("sample_max_keys", "--sample-max-keys", "CACHE_EXPORTER_SAMPLE_MAX_KEYS",
