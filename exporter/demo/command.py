@@ -45,9 +45,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--redis-url",
-        default=os.environ.get(REDIS_URL_ENV),
-        help=f"use this Redis instead of starting one (default: ${REDIS_URL_ENV}; prefer the "
-        "variable when the URL holds a password: command lines are visible to every user)",
+        default=None,
+        help=f"use this Redis instead of starting one (or set ${REDIS_URL_ENV}, better when the "
+        "URL holds a password: command lines are visible to every user)",
     )
     parser.add_argument("--slo", default=None, help="SLO file (default: the shipped one)")
     parser.add_argument("--rate", type=float, default=300.0, help="app requests per second")
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = StackOptions(
         scenario=args.scenario,
-        redis_url=args.redis_url,
+        redis_url=args.redis_url or os.environ.get(REDIS_URL_ENV) or None,
         slo=args.slo,
         rate=args.rate,
         profile=args.rules,
