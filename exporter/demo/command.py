@@ -37,8 +37,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--scenario",
         choices=SCENARIOS,
         default="healthy",
-        help="healthy: hit rates near the ADR's targets; degraded: cold sessions and a "
-        "Redis slowed by a delaying proxy, so the SLOs break",
+        help="healthy: hit rates near the ADR's targets; partial: a quarter of sessions cold and "
+        "3%% of Redis calls slowed (tickets fire); degraded: all sessions cold and every "
+        "call slowed by a delaying proxy (pages fire)",
     )
     parser.add_argument(
         "--duration", type=float, default=None, help="stop after SECONDS (default: Ctrl-C)"

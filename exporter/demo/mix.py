@@ -72,11 +72,16 @@ class Chooser:
         self._cum_weights = list(itertools.accumulate(t.weight for t in self.mix))
         self._items = {t.type: Zipf(t.population, t.zipf_s) for t in self.mix}
         self._tenants = Zipf(TENANTS, TENANT_ZIPF_S)
-        self.cold_sessions = False
+        #: share of session reads that go to never-seen sessions (0: none, 1: all)
+        self.cold_session_share = 0.0
 
     def next(self) -> tuple[Traffic, int, int]:
         row = self.rng.choices(self.mix, cum_weights=self._cum_weights)[0]
         tenant = self._tenants.draw(self.rng)
-        if self.cold_sessions and row.type == "session":
+        if (
+            row.type == "session"
+            and self.cold_session_share > 0
+            and self.rng.random() < self.cold_session_share
+        ):
             return row, tenant, self.rng.randrange(COLD_SESSION_POPULATION)
         return row, tenant, self._items[row.type].draw(self.rng)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
 import threading
 from types import TracebackType
@@ -31,6 +32,8 @@ class DelayProxy:
     ) -> None:
         self.target = (target_host, target_port)
         self.delay = delay
+        #: share of forwarded requests that get the delay (1.0: every one)
+        self.slow_share = 1.0
         self._listen_port = listen_port
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -131,7 +134,7 @@ class DelayProxy:
                 data = await reader.read(_CHUNK)
                 if not data:
                     break
-                if delayed and self.delay > 0:
+                if delayed and self.delay > 0 and random.random() < self.slow_share:
                     await asyncio.sleep(self.delay)
                 writer.write(data)
                 await writer.drain()

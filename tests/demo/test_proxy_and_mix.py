@@ -70,7 +70,7 @@ def test_zipf_makes_low_ranks_the_most_popular() -> None:
 
 def test_degraded_sessions_are_cold() -> None:
     chooser = Chooser(HEALTHY, seed=5)
-    chooser.cold_sessions = True
+    chooser.cold_session_share = 1.0
     sessions = [
         item for row, _, item in (chooser.next() for _ in range(3000)) if row.type == "session"
     ]
