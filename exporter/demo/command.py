@@ -38,7 +38,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         choices=SCENARIOS,
         default="healthy",
         help="healthy: hit rates near the ADR's targets; partial: a quarter of sessions cold and "
-        "3%% of Redis calls slowed (tickets fire); degraded: all sessions cold and every "
+        "3 in 100 Redis calls slowed (tickets fire); degraded: all sessions cold and every "
         "call slowed by a delaying proxy (pages fire)",
     )
     parser.add_argument(
