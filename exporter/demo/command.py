@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"up in {time.monotonic() - started:.1f}s:")
         for name, url in stack.urls.items():
             print(f"  {name:<17} {url}")
-        if "prometheus" not in stack.urls:
+        if "prometheus" not in stack.urls and not args.no_prometheus:
             print("  (prometheus / prometheus-alertmanager not installed: run `make demo`)")
         print("Ctrl-C stops everything.", flush=True)
         _loop(stack, stop, args.duration, tty)
