@@ -33,3 +33,25 @@ def test_runs_as_non_root_and_checks_healthz() -> None:
     users = re.findall(r"^USER\s+(\S+)", final_stage, re.MULTILINE)
     assert users and users[-1] not in {"root", "0"}
     assert re.search(r"^HEALTHCHECK .*\n?.*/healthz", final_stage, re.MULTILINE)
+
+
+def test_every_deploy_file_uses_the_exporters_default_port() -> None:
+    import yaml
+
+    from exporter.config import DEFAULT_PORT
+    from tests.deploy.conftest import K8S
+
+    assert f"EXPOSE {DEFAULT_PORT}" in DOCKERFILE.read_text()
+    assert f"127.0.0.1:{DEFAULT_PORT}/healthz" in DOCKERFILE.read_text()
+    service = yaml.safe_load((K8S / "service.yaml").read_text())
+    assert [p["port"] for p in service["spec"]["ports"]] == [DEFAULT_PORT]
+    deployment = yaml.safe_load((K8S / "deployment.yaml").read_text())
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert [p["containerPort"] for p in container["ports"]] == [DEFAULT_PORT]
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    assert compose["services"]["exporter"]["ports"] == [f"{DEFAULT_PORT}:{DEFAULT_PORT}"]
+    prometheus = yaml.safe_load((DEPLOY / "prometheus/prometheus.yml").read_text())
+    targets = [
+        t for j in prometheus["scrape_configs"] for s in j["static_configs"] for t in s["targets"]
+    ]
+    assert f"exporter:{DEFAULT_PORT}" in targets

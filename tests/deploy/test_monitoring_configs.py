@@ -242,3 +242,19 @@ def test_a_page_holds_back_tickets_of_the_same_objective_only(alertmanager: int)
     assert inhibited[("LowCacheHitRate", "ticket", "session")] != []
     assert inhibited[("LowCacheHitRate", "ticket", "user")] == []
     assert inhibited[("HighCacheLatency", "ticket", "")] == []
+
+
+def test_scrape_jobs_are_the_ones_the_generated_rules_select() -> None:
+    """The rules select job="cache-slo-exporter" / job="cache-app" (the generator's
+    defaults); the deploy config and the demo must scrape under those names."""
+    import argparse
+
+    from exporter import generate
+    from exporter.demo.stack import APP_JOB, EXPORTER_JOB
+
+    parser = argparse.ArgumentParser()
+    generate.configure_parser(parser)
+    defaults = parser.parse_args([])
+    jobs = {j["job_name"] for j in yaml.safe_load(PROMETHEUS_YML.read_text())["scrape_configs"]}
+    assert {defaults.exporter_job, defaults.app_job} <= jobs
+    assert (defaults.exporter_job, defaults.app_job) == (EXPORTER_JOB, APP_JOB)
