@@ -5,8 +5,9 @@ delaying proxy slows 3 % of Redis calls by 15 ms, which breaks the session
 hit-rate objective and the GET p99 but burns the budgets below the page
 rates (so no page inhibits the tickets).  Prometheus (fast rules, 1 s scrapes)
 must fire ``LowCacheHitRate`` for sessions and ``HighCacheLatency``, and
-Alertmanager must deliver both to the webhook receiver by severity.  Then every panel query of every generated
-dashboard is evaluated against this Prometheus and must return data.
+Alertmanager must deliver both to the webhook receiver by severity.  Then
+every panel query of every generated dashboard is evaluated against this
+Prometheus and must return data.
 """
 
 from __future__ import annotations
