@@ -26,7 +26,14 @@ import httpx
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from exporter.metrics import CACHE_HITS, CACHE_LATENCY, CACHE_MISSES, LAYER_REDIS, TYPE_ALL
+from exporter.metrics import (
+    CACHE_HITS,
+    CACHE_LATENCY,
+    CACHE_MISSES,
+    LAYER_REDIS,
+    TYPE_ALL,
+    TYPE_OTHER,
+)
 from exporter.rules.conventions import (
     RECORD_BUDGET_REMAINING,
     SLO_HIT_RATE,
@@ -188,6 +195,16 @@ class PrometheusAPI:
         value = float(result[0]["value"][1])
         return None if math.isnan(value) or math.isinf(value) else value
 
+    async def by_label(self, expr: str, label: str) -> dict[str, float]:
+        """An instant vector as ``{value of label: sample}``, numbers only."""
+        data = await self._get("/api/v1/query", {"query": expr})
+        out = {}
+        for sample in data.get("result") or []:
+            value = float(sample["value"][1])
+            if not (math.isnan(value) or math.isinf(value)):
+                out[str(sample["metric"].get(label, ""))] = value
+        return out
+
     async def series(
         self, expr: str, start: float, end: float, step: int
     ) -> list[tuple[float, float]]:
@@ -228,8 +245,30 @@ def _alerts_for(objective: Objective, alerts: list[dict[str, Any]]) -> list[dict
     return found
 
 
-async def collect(api: PrometheusAPI, slo: SLO) -> tuple[list[Row], float | None, list[Any], bool]:
-    """Query everything the page shows, concurrently; say whether recordings were used."""
+@dataclass
+class Page:
+    """Everything the page shows."""
+
+    rows: list[Row]
+    p99: float | None
+    firing: list[dict[str, Any]]
+    from_recordings: bool  # read the generator's recording rules (else raw queries)
+    #: current hit rate of the key types that have no objective of their own
+    other_types: dict[str, float] = field(default_factory=dict)
+
+
+def _hit_ratio_by_type(recorded: set[str]) -> str:
+    name = record_hit_ratio(parse_duration(NOW_WINDOW))
+    if name in recorded:
+        return name
+    layer = f'layer="{LAYER_REDIS}"'
+    hits = f"sum by (type) (rate({CACHE_HITS.name}{{{layer}}}[{NOW_WINDOW}]))"
+    misses = f"sum by (type) (rate({CACHE_MISSES.name}{{{layer}}}[{NOW_WINDOW}]))"
+    return f"{hits} / ({hits} + {misses})"
+
+
+async def collect(api: PrometheusAPI, slo: SLO) -> Page:
+    """Query everything the page shows, concurrently."""
     recorded = await api.recorded_names()
     rows = [Row(o) for o in objectives(slo)]
     end = time.time()
@@ -250,7 +289,11 @@ async def collect(api: PrometheusAPI, slo: SLO) -> tuple[list[Row], float | None
             api.scalar(sli(o, BURN_WINDOW)),
             api.series(sli(o, NOW_WINDOW), start, end, SPARK_STEP_SECONDS),
         ]
-    jobs += [api.scalar(p99_expr(slo)), api.firing_alerts()]
+    jobs += [
+        api.scalar(p99_expr(slo)),
+        api.firing_alerts(),
+        api.by_label(_hit_ratio_by_type(recorded), "type"),
+    ]
     results = await asyncio.gather(*jobs)
     for i, row in enumerate(rows):
         now, budget, burn_sli, series = results[4 * i : 4 * i + 4]
@@ -261,10 +304,13 @@ async def collect(api: PrometheusAPI, slo: SLO) -> tuple[list[Row], float | None
         row.budget_left = budget
         if burn_sli is not None:
             row.burn_1h = (1.0 - burn_sli) / bad_allowed
-    p99, firing = results[-2], results[-1]
+    p99, firing, by_type = results[-3:]
     for row in rows:
         row.alerts = _alerts_for(row.objective, firing)
-    return rows, p99, firing, bool(recorded)
+    with_objective = {r.objective.type for r in rows}
+    others = [kt.name for kt in slo.key_types if kt.name not in with_objective]
+    other_types = {t: by_type[t] for t in (*others, TYPE_OTHER) if t in by_type}
+    return Page(rows, p99, firing, bool(recorded), other_types)
 
 
 # --- rendering -----------------------------------------------------------------------
@@ -281,7 +327,8 @@ h1{font-size:1.3rem;margin:0 0 .2rem} .sub{color:#5b6475;margin-bottom:1rem}
 dl{display:grid;grid-template-columns:auto auto;gap:.1rem .8rem;margin:.5rem 0}
 dt{color:#5b6475} dd{margin:0;text-align:right;font-variant-numeric:tabular-nums}
 .alerts{margin:.3rem 0 0;padding-left:1.1rem;color:#d92d20}
-.firing{margin-top:1.5rem} .error{background:#fff5f4;color:#d92d20;padding:1rem;border-radius:8px}
+.firing,.others{margin-top:1.5rem} th,td{text-align:left;padding:.1rem 1.2rem .1rem 0}
+.error{background:#fff5f4;color:#d92d20;padding:1rem;border-radius:8px}
 svg{display:block;width:100%;height:48px}
 """
 
@@ -355,16 +402,10 @@ def _render_row(row: Row, p99: float | None, slo: SLO) -> str:
     )
 
 
-def render(
-    rows: list[Row],
-    p99: float | None,
-    firing: list[Any],
-    slo: SLO,
-    prometheus: str,
-    from_recordings: bool = False,
-) -> str:
+def render(page: Page, slo: SLO, prometheus: str) -> str:
     """The whole page."""
     esc = html.escape
+    rows, p99, firing = page.rows, page.p99, page.firing
     broken = sum(row.broken for row in rows)
     summary = f"{broken} of {len(rows)} objectives broken" if broken else "all objectives met"
     firing_items = "".join(
@@ -374,6 +415,16 @@ def render(
         for a in firing
     )
     firing_html = f"<ul>{firing_items}</ul>" if firing else "<p>none</p>"
+    other_rows = "".join(
+        f'<tr><td>{esc(name)}</td><td class="rate">{esc(_pct(value))}</td></tr>'
+        for name, value in page.other_types.items()
+    )
+    others_html = (
+        f'<div class="others" id="other-types"><h2>Key types without an objective</h2>'
+        f"<table><tr><th>type</th><th>hit rate ({NOW_WINDOW})</th></tr>{other_rows}</table></div>"
+        if other_rows
+        else ""
+    )
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">'
@@ -381,9 +432,10 @@ def render(
         f"<title>Cache SLO status: {esc(summary)}</title><style>{_CSS}</style></head><body>"
         f"<h1>Cache SLO status</h1><div class=sub id=summary>{esc(summary)} · SLO file "
         f"{esc(slo.source)} · from {esc(prometheus)} "
-        f"({'recording rules' if from_recordings else 'raw queries'}) · sparklines: last "
+        f"({'recording rules' if page.from_recordings else 'raw queries'}) · sparklines: last "
         f"{SPARK_SECONDS // 3600} h of the {NOW_WINDOW} SLI</div>"
         f'<div class="grid">{"".join(_render_row(r, p99, slo) for r in rows)}</div>'
+        f"{others_html}"
         f'<div class="firing" id="firing"><h2>Alerts firing</h2>{firing_html}</div>'
         "</body></html>"
     )
@@ -409,7 +461,7 @@ def build_router(prometheus_url: str, slo: SLO) -> APIRouter:
             base_url=prometheus_url.rstrip("/"), timeout=QUERY_TIMEOUT_SECONDS
         ) as client:
             try:
-                rows, p99, firing, from_recordings = await collect(PrometheusAPI(client), slo)
+                page = await collect(PrometheusAPI(client), slo)
             except (httpx.HTTPError, RuntimeError, KeyError, ValueError) as exc:
                 reason = type(exc).__name__
                 if isinstance(exc, RuntimeError):
@@ -418,6 +470,6 @@ def build_router(prometheus_url: str, slo: SLO) -> APIRouter:
                     render_error(f"Prometheus at {shown} could not be queried ({reason})."),
                     status_code=503,
                 )
-        return HTMLResponse(render(rows, p99, firing, slo, shown, from_recordings))
+        return HTMLResponse(render(page, slo, shown))
 
     return router

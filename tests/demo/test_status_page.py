@@ -94,6 +94,11 @@ def test_status_page_shows_every_objective_with_a_value_and_marks_the_broken_one
     summary = re.search(r'id="summary">(\d+) of (\d+) objectives broken', dom)
     assert summary and int(summary.group(2)) == len(expected)
     assert int(summary.group(1)) == marked
+    # the key types without an objective are listed with their hit rate
+    others = dict(re.findall(r'<tr><td>([\w-]+)</td><td class="rate">([^<]*)</td></tr>', dom))
+    without = {kt.name for kt in stack.slo.key_types if kt.hit_rate_objective is None}
+    assert without - {"rate-limit"} <= set(others)  # rate limits are counters, never read
+    assert all(re.fullmatch(r"\d+\.\d\d %", v) for v in others.values())
 
 
 def test_status_page_names_an_unreachable_prometheus_without_credentials(
@@ -135,11 +140,12 @@ async def test_without_recording_rules_the_page_falls_back_to_raw_queries(stack:
         what="raw overall hit rate has data",
     )
     async with httpx.AsyncClient(base_url=stack.urls["prometheus"], timeout=10) as client:
-        rows, p99, firing, from_recordings = await collect(WithoutRecordings(client), stack.slo)
-    assert from_recordings is False
-    assert p99 is not None and p99 > 0
-    for row in rows:
+        page = await collect(WithoutRecordings(client), stack.slo)
+    assert page.from_recordings is False
+    assert page.p99 is not None and page.p99 > 0
+    assert "organization" in page.other_types and "session" not in page.other_types
+    for row in page.rows:
         assert row.now is not None and 0 <= row.now <= 1, row.objective.key
         assert row.budget_left is not None and row.budget_left <= 1, row.objective.key
-    page = render(rows, p99, firing, stack.slo, stack.urls["prometheus"], from_recordings)
-    assert "(raw queries)" in page
+    html = render(page, stack.slo, stack.urls["prometheus"])
+    assert "(raw queries)" in html
