@@ -57,8 +57,11 @@ def wrap(payload: bytes, delta: float, expiry: float) -> bytes:
 
 
 def unwrap(data: bytes) -> tuple[bytes, float, float]:
-    """(payload, delta, expiry); delta and expiry are 0 for plain values."""
-    if data[:4] == MAGIC:
+    """(payload, delta, expiry); delta and expiry are 0 for plain values.
+
+    Data too short to hold a header is returned whole, as a plain value: the
+    serializer then refuses it (a counted undecodable value), never a crash."""
+    if data[:4] == MAGIC and len(data) >= HEADER_SIZE:
         delta, expiry = _HEADER.unpack_from(data, len(MAGIC))
         return data[HEADER_SIZE:], delta, expiry
     return data, 0.0, 0.0

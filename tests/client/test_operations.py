@@ -201,3 +201,28 @@ def test_serializer_is_pluggable(redis_url: str, registry: CollectorRegistry) ->
     assert cache.get(computed) == frozenset({4})
     assert cache.mget([key, computed]) == [(1, {2, 3}), frozenset({4})]
     cache.close()
+
+
+@pytest.mark.parametrize(
+    "stored", [b"\x00xf\x01", b"\x00xf\x01short", b"\x00xf\x01" + b"\x00" * 16]
+)
+def test_truncated_get_or_compute_header_is_a_counted_miss_not_an_exception(
+    cache: CacheService, registry: CollectorRegistry, stored: bytes
+) -> None:
+    """A value starting like a get_or_compute header but too short to hold one (a
+    foreign writer, a truncated value) is undecodable data, never the caller's error."""
+    key = cache.key("user", "1")
+    cache.redis.set(key, stored)
+    assert cache.get(key) is None
+    assert cache.mget([key, cache.key("user", "2")]) == [None, None]
+    assert cache.get_or_compute(key, lambda: "fresh") == "fresh"
+    for op in ("get", "mget", "get_or_compute"):
+        assert (
+            sample(
+                registry, "cache_errors_total", layer="redis", operation=op, error="serialization"
+            )
+            >= 1
+        ), op
+    assert sample(registry, "cache_misses_total", layer="redis", type="user") == 4
+    assert sample(registry, "cache_hits_total", layer="redis", type="user") == 0
+    assert cache.get(key) == "fresh"
