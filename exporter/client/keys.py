@@ -96,9 +96,8 @@ class KeyBuilder:
         return KeyPattern(SEPARATOR.join(head) + SEPARATOR + "*")
 
     def check_pattern(self, pattern: str) -> KeyPattern:
-        """Accept a raw pattern only if ``pattern()`` could have built it."""
-        if isinstance(pattern, KeyPattern):
-            return pattern
+        """Accept a pattern only if ``pattern()`` could have built it.  A
+        :class:`KeyPattern` is checked too: anyone can construct one by hand."""
         if not isinstance(pattern, str) or not pattern.endswith(SEPARATOR + "*"):
             raise CacheKeyError(
                 f"pattern: expected a pattern built by cache.pattern(...) ending in ':*', "
@@ -122,7 +121,7 @@ class KeyBuilder:
                 f"pattern: key type {kt.name!r} is tenant-scoped; expected a tenant segment "
                 f"(cache.pattern({kt.name!r}, tenant=...)), got {pattern!r}"
             )
-        return KeyPattern(pattern)
+        return pattern if isinstance(pattern, KeyPattern) else KeyPattern(pattern)
 
     def tenant_of(self, key: str) -> tuple[KeyType | None, str | None]:
         """(key type, encoded tenant segment or None) of a key built by :meth:`key`."""
@@ -167,6 +166,7 @@ class KeyBuilder:
 
 
 class KeyPattern(str):
-    """A glob built by :meth:`KeyBuilder.pattern` (safe for ``delete_pattern``)."""
+    """A glob built by :meth:`KeyBuilder.pattern`.  ``delete_pattern`` still checks
+    every pattern it is given, this type included."""
 
     __slots__ = ()

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.client import CacheKeyError, CacheService
+from exporter.client import CacheKeyError, CacheService, KeyPattern
 
 
 @pytest.fixture
@@ -140,3 +140,15 @@ def test_delete_pattern_never_uses_keys(cache: CacheService) -> None:
     stats = cache.redis.info("commandstats")
     assert "cmdstat_keys" not in stats
     assert "cmdstat_scan" in stats and "cmdstat_unlink" in stats
+
+
+def test_a_hand_made_key_pattern_is_checked_too(cache: CacheService) -> None:
+    """KeyPattern is exported, so ``KeyPattern("organization:*")`` (or one built from an
+    unescaped tenant id) must not slip past the checks delete_pattern applies to str."""
+    cache.set(cache.key("organization", "1", tenant="victim"), 1)
+    cache.set(cache.key("session", "1"), 1)
+    for raw in ("*", "organization:*", f"organization:{'*'}:*", "organization:v?ctim:*"):
+        with pytest.raises(CacheKeyError):
+            cache.delete_pattern(KeyPattern(raw))
+    assert cache.redis.dbsize() == 2
+    assert cache.delete_pattern(KeyPattern("organization:victim:*")) == 1
