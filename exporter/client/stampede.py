@@ -89,9 +89,17 @@ class AsyncSingleFlight:
         self._calls: dict[str, asyncio.Future[Any]] = {}
 
     async def do(self, key: str, fn: Callable[[], Awaitable[T]]) -> T:
-        fut = self._calls.get(key)
-        if fut is not None:
-            return await asyncio.shield(fut)
+        """Join the running computation of ``key`` or lead a new one.  A leader that
+        is cancelled (its caller went away) does not cancel the tasks that joined it:
+        they take over, one of them leading the next computation."""
+        while (fut := self._calls.get(key)) is not None:
+            try:
+                return await asyncio.shield(fut)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if fut.cancelled() and (task is None or not task.cancelling()):
+                    continue  # the leader was cancelled, not us
+                raise
         fut = asyncio.get_running_loop().create_future()
         self._calls[key] = fut
         try:

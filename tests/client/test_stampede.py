@@ -181,3 +181,33 @@ def test_get_or_compute_without_redis_computes(registry: CollectorRegistry) -> N
     assert cache.get_or_compute(cache.key("user", "1"), lambda: 7) == 7
     assert sample(registry, "cache_compute_seconds_count", type="user") == 1
     cache.close()
+
+
+async def test_a_cancelled_leader_does_not_cancel_the_tasks_waiting_on_it(
+    acache: AsyncCacheService, registry: CollectorRegistry
+) -> None:
+    """A client disconnect cancels one request; the requests that joined its
+    computation must not be cancelled with it (they compute the value themselves)."""
+    key = acache.key("user", "1")
+    started = asyncio.Event()
+
+    async def hanging() -> str:
+        started.set()
+        await asyncio.sleep(60)
+        return "never"
+
+    async def fresh() -> str:
+        return "fresh"
+
+    leader = asyncio.create_task(acache.get_or_compute(key, hanging))
+    await started.wait()
+    follower = asyncio.create_task(acache.get_or_compute(key, fresh))
+    # the follower counts its miss and joins the flight in one step (no await between)
+    deadline = time.monotonic() + 5
+    while sample(registry, "cache_misses_total", layer="redis", type="user") < 2:
+        assert time.monotonic() < deadline, "the follower never read the key"
+        await asyncio.sleep(0.005)
+    leader.cancel()
+    assert await asyncio.wait_for(follower, 10) == "fresh"
+    assert leader.cancelled()
+    assert await acache.get(key) == "fresh"
