@@ -73,6 +73,9 @@ class AsyncCacheService(ServiceCore):
         return cls(client, **service)
 
     async def aclose(self) -> None:
+        """Stop every listener task this service started, then close the client."""
+        for sub in list(self.subscriptions):
+            await sub.stop()
         await self.redis.aclose()
 
     async def _call(

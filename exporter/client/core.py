@@ -117,6 +117,8 @@ class ServiceCore:
         self.prune_every = prune_every
         self._tag_writes = 0
         self.instance_id = uuid.uuid4().hex
+        #: running listeners (Subscription / AsyncSubscription); close() stops them
+        self.subscriptions: set[Any] = set()
 
     # --- keys (pure) ----------------------------------------------------------------
 

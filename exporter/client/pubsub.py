@@ -45,11 +45,13 @@ class Subscription:
         )
 
     def start(self) -> None:
+        self.service.subscriptions.add(self)
         self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
         self._stop.set()
         self._thread.join(timeout)
+        self.service.subscriptions.discard(self)
 
     def _deliver(self, data: bytes) -> None:
         value = self.service._decode("subscribe", data)
@@ -107,13 +109,15 @@ class AsyncSubscription:
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
+        self.service.subscriptions.add(self)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        task, self._task = self._task, None
+        self.service.subscriptions.discard(self)
+        if task is not None:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
 
     async def _deliver(self, data: bytes) -> None:
         value = self.service._decode("subscribe", data)

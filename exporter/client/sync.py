@@ -89,6 +89,9 @@ class CacheService(ServiceCore):
         return cls(client, **service)
 
     def close(self) -> None:
+        """Stop every listener thread this service started, then close the client."""
+        for sub in list(self.subscriptions):
+            sub.stop()
         self.redis.close()
 
     # --- plumbing -------------------------------------------------------------------

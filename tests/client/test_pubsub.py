@@ -8,9 +8,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import redis
 from prometheus_client import CollectorRegistry
 
-from exporter.client import AsyncCacheService, CacheService
+from exporter.client import INVALIDATION_CHANNEL, AsyncCacheService, CacheService
 from tests.client.conftest import sample
 from tests.support.processes import RedisServer
 
@@ -117,3 +118,45 @@ async def test_async_invalidation_channel(acache: AsyncCacheService, redis_url: 
     assert message["keys"] == [key]
     await sub.stop()
     await other.aclose()
+
+
+def _subscribers(url: str, channel: str) -> int:
+    admin = redis.Redis.from_url(url)
+    try:
+        pairs: Any = admin.pubsub_numsub(channel)
+        return int(dict(pairs)[channel.encode()])
+    finally:
+        admin.close()
+
+
+def _wait_for(check: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_close_stops_listener_threads_and_their_connections(
+    redis_url: str, registry: CollectorRegistry
+) -> None:
+    cache = CacheService.from_url(redis_url, registry=registry)
+    subs = [cache.subscribe("events", lambda m: None), cache.on_invalidate(lambda m: None)]
+    assert all(s.ready.is_set() for s in subs)
+    cache.close()
+    assert not any(s._thread.is_alive() for s in subs), "close() left listener threads running"
+    assert _wait_for(lambda: _subscribers(redis_url, "events") == 0), "listener still subscribed"
+    assert _subscribers(redis_url, INVALIDATION_CHANNEL) == 0
+
+
+async def test_aclose_stops_listener_tasks_and_their_connections(
+    redis_url: str, registry: CollectorRegistry
+) -> None:
+    cache = AsyncCacheService.from_url(redis_url, registry=registry)
+    subs = [await cache.subscribe("events", lambda m: None), await cache.on_invalidate(print)]
+    tasks = [s._task for s in subs]
+    assert all(t is not None and not t.done() for t in tasks)
+    await cache.aclose()
+    assert all(t is not None and t.done() for t in tasks), "aclose() left listener tasks running"
+    assert await asyncio.to_thread(_wait_for, lambda: _subscribers(redis_url, "events") == 0)
