@@ -374,11 +374,30 @@ class AsyncCacheService(ServiceCore):
                     gone = [m for m, n in zip(members, found, strict=True) if not n]
                     if gone:
                         dropped += int(await self.redis.srem(tag_key, *gone))
+                        dropped -= await self._retag(tag_key, gone)
                 if cursor == 0:
                     return dropped
 
         result = await self._call("set_with_tags", run)
         return 0 if result is MISSING else int(result)
+
+    async def _retag(self, tag_key: str, removed: list[Any]) -> int:
+        """See :meth:`exporter.client.CacheService._retag`."""
+        pipe = self.redis.pipeline(transaction=False)
+        for m in removed:
+            pipe.pttl(m)
+        ttls = await pipe.execute()
+        back = [(m, ms) for m, ms in zip(removed, ttls, strict=True) if ms != -2]
+        if not back:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.sadd(tag_key, *(m for m, _ in back))
+        longest = max(ms for _, ms in back)
+        if longest > 0:
+            pipe.pexpire(tag_key, longest, nx=True)
+            pipe.pexpire(tag_key, longest, gt=True)
+        await pipe.execute()
+        return len(back)
 
     async def invalidate_tag(
         self, tag: str, *, tenant: str | None = None, broadcast: bool = True

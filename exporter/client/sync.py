@@ -407,11 +407,30 @@ class CacheService(ServiceCore):
                     gone = [m for m, n in zip(members, pipe.execute(), strict=True) if not n]
                     if gone:
                         dropped += int(self.redis.srem(tag_key, *gone))
+                        dropped -= self._retag(tag_key, gone)
                 if cursor == 0:
                     return dropped
 
         result = self._call("set_with_tags", run)
         return 0 if result is MISSING else int(result)
+
+    def _retag(self, tag_key: str, removed: list[Any]) -> int:
+        """Put back removed members that exist again (written between prune's EXISTS
+        and SREM), with a TTL on the tag set covering them; the number put back."""
+        pipe = self.redis.pipeline(transaction=False)
+        for m in removed:
+            pipe.pttl(m)
+        back = [(m, ms) for m, ms in zip(removed, pipe.execute(), strict=True) if ms != -2]
+        if not back:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.sadd(tag_key, *(m for m, _ in back))
+        longest = max(ms for _, ms in back)
+        if longest > 0:
+            pipe.pexpire(tag_key, longest, nx=True)
+            pipe.pexpire(tag_key, longest, gt=True)
+        pipe.execute()
+        return len(back)
 
     def invalidate_tag(self, tag: str, *, tenant: str | None = None, broadcast: bool = True) -> int:
         """Delete every key recorded under ``tag`` (of ``tenant``) and the tag set itself;

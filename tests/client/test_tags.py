@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.client import CacheKeyError, CacheService, KeyPattern
+from exporter.client import AsyncCacheService, CacheKeyError, CacheService, KeyPattern
 
 
 @pytest.fixture
@@ -152,3 +152,53 @@ def test_a_hand_made_key_pattern_is_checked_too(cache: CacheService) -> None:
             cache.delete_pattern(KeyPattern(raw))
     assert cache.redis.dbsize() == 2
     assert cache.delete_pattern(KeyPattern("organization:victim:*")) == 1
+
+
+def test_prune_keeps_a_member_written_again_while_it_prunes(
+    cache: CacheService, other: CacheService
+) -> None:
+    """Prune reads EXISTS, then SREMs: a key another instance writes (and tags) in
+    between must stay in the tag, or invalidating the tag leaves it stale."""
+    key = cache.key("user", "1")
+    cache.set_with_tags(key, "old", ["t"], ttl=60)
+    cache.redis.delete(key)  # expired: a stale member prune may drop
+    real_srem = cache.redis.srem
+
+    def racing_srem(name: str, *values: bytes) -> int:
+        other.set_with_tags(key, "new", ["t"], ttl=60)  # written again meanwhile
+        return int(real_srem(name, *values))
+
+    cache.redis.srem = racing_srem
+    try:
+        cache.prune_tag("t")
+    finally:
+        del cache.redis.srem
+    tag = cache.keys.tag_key("t", None)
+    assert cache.redis.smembers(tag) == {key.encode()}
+    assert 0 < cache.redis.pttl(tag) <= 60_000, "the tag set keeps a TTL"
+    assert other.invalidate_tag("t") == 1
+    assert cache.get(key) is None, "invalidation reached the rewritten key"
+
+
+async def test_async_prune_keeps_a_member_written_again_while_it_prunes(
+    redis_url: str, other: CacheService
+) -> None:
+    cache = AsyncCacheService.from_url(redis_url, registry=CollectorRegistry())
+    key = cache.key("user", "1")
+    await cache.set_with_tags(key, "old", ["t"], ttl=60)
+    await cache.redis.delete(key)
+    real_srem = cache.redis.srem
+
+    async def racing_srem(name: str, *values: bytes) -> int:
+        other.set_with_tags(key, "new", ["t"], ttl=60)
+        return int(await real_srem(name, *values))
+
+    cache.redis.srem = racing_srem
+    try:
+        await cache.prune_tag("t")
+    finally:
+        del cache.redis.srem
+    assert await cache.redis.smembers(cache.keys.tag_key("t", None)) == {key.encode()}
+    assert await cache.invalidate_tag("t") == 1
+    assert await cache.get(key) is None
+    await cache.aclose()
