@@ -28,7 +28,7 @@ from exporter.client.core import (
     split_options,
     xfetch_due,
 )
-from exporter.client.errors import CacheConfigError
+from exporter.client.errors import CacheConfigError, CacheSerializationError
 from exporter.client.instrumentation import TypeChildren
 from exporter.client.keys import KeyPattern
 from exporter.client.policy import Seconds
@@ -263,6 +263,11 @@ class AsyncCacheService(ServiceCore):
             return stale  # type: ignore[no-any-return]
         try:
             return await self._compute_and_store(key, loader, ti, px)
+        except CacheSerializationError:
+            raise  # the caller's bug, not the source's
+        except Exception as exc:  # the value has not expired: keep serving it
+            self._refresh_failed(ti, exc)
+            return stale  # type: ignore[no-any-return]
         finally:
             await self._release_lock(key, token)
 
@@ -420,8 +425,7 @@ class AsyncCacheService(ServiceCore):
     async def versioned_key(self, type_name: str, *parts: str, tenant: str | None = None) -> str:
         base = self.key(type_name, *parts, tenant=tenant)
         found = await self._call("version", self.redis.get, self.keys.version_key(base))
-        version = 0 if found is MISSING or found is None else int(found)
-        return self.keys.with_version(base, version)
+        return self._versioned(base, found)
 
     async def bump_version(
         self, type_name: str, *parts: str, tenant: str | None = None

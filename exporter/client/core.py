@@ -229,5 +229,28 @@ class ServiceCore:
         self._tag_writes += 1
         return self._tag_writes % self.prune_every == 0
 
+    # --- versions -------------------------------------------------------------------
+
+    def _versioned(self, base: str, found: Any) -> str:
+        """``base`` at the version read from Redis (``None``: never bumped, 0).  When
+        the read failed or the counter is not a number, a fresh one-off version: the
+        caller gets a miss, never the entry of an old version (still live after a bump)."""
+        if found is None:
+            return self.keys.with_version(base, 0)
+        if found is not MISSING:
+            try:
+                return self.keys.with_version(base, int(found))
+            except ValueError:
+                self._i.errors["version"]["serialization"].inc()
+        return self.keys.with_version(base, f"u{uuid.uuid4().hex}")
+
+    def _refresh_failed(self, ti: TypeChildren, exc: Exception) -> None:
+        log.warning(
+            "cache get_or_compute: early refresh of a %r value failed (%s); "
+            "serving the cached value until it expires",
+            ti.name,
+            type(exc).__name__,
+        )
+
     def _invalidation_message(self, keys: list[str], tags: list[str], tenant: str | None) -> Any:
         return {"origin": self.instance_id, "keys": keys, "tags": tags, "tenant": tenant}

@@ -160,8 +160,9 @@ class KeyBuilder:
         return f"{VERSION_PREFIX}:{key}"
 
     @staticmethod
-    def with_version(key: str, version: int) -> str:
-        """``key`` plus a version segment ``%v<n>`` that :meth:`key` can never produce."""
+    def with_version(key: str, version: int | str) -> str:
+        """``key`` plus a version segment ``%v<n>`` that :meth:`key` can never produce
+        (``version`` is a counter or a one-off ``u<hex>`` used when the counter is unknown)."""
         return f"{key}{SEPARATOR}%v{version}"
 
 

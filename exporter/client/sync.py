@@ -40,6 +40,7 @@ from exporter.client.core import (
     split_options,
     xfetch_due,
 )
+from exporter.client.errors import CacheSerializationError
 from exporter.client.instrumentation import TypeChildren
 from exporter.client.keys import KeyPattern
 from exporter.client.policy import Seconds
@@ -293,6 +294,11 @@ class CacheService(ServiceCore):
             return stale  # type: ignore[no-any-return]
         try:
             return self._compute_and_store(key, loader, ti, px)
+        except CacheSerializationError:
+            raise  # the caller's bug, not the source's
+        except Exception as exc:  # the value has not expired: keep serving it
+            self._refresh_failed(ti, exc)
+            return stale  # type: ignore[no-any-return]
         finally:
             self._release_lock(key, token)
 
@@ -455,8 +461,7 @@ class CacheService(ServiceCore):
         use a new key and the old entry simply expires (no delete needed)."""
         base = self.key(type_name, *parts, tenant=tenant)
         found = self._call("version", self.redis.get, self.keys.version_key(base))
-        version = 0 if found is MISSING or found is None else int(found)
-        return self.keys.with_version(base, version)
+        return self._versioned(base, found)
 
     def bump_version(self, type_name: str, *parts: str, tenant: str | None = None) -> int | None:
         """Move readers to a new version; the counter outlives two TTLs of the type."""

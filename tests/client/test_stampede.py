@@ -211,3 +211,38 @@ async def test_a_cancelled_leader_does_not_cancel_the_tasks_waiting_on_it(
     assert await asyncio.wait_for(follower, 10) == "fresh"
     assert leader.cancelled()
     assert await acache.get(key) == "fresh"
+
+
+def test_a_failing_early_refresh_keeps_serving_the_cached_value(
+    cache: CacheService, registry: CollectorRegistry
+) -> None:
+    """An XFetch refresh is opportunistic: the cached value has not expired, so a source
+    that fails during it must not turn a hit into an exception for the caller."""
+    key = cache.key("feature-flag", "beta")
+    cache.get_or_compute(key, lambda: "v1", ttl=60)
+    body, _, _ = unwrap(cache.redis.get(key))
+    cache.redis.set(key, wrap(body, 100.0, time.time() + 0.5), px=60_000)  # due for refresh
+
+    def failing() -> str:
+        raise LookupError("source down")
+
+    assert cache.get_or_compute(key, failing, ttl=60) == "v1"
+    assert not cache.redis.exists(cache.keys.lock_key(key)), "the refresh lock is released"
+    assert cache.get_or_compute(key, lambda: "v2", ttl=60) == "v2", "the next caller refreshes"
+
+
+async def test_async_failing_early_refresh_keeps_serving_the_cached_value(
+    acache: AsyncCacheService,
+) -> None:
+    key = acache.key("feature-flag", "beta")
+
+    async def v1() -> str:
+        return "v1"
+
+    async def failing() -> str:
+        raise LookupError("source down")
+
+    await acache.get_or_compute(key, v1, ttl=60)
+    body, _, _ = unwrap(await acache.redis.get(key))
+    await acache.redis.set(key, wrap(body, 100.0, time.time() + 0.5), px=60_000)
+    assert await acache.get_or_compute(key, failing, ttl=60) == "v1"

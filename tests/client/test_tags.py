@@ -6,9 +6,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import redis
 from prometheus_client import CollectorRegistry
 
 from exporter.client import AsyncCacheService, CacheKeyError, CacheService, KeyPattern
+from tests.client.conftest import sample
 
 
 @pytest.fixture
@@ -202,3 +204,35 @@ async def test_async_prune_keeps_a_member_written_again_while_it_prunes(
     assert await cache.invalidate_tag("t") == 1
     assert await cache.get(key) is None
     await cache.aclose()
+
+
+def test_a_failed_version_read_never_serves_an_old_version(
+    cache: CacheService, registry: CollectorRegistry
+) -> None:
+    """Failing open on the version read must mean a miss, not version 0: the entry of
+    version 0 is still live after a bump, and serving it is serving stale data."""
+    cache.set(cache.versioned_key("organization", "1", tenant="t"), "old")
+    assert cache.bump_version("organization", "1", tenant="t") == 1
+    cache.set(cache.versioned_key("organization", "1", tenant="t"), "new")
+    vkey = cache.keys.version_key(cache.key("organization", "1", tenant="t"))
+    real_get = cache.redis.get
+
+    def flaky_get(name: str) -> object:
+        if name == vkey:
+            raise redis.ConnectionError("blip")
+        return real_get(name)
+
+    cache.redis.get = flaky_get
+    try:
+        during_blip = cache.versioned_key("organization", "1", tenant="t")
+    finally:
+        del cache.redis.get
+    assert cache.get(during_blip) is None, "a miss, never the old version's value"
+    assert cache.type_of(during_blip) == "organization"
+    labels = {"layer": "redis", "operation": "version"}
+    assert sample(registry, "cache_errors_total", **labels, error="connection") == 1
+    cache.redis.set(vkey, b"not a number")  # a foreign writer
+    corrupt = cache.versioned_key("organization", "1", tenant="t")  # no ValueError
+    assert cache.get(corrupt) is None
+    assert sample(registry, "cache_errors_total", **labels, error="serialization") == 1
+    assert cache.get(cache.versioned_key("organization", "1", tenant="u")) is None
