@@ -3,7 +3,8 @@
 Closed until ``threshold`` consecutive connection/timeout failures; then open
 for ``cooldown`` seconds (calls are skipped and counted as ``circuit_open``);
 after the cooldown one call is let through as a probe (half-open): success
-closes the breaker, failure opens it for another cooldown.  The hot path reads
+(including an error reply: Redis answered) closes the breaker, a
+connection/timeout failure opens it for another cooldown.  The hot path reads
 one attribute (``open_until``, 0.0 while closed) and takes no lock.
 """
 

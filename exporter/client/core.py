@@ -200,6 +200,8 @@ class ServiceCore:
             self.breaker.failure()
             if not was_open and self.breaker.open_until:
                 log.warning("cache circuit opened after %d failures", self.breaker.failures)
+        elif err == "response" and self.breaker.failures:
+            self.breaker.success()  # Redis answered: it is reachable (closes a half-open probe)
         # class name only: messages of some errors could echo connection details
         log.debug("cache %s failed: %s (%s)", op, err, type(exc).__name__)
 

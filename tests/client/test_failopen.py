@@ -162,3 +162,23 @@ def test_passwords_never_reach_logs_or_metrics(
     assert "s3cret" not in generate_latest(registry).decode()
     assert errors(registry, "get")["connection"] == 1
     cache.close()
+
+
+def test_a_probe_that_redis_answers_with_an_error_closes_the_breaker(
+    cache: CacheService, registry: CollectorRegistry
+) -> None:
+    """After an outage the probe may be a command Redis refuses (WRONGTYPE, OOM under
+    noeviction): an answer is proof Redis is back, so the breaker must close."""
+    now = [0.0]
+    cache.breaker = CircuitBreaker(threshold=1, cooldown=1.0, clock=lambda: now[0])
+    listy = cache.key("rate-limit", "r", tenant="t")
+    cache.redis.rpush(listy, b"x")  # INCR on it is answered with WRONGTYPE
+    cache.breaker.failure()  # the outage
+    assert cache.get(cache.key("user", "1")) is None
+    assert errors(registry, "get")["circuit_open"] == 1
+    now[0] = 1.0
+    assert cache.incr(listy) is None  # the probe: answered, with an error
+    assert errors(registry, "incr")["response"] == 1
+    assert cache.breaker.state == "closed"
+    cache.set(cache.key("user", "1"), 1)
+    assert cache.get(cache.key("user", "1")) == 1
