@@ -316,6 +316,8 @@ class Stack:
             "scrape_configs": [
                 {
                     "job_name": EXPORTER_JOB,
+                    # the exporter's instance label is the Redis address: keep it
+                    "honor_labels": True,
                     "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}],
                 },
                 {"job_name": APP_JOB, "static_configs": [{"targets": [f"127.0.0.1:{app_port}"]}]},

@@ -62,6 +62,8 @@ def test_service_monitor_selects_the_service_and_its_port() -> None:
     port_names = {p["name"] for p in service["spec"]["ports"]}
     assert {e["port"] for e in monitor["spec"]["endpoints"]} <= port_names
     assert all(e["path"] == "/metrics" for e in monitor["spec"]["endpoints"])
+    # the exporter's instance label is the Redis address; without this it is renamed
+    assert all(e.get("honorLabels") is True for e in monitor["spec"]["endpoints"])
 
 
 def test_prometheus_rule_is_valid_for_promtool(tmp_path: Path) -> None:

@@ -73,6 +73,13 @@ def test_promtool_accepts_the_config_with_the_generated_rules(
     assert f"SUCCESS: {len(rule_files)} rule files found" in out.stdout + out.stderr
 
 
+def test_exporter_job_keeps_the_redis_instance_label() -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["cache-slo-exporter"].get("honor_labels") is True
+    assert not jobs["cache-app"].get("honor_labels")
+
+
 def test_amtool_accepts_the_alertmanager_config() -> None:
     out = run(require_binary("amtool"), "check-config", str(ALERTMANAGER_YML))
     assert out.returncode == 0, out.stdout + out.stderr
