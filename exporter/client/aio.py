@@ -35,6 +35,7 @@ from exporter.client.policy import Seconds
 from exporter.client.pubsub import AsyncSubscription
 from exporter.client.serialization import unwrap, wrap
 from exporter.client.stampede import (
+    EXTEND_SCRIPT,
     POLL_FIRST,
     POLL_MAX,
     POP_TAG_SCRIPT,
@@ -55,6 +56,9 @@ class AsyncCacheService(ServiceCore):
         self.is_cluster = isinstance(client, acluster.RedisCluster)
         self._flight = AsyncSingleFlight()
         self._release = any_client.register_script(RELEASE_SCRIPT)
+        self._extend = any_client.register_script(EXTEND_SCRIPT)
+        #: (lock key, token) -> the task renewing its lease while this service holds it
+        self._renewals: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._pop_tag = any_client.register_script(POP_TAG_SCRIPT)
         self._lat_get = self._i.latency["get"]
         self._classify = self._i.classify
@@ -73,9 +77,13 @@ class AsyncCacheService(ServiceCore):
         return cls(client, **service)
 
     async def aclose(self) -> None:
-        """Stop every listener task this service started, then close the client."""
+        """Stop every listener and lock-renewal task, then close the client."""
         for sub in list(self.subscriptions):
             await sub.stop()
+        for task in list(self._renewals.values()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.redis.aclose()
 
     async def _call(
@@ -312,13 +320,33 @@ class AsyncCacheService(ServiceCore):
         )
         if ok is MISSING:
             return ""
-        return token if ok else None
+        if not ok:
+            return None
+        lock = self.keys.lock_key(key)
+        renewal = asyncio.get_running_loop().create_task(self._renew(lock, token))
+        self._renewals[lock, token] = renewal
+        return token
+
+    async def _renew(self, lock: str, token: str) -> None:
+        """Extend the lease every third of a lease while the lock is still ours."""
+        try:
+            while True:
+                await asyncio.sleep(self.lock_lease_ms / 3000)
+                ok = await self._call(
+                    "get_or_compute", self._extend, keys=[lock], args=[token, self.lock_lease_ms]
+                )
+                if ok is MISSING or not ok:
+                    return
+        finally:
+            self._renewals.pop((lock, token), None)
 
     async def _release_lock(self, key: str, token: str) -> None:
         if token:
-            await self._call(
-                "get_or_compute", self._release, keys=[self.keys.lock_key(key)], args=[token]
-            )
+            lock = self.keys.lock_key(key)
+            task = self._renewals.pop((lock, token), None)
+            if task is not None:
+                task.cancel()
+            await self._call("get_or_compute", self._release, keys=[lock], args=[token])
 
     async def _compute_and_store(
         self, key: str, loader: Callable[[], Awaitable[T]], ti: TypeChildren, px: int

@@ -5,9 +5,11 @@
    :class:`AsyncSingleFlight`).
 2. **A short Redis lease lock across processes**: ``SET lock NX PX lease`` with
    a random token; the holder computes, others poll for the value.  The lease
-   expires by itself, so a crashed holder cannot wedge the key, and release is
+   expires by itself, so a crashed holder cannot wedge the key, while a live
+   holder renews it every third of a lease (compare-and-pexpire), so a loader
+   slower than the lease does not let other processes compute too.  Release is
    a compare-and-delete script, so a holder whose lease ran out cannot delete a
-   successor's lock.  The script touches one key (cluster-safe).
+   successor's lock.  Both scripts touch one key (cluster-safe).
 3. **XFetch early refresh** (:func:`exporter.client.core.xfetch_due`): values
    carry their compute time and expiry, and a reader refreshes a hot key early
    with a probability that rises towards expiry, so hot keys never all expire
@@ -31,6 +33,14 @@ end
 return 0
 """
 
+#: extend the lock's lease only while it still holds our token
+EXTEND_SCRIPT = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
 #: read a tag's members and delete the tag set in one step (one key: cluster-safe)
 POP_TAG_SCRIPT = """
 local members = redis.call('smembers', KEYS[1])
@@ -41,6 +51,49 @@ return members
 #: poll interval while another process holds the lock: start short, back off
 POLL_FIRST = 0.005
 POLL_MAX = 0.05
+
+
+class LeaseRenewer:
+    """One daemon thread per service that renews the leases of the locks this
+    process holds, every third of a lease; started on the first lock, stopped by
+    :meth:`stop` (``CacheService.close``).  ``renew(lock, token)`` returns False
+    when the lock is no longer ours (or Redis is unavailable): it is dropped."""
+
+    def __init__(self, renew: Callable[[str, str], bool], interval: float) -> None:
+        self._renew = renew
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._held: set[tuple[str, str]] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, lock: str, token: str) -> None:
+        with self._lock:
+            self._held.add((lock, token))
+            alive = self._thread is not None and self._thread.is_alive()
+            if not alive and not self._stop.is_set():  # first lock, or after a fork
+                self._thread = threading.Thread(
+                    target=self._run, name="cache-lock-renewer", daemon=True
+                )
+                self._thread.start()
+
+    def release(self, lock: str, token: str) -> None:
+        with self._lock:
+            self._held.discard((lock, token))
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            with self._lock:
+                held = list(self._held)
+            for lock, token in held:
+                if not self._renew(lock, token):
+                    self.release(lock, token)
 
 
 class _Call:

@@ -47,10 +47,12 @@ from exporter.client.policy import Seconds
 from exporter.client.pubsub import Subscription
 from exporter.client.serialization import unwrap, wrap
 from exporter.client.stampede import (
+    EXTEND_SCRIPT,
     POLL_FIRST,
     POLL_MAX,
     POP_TAG_SCRIPT,
     RELEASE_SCRIPT,
+    LeaseRenewer,
     SingleFlight,
 )
 
@@ -67,6 +69,8 @@ class CacheService(ServiceCore):
         self.is_cluster = isinstance(client, redis.cluster.RedisCluster)
         self._flight = SingleFlight()
         self._release = any_client.register_script(RELEASE_SCRIPT)
+        self._extend = any_client.register_script(EXTEND_SCRIPT)
+        self._renewer = LeaseRenewer(self._renew_lease, self.lock_lease_ms / 3000)
         self._pop_tag = any_client.register_script(POP_TAG_SCRIPT)
         self._lat_get = self._i.latency["get"]
         self._classify = self._i.classify
@@ -90,9 +94,10 @@ class CacheService(ServiceCore):
         return cls(client, **service)
 
     def close(self) -> None:
-        """Stop every listener thread this service started, then close the client."""
+        """Stop every listener thread and the lock renewer, then close the client."""
         for sub in list(self.subscriptions):
             sub.stop()
+        self._renewer.stop()
         self.redis.close()
 
     # --- plumbing -------------------------------------------------------------------
@@ -346,13 +351,22 @@ class CacheService(ServiceCore):
         )
         if ok is MISSING:
             return ""
-        return token if ok else None
+        if not ok:
+            return None
+        self._renewer.hold(self.keys.lock_key(key), token)
+        return token
+
+    def _renew_lease(self, lock: str, token: str) -> bool:
+        ok = self._call(
+            "get_or_compute", self._extend, keys=[lock], args=[token, self.lock_lease_ms]
+        )
+        return ok is not MISSING and bool(ok)
 
     def _release_lock(self, key: str, token: str) -> None:
         if token:
-            self._call(
-                "get_or_compute", self._release, keys=[self.keys.lock_key(key)], args=[token]
-            )
+            lock = self.keys.lock_key(key)
+            self._renewer.release(lock, token)
+            self._call("get_or_compute", self._release, keys=[lock], args=[token])
 
     def _compute_and_store(self, key: str, loader: Callable[[], T], ti: TypeChildren, px: int) -> T:
         t0 = perf_counter()

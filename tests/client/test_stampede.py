@@ -70,6 +70,8 @@ def test_two_services_in_one_process_meet_at_the_redis_lock(
     assert out == [{"computed": "once"}] * 4
     assert loader_runs(redis_url) == 1
     assert not one.redis.exists(one.keys.lock_key(key)), "the lock is released"
+    one.close()
+    two.close()
 
 
 async def test_tasks_share_one_computation(acache: AsyncCacheService, redis_url: str) -> None:
@@ -246,3 +248,69 @@ async def test_async_failing_early_refresh_keeps_serving_the_cached_value(
     body, _, _ = unwrap(await acache.redis.get(key))
     await acache.redis.set(key, wrap(body, 100.0, time.time() + 0.5), px=60_000)
     assert await acache.get_or_compute(key, failing, ttl=60) == "v1"
+
+
+def test_a_lock_is_renewed_while_its_loader_outlives_the_lease(
+    redis_url: str, registry: CollectorRegistry
+) -> None:
+    """The lease only guards against crashed holders: a live holder whose loader takes
+    longer than the lease (an LLM call) keeps the lock, so other processes keep
+    waiting for its value instead of running the loader again."""
+    one = CacheService.from_url(redis_url, registry=registry, lock_lease=0.3, lock_wait=10)
+    two = CacheService.from_url(
+        redis_url, registry=CollectorRegistry(), lock_lease=0.3, lock_wait=10
+    )
+    key = one.key("llm-response", "slow")
+    raw = redis.Redis.from_url(redis_url)
+
+    def loader() -> str:
+        raw.incr(COUNTER)
+        time.sleep(1.2)  # four leases
+        return "answer"
+
+    out: list[Any] = []
+    holder = threading.Thread(target=lambda: out.append(one.get_or_compute(key, loader)))
+    holder.start()
+    deadline = time.monotonic() + 5
+    while not raw.exists(one.keys.lock_key(key)):
+        assert time.monotonic() < deadline, "the holder never took the lock"
+        time.sleep(0.005)
+    out.append(two.get_or_compute(key, loader))  # another process's caller
+    holder.join(10)
+    assert out == ["answer", "answer"]
+    assert loader_runs(redis_url) == 1
+    assert not raw.exists(one.keys.lock_key(key)), "released after the write"
+    one.close()
+    two.close()
+    renewers = [s._renewer._thread for s in (one, two)]
+    assert renewers[0] is not None, "the holder renewed its lease"
+    assert not any(t is not None and t.is_alive() for t in renewers), "close() stops renewers"
+    raw.close()
+
+
+async def test_async_lock_is_renewed_while_its_loader_outlives_the_lease(
+    redis_url: str, registry: CollectorRegistry
+) -> None:
+    one = AsyncCacheService.from_url(redis_url, registry=registry, lock_lease=0.3, lock_wait=10)
+    two = AsyncCacheService.from_url(
+        redis_url, registry=CollectorRegistry(), lock_lease=0.3, lock_wait=10
+    )
+    key = one.key("llm-response", "slow")
+    raw = redis.asyncio.Redis.from_url(redis_url)
+
+    async def loader() -> str:
+        await raw.incr(COUNTER)
+        await asyncio.sleep(1.2)
+        return "answer"
+
+    holder = asyncio.create_task(one.get_or_compute(key, loader))
+    deadline = time.monotonic() + 5
+    while not await raw.exists(one.keys.lock_key(key)):
+        assert time.monotonic() < deadline, "the holder never took the lock"
+        await asyncio.sleep(0.005)
+    assert await two.get_or_compute(key, loader) == "answer"
+    assert await holder == "answer"
+    assert loader_runs(redis_url) == 1
+    await one.aclose()
+    await two.aclose()
+    await raw.aclose()
