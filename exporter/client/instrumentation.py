@@ -32,6 +32,8 @@ ERROR_TABLE: tuple[tuple[type[BaseException], str], ...] = (
     (rex.ConnectionError, "connection"),
     (rex.ClusterDownError, "connection"),
     (rex.MasterDownError, "connection"),
+    (rex.ClusterError, "connection"),  # "TTL exhausted": every retry failed
+    (rex.SlotNotCoveredError, "connection"),  # part of the cluster is unreachable
     (OSError, "connection"),
     (rex.ResponseError, "response"),
 )
@@ -43,6 +45,11 @@ def error_class(exc: BaseException) -> str:
     for cls, name in ERROR_TABLE:
         if isinstance(exc, cls):
             return name
+    behind = exc.__cause__ or exc.__context__
+    if isinstance(exc, rex.RedisClusterException) and behind is not None:
+        # "Redis Cluster cannot be connected" is raised while handling (or from)
+        # the ConnectionError behind it
+        return error_class(behind)
     return "other"
 
 

@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 import redis
+import redis.exceptions as rex
 from prometheus_client import CollectorRegistry
 
 from exporter.client import AsyncCacheService, CacheService
+from exporter.client.instrumentation import error_class
 from tests.client.conftest import sample
 from tests.support.processes import RedisServer, free_port, require_binary
 
@@ -135,3 +137,51 @@ async def test_async_cluster(cluster_url: str, registry: CollectorRegistry) -> N
     assert await cache.mget(keys) == list(range(30))
     assert await cache.delete_pattern(cache.pattern("session")) == 30
     await cache.aclose()
+
+
+def test_a_dead_cluster_is_a_connection_error_and_opens_the_breaker(
+    tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    """redis-py reports an unreachable cluster as RedisClusterException("cannot be
+    connected", caused by the ConnectionError), ClusterError("TTL exhausted") or
+    SlotNotCoveredError: all are Redis being down, so the breaker must open."""
+    (tmp_path / "node").mkdir()
+    extra = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+    node = RedisServer(tmp_path / "node", extra=extra, port=cluster_port()).start()
+    try:
+        admin = redis.Redis(port=node.port)
+        admin.execute_command("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
+        deadline = time.monotonic() + 20
+        while admin.cluster("info")["cluster_state"] != "ok":
+            assert time.monotonic() < deadline, "cluster did not become ok"
+            time.sleep(0.05)
+        admin.close()
+        cache = CacheService.from_url(
+            node.url, cluster=True, registry=registry, breaker_threshold=3, breaker_cooldown=60
+        )
+        key = cache.key("user", "1")
+        assert cache.set(key, 1) and cache.get(key) == 1
+        node.kill()
+        for _ in range(5):
+            assert cache.get(key) is None
+        labels = {"layer": "redis", "operation": "get"}
+        assert sample(registry, "cache_errors_total", **labels, error="other") == 0
+        assert sample(registry, "cache_errors_total", **labels, error="connection") == 3
+        assert sample(registry, "cache_errors_total", **labels, error="circuit_open") == 2
+        assert cache.breaker.state == "open"
+        cache.close()
+    finally:
+        node.stop()
+
+
+def test_cluster_outage_exceptions_are_connection_errors() -> None:
+    assert error_class(rex.ClusterError("TTL exhausted.")) == "connection"
+    assert error_class(rex.SlotNotCoveredError('Slot "1" is not covered')) == "connection"
+    try:
+        try:
+            raise rex.TimeoutError("slow")
+        except rex.TimeoutError as exc:
+            raise rex.RedisClusterException("Redis Cluster cannot be connected") from exc
+    except rex.RedisClusterException as wrapped:
+        assert error_class(wrapped) == "timeout"
+    assert error_class(rex.RedisClusterException("Invalid args in command")) == "other"
