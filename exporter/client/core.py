@@ -117,6 +117,11 @@ class ServiceCore:
         self.prune_every = prune_every
         self._tag_writes = 0
         self.instance_id = uuid.uuid4().hex
+        #: a cluster client's seed nodes (see :meth:`_reseed_cluster`); empty otherwise
+        nodes_manager = getattr(client, "nodes_manager", None)
+        self._cluster_seeds: dict[str, Any] = (
+            dict(nodes_manager.startup_nodes) if nodes_manager is not None else {}
+        )
         #: running listeners (Subscription / AsyncSubscription); close() stops them
         self.subscriptions: set[Any] = set()
 
@@ -196,6 +201,8 @@ class ServiceCore:
         err = error_class(exc)
         self._i.errors[op][err].inc()
         if err in BREAKER_ERRORS:
+            if self._cluster_seeds:
+                self._reseed_cluster()
             was_open = bool(self.breaker.open_until)
             self.breaker.failure()
             if not was_open and self.breaker.open_until:
@@ -204,6 +211,15 @@ class ServiceCore:
             self.breaker.success()  # Redis answered: it is reachable (closes a half-open probe)
         # class name only: messages of some errors could echo connection details
         log.debug("cache %s failed: %s (%s)", op, err, type(exc).__name__)
+
+    def _reseed_cluster(self) -> None:
+        """Put back the seed nodes redis-py dropped.  redis-py removes every node that
+        fails from its startup nodes; once all have failed (the whole cluster was
+        down) it has nothing left to rediscover the cluster from and never recovers."""
+        startup = self.redis.nodes_manager.startup_nodes
+        for name, node in self._cluster_seeds.items():
+            if name not in startup:
+                startup[name] = node
 
     def _blocked(self, op: str) -> bool:
         """True (and counted) when the open breaker skips this call."""

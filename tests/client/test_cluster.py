@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import threading
@@ -139,39 +140,94 @@ async def test_async_cluster(cluster_url: str, registry: CollectorRegistry) -> N
     await cache.aclose()
 
 
-def test_a_dead_cluster_is_a_connection_error_and_opens_the_breaker(
-    tmp_path: Path, registry: CollectorRegistry
-) -> None:
-    """redis-py reports an unreachable cluster as RedisClusterException("cannot be
-    connected", caused by the ConnectionError), ClusterError("TTL exhausted") or
-    SlotNotCoveredError: all are Redis being down, so the breaker must open."""
+@pytest.fixture
+def one_node_cluster(tmp_path: Path) -> Iterator[RedisServer]:
+    """A cluster of one primary holding every slot (safe to kill and restart)."""
     (tmp_path / "node").mkdir()
     extra = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
     node = RedisServer(tmp_path / "node", extra=extra, port=cluster_port()).start()
-    try:
-        admin = redis.Redis(port=node.port)
-        admin.execute_command("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
-        deadline = time.monotonic() + 20
-        while admin.cluster("info")["cluster_state"] != "ok":
-            assert time.monotonic() < deadline, "cluster did not become ok"
-            time.sleep(0.05)
-        admin.close()
-        cache = CacheService.from_url(
-            node.url, cluster=True, registry=registry, breaker_threshold=3, breaker_cooldown=60
-        )
-        key = cache.key("user", "1")
-        assert cache.set(key, 1) and cache.get(key) == 1
-        node.kill()
-        for _ in range(5):
-            assert cache.get(key) is None
-        labels = {"layer": "redis", "operation": "get"}
-        assert sample(registry, "cache_errors_total", **labels, error="other") == 0
-        assert sample(registry, "cache_errors_total", **labels, error="connection") == 3
-        assert sample(registry, "cache_errors_total", **labels, error="circuit_open") == 2
-        assert cache.breaker.state == "open"
-        cache.close()
-    finally:
-        node.stop()
+    admin = redis.Redis(port=node.port)
+    admin.execute_command("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
+    wait_cluster_ok(node)
+    admin.close()
+    yield node
+    node.stop()
+
+
+def wait_cluster_ok(node: RedisServer) -> None:
+    admin = redis.Redis(port=node.port)
+    deadline = time.monotonic() + 20
+    while admin.cluster("info")["cluster_state"] != "ok":
+        assert time.monotonic() < deadline, "cluster did not become ok"
+        time.sleep(0.05)
+    admin.close()
+
+
+def test_a_dead_cluster_is_a_connection_error_and_opens_the_breaker(
+    one_node_cluster: RedisServer, registry: CollectorRegistry
+) -> None:
+    """redis-py reports an unreachable cluster as RedisClusterException("cannot be
+    connected", raised while handling the ConnectionError), ClusterError("TTL
+    exhausted") or SlotNotCoveredError: all are Redis being down."""
+    cache = CacheService.from_url(
+        one_node_cluster.url, cluster=True, registry=registry, breaker_threshold=3,
+        breaker_cooldown=60,
+    )  # fmt: skip
+    key = cache.key("user", "1")
+    assert cache.set(key, 1) and cache.get(key) == 1
+    one_node_cluster.kill()
+    for _ in range(5):
+        assert cache.get(key) is None
+    labels = {"layer": "redis", "operation": "get"}
+    assert sample(registry, "cache_errors_total", **labels, error="other") == 0
+    assert sample(registry, "cache_errors_total", **labels, error="connection") == 3
+    assert sample(registry, "cache_errors_total", **labels, error="circuit_open") == 2
+    assert cache.breaker.state == "open"
+    cache.close()
+
+
+def test_the_client_recovers_when_the_whole_cluster_returns(
+    one_node_cluster: RedisServer, registry: CollectorRegistry
+) -> None:
+    """redis-py drops every node that fails from its startup nodes; once all have
+    failed it can never rediscover the cluster.  The service must recover by itself."""
+    cache = CacheService.from_url(
+        one_node_cluster.url, cluster=True, registry=registry, breaker_cooldown=0.05
+    )
+    key = cache.key("user", "1")
+    assert cache.set(key, "before")
+    one_node_cluster.kill()
+    for _ in range(3):
+        assert cache.get(key) is None
+    one_node_cluster.start()  # same port, same nodes.conf
+    wait_cluster_ok(one_node_cluster)
+    deadline = time.monotonic() + 10
+    while not cache.set(key, "after"):
+        assert time.monotonic() < deadline, "the service never reconnected to the cluster"
+        time.sleep(0.05)
+    assert cache.get(key) == "after"
+    cache.close()
+
+
+async def test_the_async_client_recovers_when_the_whole_cluster_returns(
+    one_node_cluster: RedisServer, registry: CollectorRegistry
+) -> None:
+    cache = AsyncCacheService.from_url(
+        one_node_cluster.url, cluster=True, registry=registry, breaker_cooldown=0.05
+    )
+    key = cache.key("user", "1")
+    assert await cache.set(key, "before")
+    one_node_cluster.kill()
+    for _ in range(3):
+        assert await cache.get(key) is None
+    one_node_cluster.start()
+    await asyncio.to_thread(wait_cluster_ok, one_node_cluster)
+    deadline = time.monotonic() + 10
+    while not await cache.set(key, "after"):
+        assert time.monotonic() < deadline, "the service never reconnected to the cluster"
+        await asyncio.sleep(0.05)
+    assert await cache.get(key) == "after"
+    await cache.aclose()
 
 
 def test_cluster_outage_exceptions_are_connection_errors() -> None:
