@@ -55,9 +55,10 @@ POLL_MAX = 0.05
 
 class LeaseRenewer:
     """One daemon thread per service that renews the leases of the locks this
-    process holds, every third of a lease; started on the first lock, stopped by
-    :meth:`stop` (``CacheService.close``).  ``renew(lock, token)`` returns False
-    when the lock is no longer ours (or Redis is unavailable): it is dropped."""
+    process holds, every third of a lease.  It runs only while locks are held (it
+    exits at the first tick with none, and the next lock starts it again), and
+    :meth:`stop` (``CacheService.close``) ends it.  ``renew(lock, token)`` returns
+    False when the lock is no longer ours (or Redis is unavailable): it is dropped."""
 
     def __init__(self, renew: Callable[[str, str], bool], interval: float) -> None:
         self._renew = renew
@@ -91,6 +92,9 @@ class LeaseRenewer:
         while not self._stop.wait(self._interval):
             with self._lock:
                 held = list(self._held)
+                if not held:
+                    self._thread = None  # idle: the next hold() starts a new one
+                    return
             for lock, token in held:
                 if not self._renew(lock, token):
                     self.release(lock, token)
