@@ -8,16 +8,20 @@ breaker; a failed read also counts as a miss of its key type.  Caller bugs (bad
 keys, unserializable values, missing TTLs) raise.
 
 Latency: ``cache_latency_seconds{operation}`` gets one observation per Redis
-round trip (a ``get_or_compute`` hit is one; a miss adds the lock and the
-write), never including loader time, which goes to ``cache_compute_seconds``.
+round trip (a ``get_or_compute`` hit is one; a miss adds the lock, its release,
+the write and, while a slow loader runs, a lease renewal every third of a
+lease), never including loader time, which goes to ``cache_compute_seconds``.
 
 Cluster: a ``redis.cluster.RedisCluster`` client is accepted.  Multi-key
 operations are never atomic across hash slots: ``mget`` uses
 ``mget_nonatomic``, ``mset``/``set_with_tags``/``incr`` use non-transactional
 pipelines (redis-py groups their commands per node), ``delete``/``UNLINK`` is
-split per slot by redis-py, and every Lua script (lock release, tag pop) touches
-exactly one key.  Tag sets, locks and version counters are ordinary keys in
-their own slots.
+split per slot by redis-py, and every Lua script (lock release and renewal,
+tag pop) touches exactly one key.  Tag sets, locks and version counters are
+ordinary keys in their own slots.  redis-py drops each node that fails from its
+startup nodes and, after a whole-cluster outage, could never rediscover the
+cluster: the service puts its seed nodes back after every connection error, so
+it recovers by itself.
 """
 
 from __future__ import annotations
