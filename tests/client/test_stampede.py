@@ -315,3 +315,28 @@ async def test_async_lock_is_renewed_while_its_loader_outlives_the_lease(
     await one.aclose()
     await two.aclose()
     await raw.aclose()
+
+
+async def test_async_loader_errors_reach_every_waiting_task_and_nothing_is_cached(
+    acache: AsyncCacheService,
+) -> None:
+    key = acache.key("user", "1")
+    runs = []
+
+    async def failing() -> str:
+        runs.append(1)
+        await asyncio.sleep(0.1)
+        raise LookupError("source down")
+
+    results = await asyncio.gather(
+        *(acache.get_or_compute(key, failing) for _ in range(20)), return_exceptions=True
+    )
+    assert all(isinstance(r, LookupError) for r in results)
+    assert len(runs) == 1
+    assert not acache._flight._calls, "no single-flight entry leaks after the error"
+    assert not await acache.redis.exists(acache.keys.lock_key(key)), "the lock is released"
+
+    async def ok() -> str:
+        return "ok"
+
+    assert await acache.get_or_compute(key, ok) == "ok"
