@@ -187,7 +187,7 @@ class AsyncCacheService(ServiceCore):
         return 0 if removed is MISSING else int(removed)
 
     async def delete_pattern(self, pattern: KeyPattern | str, batch: int = 500) -> int:
-        checked = self.keys.check_pattern(pattern)
+        checked = self._check_batch(pattern, batch)
 
         async def run() -> int:
             removed = 0

@@ -194,6 +194,13 @@ class ServiceCore:
                 ti.misses.inc(misses)
         return out
 
+    def _check_batch(self, pattern: KeyPattern | str, batch: int) -> KeyPattern:
+        """The checked pattern; a batch Redis would refuse is the caller's bug (it must
+        not be swallowed as a Redis error, deleting nothing)."""
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise CacheConfigError(f"batch: expected an int >= 1, got {batch!r}")
+        return self.keys.check_pattern(pattern)
+
     # --- failure accounting ---------------------------------------------------------
 
     def _failed(self, op: str, exc: BaseException) -> None:

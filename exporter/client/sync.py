@@ -214,7 +214,7 @@ class CacheService(ServiceCore):
         """Delete keys matching a pattern built by :meth:`pattern` (SCAN + UNLINK in
         batches, never KEYS).  Raw patterns are accepted only if ``pattern()`` could
         have built them, so a tenant's pattern never reaches another tenant's keys."""
-        checked = self.keys.check_pattern(pattern)
+        checked = self._check_batch(pattern, batch)
 
         def run() -> int:
             removed = 0

@@ -9,7 +9,13 @@ import pytest
 import redis
 from prometheus_client import CollectorRegistry
 
-from exporter.client import AsyncCacheService, CacheKeyError, CacheService, KeyPattern
+from exporter.client import (
+    AsyncCacheService,
+    CacheConfigError,
+    CacheKeyError,
+    CacheService,
+    KeyPattern,
+)
 from tests.client.conftest import sample
 
 
@@ -236,3 +242,20 @@ def test_a_failed_version_read_never_serves_an_old_version(
     assert cache.get(corrupt) is None
     assert sample(registry, "cache_errors_total", **labels, error="serialization") == 1
     assert cache.get(cache.versioned_key("organization", "1", tenant="u")) is None
+
+
+@pytest.mark.parametrize("batch", [0, -1, 1.5])
+def test_delete_pattern_refuses_a_bad_batch_instead_of_deleting_nothing(
+    cache: CacheService, batch: object
+) -> None:
+    """A batch Redis refuses (SCAN COUNT 0) was swallowed as a Redis error: the call
+    returned 0 and deleted nothing, silently (a tenant purge that never happened)."""
+    cache.set(cache.key("organization", "1", tenant="t"), 1)
+    with pytest.raises(CacheConfigError, match="batch"):
+        cache.delete_pattern(cache.pattern("organization", tenant="t"), batch=batch)  # type: ignore[arg-type]
+    assert cache.delete_pattern(cache.pattern("organization", tenant="t"), batch=1) == 1
+
+
+async def test_async_delete_pattern_refuses_a_bad_batch(acache: AsyncCacheService) -> None:
+    with pytest.raises(CacheConfigError, match="batch"):
+        await acache.delete_pattern(acache.pattern("session"), batch=0)
