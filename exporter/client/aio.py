@@ -205,10 +205,10 @@ class AsyncCacheService(ServiceCore):
         return 0 if result is MISSING else int(result)
 
     async def incr(self, key: str, amount: int = 1, ttl: Seconds | None = None) -> int | None:
-        return await self._counter("incr", key, amount, ttl)
+        return await self._counter("incr", key, self._amount(amount), ttl)
 
     async def decr(self, key: str, amount: int = 1, ttl: Seconds | None = None) -> int | None:
-        return await self._counter("decr", key, -amount, ttl)
+        return await self._counter("decr", key, -self._amount(amount), ttl)
 
     async def _counter(self, op: str, key: str, amount: int, ttl: Seconds | None) -> int | None:
         px = self._ttl_for(self._i.classify(key), ttl)
@@ -225,6 +225,7 @@ class AsyncCacheService(ServiceCore):
     async def lpush(self, key: str, *values: Any, ttl: Seconds | None = None) -> int | None:
         ti = self._i.classify(key)
         px = self._ttl_for(ti, ttl)
+        self._check_values(values)
         payloads = [self._encode(ti, v) for v in values]
 
         async def run() -> int:

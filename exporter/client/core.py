@@ -194,6 +194,19 @@ class ServiceCore:
                 ti.misses.inc(misses)
         return out
 
+    @staticmethod
+    def _amount(amount: int) -> int:
+        """An increment Redis accepts; anything else is the caller's bug, not a Redis
+        error to fail open on (``None`` would read as "Redis down")."""
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            raise CacheConfigError(f"amount: expected an int, got {amount!r}")
+        return amount
+
+    @staticmethod
+    def _check_values(values: tuple[Any, ...]) -> None:
+        if not values:
+            raise CacheConfigError("values: expected at least one value to push")
+
     def _check_batch(self, pattern: KeyPattern | str, batch: int) -> KeyPattern:
         """The checked pattern; a batch Redis would refuse is the caller's bug (it must
         not be swallowed as a Redis error, deleting nothing)."""

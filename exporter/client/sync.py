@@ -233,10 +233,10 @@ class CacheService(ServiceCore):
 
     def incr(self, key: str, amount: int = 1, ttl: Seconds | None = None) -> int | None:
         """Atomic increment; a new key gets its type's TTL.  ``None`` if Redis is unavailable."""
-        return self._counter("incr", key, amount, ttl)
+        return self._counter("incr", key, self._amount(amount), ttl)
 
     def decr(self, key: str, amount: int = 1, ttl: Seconds | None = None) -> int | None:
-        return self._counter("decr", key, -amount, ttl)
+        return self._counter("decr", key, -self._amount(amount), ttl)
 
     def _counter(self, op: str, key: str, amount: int, ttl: Seconds | None) -> int | None:
         px = self._ttl_for(self._i.classify(key), ttl)
@@ -254,6 +254,7 @@ class CacheService(ServiceCore):
         """Push values (serialized) onto a list; a new list gets its type's TTL."""
         ti = self._i.classify(key)
         px = self._ttl_for(ti, ttl)
+        self._check_values(values)
         payloads = [self._encode(ti, v) for v in values]
 
         def run() -> int:

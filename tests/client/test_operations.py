@@ -7,7 +7,12 @@ import pickle
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.client import CacheConfigError, CacheSerializationError, CacheService
+from exporter.client import (
+    AsyncCacheService,
+    CacheConfigError,
+    CacheSerializationError,
+    CacheService,
+)
 from exporter.metrics import ERROR_CLASSES, OPERATIONS
 from tests.client.conftest import sample
 
@@ -226,3 +231,31 @@ def test_truncated_get_or_compute_header_is_a_counted_miss_not_an_exception(
     assert sample(registry, "cache_misses_total", layer="redis", type="user") == 4
     assert sample(registry, "cache_hits_total", layer="redis", type="user") == 0
     assert cache.get(key) == "fresh"
+
+
+def test_caller_bugs_in_counters_and_lists_raise_instead_of_failing_open(
+    cache: CacheService, registry: CollectorRegistry
+) -> None:
+    """A non-int amount or an empty push is refused by Redis; swallowed as a Redis
+    error it looked like "Redis down" (None): a rate limiter silently stopped limiting."""
+    rl = cache.key("rate-limit", "u", tenant="t")
+    for amount in (1.5, "1", True):
+        with pytest.raises(CacheConfigError, match="amount"):
+            cache.incr(rl, amount)  # type: ignore[arg-type]
+        with pytest.raises(CacheConfigError, match="amount"):
+            cache.decr(rl, amount)  # type: ignore[arg-type]
+    with pytest.raises(CacheConfigError, match="values"):
+        cache.lpush(cache.key("user", "q"))
+    assert cache.incr(rl, 2) == 2
+    for op in ("incr", "decr", "lpush"):
+        assert (
+            sample(registry, "cache_errors_total", layer="redis", operation=op, error="response")
+            == 0
+        ), op
+
+
+async def test_async_caller_bugs_in_counters_and_lists_raise(acache: AsyncCacheService) -> None:
+    with pytest.raises(CacheConfigError, match="amount"):
+        await acache.incr(acache.key("rate-limit", "u", tenant="t"), 1.5)  # type: ignore[arg-type]
+    with pytest.raises(CacheConfigError, match="values"):
+        await acache.lpush(acache.key("user", "q"))
