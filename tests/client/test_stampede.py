@@ -256,16 +256,16 @@ def test_a_lock_is_renewed_while_its_loader_outlives_the_lease(
     """The lease only guards against crashed holders: a live holder whose loader takes
     longer than the lease (an LLM call) keeps the lock, so other processes keep
     waiting for its value instead of running the loader again."""
-    one = CacheService.from_url(redis_url, registry=registry, lock_lease=0.3, lock_wait=10)
+    one = CacheService.from_url(redis_url, registry=registry, lock_lease=0.6, lock_wait=10)
     two = CacheService.from_url(
-        redis_url, registry=CollectorRegistry(), lock_lease=0.3, lock_wait=10
+        redis_url, registry=CollectorRegistry(), lock_lease=0.6, lock_wait=10
     )
     key = one.key("llm-response", "slow")
     raw = redis.Redis.from_url(redis_url)
 
     def loader() -> str:
         raw.incr(COUNTER)
-        time.sleep(1.2)  # four leases
+        time.sleep(1.8)  # three leases
         return "answer"
 
     out: list[Any] = []
@@ -292,16 +292,16 @@ def test_a_lock_is_renewed_while_its_loader_outlives_the_lease(
 async def test_async_lock_is_renewed_while_its_loader_outlives_the_lease(
     redis_url: str, registry: CollectorRegistry
 ) -> None:
-    one = AsyncCacheService.from_url(redis_url, registry=registry, lock_lease=0.3, lock_wait=10)
+    one = AsyncCacheService.from_url(redis_url, registry=registry, lock_lease=0.6, lock_wait=10)
     two = AsyncCacheService.from_url(
-        redis_url, registry=CollectorRegistry(), lock_lease=0.3, lock_wait=10
+        redis_url, registry=CollectorRegistry(), lock_lease=0.6, lock_wait=10
     )
     key = one.key("llm-response", "slow")
     raw = redis.asyncio.Redis.from_url(redis_url)
 
     async def loader() -> str:
         await raw.incr(COUNTER)
-        await asyncio.sleep(1.2)
+        await asyncio.sleep(1.8)
         return "answer"
 
     holder = asyncio.create_task(one.get_or_compute(key, loader))
