@@ -8,8 +8,11 @@ in a multi-tenant product) becomes a label value.  Dropping a database lowers
 the sums, which Prometheus reads as a counter reset.
 
 A fresh connection per scrape, bounded by ``connect_timeout`` and
-``statement_timeout``: a down or slow PostgreSQL gives
-``cache_exporter_postgres_up 0`` and the exporter keeps serving.
+``statement_timeout`` and, since libpq's ``connect_timeout`` is whole seconds
+and at least 2, by a wall-clock deadline of ``timeout`` seconds
+(:mod:`~exporter.collectors._deadline`): a down, slow or silent PostgreSQL
+gives ``cache_exporter_postgres_up 0`` within the scrape's deadline and the
+exporter keeps serving.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from exporter import metrics
+from exporter.collectors._deadline import Deadline
 from exporter.config import redact_dsn
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,7 @@ class PostgresCollector(Collector):
     def __init__(self, dsn: str, *, timeout: float = 2.5) -> None:
         self._dsn = dsn
         self._timeout = timeout
+        self._deadline = Deadline("postgres")
 
     def __repr__(self) -> str:
         return f"PostgresCollector({redact_dsn(self._dsn)!r})"
@@ -67,8 +72,8 @@ class PostgresCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(metrics.POSTGRES_UP.family, metrics.POSTGRES_UP.help)
         try:
-            hits, reads = self.read()
-        except psycopg.Error as exc:
+            hits, reads = self._deadline.run(self.read, self._timeout)
+        except (psycopg.Error, TimeoutError) as exc:
             # the class only: libpq messages can carry host and user, never worth the risk
             log.warning(
                 "read of pg_stat_database on %s failed: %s",

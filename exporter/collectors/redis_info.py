@@ -1,8 +1,10 @@
 """The INFO collector: Redis' own counters, read fresh on every scrape.
 
-One ``INFO ALL`` round trip per scrape, bounded by socket timeouts so a down
-or stalled Redis gives ``redis_up 0`` and the error class quickly instead of
-hanging the scrape.  What becomes a metric is the tables in
+One ``INFO ALL`` round trip per scrape, bounded by socket timeouts and by a
+wall-clock deadline (:mod:`~exporter.collectors._deadline`: a reply that
+trickles in, or a host name that never resolves, outlasts any socket timeout),
+so a down, stalled or crawling Redis gives ``redis_up 0`` and the error class
+quickly instead of hanging the scrape.  What becomes a metric is the tables in
 :mod:`exporter.metrics`; this module only converts values and emits.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import redis
@@ -28,6 +30,7 @@ from redis.exceptions import AuthorizationError
 from redis.retry import Retry
 
 from exporter import metrics
+from exporter.collectors._deadline import Deadline, DeadlineExceeded
 from exporter.collectors.info_parser import InfoParseError, RedisInfo, parse_info
 from exporter.metrics import InfoUnit, MetricSpec
 
@@ -175,6 +178,8 @@ class RedisInfoCollector(Collector):
         redis_kwargs: dict[str, Any] | None = None,
     ) -> None:
         self.instance = instance
+        self._timeout = timeout
+        self._deadline = Deadline(f"redis {instance}")
         self._client = redis_client(redis_url, timeout, redis_kwargs)
         # keep INFO's raw text: the parser is ours, tested on captures
         self._client.set_response_callback("INFO", lambda response, **_: response)
@@ -194,15 +199,24 @@ class RedisInfoCollector(Collector):
             for spec in specs
         ]
 
+    def _bounded(self, call: Callable[[], Any]) -> Any:
+        """``call()`` within the timeout as a wall-clock deadline, not just per socket read."""
+        try:
+            return self._deadline.run(call, self._timeout)
+        except DeadlineExceeded:
+            # end the abandoned call's read instead of leaving its thread on the socket
+            self._client.connection_pool.disconnect()
+            raise
+
     def read_info(self) -> RedisInfo:
-        """One INFO ALL round trip, parsed; raises on any failure."""
-        raw = self._client.execute_command("INFO", "ALL")
+        """One INFO ALL round trip, parsed; raises on any failure or after the timeout."""
+        raw = self._bounded(lambda: self._client.execute_command("INFO", "ALL"))
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
         return parse_info(text)
 
     def ping(self) -> None:
         """Raise unless Redis answers within the timeout (readiness)."""
-        self._client.ping()
+        self._bounded(self._client.ping)
 
     def collect(self) -> Iterator[Metric]:
         started = time.perf_counter()
