@@ -31,7 +31,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 #: below Prometheus' default scrape_timeout (10 s), so we answer before it gives up
 DEFAULT_SCRAPE_TIMEOUT = 5.0
 REDIS_SCHEMES = ("redis", "rediss", "unix")
-_SECRET_QUERY_KEYS = frozenset({"password", "pass", "pwd", "token"})
+_SECRET_QUERY_KEYS = frozenset({"password", "pass", "passwd", "pwd", "token", "secret", "auth"})
 _DSN_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 
@@ -110,7 +110,29 @@ def parse_redis_url(text: str) -> str:
     db = parts.path.strip("/")
     if parts.scheme != "unix" and db and not db.isdigit():
         raise ValueError(f"a database number as the URL path, as in /0 ({shown})")
+    _check_url_options(text, shown)
     return text
+
+
+def _check_url_options(text: str, shown: str) -> None:
+    """Refuse query options redis-py would only reject at the first connection.
+
+    redis-py hands every query option to its connection class as a keyword
+    argument, so ``?tls=1`` or ``?socket_timeout=soon`` parse fine and then fail
+    every scrape with an internal error.  Building (not connecting) one
+    connection object checks names and values now.
+    """
+    import redis  # here, not at the top: the rule and dashboard generators never need it
+
+    try:
+        pool = redis.ConnectionPool.from_url(text)
+        pool.connection_class(**pool.connection_kwargs)
+    except (TypeError, ValueError, redis.RedisError):
+        names = sorted({name for name, _ in parse_qsl(urlsplit(text).query, True)})
+        raise ValueError(
+            "only connection options redis-py takes (socket_timeout, ssl_ca_certs, ...) "
+            f"with valid values in the URL query, got {', '.join(names) or 'none'} ({shown})"
+        ) from None
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -216,7 +238,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("sample_batch_size", "--sample-batch-size", "CACHE_EXPORTER_SAMPLE_BATCH_SIZE",
            _positive_int, None, "Keys per SCAN/MEMORY USAGE batch of the keyspace sampler."),
     Option("sample_budget", "--sample-budget", "CACHE_EXPORTER_SAMPLE_BUDGET", _seconds, None,
-           "Wall-clock seconds one sampling cycle may take before it stops and reports what it saw."),
+           "Wall-clock seconds one sampling cycle may take before it stops and reports "
+           "what it saw."),
     Option("sample_pause", "--sample-pause", "CACHE_EXPORTER_SAMPLE_PAUSE",
            _non_negative_seconds, None, "Seconds to pause between sampler batches."),
     Option("sample_max_keys", "--sample-max-keys", "CACHE_EXPORTER_SAMPLE_MAX_KEYS",
@@ -287,14 +310,16 @@ def split_credentials(url: str, password: str | None = None) -> tuple[str, dict[
     kwargs: dict[str, Any] = {}
     if parts.username:
         kwargs["username"] = unquote(parts.username)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    in_query = [v for k, v in pairs if k == "password"]
+    if in_query:  # redis-py takes ?password= too; keep it out of the URL like the others
+        kwargs["password"] = in_query[-1]
     if parts.password is not None:
         kwargs["password"] = unquote(parts.password)
     if password is not None:
         kwargs["password"] = password
     netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = urlencode(
-        [(k, v) for k, v in parse_qsl(parts.query) if k.lower() not in _SECRET_QUERY_KEYS]
-    )
+    query = urlencode([(k, v) for k, v in pairs if k.lower() not in _SECRET_QUERY_KEYS])
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)), kwargs
 
 

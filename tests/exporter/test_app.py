@@ -229,3 +229,28 @@ def test_background_sampler_and_eviction_tracker_are_wired_into_metrics(redis_ur
     assert keys == 20.0
     assert (sample(text, "cache_size_bytes", layer="redis", type="session") or 0) > 0
     assert evicted == 0.0  # the eviction tracker is wired in too
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["no_such_option=1", "socket_timeout=soon", "ssl_cert_reqs=sometimes"],
+)
+def test_scrape_refuses_connection_options_redis_does_not_take_with_400(
+    app_client: TestClient, redis_url: str, query: str
+) -> None:
+    target = redis_url.replace("redis://", f"redis://u:{SECRET}@") + "?" + query
+    response = app_client.get("/scrape", params={"target": target})
+    assert response.status_code == 400, response.text
+    assert "query parameter 'target': expected" in response.json()["detail"]
+    assert SECRET not in response.text
+
+
+def test_a_password_in_the_url_query_authenticates(
+    app_client: TestClient, redis_factory: Callable[..., RedisServer]
+) -> None:
+    server = redis_factory("--requirepass", SECRET)
+    target = f"{server.url}?password={SECRET}"
+    text = app_client.get("/scrape", params={"target": target}).text
+    assert sample(text, "redis_up", instance=instance_of(server.url)) == 1.0, text
+    assert SECRET not in text
+    assert split_credentials(target) == (server.url, {"password": SECRET})

@@ -57,6 +57,8 @@ def test_flags_win_over_environment_which_wins_over_defaults() -> None:
         (["--redis-url", "http://h:1"], {}, "--redis-url: expected a URL whose scheme is one of"),
         (["--redis-url", "redis://:pw@h:port/0"], {}, "--redis-url: expected a redis://"),
         (["--redis-url", "redis://h:6379/abc"], {}, "--redis-url: expected a database number"),
+        (["--redis-url", "redis://:pw@h:6379/0?tls=1"], {}, "--redis-url: expected only"),
+        ([], {"REDIS_URL": "redis://h/0?socket_timeout=x"}, "variable REDIS_URL: expected only"),
         (["--scrape-timeout", "soon"], {}, "--scrape-timeout: expected a number of seconds"),
         (["--scrape-timeout", "0"], {}, "--scrape-timeout: expected a number of seconds above 0"),
         (["--sample-max-keys", "-3"], {}, "--sample-max-keys: expected a whole number above 0"),
