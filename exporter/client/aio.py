@@ -33,7 +33,7 @@ from exporter.client.instrumentation import TypeChildren
 from exporter.client.keys import KeyPattern
 from exporter.client.policy import Seconds
 from exporter.client.pubsub import AsyncSubscription
-from exporter.client.serialization import unwrap, wrap
+from exporter.client.serialization import MAGIC, unwrap, wrap
 from exporter.client.stampede import (
     EXTEND_SCRIPT,
     POLL_FIRST,
@@ -128,9 +128,13 @@ class AsyncCacheService(ServiceCore):
         if data is None:
             ti.misses.inc()
             return None
-        try:
-            value = self._loads(data)
-        except Exception:  # a get_or_compute value (header first) or undecodable
+        value = MISSING
+        if self._json or data[:4] != MAGIC:
+            try:
+                value = self._loads(data)
+            except Exception:  # a get_or_compute value (header first) or undecodable
+                value = MISSING
+        if value is MISSING:
             value = self._decode("get", unwrap(data)[0])
             if value is MISSING:
                 ti.misses.inc()

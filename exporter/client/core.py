@@ -19,7 +19,7 @@ from exporter.client.errors import CacheConfigError
 from exporter.client.instrumentation import BREAKER_ERRORS, Instruments, TypeChildren, error_class
 from exporter.client.keys import KeyBuilder, KeyPattern
 from exporter.client.policy import Seconds, missing_ttl, ttl_ms
-from exporter.client.serialization import JsonSerializer, Serializer, encode, unwrap
+from exporter.client.serialization import MAGIC, JsonSerializer, Serializer, encode, unwrap
 from exporter.metrics import client_metrics
 from exporter.slo import SLO, load_slo
 
@@ -104,6 +104,9 @@ class ServiceCore:
         self.serializer: Serializer = (
             serializer if serializer is not None else cast(Serializer, JsonSerializer())
         )
+        #: JSON refuses every get_or_compute value (its header starts with a NUL byte), so
+        #: reads may try it first; a lenient serializer must see the header stripped first
+        self._json = type(cast(object, self.serializer)) is JsonSerializer
         self.metrics = client_metrics(registry)
         self._i = Instruments(self.metrics, self.slo, ttl_ms(other_ttl, "other_ttl"))
         self.breaker = CircuitBreaker(breaker_threshold, breaker_cooldown)
@@ -162,9 +165,13 @@ class ServiceCore:
         undecodable).  The common all-decodable case is one list comprehension."""
         loads = self.serializer.loads
         failed: list[int] = []
-        try:
-            out = [None if d is None else loads(d) for d in raw]
-        except Exception:
+        out: list[Any] | None = None
+        if self._json or not any(d is not None and d[:4] == MAGIC for d in raw):
+            try:
+                out = [None if d is None else loads(d) for d in raw]
+            except Exception:
+                out = None
+        if out is None:
             out = []
             for i, d in enumerate(raw):
                 if d is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -259,3 +260,45 @@ async def test_async_caller_bugs_in_counters_and_lists_raise(acache: AsyncCacheS
         await acache.incr(acache.key("rate-limit", "u", tenant="t"), 1.5)  # type: ignore[arg-type]
     with pytest.raises(CacheConfigError, match="values"):
         await acache.lpush(acache.key("user", "q"))
+
+
+class TextSerializer:
+    """Stores str as UTF-8 and reads any bytes back as text (never refuses data)."""
+
+    def dumps(self, value: Any) -> bytes:
+        if not isinstance(value, str):
+            raise TypeError(f"expected str, got {type(value).__name__}")
+        return value.encode()
+
+    def loads(self, data: bytes) -> Any:
+        return data.decode("utf-8", "replace")
+
+
+def test_a_serializer_that_never_refuses_still_reads_get_or_compute_values(
+    redis_url: str, registry: CollectorRegistry
+) -> None:
+    """get/mget used to try the serializer first and strip the get_or_compute header
+    only when it failed: a lenient serializer returned the header as part of the value."""
+    cache = CacheService.from_url(redis_url, registry=registry, serializer=TextSerializer())
+    plain, computed = cache.key("user", "1"), cache.key("user", "2")
+    cache.set(plain, "<p>plain</p>")
+    assert cache.get_or_compute(computed, lambda: "<p>computed</p>") == "<p>computed</p>"
+    assert cache.get(computed) == "<p>computed</p>"
+    assert cache.mget([plain, computed]) == ["<p>plain</p>", "<p>computed</p>"]
+    assert cache.get(plain) == "<p>plain</p>"
+    cache.close()
+
+
+async def test_async_lenient_serializer_reads_get_or_compute_values(
+    redis_url: str, registry: CollectorRegistry
+) -> None:
+    cache = AsyncCacheService.from_url(redis_url, registry=registry, serializer=TextSerializer())
+    key = cache.key("user", "2")
+
+    async def load() -> str:
+        return "<p>computed</p>"
+
+    assert await cache.get_or_compute(key, load) == "<p>computed</p>"
+    assert await cache.get(key) == "<p>computed</p>"
+    assert await cache.mget([key]) == ["<p>computed</p>"]
+    await cache.aclose()
