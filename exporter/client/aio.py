@@ -1,7 +1,8 @@
 """``AsyncCacheService``: the same interface over ``redis.asyncio``, for asyncio apps.
 
 Same rules as :mod:`exporter.client.sync` (fail open, metrics, keys, TTLs,
-stampede layers, tags, versions); single-flight is per event loop.  An asyncio
+stampede layers, tags, versions).  Like the ``redis.asyncio`` client under it, a
+service belongs to one event loop (its single-flight table included).  An asyncio
 ``RedisCluster`` is accepted; it has no pub/sub in redis-py, so
 :meth:`AsyncCacheService.subscribe` refuses it with :class:`CacheConfigError`.
 """
