@@ -34,7 +34,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import choose_encoder
 
 from exporter import config
-from exporter.collectors.redis_info import RedisInfoCollector, error_class
+from exporter.collectors.redis_info import ErrorCounts, RedisInfoCollector, error_class
 from exporter.config import ConfigError, Settings, instance_of, redact_dsn, split_credentials
 from exporter.slo import SLOError
 
@@ -179,6 +179,9 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
             return JSONResponse({**body, "error": error_class(exc)}, status_code=503)
         return JSONResponse({"status": "ready", "redis": settings.redis_display})
 
+    #: failed /scrape requests per target, so the counter outlives each request's collector
+    scrape_errors = ErrorCounts()
+
     @app.get("/scrape", dependencies=[auth])
     def scrape(request: Request, target: str = Query(..., min_length=1)) -> Response:
         try:
@@ -191,6 +194,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
             instance=instance_of(target),
             timeout=_redis_timeout(settings),
             redis_kwargs=creds,
+            errors=scrape_errors,
         )
         one_off = CollectorRegistry()
         one_off.register(collector)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -166,6 +167,36 @@ def redis_client(url: str, timeout: float, redis_kwargs: dict[str, Any] | None =
     )
 
 
+class ErrorCounts:
+    """Failed scrapes per instance, kept beyond one collector (thread-safe, bounded).
+
+    ``/scrape`` builds a collector per request; were the count the collector's
+    own, ``cache_exporter_scrape_errors_total`` would start at 0 on every
+    request, a counter going backwards whose ``rate()`` is 0 while a target
+    keeps failing.  The least recently scraped instance is forgotten beyond
+    ``max_instances`` (its counter then restarts at 0, which Prometheus reads
+    as a reset), so arbitrary targets cannot grow memory without bound.
+    """
+
+    def __init__(self, max_instances: int = 10_000) -> None:
+        self.max_instances = max_instances
+        self._counts: OrderedDict[str, int] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, instance: str) -> None:
+        with self._lock:
+            self._counts[instance] = self._counts.get(instance, 0) + 1
+            self._counts.move_to_end(instance)
+            while len(self._counts) > self.max_instances:
+                self._counts.popitem(last=False)
+
+    def get(self, instance: str) -> int:
+        with self._lock:
+            if instance in self._counts:
+                self._counts.move_to_end(instance)
+            return self._counts.get(instance, 0)
+
+
 class RedisInfoCollector(Collector):
     """Reads ``INFO ALL`` on each scrape and reports its own health alongside."""
 
@@ -176,15 +207,16 @@ class RedisInfoCollector(Collector):
         instance: str,
         timeout: float = 2.5,
         redis_kwargs: dict[str, Any] | None = None,
+        errors: ErrorCounts | None = None,
     ) -> None:
         self.instance = instance
+        #: failed scrapes per instance; /scrape shares one across its per-request collectors
+        self._errors = ErrorCounts() if errors is None else errors
         self._timeout = timeout
         self._deadline = Deadline(f"redis {instance}")
         self._client = redis_client(redis_url, timeout, redis_kwargs)
         # keep INFO's raw text: the parser is ours, tested on captures
         self._client.set_response_callback("INFO", lambda response, **_: response)
-        self._lock = threading.Lock()
-        self._errors = 0
 
     def describe(self) -> list[Metric]:
         """Families by name only, so registering never talks to Redis."""
@@ -226,8 +258,7 @@ class RedisInfoCollector(Collector):
             families = list(info_metrics(self.read_info(), self.instance))
         except (redis.RedisError, OSError, InfoParseError) as exc:
             failure = error_class(exc)
-            with self._lock:
-                self._errors += 1
+            self._errors.add(self.instance)
             log.warning("scrape of Redis %s failed: %s", self.instance, failure)
         yield from families
         up = _family(metrics.REDIS_UP)
@@ -237,8 +268,7 @@ class RedisInfoCollector(Collector):
         duration.add_metric([self.instance], time.perf_counter() - started)
         yield duration
         errors = _family(metrics.EXPORTER_SCRAPE_ERRORS)
-        with self._lock:
-            errors.add_metric([self.instance], float(self._errors))
+        errors.add_metric([self.instance], float(self._errors.get(self.instance)))
         yield errors
         last = _family(metrics.EXPORTER_LAST_SCRAPE_ERROR)
         last.add_metric([self.instance, failure], 1.0 if failure else 0.0)

@@ -254,3 +254,21 @@ def test_a_password_in_the_url_query_authenticates(
     assert sample(text, "redis_up", instance=instance_of(server.url)) == 1.0, text
     assert SECRET not in text
     assert split_credentials(target) == (server.url, {"password": SECRET})
+
+
+def test_scrape_errors_counter_of_a_target_only_grows_across_scrape_requests(
+    app_client: TestClient, redis_factory: Callable[..., RedisServer]
+) -> None:
+    target = redis_factory()
+    inst = instance_of(target.url)
+    seen = []
+    for up in (True, False, False, True):
+        if not up and target.running:
+            target.kill()
+        if up and not target.running:
+            target.start()
+        text = app_client.get("/scrape", params={"target": target.url}).text
+        assert sample(text, "redis_up", instance=inst) == (1.0 if up else 0.0)
+        seen.append(sample(text, "cache_exporter_scrape_errors_total", instance=inst))
+    # a counter: failed scrapes of this target so far, never back to 0 between requests
+    assert seen == [0.0, 1.0, 2.0, 2.0]
