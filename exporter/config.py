@@ -14,6 +14,7 @@ shown through :func:`redact_url`, DSNs through :func:`redact_dsn`.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -197,6 +198,31 @@ def _http_url(text: str) -> str:
     return text.rstrip("/")
 
 
+def _patterns(text: str) -> tuple[str, ...]:
+    if text.strip().lower() == "none":
+        return ()
+    found = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not found:
+        raise ValueError("comma-separated host or host:port patterns, or none")
+    return found
+
+
+def allowed_target(url: str, patterns: tuple[str, ...]) -> bool:
+    """Whether ``/scrape`` may reach ``url``: its ``host:port`` (or socket path) matches a
+    pattern (shell glob, case-insensitive); a pattern without ``:`` matches any port.
+
+    Host names are matched as written in the target, before any DNS lookup.
+    """
+    inst = instance_of(url).lower()
+    host = inst if inst.startswith("/") else inst.rpartition(":")[0]
+    for pattern in patterns:
+        pattern = pattern.lower()
+        by_port = ":" in pattern or pattern.startswith("/")
+        if fnmatch.fnmatchcase(inst if by_port else host, pattern):
+            return True
+    return False
+
+
 def _log_level(text: str) -> str:
     level = text.strip().upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -258,6 +284,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("bearer_token_file", "--bearer-token-file", "CACHE_EXPORTER_BEARER_TOKEN_FILE", _file,
            None, "Require 'Authorization: Bearer <token>' on /metrics and /scrape; the token "
            "is read from this file."),
+    Option("scrape_allow", "--scrape-allow", "CACHE_EXPORTER_SCRAPE_ALLOW", _patterns, None,
+           "Comma-separated host or host:port patterns (globs, as in cache-*.internal:6379) "
+           "that /scrape?target= may reach; 'none' turns /scrape off. Unset, any target: "
+           "whoever reaches the exporter can make it connect anywhere, so set this or auth."),
     Option("prometheus_url", "--prometheus-url", "PROMETHEUS_URL", _http_url, None,
            "Prometheus to query for the SLO status page."),
     Option("log_level", "--log-level", "CACHE_EXPORTER_LOG_LEVEL", _log_level, "INFO",
@@ -282,6 +312,8 @@ class Settings:
     basic_auth_password: str | None = field(default=None, repr=False)
     bearer_token: str | None = field(default=None, repr=False)
     prometheus_url: str | None = None
+    #: host[:port] patterns /scrape may reach; None: any, (): /scrape is off
+    scrape_allow: tuple[str, ...] | None = None
     log_level: str = "INFO"
     redis_password: str | None = field(default=None, repr=False)
 
@@ -412,6 +444,7 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
         basic_auth_password=basic_password,
         bearer_token=bearer,
         prometheus_url=values["prometheus_url"],
+        scrape_allow=values["scrape_allow"],
         log_level=values["log_level"],
         redis_password=redis_password,
     )

@@ -4,7 +4,9 @@
 ``GET /healthz`` (the process is alive), ``GET /readyz`` (Redis answers; 503
 otherwise) and ``GET /scrape?target=redis://...`` (the INFO collector against
 another Redis, fresh registry per request, as the Go redis_exporter's and the
-blackbox exporter's multi-target pattern).  Scrape work runs in the thread
+blackbox exporter's multi-target pattern).  ``/scrape`` connects wherever it
+is told to: ``--scrape-allow`` limits the targets (``none`` turns it off), and
+basic auth or a bearer token limits who may ask.  Scrape work runs in the thread
 pool, bounded by socket timeouts, so a slow Redis never blocks the server.
 
 Series carry ``instance`` = the Redis host:port; scrape this exporter with
@@ -188,6 +190,9 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
             config.parse_redis_url(target)
         except ValueError as exc:
             raise HTTPException(400, f"query parameter 'target': expected {exc}") from None
+        allow = settings.scrape_allow
+        if allow is not None and not config.allowed_target(target, allow):
+            raise HTTPException(403, "target not allowed by --scrape-allow")
         clean, creds = split_credentials(target)
         collector = RedisInfoCollector(
             clean,

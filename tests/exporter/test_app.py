@@ -12,6 +12,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from exporter import config
 from exporter.config import Settings, instance_of, split_credentials
 from exporter.server import create_app
 from tests.exporter.conftest import promtool_check, sample
@@ -272,3 +273,34 @@ def test_scrape_errors_counter_of_a_target_only_grows_across_scrape_requests(
         seen.append(sample(text, "cache_exporter_scrape_errors_total", instance=inst))
     # a counter: failed scrapes of this target so far, never back to 0 between requests
     assert seen == [0.0, 1.0, 2.0, 2.0]
+
+
+def test_scrape_allow_list_refuses_targets_it_does_not_name(
+    redis_factory: Callable[..., RedisServer],
+) -> None:
+    allowed, other = redis_factory(), redis_factory()
+    settings = Settings(
+        redis_url=allowed.url, scrape_allow=(f"127.0.0.1:{allowed.port}", "cache-*.internal")
+    )
+    with client_for(settings) as client:
+        ok = client.get("/scrape", params={"target": allowed.url})
+        assert sample(ok.text, "redis_up", instance=instance_of(allowed.url)) == 1.0
+        for target in (other.url, "unix:///tmp/redis.sock", "redis://cache-1.internal.evil:6379"):
+            refused = client.get("/scrape", params={"target": f"{target}"})
+            assert refused.status_code == 403, (target, refused.text)
+            assert "--scrape-allow" in refused.json()["detail"]
+    with client_for(Settings(redis_url=allowed.url, scrape_allow=())) as client:
+        assert client.get("/scrape", params={"target": allowed.url}).status_code == 403
+    assert config.allowed_target("redis://CACHE-2.internal:7000/0", ("cache-*.internal",))
+
+
+def test_scrape_allow_is_read_from_flag_and_environment() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    config.configure_parser(parser)
+    env = {"CACHE_EXPORTER_SCRAPE_ALLOW": "a:6379, b-*:*"}
+    assert config.resolve(parser.parse_args([]), environ={}).scrape_allow is None
+    assert config.resolve(parser.parse_args([]), environ=env).scrape_allow == ("a:6379", "b-*:*")
+    off = config.resolve(parser.parse_args(["--scrape-allow", "none"]), environ=env)
+    assert off.scrape_allow == ()
