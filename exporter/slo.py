@@ -231,7 +231,9 @@ def _duration(source: str, where: str, value: Any) -> timedelta:
 
 def _mapping(source: str, where: str, value: Any, allowed: set[str]) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise SLOError(source, where, "a mapping", value)
+        what = "a mapping of fields" if where else "a YAML mapping (version, window, ...)"
+        got = "an empty file" if value is None and not where else value
+        raise SLOError(source, where or "(document)", what, got)
     unknown = sorted(set(map(str, value)) - allowed)
     if unknown:
         raise SLOError(
@@ -280,7 +282,8 @@ def parse_slo(raw: Any, source: str = "<string>") -> SLO:
     top = _mapping(source, "", raw, _allowed(""))
     version = _required(source, "", top, "version")
     if version not in SUPPORTED_VERSIONS:
-        raise SLOError(source, "version", f"one of {SUPPORTED_VERSIONS}", version)
+        supported = ", ".join(map(str, SUPPORTED_VERSIONS))
+        raise SLOError(source, "version", f"a supported format version ({supported})", version)
     window = _duration(source, "window", _required(source, "", top, "window"))
 
     hit = _mapping(source, "hit_rate", _required(source, "", top, "hit_rate"), _allowed("hit_rate"))

@@ -70,7 +70,7 @@ def test_durations_parse_and_format_round_trip(text: str, expected: timedelta) -
 @pytest.mark.parametrize(
     ("mutate", "field", "expected"),
     [
-        (lambda d: d.update(version=7), "version", "one of (1,)"),
+        (lambda d: d.update(version=7), "version", "a supported format version (1)"),
         (lambda d: d.pop("window"), "window", "required"),
         (lambda d: d.update(window="a month"), "window", "a duration"),
         (lambda d: d["hit_rate"].update(objective=80), "hit_rate.objective", "between 0 and 1"),
@@ -117,8 +117,15 @@ def test_invalid_yaml_and_missing_file_are_clear_errors(tmp_path: Path) -> None:
 
 
 def test_parse_slo_rejects_a_non_mapping() -> None:
-    with pytest.raises(SLOError, match="expected a mapping"):
+    with pytest.raises(SLOError, match=r"^x\.yaml: \(document\): expected a YAML mapping"):
         parse_slo(["not", "a", "mapping"], "x.yaml")
+
+
+def test_an_empty_file_is_named_as_such(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(SLOError, match=r"empty\.yaml: \(document\): .*got 'an empty file'"):
+        load_slo(empty)
 
 
 def test_check_slo_command_exits_2_with_the_field_on_a_bad_file(
@@ -133,3 +140,25 @@ def test_check_slo_command_exits_2_with_the_field_on_a_bad_file(
     assert f"{path}: latency.objective: expected a ratio" in err
     assert main(["check-slo"]) == 0
     assert "session: prefix 'session', ttl 1d, global, hit rate >= 0.95" in capsys.readouterr().out
+
+
+def test_check_slo_into_a_closed_pipe_exits_quietly() -> None:
+    """`check-slo | head -1`: the reader is gone; no traceback, exit 0."""
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader left before anything was written
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "exporter.cli", "check-slo"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr
+    assert proc.returncode == 0
