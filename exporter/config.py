@@ -33,6 +33,8 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_SCRAPE_TIMEOUT = 5.0
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 _SECRET_QUERY_KEYS = frozenset({"password", "pass", "passwd", "pwd", "token", "secret", "auth"})
+#: parts of query option names that mark them as secrets when redacting
+_SECRET_PARTS = ("pass", "pwd", "secret", "token")
 _DSN_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 
@@ -49,10 +51,17 @@ class ConfigError(ValueError):
 # --- redaction -------------------------------------------------------------------
 
 
+def _secret_key(name: str) -> bool:
+    """A query option that may hold a secret (``sslpassword``, ``auth_token``, ...)."""
+    lowered = name.lower()
+    return lowered in _SECRET_QUERY_KEYS or any(part in lowered for part in _SECRET_PARTS)
+
+
 def redact_url(url: str) -> str:
     """``redis://user:secret@host:6379/0`` -> ``redis://user:***@host:6379/0``.
 
-    Passwords in the query string (``?password=``) are masked too.  A string
+    Secrets in the query string (``?password=``, ``?sslpassword=``, ``?token=``) are
+    masked too.  A string
     that does not parse as a URL is replaced whole: it might be a secret.
     """
     try:
@@ -68,9 +77,7 @@ def redact_url(url: str) -> str:
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in pairs], safe="*"
-        )
+        query = urlencode([(k, "***" if _secret_key(k) else v) for k, v in pairs], safe="*")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

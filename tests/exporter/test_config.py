@@ -122,6 +122,14 @@ def test_redact_url_masks_passwords_and_keeps_user_host_port(url: str, shown: st
         ("postgresql://app:s3cret@db:5432/app", "postgresql://app:***@db:5432/app"),
         ("host=db user=app password=s3cret dbname=app", "host=db user=app password=*** dbname=app"),
         ("host=db password = 'se cret' dbname=app", "host=db password = *** dbname=app"),
+        (
+            "postgresql://app@db/app?sslmode=verify-full&sslpassword=s3cret",
+            "postgresql://app@db/app?sslmode=verify-full&sslpassword=***",
+        ),
+        (
+            "postgresql://db/app?user=app&PassWord=s3cret",
+            "postgresql://db/app?user=app&PassWord=***",
+        ),
     ],
 )
 def test_redact_dsn_masks_the_password_in_both_dsn_forms(dsn: str, shown: str) -> None:
