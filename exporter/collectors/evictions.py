@@ -75,6 +75,8 @@ DEFAULT_BARRIER_TIMEOUT = 2.0
 #: how long the thread blocks on the socket before looking at requests again
 POLL_SECONDS = 0.01
 MAX_BACKOFF = 5.0
+#: seconds stop() waits for the thread once its connections are closed
+STOP_TIMEOUT = 10.0
 
 
 def merged_notify_flags(current: str) -> str:
@@ -136,6 +138,7 @@ class EvictionTracker:
         self._served = 0
         # thread-only state
         self._run_id: str | None = None  # the run our subscription is connected to
+        self._conn: Any = None  # the subscription connection, for stop() to close
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -152,12 +155,22 @@ class EvictionTracker:
         )
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop the thread; its connections are closed first so no blocked read holds it."""
         self._stop.set()
         self._wake.set()
+        self._disconnect()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("eviction tracker for %s did not stop in time", self.instance)
             self._thread = None
+        self._disconnect()
+
+    def _disconnect(self) -> None:
+        conn = self._conn
+        if conn is not None:
+            conn.disconnect()
         self._pool.disconnect()
 
     @property
@@ -210,15 +223,18 @@ class EvictionTracker:
                 )
             finally:
                 self._run_id = None
-                if conn is not None:
-                    conn.disconnect()
+                if self._conn is not None:  # also one _subscribe() gave up on
+                    self._conn.disconnect()
+                    self._conn = None
             self._idle(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
 
     def _subscribe(self) -> Any:
         """A raw RESP2 connection: learn the run id, set flags if asked, PSUBSCRIBE."""
         options = {**self._pool.connection_kwargs, "protocol": 2}
-        conn = self._pool.connection_class(**options)
+        conn = self._conn = self._pool.connection_class(**options)
+        if self._stop.is_set():
+            raise _Dropped("stopping")
         conn.connect()
         conn.send_command("INFO", "server")
         run_id = self._info_field(_text(conn.read_response()), "run_id")

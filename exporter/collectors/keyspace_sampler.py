@@ -69,6 +69,8 @@ DEFAULT_INTERVAL = 60.0
 DEFAULT_MEMORY_SAMPLES = 5
 #: seconds to wait before retrying a cycle that failed (Redis down)
 RETRY_DELAY = 5.0
+#: seconds stop() waits for the thread once its connections are closed
+STOP_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -216,13 +218,24 @@ class KeyspaceSampler:
         )
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stop after the current batch and close the connections."""
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop after the current batch and close the connections.
+
+        The connections are closed first: a call blocked on a Redis that
+        answers slowly (or a byte at a time) then fails at once instead of
+        holding shutdown; the join is bounded all the same.
+        """
         self._stop.set()
+        self._disconnect()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("keyspace sampler for %s did not stop in time", self.instance)
             self._thread = None
-        for each in self._clients.values():
+        self._disconnect()
+
+    def _disconnect(self) -> None:
+        for each in list(self._clients.values()):
             each.connection_pool.disconnect()
 
     def wait_for_cycle(self, timeout: float, cycles: int = 1) -> bool:

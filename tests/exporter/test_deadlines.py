@@ -160,3 +160,25 @@ def test_a_silent_scrape_target_gives_up_0_with_timeout_within_the_deadline(
     inst = f"127.0.0.1:{silent.port}"
     assert sample(text, "cache_exporter_last_scrape_error", error="timeout", instance=inst) == 1
     assert elapsed < 2.0
+
+
+def test_shutdown_stops_the_background_threads_even_when_redis_trickles(
+    trickling: Listener,
+) -> None:
+    url = f"redis://127.0.0.1:{trickling.port}/0"
+    settings = Settings(redis_url=url, scrape_timeout=2.0, sampler={"interval": 0.1})
+    done = threading.Event()
+
+    def serve_and_shut_down() -> None:
+        with TestClient(create_app(settings, background=True)) as client:
+            client.get("/metrics")
+            time.sleep(0.5)  # the sampler and the tracker are now reading the trickle
+        done.set()
+
+    runner = threading.Thread(target=serve_and_shut_down, daemon=True)
+    runner.start()
+    runner.join(30)  # "never hangs": far beyond any timeout the exporter sets
+    assert done.is_set(), "the app's shutdown hung on its background threads"
+    names = ("keyspace-sampler[", "eviction-tracker[")
+    alive = [t.name for t in threading.enumerate() if t.name.startswith(names)]
+    assert not alive
