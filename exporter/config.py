@@ -14,7 +14,6 @@ shown through :func:`redact_url`, DSNs through :func:`redact_dsn`.
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -61,8 +60,8 @@ def redact_url(url: str) -> str:
     """``redis://user:secret@host:6379/0`` -> ``redis://user:***@host:6379/0``.
 
     Secrets in the query string (``?password=``, ``?sslpassword=``, ``?token=``) are
-    masked too.  A string
-    that does not parse as a URL is replaced whole: it might be a secret.
+    masked too.  A string that does not parse as a URL is replaced whole: it
+    might be a secret.
     """
     try:
         parts = urlsplit(url)
@@ -93,7 +92,10 @@ def instance_of(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme == "unix":
         return parts.path
-    return f"{parts.hostname}:{parts.port or 6379}"
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6, bracketed as in the URL: "::1:6379" would be ambiguous
+        host = f"[{host}]"
+    return f"{host}:{parts.port or 6379}"
 
 
 # --- value parsers (each raises ValueError with what it expected) ------------------
@@ -214,9 +216,15 @@ def _patterns(text: str) -> tuple[str, ...]:
     return found
 
 
+def _glob(pattern: str) -> re.Pattern[str]:
+    """``*`` and ``?`` as in the shell; everything else literal (``[::1]`` is a host)."""
+    return re.compile(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."))
+
+
 def allowed_target(url: str, patterns: tuple[str, ...]) -> bool:
     """Whether ``/scrape`` may reach ``url``: its ``host:port`` (or socket path) matches a
-    pattern (shell glob, case-insensitive); a pattern without ``:`` matches any port.
+    pattern (``*`` and ``?`` globs, case-insensitive); a pattern without a port matches
+    any port.  IPv6 hosts are bracketed, as in ``[::1]:6379``.
 
     Host names are matched as written in the target, before any DNS lookup.
     """
@@ -224,8 +232,9 @@ def allowed_target(url: str, patterns: tuple[str, ...]) -> bool:
     host = inst if inst.startswith("/") else inst.rpartition(":")[0]
     for pattern in patterns:
         pattern = pattern.lower()
-        by_port = ":" in pattern or pattern.startswith("/")
-        if fnmatch.fnmatchcase(inst if by_port else host, pattern):
+        port_part = pattern.rpartition("]")[2] if pattern.startswith("[") else pattern
+        by_port = ":" in port_part or pattern.startswith("/")
+        if _glob(pattern).fullmatch(inst if by_port else host):
             return True
     return False
 

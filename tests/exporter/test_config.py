@@ -158,3 +158,23 @@ def test_empty_secret_files_are_refused(tmp_path: Path) -> None:
     empty.write_text("\n")
     with pytest.raises(ConfigError, match="--bearer-token-file: expected a file holding"):
         resolve(_args("--bearer-token-file", str(empty)), environ={})
+
+
+@pytest.mark.parametrize(
+    ("url", "instance"),
+    [
+        ("redis://cache:6380/0", "cache:6380"),
+        ("rediss://u:pw@cache.example", "cache.example:6379"),
+        ("redis://[::1]:6380/0", "[::1]:6380"),
+        ("redis://u:pw@[2001:db8::7]/1", "[2001:db8::7]:6379"),
+        ("unix:///run/redis.sock", "/run/redis.sock"),
+    ],
+)
+def test_instance_is_an_unambiguous_host_port(url: str, instance: str) -> None:
+    assert config.instance_of(url) == instance
+
+
+def test_scrape_allow_matches_ipv6_targets_by_their_bracketed_host() -> None:
+    assert config.allowed_target("redis://[::1]:6380/0", ("[::1]",))
+    assert config.allowed_target("redis://[::1]:6380/0", ("[::1]:6380",))
+    assert not config.allowed_target("redis://[::1]:6380/0", ("[::1]:6379",))
