@@ -24,6 +24,10 @@ walks every element of a large hash/list/set, so one million-field hash would
 block Redis for as long as the Go exporter's scan does.  With 5 the size of a
 large aggregate is estimated from 5 elements, in constant time.
 
+A user whose ACL lacks ``+memory`` (or a Redis with MEMORY renamed) gets
+error replies to ``MEMORY USAGE``: the keys still count, and with no size
+read at all ``cache_size_bytes`` is left out rather than served as 0.
+
 SCAN may return a key twice while Redis rehashes; such duplicates are counted
 like any sampled key (a negligible bias, not worth a per-cycle key set).
 """
@@ -83,20 +87,32 @@ class DbSample:
     complete: bool
     keys: Mapping[str, int]
     size_bytes: Mapping[str, int]
+    #: keys per type whose MEMORY USAGE was read (None: all of ``keys``)
+    measured: Mapping[str, int] | None = None
+
+    @property
+    def sized(self) -> int:
+        """Keys whose size was read."""
+        return self.sampled if self.measured is None else sum(self.measured.values())
 
     def extrapolated(self) -> tuple[dict[str, float], dict[str, float]]:
         """Per-type (count, bytes) for the whole database.
 
         A complete pass is reported as seen; a partial one scales every type by
         DBSIZE / sampled, which is share x DBSIZE for counts and mean size x
-        estimated count for bytes.
+        estimated count for bytes.  Keys whose size could not be read (MEMORY
+        USAGE refused) count, and take their type's mean measured size.
         """
         if self.complete or self.sampled == 0:
             scale = 1.0 if self.complete else 0.0
         else:
             scale = self.dbsize / self.sampled
         keys = {t: n * scale for t, n in self.keys.items()}
-        size = {t: b * scale for t, b in self.size_bytes.items()}
+        size = {}
+        for t, b in self.size_bytes.items():
+            n = self.keys.get(t, 0)
+            m = n if self.measured is None else self.measured.get(t, 0)
+            size[t] = b * scale * n / m if m else 0.0
         return keys, size
 
 
@@ -112,6 +128,8 @@ class Estimate:
     duration: float
     finished_at: float
     dbs: tuple[DbSample, ...] = field(default=())
+    #: False when keys were seen but no size could be read (no cache_size_bytes then)
+    sized: bool = True
 
     @classmethod
     def combine(
@@ -136,6 +154,7 @@ class Estimate:
             duration=duration,
             finished_at=finished_at,
             dbs=dbs,
+            sized=any(s.sized for s in dbs) or not any(s.sampled for s in dbs),
         )
 
 
@@ -200,6 +219,7 @@ class KeyspaceSampler:
         self._main_pool = connection_pool(redis_url, self._redis_kwargs)
         self._clients: dict[int, Any] = {url_db(self._main_pool): client(self._main_pool)}
         self._estimate: Estimate | None = None
+        self._warned_memory = False
         self._cycles = 0
         self._progress = 0
         self._cond = threading.Condition()
@@ -315,6 +335,7 @@ class KeyspaceSampler:
         conn = self._client(db)
         counts = dict.fromkeys(self._types, 0)
         sizes = dict.fromkeys(self._types, 0)
+        measured = dict.fromkeys(self._types, 0)
         classify = self._classify
         sampled = 0
         cursor: int = 0
@@ -326,11 +347,16 @@ class KeyspaceSampler:
                 for key in keys:
                     pipe.execute_command("MEMORY USAGE", key, "SAMPLES", self.memory_samples)
                 for key, size in zip(keys, pipe.execute(raise_on_error=False), strict=True):
-                    if isinstance(size, int):  # None: the key vanished after SCAN
-                        kind = classify(key)
-                        counts[kind] += 1
+                    if size is None:  # the key vanished after SCAN
+                        continue
+                    kind = classify(key)
+                    counts[kind] += 1
+                    sampled += 1
+                    if isinstance(size, int):
                         sizes[kind] += size
-                        sampled += 1
+                        measured[kind] += 1
+                    else:  # an error reply: MEMORY refused (ACL, renamed command)
+                        self._memory_refused(size)
                 self._progress += len(keys)
             if int(cursor) == 0:
                 complete = True
@@ -340,7 +366,17 @@ class KeyspaceSampler:
             if self._stop.wait(self.pause):
                 return None
         dbsize = int(conn.dbsize())
-        return DbSample(db, dbsize, sampled, complete, counts, sizes)
+        return DbSample(db, dbsize, sampled, complete, counts, sizes, measured)
+
+    def _memory_refused(self, error: object) -> None:
+        if not self._warned_memory:
+            self._warned_memory = True
+            log.warning(
+                "keyspace sampler for %s: MEMORY USAGE refused (%s); key counts are still "
+                "estimated, cache_size_bytes is not served (grant +memory to the exporter's user)",
+                self.instance,
+                type(error).__name__,
+            )
 
     # --- prometheus-client collector -------------------------------------------------
 
@@ -371,7 +407,8 @@ class KeyspaceSampler:
             for kind in self._types:
                 labels = _values(CACHE_KEYS, layer=LAYER_REDIS, type=kind)
                 keys.add_metric(labels, estimate.keys.get(kind, 0.0))
-                size.add_metric(labels, estimate.size_bytes.get(kind, 0.0))
+                if estimate.sized:
+                    size.add_metric(labels, estimate.size_bytes.get(kind, 0.0))
             sampled.add_metric(me, estimate.sampled)
             duration.add_metric(me, estimate.duration)
             last.add_metric(me, estimate.finished_at)

@@ -198,3 +198,36 @@ def test_sampler_recovers_after_redis_restarts(
     estimate = sampler.estimate
     assert estimate is not None
     assert estimate.keys["session"] == 1
+
+
+def test_a_user_without_memory_permission_still_gets_exact_key_counts(
+    redis_factory: Callable[..., RedisServer], slo: SLO
+) -> None:
+    """A least-privilege ACL user without MEMORY: counts stay exact, sizes are not made up."""
+    server = redis_factory(
+        "--user", "default", "on", "nopass", "~*", "&*", "+@all",
+        "--user", "watcher", "on", ">watch-pw", "~*", "+info", "+scan", "+dbsize", "+ping",
+        "+select", "+client",
+    )  # fmt: skip
+    admin = redis.Redis.from_url(server.url)
+    written = seed(admin, 300, rng=random.Random(7))
+    admin.close()
+    sampler = KeyspaceSampler(
+        server.url,
+        slo,
+        instance="t",
+        pause=0.0,
+        redis_kwargs={"username": "watcher", "password": "watch-pw"},
+    )
+    try:
+        estimate = sampler.run_cycle()
+        assert estimate is not None
+        assert {t: n for t, n in estimate.keys.items() if n} == dict(written)
+        collected = list(sampler.collect())
+        assert _samples(collected, "cache_keys") == {
+            t: float(written.get(t, 0)) for t in estimate.keys
+        }
+        # no size was measured: no cache_size_bytes sample claims 0 bytes
+        assert _samples(collected, "cache_size_bytes") == {}
+    finally:
+        sampler.stop()
