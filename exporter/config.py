@@ -200,6 +200,23 @@ def _text(text: str) -> str:
     return text
 
 
+def _postgres_dsn(text: str) -> str:
+    """A DSN libpq can parse (option names and syntax; values are checked on connect)."""
+    from psycopg import Error as PsycopgError  # here: only serve needs psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    _text(text)
+    try:
+        conninfo_to_dict(text)
+    except PsycopgError:
+        # libpq's message quotes the DSN around the fault, which may be the password
+        raise ValueError(
+            "a libpq connection string: key=value pairs with known option names "
+            "(host, port, user, password, dbname, sslmode, ...) or a postgresql:// URL"
+        ) from None
+    return text
+
+
 def _http_url(text: str) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -271,7 +288,7 @@ OPTIONS: tuple[Option, ...] = (
            "HOST:PORT to serve on (9121 is left to the Go redis_exporter)."),
     Option("slo", "--slo", "CACHE_EXPORTER_SLO", _file, None,
            "SLO file (default: the packaged ADR defaults)."),
-    Option("postgres_dsn", "--postgres-dsn", "POSTGRES_DSN", _text, None,
+    Option("postgres_dsn", "--postgres-dsn", "POSTGRES_DSN", _postgres_dsn, None,
            "PostgreSQL DSN to read the buffer-cache layer from (pg_stat_database).",
            secret=True),
     Option("scrape_timeout", "--scrape-timeout", "CACHE_EXPORTER_SCRAPE_TIMEOUT", _seconds,

@@ -178,3 +178,13 @@ def test_scrape_allow_matches_ipv6_targets_by_their_bracketed_host() -> None:
     assert config.allowed_target("redis://[::1]:6380/0", ("[::1]",))
     assert config.allowed_target("redis://[::1]:6380/0", ("[::1]:6380",))
     assert not config.allowed_target("redis://[::1]:6380/0", ("[::1]:6379",))
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    ["host=db passwrd=hunter2", "host=db password=hunter2 dbname", "host=db password=hun ter2"],
+)
+def test_a_malformed_postgres_dsn_is_refused_at_startup_without_echoing_it(dsn: str) -> None:
+    with pytest.raises(ConfigError, match="--postgres-dsn: expected a libpq") as caught:
+        resolve(_args("--postgres-dsn", dsn), environ={})
+    assert "hun" not in str(caught.value)
