@@ -50,7 +50,7 @@ class ConfigError(ValueError):
 # --- redaction -------------------------------------------------------------------
 
 
-def _secret_key(name: str) -> bool:
+def is_secret_query_key(name: str) -> bool:
     """A query option that may hold a secret (``sslpassword``, ``auth_token``, ...)."""
     lowered = name.lower()
     return lowered in _SECRET_QUERY_KEYS or any(part in lowered for part in _SECRET_PARTS)
@@ -76,7 +76,7 @@ def redact_url(url: str) -> str:
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, "***" if _secret_key(k) else v) for k, v in pairs], safe="*")
+        query = urlencode([(k, "***" if is_secret_query_key(k) else v) for k, v in pairs], safe="*")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

@@ -22,13 +22,12 @@ import binascii
 import importlib
 import inspect
 import logging
-import re
 import secrets
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -213,20 +212,33 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
 
 # --- the `serve` command -----------------------------------------------------------
 
-_TARGET = re.compile(r"(target=)([^&\s]+)")
+
+def _redact_query(arg: str) -> str:
+    """A request path with every URL in its query redacted and secret-named values masked."""
+    path, sep, query = arg.partition("?")
+    if not sep:
+        return arg
+    pairs = []
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if "://" in value:
+            value = config.redact_url(value)
+        elif config.is_secret_query_key(name):
+            value = "***"
+        pairs.append((name, value))
+    return f"{path}?{urlencode(pairs, safe='/:@*')}"
 
 
 class RedactTargets(logging.Filter):
-    """Mask credentials in ``/scrape?target=`` URLs of access-log lines."""
+    """Mask credentials in the query strings of access-log lines.
+
+    Every query value that is a URL goes through :func:`~exporter.config.redact_url`
+    (``/scrape?target=`` and any other parameter, however its name is spelt or
+    percent-encoded), and values of secret-looking parameters are masked.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(
-                _TARGET.sub(lambda m: m[1] + quote(config.redact_url(unquote(m[2])), "/:@*"), a)
-                if isinstance(a, str)
-                else a
-                for a in record.args
-            )
+            record.args = tuple(_redact_query(a) if isinstance(a, str) else a for a in record.args)
         return True
 
 

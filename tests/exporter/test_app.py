@@ -304,3 +304,26 @@ def test_scrape_allow_is_read_from_flag_and_environment() -> None:
     assert config.resolve(parser.parse_args([]), environ=env).scrape_allow == ("a:6379", "b-*:*")
     off = config.resolve(parser.parse_args(["--scrape-allow", "none"]), environ=env)
     assert off.scrape_allow == ()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        f"target=redis%3A%2F%2Fu%3A{SECRET}%40h%3A6379%2F0",
+        f"%74arget=redis://u:{SECRET}@h:6379/0",  # a percent-encoded parameter name
+        f"module=redis&TARGET=rediss://:{SECRET}@h:6380",
+        f"target=redis://h:6379/0?password%3D{SECRET}",
+        f"target=redis://h:6379&auth_token={SECRET}",
+    ],
+)
+def test_access_log_lines_never_carry_a_secret_from_the_query(query: str) -> None:
+    from exporter.server import RedactTargets
+
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 0, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5555", "GET", f"/scrape?{query}", "1.1", 200), None,
+    )  # fmt: skip
+    assert RedactTargets().filter(record)
+    line = record.getMessage()
+    assert SECRET not in line
+    assert '"GET /scrape?' in line
