@@ -231,3 +231,29 @@ def test_a_user_without_memory_permission_still_gets_exact_key_counts(
         assert _samples(collected, "cache_size_bytes") == {}
     finally:
         sampler.stop()
+
+
+def test_huge_aggregates_are_sized_without_blocking_redis(
+    redis_factory: Callable[..., RedisServer], slo: SLO
+) -> None:
+    """One 300k-field hash and one 300k-element list: MEMORY USAGE samples, never walks them."""
+    server = redis_factory("--slowlog-log-slower-than", "20000")  # 20 ms: a walk, not a sample
+    r = redis.Redis.from_url(server.url)
+    for at in range(0, 300_000, 10_000):
+        r.hset("user:huge", mapping={f"field-{i}": "v" * 20 for i in range(at, at + 10_000)})
+        r.rpush("session:huge", *(["e" * 20] * 10_000))
+    r.set("organization:small", "x")
+    exact = sum(r.memory_usage(k, samples=0) or 0 for k in ("user:huge", "session:huge"))
+    r.slowlog_reset()
+    sampler = KeyspaceSampler(server.url, slo, instance="t", pause=0.0)
+    try:
+        estimate = sampler.run_cycle()
+    finally:
+        sampler.stop()
+    assert estimate is not None and estimate.complete
+    assert estimate.keys["user"] == estimate.keys["session"] == 1.0
+    estimated = estimate.size_bytes["user"] + estimate.size_bytes["session"]
+    assert 0.5 * exact < estimated < 2 * exact  # sampled, so approximate, but the right size
+    slow = [entry["command"] for entry in r.slowlog_get(128)]
+    assert not [c for c in slow if b"MEMORY" in c.upper()], slow
+    r.close()
