@@ -327,3 +327,21 @@ def test_access_log_lines_never_carry_a_secret_from_the_query(query: str) -> Non
     line = record.getMessage()
     assert SECRET not in line
     assert '"GET /scrape?' in line
+
+
+def test_openmetrics_output_passes_the_strict_openmetrics_parser(
+    redis_url: str,
+) -> None:
+    """promtool check metrics only reads the text format; OpenMetrics is checked by its parser."""
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    r = redis.Redis.from_url(redis_url)
+    r.set("session:a", "1")
+    with pytest.raises(redis.ResponseError):
+        r.execute_command("NO-SUCH-COMMAND")  # an errorstats line
+    r.close()
+    with client_for(Settings(redis_url=redis_url), background=True) as client:
+        for path, params in (("/metrics", {}), ("/scrape", {"target": redis_url})):
+            text = client.get(path, params=params, headers={"Accept": OPENMETRICS}).text
+            names = {f.name for f in text_string_to_metric_families(text)}
+            assert {"redis_up", "redis_errors", "redis_commands"} <= names, names
