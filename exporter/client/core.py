@@ -223,6 +223,16 @@ class ServiceCore:
 
     # --- failure accounting ---------------------------------------------------------
 
+    def _target(self) -> str:
+        """``host:port`` of the Redis behind this service, for logs (never credentials)."""
+        pool = getattr(self.redis, "connection_pool", None)
+        kwargs = getattr(pool, "connection_kwargs", None) or {}
+        if "path" in kwargs:
+            return f"unix:{kwargs['path']}"
+        if "host" in kwargs:
+            return f"{kwargs['host']}:{kwargs.get('port', 6379)}"
+        return "the Redis cluster" if getattr(self, "is_cluster", False) else "Redis"
+
     def _failed(self, op: str, exc: BaseException) -> None:
         """Count a failed Redis call and feed the breaker; never raises."""
         err = error_class(exc)
@@ -233,7 +243,16 @@ class ServiceCore:
             was_open = bool(self.breaker.open_until)
             self.breaker.failure()
             if not was_open and self.breaker.open_until:
-                log.warning("cache circuit opened after %d failures", self.breaker.failures)
+                log.warning(
+                    "cache circuit opened after %d failures (last: %s, %s) talking to %s; "
+                    "reads fall through to the source, writes are dropped, probing again "
+                    "in %gs",
+                    self.breaker.failures,
+                    err,
+                    type(exc).__name__,
+                    self._target(),
+                    self.breaker.cooldown,
+                )
         elif err == "response" and self.breaker.failures:
             self.breaker.success()  # Redis answered: it is reachable (closes a half-open probe)
         # class name only: messages of some errors could echo connection details

@@ -164,6 +164,23 @@ def test_passwords_never_reach_logs_or_metrics(
     cache.close()
 
 
+def test_the_open_circuit_log_line_says_why_and_where(
+    registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A newcomer with no Redis running must see which address failed and how."""
+    port = free_port()
+    cache = CacheService.from_url(
+        f"redis://:pw@127.0.0.1:{port}/0", registry=registry, breaker_threshold=1
+    )
+    cache.get(cache.key("user", "1"))
+    opened = [r.getMessage() for r in caplog.records if "circuit opened" in r.getMessage()]
+    assert len(opened) == 1
+    assert f"127.0.0.1:{port}" in opened[0]
+    assert "connection" in opened[0] and "ConnectionError" in opened[0]
+    assert "pw@" not in opened[0]
+    cache.close()
+
+
 def test_a_probe_that_redis_answers_with_an_error_closes_the_breaker(
     cache: CacheService, registry: CollectorRegistry
 ) -> None:
