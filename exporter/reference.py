@@ -118,8 +118,9 @@ def render_configuration() -> str:
         HEADER,
         "# Configuration reference\n",
         "Settings come from, in this order of precedence: command-line flags, then",
-        "environment variables (named in each flag's help), then the SLO file, then",
-        "the defaults shown here. Rendered from the code's own parsers.\n",
+        "environment variables (named in each flag's help), then the defaults shown",
+        "here. The SLO file (`--slo`) carries what the service measures — key types,",
+        "TTLs and objectives — not how it runs. Rendered from the code's own parsers.\n",
     ]
     for name, sub in sorted(_subparsers(parser).items()):
         lines += [
