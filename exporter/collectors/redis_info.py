@@ -110,6 +110,23 @@ def _latency_summary(info: RedisInfo, instance: str) -> SummaryMetricFamily:
     return family
 
 
+#: Redis 7 stops tracking new error prefixes past 128; Redis 6.2 does not, and a
+#: script can make up prefixes (``redis.error_reply``), so we cap the label set too.
+MAX_ERROR_PREFIXES = 128
+OVERFLOW_ERROR_PREFIX = "OTHER"
+
+
+def bounded_errorstats(errorstats: dict[str, float]) -> dict[str, float]:
+    """At most :data:`MAX_ERROR_PREFIXES` label values: the first prefixes in sorted
+    order keep their own series, the rest are summed under ``OTHER``."""
+    ordered = sorted(errorstats.items())
+    if len(ordered) <= MAX_ERROR_PREFIXES:
+        return dict(ordered)
+    kept = dict(ordered[: MAX_ERROR_PREFIXES - 1])
+    kept[OVERFLOW_ERROR_PREFIX] = sum(count for _, count in ordered[MAX_ERROR_PREFIXES - 1 :])
+    return kept
+
+
 def info_metrics(info: RedisInfo, instance: str) -> Iterator[Metric]:
     """Metric families for one parsed INFO reply; fields this server lacks are skipped."""
     for section, fields in metrics.REDIS_INFO_FIELDS.items():
@@ -135,7 +152,7 @@ def info_metrics(info: RedisInfo, instance: str) -> Iterator[Metric]:
 
     if info.errorstats:
         family = _family(metrics.REDIS_ERRORS)
-        for prefix, count in sorted(info.errorstats.items()):
+        for prefix, count in bounded_errorstats(info.errorstats).items():
             family.add_metric([instance, prefix], count)
         yield family
 

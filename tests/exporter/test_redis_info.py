@@ -6,7 +6,12 @@ import redis
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter import metrics
-from exporter.collectors.redis_info import RedisInfoCollector, error_class
+from exporter.collectors.redis_info import (
+    MAX_ERROR_PREFIXES,
+    RedisInfoCollector,
+    bounded_errorstats,
+    error_class,
+)
 from exporter.config import instance_of
 from tests.exporter.conftest import sample
 
@@ -62,3 +67,14 @@ def test_error_classes_are_bounded_and_never_the_message() -> None:
     for exc, expected in cases.items():
         assert error_class(exc) == expected
         assert expected in metrics.SCRAPE_ERROR_CLASSES
+
+
+def test_error_prefix_labels_are_capped_and_the_rest_summed() -> None:
+    """Redis 6.2 tracks any number of error prefixes; our label set stays bounded."""
+    few = {"ERR": 3.0, "WRONGTYPE": 1.0}
+    assert bounded_errorstats(few) == few
+    many = {f"E{i:04d}": 1.0 for i in range(MAX_ERROR_PREFIXES + 50)}
+    capped = bounded_errorstats(many)
+    assert len(capped) == MAX_ERROR_PREFIXES
+    assert sum(capped.values()) == sum(many.values())
+    assert capped["OTHER"] == 51.0
