@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import choose_encoder
 
@@ -124,6 +124,23 @@ def _exposition(registry: CollectorRegistry, accept: str) -> Response:
     return Response(encoder(registry), media_type=content_type)
 
 
+_INDEX_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>cache-slo-exporter</title></head>
+<body style="font-family: sans-serif; max-width: 40em; margin: 2em auto">
+<h1>cache-slo-exporter</h1>
+<ul>
+<li><a href="/metrics">/metrics</a>: the Prometheus scrape target</li>
+<li><a href="/healthz">/healthz</a>: the process is alive</li>
+<li><a href="/readyz">/readyz</a>: Redis answers</li>
+<li>/scrape?target=redis://host:port: scrape another Redis (multi-target)</li>
+</ul>
+<p>The SLO status page is served here when the exporter is started with
+<code>--prometheus-url</code> (or <code>PROMETHEUS_URL</code>) pointing at the
+Prometheus that evaluates the generated rules.</p>
+</body></html>
+"""
+
+
 def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     """The exporter's app; ``background=False`` leaves out the sampler threads."""
     url, kwargs = settings.redis_target
@@ -162,6 +179,12 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         from exporter.status_page import build_router
 
         app.include_router(build_router(settings.prometheus_url, settings.slo), dependencies=[auth])
+    else:
+
+        @app.get("/", response_class=HTMLResponse)
+        def index() -> str:
+            """Where a person lands: what is served here, and how to get the status page."""
+            return _INDEX_HTML
 
     @app.get("/metrics", dependencies=[auth])
     def metrics(request: Request) -> Response:

@@ -78,6 +78,16 @@ def test_openmetrics_is_served_when_the_scraper_asks_for_it(app_client: TestClie
     assert "# TYPE redis_keyspace_hits counter" not in plain.text
 
 
+def test_root_without_prometheus_says_what_is_served_and_how_to_get_the_status_page(
+    app_client: TestClient,
+) -> None:
+    response = app_client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert 'href="/metrics"' in response.text
+    assert "--prometheus-url" in response.text
+
+
 def test_healthz_is_alive_and_readyz_follows_redis(
     redis_factory: Callable[..., RedisServer],
 ) -> None:
