@@ -76,3 +76,32 @@ class KeyClassifier:
             if len(self._memo) < self.MAX_MEMO:
                 self._memo[prefix] = found
         return found
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What to log about a failed call: the class, plus Redis' own words for an error
+    *reply* (``NOPERM ...``, ``WRONGPASS ...``), which never echo a password.  Socket
+    errors keep only their class: their text can carry addresses from the URL."""
+    if isinstance(exc, redis.ResponseError | redis.AuthenticationError):
+        text = " ".join(str(exc).split())[:200]
+        return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return type(exc).__name__
+
+
+class RepeatFilter:
+    """Log a failure at WARNING when its reason is new, at DEBUG while it repeats, so a
+    reconnect loop (an ACL refusing a channel) says why once instead of every few seconds."""
+
+    def __init__(self) -> None:
+        self._last: str | None = None
+
+    def level(self, reason: str) -> int:
+        import logging
+
+        repeated = reason == self._last
+        self._last = reason
+        return logging.DEBUG if repeated else logging.WARNING
+
+    def reset(self) -> None:
+        """A success ends the streak: the next failure is news again."""
+        self._last = None

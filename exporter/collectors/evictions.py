@@ -44,7 +44,13 @@ import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from exporter.collectors._ledger import EvictionLedger
-from exporter.collectors._redis import KeyClassifier, client, connection_pool
+from exporter.collectors._redis import (
+    KeyClassifier,
+    RepeatFilter,
+    client,
+    connection_pool,
+    failure_reason,
+)
 from exporter.metrics import (
     CACHE_EVICTIONS,
     EVICTION_REASONS,
@@ -142,6 +148,7 @@ class EvictionTracker:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._repeats = RepeatFilter()
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -214,12 +221,16 @@ class EvictionTracker:
             try:
                 conn = self._subscribe()
                 backoff = 0.1
+                self._repeats.reset()
                 self._serve(conn)
             except Exception as exc:  # redis/socket errors, bad replies alike
-                log.warning(
-                    "eviction tracker for %s: subscription lost (%s), reconnecting",
+                reason = failure_reason(exc)
+                log.log(
+                    self._repeats.level(reason),
+                    "eviction tracker for %s: subscription lost (%s), reconnecting in %.1fs",
                     self.instance,
-                    type(exc).__name__,
+                    reason,
+                    backoff,
                 )
             finally:
                 self._run_id = None
@@ -276,12 +287,13 @@ class EvictionTracker:
                 "%s: cannot read/set notify-keyspace-events (%s); enable 'Exe' in the "
                 "provider's console, until then evictions count as unattributed",
                 self.instance,
-                type(exc).__name__,
+                failure_reason(exc),
             )
             return
         log.warning(
-            "%s: notify-keyspace-events lacks %r (configure_notifications is off); "
-            "evictions and expirations will count as unattributed",
+            "%s: notify-keyspace-events lacks %r; evictions and expirations count as "
+            "unattributed until it is set (serve --configure-notifications sets it, or "
+            "CONFIG SET notify-keyspace-events Exe)",
             self.instance,
             REQUIRED_FLAGS,
         )

@@ -43,7 +43,14 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from exporter.collectors._redis import KeyClassifier, client, connection_pool, url_db
+from exporter.collectors._redis import (
+    KeyClassifier,
+    RepeatFilter,
+    client,
+    connection_pool,
+    failure_reason,
+    url_db,
+)
 from exporter.metrics import (
     CACHE_KEYS,
     CACHE_SIZE,
@@ -225,6 +232,7 @@ class KeyspaceSampler:
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._repeats = RepeatFilter()
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -283,12 +291,15 @@ class KeyspaceSampler:
         while not self._stop.is_set():
             try:
                 self.run_cycle()
+                self._repeats.reset()
             except Exception as exc:  # the thread must outlive any one cycle
-                # the class only: messages can carry addresses, never the URL's password
-                log.warning(
+                # Redis' own reply text or the class: never a socket error's text
+                reason = failure_reason(exc)
+                log.log(
+                    self._repeats.level(reason),
                     "keyspace sampler for %s: cycle failed (%s), retrying in %.0fs",
                     self.instance,
-                    type(exc).__name__,
+                    reason,
                     RETRY_DELAY,
                 )
                 self._stop.wait(min(RETRY_DELAY, self.interval or RETRY_DELAY))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import random
 import threading
 import time
@@ -325,3 +326,34 @@ def test_password_protected_redis_works_and_a_wrong_password_is_never_logged(
     assert counts[REASON_EXPIRED]["user"] == 1
     assert "wrong-staple-secret" not in caplog.text
     assert "right-horse-battery" not in caplog.text
+
+
+def test_an_acl_refusing_the_channels_is_reported_once_with_redis_reason(
+    redis_factory: Callable[..., RedisServer], slo: SLO, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reconnect loop must say why (Redis' NOPERM text) once, not every few seconds."""
+    server = redis_factory()
+    admin = redis.Redis.from_url(server.url)
+    admin.acl_setuser(
+        "exporter",
+        enabled=True,
+        passwords=["+pw-secret"],
+        keys=["*"],
+        commands=["+@all"],
+        reset_channels=True,
+    )
+    caplog.set_level(logging.DEBUG, logger="exporter")
+    url = f"redis://exporter:pw-secret@127.0.0.1:{server.port}/0"
+    tracker = EvictionTracker(url, slo, instance="t")
+    tracker.start()
+    try:
+        _wait(lambda: sum("subscription lost" in r.getMessage() for r in caplog.records) >= 3)
+    finally:
+        tracker.stop()
+        admin.close()
+    lost = [r for r in caplog.records if "subscription lost" in r.getMessage()]
+    warnings = [r for r in lost if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "NOPERM" in warnings[0].getMessage() or "permission" in warnings[0].getMessage()
+    assert all(r.levelno == logging.DEBUG for r in lost[1:])
+    assert "pw-secret" not in caplog.text
