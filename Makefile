@@ -17,7 +17,6 @@ demo: os-deps venv
 
 generate: venv
 	$(BIN)/cache-slo-exporter generate
-	$(BIN)/python deploy/kubernetes/sync.py
 
 lint: venv
 	$(BIN)/ruff check .

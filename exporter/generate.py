@@ -14,6 +14,7 @@ import re
 import sys
 from pathlib import Path
 
+from exporter.kubernetes import KUBERNETES_DIR, render_manifests
 from exporter.rules.builders import generate_rules
 from exporter.rules.config import DEFAULT_RUNBOOK_BASE_URL, RuleConfig
 from exporter.rules.profiles import PRODUCTION, PROFILES, Profile
@@ -55,8 +56,13 @@ def render_all(
         notes.append(f"profile {profile.name}: promtool tests are written for production only")
     from exporter.dashboards import render_dashboards
 
-    for name, text in render_dashboards(slo, source).items():
+    dashboards = render_dashboards(slo, source)
+    for name, text in dashboards.items():
         files[f"{DASHBOARDS_DIR}/{name}"] = text
+    if profile is PRODUCTION:  # what a cluster runs: the production rules only
+        rules = {f.name: files[f"{ALERTS_DIR}/{f.name}"] for f in generated.files}
+        for name, text in render_manifests(rules, dashboards, source=source).items():
+            files[f"{KUBERNETES_DIR}/{name}"] = text
     return files, notes
 
 
