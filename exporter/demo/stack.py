@@ -45,7 +45,8 @@ REDIS_SETTINGS = (
 GROUP_BY = ("alertname", "slo", "type", "operation")
 INHIBIT_RULES: tuple[dict[str, list[str]], ...] = (
     {
-        "source_matchers": ['severity="page"'],
+        # only a page naming an objective: RedisDown has no slo/type/operation either
+        "source_matchers": ['severity="page"', 'slo=~".+"'],
         "target_matchers": ['severity="ticket"'],
         "equal": ["slo", "type", "operation"],
     },

@@ -265,3 +265,24 @@ def test_scrape_jobs_are_the_ones_the_generated_rules_select() -> None:
     jobs = {j["job_name"] for j in yaml.safe_load(PROMETHEUS_YML.read_text())["scrape_configs"]}
     assert {defaults.exporter_job, defaults.app_job} <= jobs
     assert (defaults.exporter_job, defaults.app_job) == (EXPORTER_JOB, APP_JOB)
+
+
+def test_a_page_without_an_objective_holds_back_no_unrelated_ticket(alertmanager: int) -> None:
+    """RedisDown pages but names no objective (no slo, type or operation label): it must
+    not silence the operational tickets that carry none of those labels either."""
+    page = {"alertname": "RedisDown", "severity": "page", "instance": "redis:6379"}
+    tickets = [
+        {"alertname": "CacheExporterDown", "severity": "ticket", "instance": "exporter:9150"},
+        {"alertname": "RedisMemoryNearMax", "severity": "ticket", "instance": "redis:6379"},
+        {"alertname": "CacheMetricsAbsent", "severity": "ticket", "component": "app"},
+    ]
+    post_alerts(alertmanager, [page, *tickets])
+
+    def states() -> dict[str, list[str]] | None:
+        found = get_json(f"http://127.0.0.1:{alertmanager}/api/v2/alerts")
+        if len(found) < 4:
+            return None
+        return {a["labels"]["alertname"]: a["status"]["inhibitedBy"] for a in found}
+
+    inhibited = poll(states)
+    assert inhibited == {name: [] for name in inhibited}, inhibited
