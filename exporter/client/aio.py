@@ -288,7 +288,9 @@ class AsyncCacheService(ServiceCore):
     async def _fill(
         self, key: str, loader: Callable[[], Awaitable[T]], ti: TypeChildren, px: int
     ) -> T:
-        deadline = time.monotonic() + self.lock_wait
+        """Like :meth:`exporter.client.CacheService._fill`: wait while another process
+        holds the lock (at most ``lock_max_wait``), take it over when it goes."""
+        deadline = time.monotonic() + self.lock_max_wait
         poll = POLL_FIRST
         while True:
             token = await self._acquire(key)

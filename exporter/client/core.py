@@ -40,6 +40,7 @@ SERVICE_OPTIONS = frozenset(
         "breaker_threshold",
         "breaker_cooldown",
         "lock_lease",
+        "lock_max_wait",
         "lock_wait",
         "xfetch_beta",
         "prune_every",
@@ -75,7 +76,15 @@ def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
 
 
 class ServiceCore:
-    """Options, keys, TTL policy, serializer, bound metrics and the breaker."""
+    """Options, keys, TTL policy, serializer, bound metrics and the breaker.
+
+    Stampede options of ``get_or_compute`` (see :mod:`exporter.client.stampede`):
+    ``lock_lease`` (seconds, default 5) is the lease of the cross-process lock, renewed
+    by its live holder every third of a lease, so it only bounds how long a crashed
+    holder blocks the key; ``lock_max_wait`` (seconds, default 30) is the longest a
+    caller waits on another process's lock before computing itself anyway
+    (``lock_wait`` is accepted as its former name).
+    """
 
     def __init__(
         self,
@@ -88,6 +97,7 @@ class ServiceCore:
         breaker_threshold: int = 5,
         breaker_cooldown: float = 1.0,
         lock_lease: float = 5.0,
+        lock_max_wait: float = 30.0,
         lock_wait: float | None = None,
         xfetch_beta: float = 1.0,
         prune_every: int = 64,
@@ -113,7 +123,21 @@ class ServiceCore:
         lease = ttl_ms(lock_lease, "lock_lease")
         assert lease is not None
         self.lock_lease_ms = lease
-        self.lock_wait = lock_lease if lock_wait is None else float(lock_wait)
+        #: how long a caller waits for another process's computation at most: it waits
+        #: while that holder's lock lives (a live holder renews its lease, however slow
+        #: its loader), computes at once when the lock goes without a value (the holder
+        #: crashed: its lease ran out), and computes anyway after this many seconds (fail
+        #: open: a wedged holder must not hang requests).  ``lock_wait`` is its old name.
+        max_wait = lock_max_wait if lock_wait is None else lock_wait
+        if (
+            isinstance(max_wait, bool)
+            or not isinstance(max_wait, int | float)
+            or not math.isfinite(max_wait)
+            or max_wait <= 0
+        ):
+            name = "lock_max_wait" if lock_wait is None else "lock_wait"
+            raise CacheConfigError(f"{name}: expected seconds > 0, got {max_wait!r}")
+        self.lock_max_wait = float(max_wait)
         self.xfetch_beta = float(xfetch_beta)
         if prune_every < 1:
             raise CacheConfigError(f"prune_every: expected an int >= 1, got {prune_every!r}")

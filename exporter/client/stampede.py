@@ -9,7 +9,12 @@
    holder renews it every third of a lease (compare-and-pexpire), so a loader
    slower than the lease does not let other processes compute too.  Release is
    a compare-and-delete script, so a holder whose lease ran out cannot delete a
-   successor's lock.  Both scripts touch one key (cluster-safe).
+   successor's lock.  Both scripts touch one key (cluster-safe).  A waiter keeps
+   polling as long as the lock exists, whatever the lease: it reads the value
+   once the holder writes it, takes the lock and computes itself when the lock
+   disappears without a value (the holder crashed and its lease expired), and
+   computes anyway, counted as a ``get_or_compute`` ``timeout`` error, only
+   after ``lock_max_wait`` seconds (default 30: fail open rather than hang).
 3. **XFetch early refresh** (:func:`exporter.client.core.xfetch_due`): values
    carry their compute time and expiry, and a reader refreshes a hot key early
    with a probability that rises towards expiry, so hot keys never all expire

@@ -317,8 +317,10 @@ class CacheService(ServiceCore):
             self._release_lock(key, token)
 
     def _fill(self, key: str, loader: Callable[[], T], ti: TypeChildren, px: int) -> T:
-        """Leader of this process: take the Redis lock or wait for whoever holds it."""
-        deadline = time.monotonic() + self.lock_wait
+        """Leader of this process: take the Redis lock or wait for whoever holds it, as
+        long as it holds it (its lease is renewed while it lives) and at most
+        ``lock_max_wait``; a lock that disappears without a value is taken over."""
+        deadline = time.monotonic() + self.lock_max_wait
         poll = POLL_FIRST
         while True:
             token = self._acquire(key)

@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import signal
 import threading
 import time
 from typing import Any
 
+import pytest
 import redis
 from prometheus_client import CollectorRegistry
 
 from exporter.client import AsyncCacheService, CacheService
 from exporter.client.core import xfetch_due
+from exporter.client.errors import CacheConfigError
 from exporter.client.serialization import unwrap, wrap
 from tests.client.conftest import sample
-from tests.client.workers import LOADER_SECONDS, counting_loader, stampede_process
+from tests.client.workers import (
+    LOADER_SECONDS,
+    counting_loader,
+    hanging_holder_process,
+    slow_loader_process,
+    stampede_process,
+    waiter_process,
+)
 from tests.support.processes import free_port
 
 COUNTER = "test:loader-runs"
@@ -112,7 +123,7 @@ def test_processes_share_one_computation(redis_url: str) -> None:
 def test_a_crashed_lock_holder_cannot_wedge_the_key(
     redis_url: str, registry: CollectorRegistry
 ) -> None:
-    cache = CacheService.from_url(redis_url, registry=registry, lock_lease=0.3, lock_wait=5)
+    cache = CacheService.from_url(redis_url, registry=registry, lock_lease=0.3, lock_max_wait=5)
     key = cache.key("user", "1")
     # a holder that died: its lock stays until the lease runs out
     cache.redis.set(cache.keys.lock_key(key), "dead-holder", px=300)
@@ -256,9 +267,9 @@ def test_a_lock_is_renewed_while_its_loader_outlives_the_lease(
     """The lease only guards against crashed holders: a live holder whose loader takes
     longer than the lease (an LLM call) keeps the lock, so other processes keep
     waiting for its value instead of running the loader again."""
-    one = CacheService.from_url(redis_url, registry=registry, lock_lease=0.6, lock_wait=10)
+    one = CacheService.from_url(redis_url, registry=registry, lock_lease=0.6, lock_max_wait=10)
     two = CacheService.from_url(
-        redis_url, registry=CollectorRegistry(), lock_lease=0.6, lock_wait=10
+        redis_url, registry=CollectorRegistry(), lock_lease=0.6, lock_max_wait=10
     )
     key = one.key("llm-response", "slow")
     raw = redis.Redis.from_url(redis_url)
@@ -292,9 +303,9 @@ def test_a_lock_is_renewed_while_its_loader_outlives_the_lease(
 async def test_async_lock_is_renewed_while_its_loader_outlives_the_lease(
     redis_url: str, registry: CollectorRegistry
 ) -> None:
-    one = AsyncCacheService.from_url(redis_url, registry=registry, lock_lease=0.6, lock_wait=10)
+    one = AsyncCacheService.from_url(redis_url, registry=registry, lock_lease=0.6, lock_max_wait=10)
     two = AsyncCacheService.from_url(
-        redis_url, registry=CollectorRegistry(), lock_lease=0.6, lock_wait=10
+        redis_url, registry=CollectorRegistry(), lock_lease=0.6, lock_max_wait=10
     )
     key = one.key("llm-response", "slow")
     raw = redis.asyncio.Redis.from_url(redis_url)
@@ -340,3 +351,116 @@ async def test_async_loader_errors_reach_every_waiting_task_and_nothing_is_cache
         return "ok"
 
     assert await acache.get_or_compute(key, ok) == "ok"
+
+
+def test_a_loader_slower_than_the_lease_runs_once_across_processes(redis_url: str) -> None:
+    """Waiters in other processes (sync and asyncio) keep waiting while the holder renews
+    its lease, past ``lock_lease`` and the old wait of one lease: nobody computes twice."""
+    ctx = multiprocessing.get_context("spawn")
+    n = 4
+    barrier = ctx.Barrier(n)
+    results = ctx.Queue()
+    key = "llm-response:slow-across-processes"
+    procs = [
+        ctx.Process(
+            target=slow_loader_process,
+            args=(redis_url, key, COUNTER, barrier, results, 0.4, 2.0, i % 2 == 1),
+        )
+        for i in range(n)
+    ]
+    for p in procs:
+        p.start()
+    got = [results.get(timeout=90) for _ in range(n)]
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    assert got == [({"computed": "once"}, 0.0)] * n, "every caller read the one value"
+    assert loader_runs(redis_url) == 1
+
+
+def test_a_killed_lock_holder_lets_a_waiter_compute_after_its_lease(redis_url: str) -> None:
+    """The holder's process dies mid-compute: its lock outlives it by one lease at most,
+    and the waiting callers (sync and asyncio, other processes) then compute the value."""
+    ctx = multiprocessing.get_context("spawn")
+    raw = redis.Redis.from_url(redis_url)
+    key = "user:killed-holder"
+    probe = CacheService.from_url(redis_url, registry=CollectorRegistry())
+    lock = probe.keys.lock_key(key)
+    probe.close()
+    lease = 0.5
+    holder = ctx.Process(target=hanging_holder_process, args=(redis_url, key, COUNTER, lease))
+    holder.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not (raw.exists(lock) and loader_runs(redis_url) == 1):
+            assert time.monotonic() < deadline, "the holder never started computing"
+            time.sleep(0.02)
+        results = ctx.Queue()
+        waiting = "test:waiting"
+        waiters = [
+            ctx.Process(
+                target=waiter_process,
+                args=(redis_url, key, COUNTER, waiting, results, lease, use_async),
+            )
+            for use_async in (False, True)
+        ]
+        for p in waiters:
+            p.start()
+        while int(raw.get(waiting) or 0) < len(waiters):
+            assert time.monotonic() < deadline, "the waiters never started"
+            time.sleep(0.02)
+        time.sleep(4 * lease)  # several leases: the live holder keeps its lock
+        assert results.empty(), "a waiter gave up on a live holder"
+        assert loader_runs(redis_url) == 1
+        assert raw.exists(lock)
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        holder.join(30)
+    got = [results.get(timeout=60) for _ in waiters]
+    for p in waiters:
+        p.join(30)
+        assert p.exitcode == 0
+    assert got == [({"computed": "by-waiter"}, 0.0)] * len(waiters)
+    assert loader_runs(redis_url) == 2, "one waiter computed, the other read its value"
+    raw.close()
+
+
+def test_a_waiter_computes_after_lock_max_wait_even_if_the_lock_is_held(
+    redis_url: str, registry: CollectorRegistry
+) -> None:
+    """Fail open: a holder that keeps its lock forever cannot hang callers."""
+    cache = CacheService.from_url(redis_url, registry=registry, lock_max_wait=0.3)
+    key = cache.key("user", "1")
+    cache.redis.set(cache.keys.lock_key(key), "wedged-holder", px=120_000)
+    assert cache.get_or_compute(key, lambda: "fresh") == "fresh"
+    errors = {"layer": "redis", "operation": "get_or_compute", "error": "timeout"}
+    assert sample(registry, "cache_errors_total", **errors) == 1
+    cache.close()
+
+
+async def test_async_waiter_computes_after_lock_max_wait_even_if_the_lock_is_held(
+    redis_url: str, registry: CollectorRegistry
+) -> None:
+    acache = AsyncCacheService.from_url(redis_url, registry=registry, lock_max_wait=0.3)
+    key = acache.key("user", "1")
+    await acache.redis.set(acache.keys.lock_key(key), "wedged-holder", px=120_000)
+
+    async def fresh() -> str:
+        return "fresh"
+
+    assert await acache.get_or_compute(key, fresh) == "fresh"
+    errors = {"layer": "redis", "operation": "get_or_compute", "error": "timeout"}
+    assert sample(registry, "cache_errors_total", **errors) == 1
+    await acache.aclose()
+
+
+def test_lock_max_wait_is_checked_and_lock_wait_is_its_old_name(redis_url: str) -> None:
+    cache = CacheService.from_url(redis_url, registry=CollectorRegistry())
+    assert cache.lock_max_wait == 30.0, "the default outlasts many leases"
+    cache.close()
+    old = CacheService.from_url(redis_url, registry=CollectorRegistry(), lock_wait=7)
+    assert old.lock_max_wait == 7.0
+    old.close()
+    for bad in (0, -1, float("inf"), "5", True):
+        with pytest.raises(CacheConfigError, match="lock_max_wait"):
+            CacheService.from_url(redis_url, registry=CollectorRegistry(), lock_max_wait=bad)
