@@ -10,6 +10,8 @@ after ``--duration``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
 import signal
 import sys
@@ -30,6 +32,8 @@ from exporter.metrics import CACHE_HITS, CACHE_LATENCY, CACHE_MISSES
 STATUS_EVERY_SECONDS = 2.0
 #: environment variable for --redis-url (keeps a password out of the process list)
 REDIS_URL_ENV = "CACHE_SLO_DEMO_REDIS_URL"
+#: signals that stop the demo cleanly (Ctrl-C, kill, the terminal closing)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -124,7 +128,9 @@ def run(args: argparse.Namespace) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # SIGHUP: the terminal window closed; the children run in their own sessions, so the
+    # terminal's hangup reaches the demo only, and the demo must stop them
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     tty = sys.stdout.isatty()
 
     def on_alert(note: Notification) -> None:
@@ -157,14 +163,24 @@ def run(args: argparse.Namespace) -> int:
     except DemoError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # stdout gone (`demo | head`, a closed terminal): stop quietly
+        if exc.errno not in (errno.EPIPE, errno.EIO):
+            raise
+        return 1
     finally:
         if stack is not None:
-            print("\nstopping ...", flush=True)
+            _say("\nstopping ...")
             stack.stop()
-            print("stopped; nothing left running.", flush=True)
+            _say("stopped; nothing left running.")
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
+
+
+def _say(text: str) -> None:
+    """Print, but never let a closed stdout stop the cleanup that follows."""
+    with contextlib.suppress(OSError):
+        print(text, flush=True)
 
 
 def _loop(stack: Stack, stop: threading.Event, duration: float | None, tty: bool) -> None:

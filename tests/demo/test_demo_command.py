@@ -3,9 +3,11 @@ itself, and leaves no process and no temp dir behind."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import selectors
+import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 import redis
 
 from tests.support.processes import cleanup_env, require_binary
@@ -174,3 +177,81 @@ def test_an_external_redis_password_never_shows_in_output_or_process_arguments(
             proc.wait()
     assert proc.returncode == 0, rest
     assert secret not in "\n".join(lines) + rest
+
+
+def start_demo() -> subprocess.Popen[str]:
+    require_binary("redis-server")
+    return subprocess.Popen(
+        [sys.executable, "-m", "exporter.cli", "demo", "--no-prometheus", "--rate=50"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cleanup_env(),
+    )
+
+
+def assert_all_gone(proc: subprocess.Popen[str], tmp: str) -> str:
+    try:
+        rest, _ = proc.communicate(timeout=40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "stopped; nothing left running." in rest, rest
+    assert not Path(tmp).exists(), rest
+    assert processes_mentioning(tmp) == [], rest
+    return rest
+
+
+@pytest.mark.parametrize(
+    ("signum", "phase"),
+    [
+        (signal.SIGHUP, r"^Ctrl-C stops everything"),  # the terminal window is closed
+        (signal.SIGINT, r"^starting the demo"),  # Ctrl-C while it is still starting
+    ],
+    ids=["sighup-running", "sigint-starting"],
+)
+def test_a_signal_at_any_phase_leaves_nothing_behind(signum: int, phase: str) -> None:
+    proc = start_demo()
+    try:
+        lines = read_until(proc, phase, timeout=UP_WITHIN_SECONDS)
+        tmp = re.search(r" in (\S+) \.\.\.", lines[0])
+        assert tmp, lines
+        time.sleep(0.3)
+        proc.send_signal(signum)
+    finally:
+        rest = assert_all_gone(proc, tmp.group(1) if tmp else "/nonexistent")
+    assert proc.returncode == 0, rest
+
+
+def test_a_crashed_child_stops_the_demo_and_everything_else() -> None:
+    proc = start_demo()
+    try:
+        lines = read_until(proc, r"^Ctrl-C stops everything", timeout=UP_WITHIN_SECONDS)
+        tmp = re.search(r" in (\S+) \.\.\.", lines[0])
+        assert tmp, lines
+        (redis_url,) = [u for line in lines if (u := line.split()[-1]).startswith("redis://")]
+        with contextlib.suppress(redis.ConnectionError):
+            redis.Redis.from_url(redis_url).shutdown(nosave=True)  # redis exits at once
+    finally:
+        rest = assert_all_gone(proc, tmp.group(1) if tmp else "/nonexistent")
+    assert proc.returncode == 1, rest
+    assert "redis stopped unexpectedly" in rest
+
+
+def test_a_closed_stdout_stops_the_demo_and_leaves_nothing_behind() -> None:
+    """``demo | head -3``, or a terminal gone: printing fails, the cleanup must not."""
+    proc = start_demo()
+    try:
+        lines = read_until(proc, r"^Ctrl-C stops everything", timeout=UP_WITHIN_SECONDS)
+        tmp = re.search(r" in (\S+) \.\.\.", lines[0])
+        assert tmp, lines
+        assert proc.stdout is not None
+        proc.stdout.close()  # the next status line meets a broken pipe
+        proc.wait(timeout=40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not Path(tmp.group(1)).exists()
+    assert processes_mentioning(tmp.group(1)) == []
