@@ -35,6 +35,10 @@ from exporter.metrics import (
     TYPE_OTHER,
 )
 from exporter.rules.conventions import (
+    ALERT_HIGH_LATENCY,
+    ALERT_HIT_RATE_BURN,
+    ALERT_LATENCY_BURN,
+    ALERT_LOW_HIT_RATE,
     RECORD_BUDGET_REMAINING,
     SLO_HIT_RATE,
     SLO_LATENCY,
@@ -66,6 +70,7 @@ class Objective:
     sli: str  # PromQL with {w} for the range window: good / total as a ratio
     slo_label: str  # the slo label of its burn-rate alerts and budget recording
     record_labels: str  # label matchers of its recorded series
+    operation: str = ""  # the operation label of its alerts (latency objectives)
 
     def expr(self, window: str) -> str:
         return self.sli.replace("{w}", window)
@@ -130,6 +135,7 @@ def objectives(slo: SLO) -> list[Objective]:
             f"/ sum(rate({CACHE_LATENCY.name}_count{{{sel}}}[{{w}}]))",
             SLO_LATENCY,
             f'operation="{lat.operation}"',
+            lat.operation,
         )
     )
     return rows
@@ -231,16 +237,25 @@ class PrometheusAPI:
         return [a for a in data.get("alerts", []) if a.get("state") == "firing"]
 
 
+#: the generated alerts that speak about an objective, by its kind; the operational ones
+#: (RedisDown, CacheExporterDown, CacheEvictionSurge, ...) are listed, never pinned on one
+OBJECTIVE_ALERTS = {
+    "hit_rate": frozenset({ALERT_LOW_HIT_RATE, ALERT_HIT_RATE_BURN}),
+    "latency": frozenset({ALERT_HIGH_LATENCY, ALERT_LATENCY_BURN}),
+}
+
+
 def _alerts_for(objective: Objective, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Alerts that speak about this objective: same kind, same type label."""
+    """This objective's own alerts: its kind's alert names, its type or operation label."""
     found = []
     for alert in alerts:
         labels = alert.get("labels", {})
-        text = " ".join(str(v) for v in labels.values()).lower()
-        is_latency = "latency" in text
-        if (objective.kind == "latency") != is_latency:
+        if labels.get("alertname") not in OBJECTIVE_ALERTS[objective.kind]:
             continue
-        if objective.kind == "latency" or labels.get("type", TYPE_ALL) == objective.type:
+        if objective.kind == "latency":
+            if labels.get("operation", objective.operation) == objective.operation:
+                found.append(alert)
+        elif labels.get("type", TYPE_ALL) == objective.type:
             found.append(alert)
     return found
 

@@ -1,0 +1,91 @@
+"""Which firing alerts the status page pins on an objective, against a real Prometheus
+that evaluates always-firing copies of the generated alerts' names and labels."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from exporter.rules import conventions as c
+from exporter.slo import load_slo
+from exporter.status_page import PrometheusAPI, collect, render
+from tests.support.processes import cleanup_env, free_port, require_binary, wait_for_port
+
+#: alert name -> labels, as the generated rules label them (see alerts/*.rules.yml)
+FIRING = {
+    # operational alerts: about Redis or the exporter, not about an objective
+    c.ALERT_REDIS_DOWN: {"severity": "page"},
+    c.ALERT_EXPORTER_DOWN: {"severity": "ticket"},
+    c.ALERT_MEMORY_NEAR_MAX: {"severity": "ticket"},
+    c.ALERT_EVICTION_SURGE: {"severity": "ticket", "type": "session"},
+    c.ALERT_CLIENT_ERRORS: {"severity": "ticket", "operation": "get"},
+    # an objective's alert: the user hit rate
+    c.ALERT_LOW_HIT_RATE: {"severity": "ticket", "type": "user"},
+}
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[str]:
+    rules = {
+        "groups": [
+            {
+                "name": "always-firing",
+                "interval": "1s",
+                "rules": [
+                    {"alert": name, "expr": "vector(1)", "labels": labels}
+                    for name, labels in FIRING.items()
+                ],
+            }
+        ]
+    }
+    (tmp_path / "firing.rules.yml").write_text(yaml.safe_dump(rules))
+    config = {"global": {"evaluation_interval": "1s"}, "rule_files": ["firing.rules.yml"]}
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            require_binary("prometheus"),
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=cleanup_env(),
+    )
+    try:
+        wait_for_port(port, proc=proc, timeout=20)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def test_only_an_objectives_own_alerts_mark_it_broken(prometheus: str) -> None:
+    slo = load_slo()
+    async with httpx.AsyncClient(base_url=prometheus, timeout=10) as client:
+        api = PrometheusAPI(client)
+
+        async def all_firing() -> None:
+            while len(await api.firing_alerts()) < len(FIRING):
+                await asyncio.sleep(0.2)
+
+        await asyncio.wait_for(all_firing(), 20)
+        page = await collect(api, slo)
+    pinned = {
+        r.objective.key: sorted(a["labels"]["alertname"] for a in r.alerts) for r in page.rows
+    }
+    assert pinned == {
+        r.objective.key: ([c.ALERT_LOW_HIT_RATE] if r.objective.key == "hit-rate-user" else [])
+        for r in page.rows
+    }
+    assert [r.objective.key for r in page.rows if r.broken] == ["hit-rate-user"]
+    html = render(page, slo, prometheus)
+    firing = html.split('id="firing"', 1)[1]
+    assert all(name in firing for name in FIRING)  # every alert is still listed
