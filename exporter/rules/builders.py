@@ -351,8 +351,17 @@ def operational_alerts(ctx: Context) -> Group:
         match(m.CACHE_EVICTIONS, layer=m.LAYER_REDIS, reason=m.REASON_MAXMEMORY),
     )
     used, maxmem = sel(m.REDIS_MEMORY_USED.name, exp), sel(m.REDIS_MEMORY_MAX.name, exp)
+    skipped = sel(
+        m.CACHE_ERRORS.name,
+        cfg.app_selector,
+        match(m.CACHE_ERRORS, layer=m.LAYER_REDIS, error=c.ERROR_CIRCUIT_OPEN),
+    )
     ev_rate = f"sum by (type) (rate({evictions}[{r5}]))"
-    call_rate = f"sum by (operation) (rate({calls}[{r5}]))"
+    reached = f"sum by (operation) (rate({calls}[{r5}]))"
+    # attempts = calls that reached Redis (latency observed) + calls the open circuit
+    # breaker skipped (only counted as circuit_open errors); without the skipped ones a
+    # total outage reads as a few probes: above 100 % failing, or under the traffic guard
+    call_rate = f"({reached}\n + (sum by (operation) (rate({skipped}[{r5}])) or {reached} * 0))"
     rules = [
         Rule(
             alert=c.ALERT_REDIS_DOWN,

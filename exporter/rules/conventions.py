@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from exporter import metrics as m
 from exporter.slo import format_duration
 
 # --- groups -------------------------------------------------------------------
@@ -59,6 +60,10 @@ SEVERITY_PAGE = "page"
 SEVERITY_TICKET = "ticket"
 SLO_HIT_RATE = "cache-hit-rate"
 SLO_LATENCY = "cache-latency"
+#: ``error`` of a call the client's open circuit breaker skipped: an attempt that
+#: never reached Redis, so it is in ``cache_errors_total`` but not in the latency histogram
+ERROR_CIRCUIT_OPEN = "circuit_open"
+assert ERROR_CIRCUIT_OPEN in m.ERROR_CLASSES
 
 # --- recorded series ------------------------------------------------------------------
 

@@ -506,9 +506,12 @@ class Scenarios:
         op = self.slo.latency.operation
         limit = float(self.config.client_error_ratio_max)
 
-        def calls(per_min: float, error_ratio: float) -> list[dict[str, str]]:
+        def calls(per_min: float, error_ratio: float, skipped: float = 0) -> list[dict[str, str]]:
+            """``per_min`` calls reach Redis (observed in the latency histogram), a share
+            of them failing; ``skipped`` more per minute are refused by the open circuit
+            breaker, counted only as ``circuit_open`` errors."""
             base = {**self.app, "layer": m.LAYER_REDIS, "operation": op}
-            return [
+            out = [
                 series(m.CACHE_LATENCY.name + "_count", base, self.counter(per_min, end)),
                 series(
                     m.CACHE_ERRORS.name,
@@ -516,6 +519,15 @@ class Scenarios:
                     self.counter(per_min * error_ratio, end),
                 ),
             ]
+            if skipped:
+                out.append(
+                    series(
+                        m.CACHE_ERRORS.name,
+                        {**base, "error": c.ERROR_CIRCUIT_OPEN},
+                        self.counter(skipped, end),
+                    )
+                )
+            return out
 
         bad, inside = limit * 2, limit * 0.8
         fire = self.case(
@@ -529,7 +541,16 @@ class Scenarios:
         ok.expect(timedelta(minutes=end), rule, [])
         quiet = self.case(f"{rule.alert}: too few calls to alert", calls(self.quiet, bad))
         quiet.expect(timedelta(minutes=end), rule, [])
-        return [fire, ok, quiet]
+        # Redis unreachable, breaker open: only the probes reach Redis (and fail), every
+        # other call is skipped.  Skipped calls are attempts: the alert fires at 100 %,
+        # not silently (probes alone are below the low-traffic guard) nor above 100 %.
+        probes = self.quiet
+        outage = self.case(
+            f"{rule.alert}: open circuit breaker, every call failing or skipped, fires",
+            calls(probes, 1.0, skipped=self.busy),
+        )
+        outage.expect(timedelta(minutes=end), rule, [(rule, 1.0, {"operation": op})])
+        return [fire, ok, quiet, outage]
 
     def scrape_errors(self) -> list[Case]:
         (rule,) = self.rules(c.ALERT_SCRAPE_ERRORS)
