@@ -55,3 +55,22 @@ def test_every_deploy_file_uses_the_exporters_default_port() -> None:
         t for j in prometheus["scrape_configs"] for s in j["static_configs"] for t in s["targets"]
     ]
     assert f"exporter:{DEFAULT_PORT}" in targets
+
+
+def test_the_build_context_leaves_out_the_checkout_s_bulk_and_secrets() -> None:
+    """BuildKit reads ``deploy/Dockerfile.dockerignore`` for this Dockerfile: the context
+    (the repository root) must not ship .git, the venv, caches or local env files, yet
+    keep everything the Dockerfile copies."""
+    ignore = DEPLOY / "Dockerfile.dockerignore"
+    assert ignore.exists(), "no deploy/Dockerfile.dockerignore: the whole checkout is sent"
+    patterns = [
+        line.strip()
+        for line in ignore.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for needed in (".git", ".venv", "**/__pycache__", "**/*.pyc", ".env", "tests"):
+        assert needed in patterns, needed
+    copied = re.findall(r"^COPY\s+(?!--from)(.+)\s+\S+$", DOCKERFILE.read_text(), re.MULTILINE)
+    sources = {s for line in copied for s in line.split()}
+    assert sources == {"pyproject.toml", "README.md", "exporter"}
+    assert not sources & set(patterns)
