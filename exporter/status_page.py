@@ -188,8 +188,12 @@ class PrometheusAPI:
         response = await self.client.get(path, params=params)
         response.raise_for_status()
         body = response.json()
+        if not isinstance(body, dict) or "status" not in body:
+            raise RuntimeError(f"{path}: not a Prometheus API answer")
         if body.get("status") != "success":
             raise RuntimeError(f"{path}: {body.get('errorType')}: {body.get('error')}")
+        if not isinstance(body.get("data"), dict):
+            raise RuntimeError(f"{path}: not a Prometheus API answer")
         return body["data"]
 
     async def scalar(self, expr: str) -> float | None:
@@ -477,7 +481,15 @@ def build_router(prometheus_url: str, slo: SLO) -> APIRouter:
         ) as client:
             try:
                 page = await collect(PrometheusAPI(client), slo)
-            except (httpx.HTTPError, RuntimeError, KeyError, ValueError) as exc:
+            except (
+                httpx.HTTPError,
+                RuntimeError,  # Prometheus' own error, or not Prometheus at all
+                KeyError,
+                ValueError,
+                TypeError,
+                IndexError,
+                AttributeError,  # a well-formed answer of an unexpected shape
+            ) as exc:
                 reason = type(exc).__name__
                 if isinstance(exc, RuntimeError):
                     reason = str(exc)

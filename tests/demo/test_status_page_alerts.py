@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,3 +90,36 @@ async def test_only_an_objectives_own_alerts_mark_it_broken(prometheus: str) -> 
     html = render(page, slo, prometheus)
     firing = html.split('id="firing"', 1)[1]
     assert all(name in firing for name in FIRING)  # every alert is still listed
+
+
+@pytest.mark.parametrize("body", ["[]", '"up"', '{"status": "success", "data": []}', "<html>"])
+def test_a_url_that_is_not_prometheus_gets_a_clear_page_not_a_500(
+    tmp_path: Path, body: str
+) -> None:
+    """--prometheus-url pointing at some other HTTP server (a real one, serving files)."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from exporter.status_page import build_router
+
+    api = tmp_path / "api/v1"
+    api.mkdir(parents=True)
+    for name in ("rules", "query", "query_range", "alerts"):
+        (api / name).write_text(body)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, proc=server)
+        app = FastAPI()
+        app.include_router(build_router(f"http://127.0.0.1:{port}", load_slo()))
+        response = TestClient(app, raise_server_exceptions=False).get("/")
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert response.status_code == 503, response.text
+    assert "could not be queried" in response.text
