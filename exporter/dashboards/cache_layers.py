@@ -22,7 +22,15 @@ def build(slo: SLO) -> g.Dashboard:
     redis, pg = f'layer="{m.LAYER_REDIS}"', f'layer="{m.LAYER_POSTGRES}"'
     layers = (
         ("Redis, client-side", _ratio(sel(m.CACHE_HITS, redis), sel(m.CACHE_MISSES, redis))),
-        ("Redis, server-side", _ratio(sel(m.REDIS_KEYSPACE_HITS), sel(m.REDIS_KEYSPACE_MISSES))),
+        # redis_* carry the Redis address as instance, which the variable (scrape
+        # targets: apps and exporters) does not list: filtered by job only
+        (
+            "Redis, server-side",
+            _ratio(
+                sel(m.REDIS_KEYSPACE_HITS, by_instance=False),
+                sel(m.REDIS_KEYSPACE_MISSES, by_instance=False),
+            ),
+        ),
         ("PostgreSQL buffer cache", _ratio(sel(m.CACHE_HITS, pg), sel(m.CACHE_MISSES, pg))),
     )
     target = steps("red", (slo.hit_rate_objective, "green"))

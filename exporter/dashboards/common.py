@@ -16,6 +16,10 @@ from exporter.metrics import MetricSpec
 DATASOURCE = "${datasource}"
 #: panel selector for the template variables (job and instance)
 TARGET = 'job=~"$job", instance=~"$instance"'
+JOB_ONLY = 'job=~"$job"'
+#: where the instance variable's values come from by default: the scrape targets
+#: (the app's address for client series, the exporter's for its per-type series)
+INSTANCE_FROM_TARGETS = "up"
 RATE = "$__rate_interval"
 PANEL_HEIGHT = 8
 
@@ -27,8 +31,13 @@ def uid_for(title: str) -> str:
     return f"{slug[:31]}-{digest}"
 
 
-def templating() -> g.Templating:
-    """Datasource, job and instance variables (multi-value, "All" by default)."""
+def templating(instance_from: str = INSTANCE_FROM_TARGETS) -> g.Templating:
+    """Datasource, job and instance variables (multi-value, "All" by default).
+
+    ``instance_from`` is the metric whose ``instance`` values the panels filter on:
+    ``redis_*`` series carry the Redis address (the exporter's job honours its
+    labels), which ``up`` never lists.
+    """
     return g.Templating(
         [
             g.Template(name="datasource", label="Data source", query="prometheus",
@@ -37,17 +46,20 @@ def templating() -> g.Templating:
                        dataSource=DATASOURCE, includeAll=True, multi=True, allValue=".*",
                        default="$__all"),
             g.Template(name="instance", label="Instance",
-                       query='label_values(up{job=~"$job"}, instance)',
+                       query=f'label_values({instance_from}{{job=~"$job"}}, instance)',
                        dataSource=DATASOURCE, includeAll=True, multi=True, allValue=".*",
                        default="$__all"),
         ]
     )  # fmt: skip
 
 
-def sel(spec: MetricSpec | str, extra: str = "", *, suffix: str = "") -> str:
-    """``name{job=~"$job", instance=~"$instance", extra}``."""
+def sel(
+    spec: MetricSpec | str, extra: str = "", *, suffix: str = "", by_instance: bool = True
+) -> str:
+    """``name{job=~"$job", instance=~"$instance", extra}`` (without the instance
+    filter when the series' ``instance`` is not the kind the variable lists)."""
     name = (spec if isinstance(spec, str) else spec.name) + suffix
-    inner = ", ".join(x for x in (TARGET, extra) if x)
+    inner = ", ".join(x for x in (TARGET if by_instance else JOB_ONLY, extra) if x)
     return f"{name}{{{inner}}}"
 
 
@@ -127,7 +139,12 @@ def layout(panels: Sequence[g.Panel]) -> list[g.Panel]:
 
 
 def dashboard(
-    title: str, description: str, panels: Sequence[g.Panel], tags: list[str]
+    title: str,
+    description: str,
+    panels: Sequence[g.Panel],
+    tags: list[str],
+    *,
+    instance_from: str = INSTANCE_FROM_TARGETS,
 ) -> g.Dashboard:
     return g.Dashboard(
         title=title,
@@ -136,7 +153,7 @@ def dashboard(
         tags=tags,
         timezone="utc",
         refresh="30s",
-        templating=templating(),
+        templating=templating(instance_from),
         panels=layout(panels),
         time=g.Time("now-6h", "now"),
     ).auto_panel_ids()

@@ -11,6 +11,10 @@ from exporter.rules.config import RuleConfig
 from exporter.slo import SLO
 
 TITLE = "Cache Redis server"
+PER_JOB = (
+    "Per-type estimates from the exporter: summed over the selected jobs, not filtered "
+    "by instance (these series are labelled with the exporter's address, not Redis')."
+)
 
 
 def build(slo: SLO) -> g.Dashboard:
@@ -19,8 +23,11 @@ def build(slo: SLO) -> g.Dashboard:
     used, maxmem = sel(m.REDIS_MEMORY_USED), sel(m.REDIS_MEMORY_MAX)
     redis = f'layer="{m.LAYER_REDIS}"'
 
+    # the per-type series (cache_keys, cache_size_bytes, cache_evictions_total) carry
+    # no instance of their own: Prometheus gives them the exporter's address, never
+    # the Redis one the instance variable lists, so they are filtered by job only
     def by_type(spec: m.MetricSpec, extra: str, *, rate: bool) -> str:
-        inner = sel(spec, extra)
+        inner = sel(spec, extra, by_instance=False)
         return f"sum by (type) (rate({inner}[{RATE}]))" if rate else f"sum by (type) ({inner})"
 
     per_cmd = f"sum by (cmd) (rate({sel(m.REDIS_COMMANDS_DURATION)}[{RATE}]))"
@@ -32,8 +39,8 @@ def build(slo: SLO) -> g.Dashboard:
              thresholds=steps("green", (limit, "red")), width=6),
         stat("Connected clients", f"sum({sel(m.REDIS_CONNECTED_CLIENTS)})", unit="none",
              width=6),
-        stat("Keys (sampled estimate)", f"sum({sel(m.CACHE_KEYS, redis)})", unit="none",
-             width=6),
+        stat("Keys (sampled estimate)", f"sum({sel(m.CACHE_KEYS, redis, by_instance=False)})",
+             unit="none", width=6, description=PER_JOB),
         timeseries("Memory used and maxmemory",
                    [(used, "used {{instance}}"), (f"{maxmem} > 0", "maxmemory {{instance}}")],
                    unit="bytes"),
@@ -42,16 +49,16 @@ def build(slo: SLO) -> g.Dashboard:
                    [(by_type(m.CACHE_EVICTIONS, f'{redis}, reason="{m.REASON_MAXMEMORY}"',
                              rate=True), "{{type}}"),
                     (f"sum(rate({sel(m.REDIS_EVICTED_KEYS)}[{RATE}]))", "Redis total")],
-                   unit="ops"),
+                   unit="ops", description=PER_JOB),
         timeseries("Expirations by type (TTL)",
                    [(by_type(m.CACHE_EVICTIONS, f'{redis}, reason="{m.REASON_EXPIRED}"',
                              rate=True), "{{type}}"),
                     (f"sum(rate({sel(m.REDIS_EXPIRED_KEYS)}[{RATE}]))", "Redis total")],
-                   unit="ops"),
+                   unit="ops", description=PER_JOB),
         timeseries("Keys by type", [(by_type(m.CACHE_KEYS, redis, rate=False), "{{type}}")],
-                   unit="none"),
+                   unit="none", description=PER_JOB),
         timeseries("Memory by type", [(by_type(m.CACHE_SIZE, redis, rate=False), "{{type}}")],
-                   unit="bytes"),
+                   unit="bytes", description=PER_JOB),
         timeseries("Server-side latency percentiles",
                    [(sel(m.REDIS_LATENCY_PERCENTILES), "{{cmd}} p{{quantile}}")], unit="s"),
         timeseries("Mean time per command", [(f"{per_cmd} / {calls_cmd}", "{{cmd}}")], unit="s"),
@@ -61,4 +68,5 @@ def build(slo: SLO) -> g.Dashboard:
         "Redis INFO and the exporter's per-type estimates (keys, size, evictions).",
         panels,
         ["cache", "redis"],
+        instance_from=m.REDIS_UP.name,
     )

@@ -164,3 +164,37 @@ def test_thresholds_come_from_the_slo_file(tmp_path: Path) -> None:
     assert _thresholds(latency) == [0.005]
     legends = [t["legendFormat"] for t in latency["targets"]]
     assert legends == ["p50", "p95", "p99.5"]
+
+
+def instance_source(name: str) -> str:
+    """Whose address a series' ``instance`` is, as Prometheus stores it.
+
+    The exporter labels ``redis_*`` and its self-metrics with the Redis address, and its
+    scrape job keeps it (``honor_labels: true``); every other series, ``up`` included,
+    gets the scrape target's address (the app's, or the exporter's for its per-type
+    ``cache_*`` series, which carry no ``instance`` of their own).
+    """
+    specs = {s.name: s for s in vars(m).values() if isinstance(s, m.MetricSpec)}
+    spec = specs.get(name.removesuffix("_bucket").removesuffix("_count"))
+    return "redis" if spec is not None and "instance" in spec.labels else "target"
+
+
+def test_instance_variable_lists_values_the_panels_filter_on(
+    dashboards: dict[str, dict[str, Any]],
+) -> None:
+    """Picking one instance must not empty the panels: every selector filtered by
+    ``$instance`` reads series whose ``instance`` is the same kind of address as the
+    variable's source (``up``'s is the exporter's, ``redis_up``'s the Redis one)."""
+    for path, dashboard in dashboards.items():
+        var = next(v for v in dashboard["templating"]["list"] if v["name"] == "instance")
+        found = LABEL_VALUES.match(var["query"])
+        assert found, var["query"]
+        (source,) = selectors(found["expr"])
+        wrong = set()
+        for where, expr in queries(dashboard):
+            if where.startswith("variable"):
+                continue
+            for vector in re.findall(r"(\w+)\{[^}]*\$instance", expr):
+                if instance_source(vector) != instance_source(source):
+                    wrong.add((where, vector))
+        assert not wrong, (path, f"instance from {source}", sorted(wrong))
