@@ -19,7 +19,13 @@ from exporter.client.errors import CacheConfigError
 from exporter.client.instrumentation import BREAKER_ERRORS, Instruments, TypeChildren, error_class
 from exporter.client.keys import KeyBuilder, KeyPattern
 from exporter.client.policy import Seconds, missing_ttl, ttl_ms
-from exporter.client.serialization import MAGIC, JsonSerializer, Serializer, encode, unwrap
+from exporter.client.serialization import (
+    HEADER_SIZE,
+    MAGIC,
+    JsonSerializer,
+    Serializer,
+    encode,
+)
 from exporter.metrics import client_metrics
 from exporter.slo import SLO, load_slo
 
@@ -186,38 +192,66 @@ class ServiceCore:
 
     def _mget_result(self, op: str, keys: list[str], raw: list[bytes | None]) -> list[Any]:
         """Decode an MGET reply and count hits/misses per type (misses: absent or
-        undecodable).  The common all-decodable case is one list comprehension."""
+        undecodable).  Per-key work stays in C where it can: plain JSON values are one
+        list comprehension of ``json.loads``, and a batch whose keys share one type
+        (the usual ``mget``) is classified once (see :meth:`Instruments.type_counts`)."""
         loads = self.serializer.loads
-        failed: list[int] = []
+        nones = raw.count(None)
         out: list[Any] | None = None
-        if self._json or not any(d is not None and d[:4] == MAGIC for d in raw):
+        if self._json:
+            # JSON text never holds a raw NUL byte and every get_or_compute header starts
+            # with one: only a batch without any can be decoded without looking for headers
+            blob = b"".join(filter(None, raw) if nones else cast(list[bytes], raw))
+            if b"\x00" not in blob:
+                try:
+                    out = [None if d is None else loads(d) for d in raw]
+                except Exception:
+                    out = None
+        elif not any(d is not None and d[:4] == MAGIC for d in raw):
             try:
                 out = [None if d is None else loads(d) for d in raw]
             except Exception:
                 out = None
+        failed = 0
+        failed_at: list[int] = []
         if out is None:
             out = []
+            append = out.append
             for i, d in enumerate(raw):
                 if d is None:
-                    out.append(None)
+                    append(None)
                     continue
-                value = self._decode(op, unwrap(d)[0])
-                if value is MISSING:
-                    failed.append(i)
-                    value = None
-                out.append(value)
+                if d[:4] == MAGIC and len(d) >= HEADER_SIZE:
+                    d = d[HEADER_SIZE:]  # a get_or_compute value: skip its header
+                try:
+                    append(loads(d))
+                except Exception as exc:
+                    failed += 1
+                    failed_at.append(i)
+                    append(None)
+                    log.debug("cache %s: undecodable value (%s)", op, type(exc).__name__)
+            if failed:
+                self._i.errors[op]["serialization"].inc(failed)
+        counts = self._i.type_counts(keys)
+        if len(counts) == 1:  # one type: no need to know which keys missed
+            ((ti, n),) = counts.items()
+            misses = nones + failed
+            if n > misses:
+                ti.hits.inc(n - misses)
+            if misses:
+                ti.misses.inc(misses)
+            return out
         classify = self._i.classify
         missed: dict[TypeChildren, int] = {}
-        if failed or None in raw:
+        if failed or nones:
             for i, d in enumerate(raw):
                 if d is None:
                     ti = classify(keys[i])
                     missed[ti] = missed.get(ti, 0) + 1
-            for i in failed:
+            for i in failed_at:
                 ti = classify(keys[i])
                 missed[ti] = missed.get(ti, 0) + 1
-        for found, n in self._i.count_types(keys).items():
-            ti = self._i.other if found is None else found
+        for ti, n in counts.items():
             misses = missed.get(ti, 0)
             if n > misses:
                 ti.hits.inc(n - misses)
