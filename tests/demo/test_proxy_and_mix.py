@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import random
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -87,3 +89,64 @@ def test_status_line_p99_is_the_bucket_holding_the_99th_percentile() -> None:
         buckets=((0.005, 995.0), (0.01, 1000.0), (0.02, 1000.0), (float("inf"), 1000.0))
     )
     assert p99(before, after_fast) == 0.005
+
+
+#: requests per measured phase: about a minute of the demo at its default rate
+PHASE = 15_000
+
+
+def test_healthy_hit_rates_land_near_the_adr_targets_once_warm(tmp_path: Path) -> None:
+    """The real workload and client against a redis-server configured as the demo's (48 MB,
+    allkeys-lru): after a warm-up minute, each objective's hit rate is above its target but
+    near it (not 15-20 points over, which would hide what the SLO is for)."""
+    from prometheus_client import CollectorRegistry
+
+    from exporter.client import CacheService
+    from exporter.demo.stack import REDIS_SETTINGS
+    from exporter.demo.workload import Workload
+
+    extra = [arg for name, value in REDIS_SETTINGS for arg in (f"--{name}", value)]
+    server = RedisServer(tmp_path / "redis", extra).start()
+    slo = load_slo()
+    registry = CollectorRegistry()
+    cache = CacheService.from_url(server.url, slo=slo, registry=registry)
+    try:
+        workload = Workload(cache, slo, rate=0, seed=11)
+        # the same mix without the simulated source's sleeps: only the request count matters
+        fast = [dataclasses.replace(t, source_seconds=0.0) for t in HEALTHY]
+        workload.chooser = Chooser(fast, seed=11)
+        workload.warm()
+
+        def counts() -> collections.Counter[tuple[str, bool]]:
+            found: collections.Counter[tuple[str, bool]] = collections.Counter()
+            for family in registry.collect():
+                for s in family.samples:
+                    read = s.name in ("cache_hits_total", "cache_misses_total")
+                    if read and s.labels.get("layer") == "redis":
+                        found[(s.labels["type"], s.name == "cache_hits_total")] += s.value
+            return found
+
+        for _ in range(PHASE):  # warm-up minute
+            workload.step()
+        before = counts()
+        for _ in range(2 * PHASE):
+            workload.step()
+        delta = counts()
+        delta.subtract(before)
+    finally:
+        cache.close()
+        server.stop()
+
+    def rate(types: set[str]) -> float:
+        hits = sum(v for (t, hit), v in delta.items() if hit and t in types)
+        reads = sum(v for (t, _), v in delta.items() if t in types)
+        return hits / reads
+
+    every = {t for t, _ in delta}
+    rates = {kt.name: rate({kt.name}) for kt in slo.key_types if kt.hit_rate_objective}
+    rates["all"] = rate(every)
+    targets = {kt.name: kt.hit_rate_objective for kt in slo.key_types if kt.hit_rate_objective}
+    targets["all"] = slo.hit_rate_objective
+    for name, target in targets.items():
+        assert target is not None
+        assert target + 0.01 <= rates[name] <= target + 0.08, (name, rates[name], target)
