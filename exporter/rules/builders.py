@@ -473,15 +473,22 @@ def operational_alerts(ctx: Context) -> Group:
         ),
         Rule(
             alert=c.ALERT_SCRAPE_ERRORS,
-            expr=(f"sum by (instance) (rate({sel(m.EXPORTER_SCRAPE_ERRORS.name, exp)}[{r5}])) > 0"),
+            # per minute: a scrape fails at most once per scrape interval, and a
+            # per-second rate reads as "16.67m" (milli) in the description
+            expr=(
+                f"sum by (instance) (rate({sel(m.EXPORTER_SCRAPE_ERRORS.name, exp)}[{r5}])) "
+                "* 60 > 0"
+            ),
             for_=ctx.for_(timedelta(minutes=10)),
             labels=(("severity", c.SEVERITY_TICKET),),
             annotations=(
                 ("summary", "Cache exporter fails to read Redis {{ $labels.instance }}"),
                 (
                     "description",
-                    "The exporter's scrapes of Redis {{ $labels.instance }} fail at "
-                    "{{ $value | humanize }} per second: redis_* and per-type metrics are stale.",
+                    "The exporter's scrapes of Redis {{ $labels.instance }} fail "
+                    "{{ $value | humanize }} times per minute (over "
+                    f"{c.window_name(timedelta(minutes=5))}): redis_* and per-type metrics "
+                    "are stale.",
                 ),
             ),
         ),

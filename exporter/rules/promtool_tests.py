@@ -558,11 +558,11 @@ class Scenarios:
         end = self.steps(for_) + 5
         lab = {**self.exp, "instance": INSTANCE}
         fire = self.case(
-            f"{rule.alert}: a failing scrape every minute fires",
+            f"{rule.alert}: a failing scrape every minute fires, reported as 1 per minute",
             [series(m.EXPORTER_SCRAPE_ERRORS.name, lab, self.counter(1, end))],
         )
         fire.expect(self.warmup + for_ / 2, rule, [])
-        fire.expect(timedelta(minutes=end), rule, [(rule, 1 / 60, {"instance": INSTANCE})])
+        fire.expect(timedelta(minutes=end), rule, [(rule, 1.0, {"instance": INSTANCE})])
         ok = self.case(
             f"{rule.alert}: no new scrape errors is silent",
             [series(m.EXPORTER_SCRAPE_ERRORS.name, lab, f"3x{end}")],
