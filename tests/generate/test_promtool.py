@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,10 @@ import yaml
 
 from exporter.cli import main
 from exporter.rules import conventions as c
+from exporter.rules.builders import generate_rules
+from exporter.rules.model import Rule, number
+from exporter.rules.render import render_rule_file
+from exporter.slo import load_slo
 from tests.generate.conftest import REPO
 from tests.support.prometheus import promtool
 
@@ -104,3 +110,48 @@ def test_every_alert_also_has_a_silent_case() -> None:
                 if not check.get("exp_alerts"):
                     silent.add(check["alertname"])
     assert silent == set(c.ALL_ALERTS)
+
+
+def _without_traffic_guard(rule: Rule, min_rate: str) -> Rule:
+    """The rule with its trailing ``and <volume> >= min_read_rate`` clause removed."""
+    guard = re.compile(r"\nand\n(?:(?!\nand\n).)*>= " + re.escape(min_rate) + r"$", re.S)
+    return replace(rule, expr=guard.sub("", rule.expr))
+
+
+@pytest.mark.slow
+def test_low_traffic_cases_fail_without_the_guard(tmp_path: Path) -> None:
+    """A silent "too few" case proves the guard only if, without the guard, the alert
+    would fire: strip the guard from every rule and each such case must fail."""
+    slo = load_slo()
+    generated = generate_rules(slo)
+    min_rate = number(slo.min_read_rate)
+    stripped = 0
+    for rule_file in generated.files:
+        groups = []
+        for group in rule_file.groups:
+            rules = tuple(_without_traffic_guard(r, min_rate) for r in group.rules)
+            stripped += sum(a.expr != b.expr for a, b in zip(rules, group.rules, strict=True))
+            groups.append(replace(group, rules=rules))
+        path = tmp_path / "alerts" / rule_file.name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_rule_file(replace(rule_file, groups=tuple(groups)), "t", "t"))
+    assert stripped >= 10
+    quiet: set[str] = set()
+    for path in TEST_FILES:
+        target = tmp_path / "alerts" / "tests" / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(path.read_text())
+        for group in yaml.safe_load(path.read_text())["tests"]:
+            # CacheEvictionSurge's floor is an eviction rate, not the read-rate guard
+            if "too few" in group["name"] and c.ALERT_EVICTION_SURGE not in group["name"]:
+                quiet.add(group["name"])
+    assert len(quiet) >= 10
+    files = sorted((tmp_path / "alerts" / "tests").glob("*.yml"))
+    with ThreadPoolExecutor(max_workers=len(files)) as pool:
+        results = pool.map(
+            lambda p: promtool("test", "rules", p.relative_to(tmp_path), cwd=tmp_path), files
+        )
+        output = "".join(r.stdout + r.stderr for r in results)
+    # promtool names each failing group: "name: <group name>,"
+    held = sorted(name for name in quiet if f"name: {name}," not in output)
+    assert not held, f"silent without the guard too, so they prove nothing: {held}"
