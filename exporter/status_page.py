@@ -338,11 +338,11 @@ _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5rem;color:#1d2330;background:#f6f7f9}
 h1{font-size:1.3rem;margin:0 0 .2rem} .sub{color:#5b6475;margin-bottom:1rem}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:1rem}
-.objective{background:#fff;border-radius:8px;padding:1rem;border-left:6px solid #2e9d5b}
+.objective{background:#fff;border-radius:8px;padding:1rem;border-left:6px solid #1e7b43}
 .objective.broken{border-left-color:#d92d20;background:#fff5f4}
 .objective h2{font-size:1rem;margin:0 0 .4rem}
 .value{font-size:1.8rem;font-weight:600} .broken .value{color:#d92d20}
-.state{float:right;font-weight:600;color:#2e9d5b} .broken .state{color:#d92d20}
+.state{float:right;font-weight:600;color:#1e7b43} .broken .state{color:#d92d20}
 dl{display:grid;grid-template-columns:auto auto;gap:.1rem .8rem;margin:.5rem 0}
 dt{color:#5b6475} dd{margin:0;text-align:right;font-variant-numeric:tabular-nums}
 .alerts{margin:.3rem 0 0;padding-left:1.1rem;color:#d92d20}
@@ -406,7 +406,7 @@ def _render_row(row: Row, p99: float | None, slo: SLO) -> str:
         for a in row.alerts
     )
     alerts_html = f'<ul class="alerts">{alerts}</ul>' if alerts else ""
-    color = "#d92d20" if row.broken else "#2e9d5b"
+    color = "#d92d20" if row.broken else "#1e7b43"
     return (
         f'<section class="{cls}" id="{esc(o.key)}" data-kind="{esc(o.kind)}">'
         f'<span class="state">{state}</span><h2>{esc(o.title)}</h2>'

@@ -4,6 +4,7 @@ that evaluates always-firing copies of the generated alerts' names and labels.""
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -123,3 +124,40 @@ def test_a_url_that_is_not_prometheus_gets_a_clear_page_not_a_500(
         server.wait(10)
     assert response.status_code == 503, response.text
     assert "could not be queried" in response.text
+
+
+def _luminance(hex_color: str) -> float:
+    rgb = [int(hex_color.lstrip("#")[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def _contrast(fg: str, bg: str) -> float:
+    hi, lo = sorted((_luminance(fg), _luminance(bg)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_status_text_colours_meet_wcag_aa_contrast() -> None:
+    """The OK / BROKEN state and the values are small text: WCAG AA wants 4.5:1 against
+    the card they sit on (white when met, the light red when broken)."""
+    from exporter.status_page import _CSS
+
+    def colour(selector: str, prop: str) -> str:
+        rule = re.search(r"(?:^|[\s}])" + re.escape(selector) + r"\{([^}]*)\}", _CSS)
+        assert rule, selector
+        found = re.search(rf"(?:^|;){prop}:#([0-9a-f]{{6}}|[0-9a-f]{{3}})\b", rule.group(1))
+        assert found, (selector, prop)
+        hexa = found.group(1)
+        return "#" + (hexa if len(hexa) == 6 else "".join(c * 2 for c in hexa))
+
+    card = colour(".objective", "background")
+    broken_card = colour(".objective.broken", "background")
+    pairs = {
+        "OK state": (colour(".state", "color"), card),
+        "BROKEN state": (colour(".broken .state", "color"), broken_card),
+        "broken value": (colour(".broken .value", "color"), broken_card),
+        "labels": (colour("dt", "color"), card),
+        "error": (colour(".error", "color"), colour(".error", "background")),
+    }
+    low = {k: round(_contrast(*v), 2) for k, v in pairs.items() if _contrast(*v) < 4.5}
+    assert low == {}, low
