@@ -5,7 +5,7 @@ its share of requests, how many distinct items exist, how skewed their
 popularity is (Zipf exponent), the size of a cached value and how long the
 simulated source (database, LLM) takes on a miss.  Populations and skews are
 chosen so the steady-state hit rates land near the ADR's targets (sessions
-~97 %, users ~80 %, LLM responses ~64 %, overall ~84 %).  A finite population
+~98 %, users ~81 %, LLM responses ~67 %, overall ~85 %).  A finite population
 alone would not: once it is cached every read hits, so each type also reads a
 share of never-seen items (new sessions, users, prompts) that keeps its miss
 floor where real traffic has it.
@@ -40,14 +40,14 @@ class Traffic:
 
 #: the healthy mix (ADR-004's key types in realistic proportions and sizes)
 HEALTHY: tuple[Traffic, ...] = (
-    Traffic("session", 0.30, 1_000, 1.5, 2_000, 0.002, new_share=0.015),
-    Traffic("user", 0.15, 4_000, 1.1, 5_000, 0.004, new_share=0.11),
-    Traffic("organization", 0.08, 5, 1.0, 10_000, 0.004, new_share=0.15),
+    Traffic("session", 0.30, 1_000, 1.5, 2_000, 0.002, new_share=0.02),
+    Traffic("user", 0.15, 4_000, 1.1, 5_000, 0.004, new_share=0.14),
+    Traffic("organization", 0.08, 5, 1.0, 10_000, 0.004, new_share=0.14),
     Traffic("permissions", 0.10, 4_000, 1.1, 1_000, 0.003, new_share=0.3),
     Traffic("api-key", 0.05, 300, 1.2, 500, 0.002, new_share=0.2),
     Traffic("rate-limit", 0.12, 10, 1.0, 16, 0.0, operation="incr"),
     Traffic(
-        "llm-response", 0.08, 20_000, 1.0, 5_000, 0.030, operation="get_or_compute", new_share=0.13
+        "llm-response", 0.08, 20_000, 1.0, 5_000, 0.030, operation="get_or_compute", new_share=0.15
     ),
     Traffic("analytics", 0.05, 3, 1.0, 20_000, 0.010, operation="get_or_compute"),
     Traffic("feature-flag", 0.07, 40, 1.0, 200, 0.001),

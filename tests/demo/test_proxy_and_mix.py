@@ -149,4 +149,4 @@ def test_healthy_hit_rates_land_near_the_adr_targets_once_warm(tmp_path: Path) -
     targets["all"] = slo.hit_rate_objective
     for name, target in targets.items():
         assert target is not None
-        assert target + 0.01 <= rates[name] <= target + 0.08, (name, rates[name], target)
+        assert target + 0.01 <= rates[name] <= target + 0.1, (name, rates[name], target)
