@@ -95,3 +95,21 @@ def test_prometheus_rule_and_dashboards_configmap_are_in_sync_with_the_generated
     for path in dashboards:
         assert json.loads(config_map["data"][path.name]) == json.loads(path.read_text())
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+
+
+def test_the_pod_is_hardened_probed_and_sized() -> None:
+    """Restricted pod security, no API token it never uses, probes on /healthz (never
+    /readyz: a Redis outage must stay scrapeable as redis_up 0), requests and a memory cap."""
+    pod = load("deployment.yaml")["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False  # the exporter never calls the API
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    security = container["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["capabilities"]["drop"] == ["ALL"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}, probe
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+    assert "memory" in container["resources"]["limits"]
