@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 from tests.deploy.conftest import DEPLOY, venv_tool
 
@@ -74,3 +75,14 @@ def test_the_build_context_leaves_out_the_checkout_s_bulk_and_secrets() -> None:
     sources = {s for line in copied for s in line.split()}
     assert sources == {"pyproject.toml", "README.md", "exporter"}
     assert not sources & set(patterns)
+
+
+def test_the_root_dockerignore_matches_the_dockerfile_one() -> None:
+    """docker-compose v1 and the classic builder read only ``.dockerignore`` at the root."""
+
+    def patterns(path: Path) -> list[str]:
+        lines = path.read_text().splitlines()
+        return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+    root = DEPLOY.parent / ".dockerignore"
+    assert patterns(root) == patterns(DEPLOY / "Dockerfile.dockerignore")
