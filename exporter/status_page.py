@@ -186,8 +186,13 @@ class PrometheusAPI:
 
     async def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         response = await self.client.get(path, params=params)
-        response.raise_for_status()
-        body = response.json()
+        try:
+            body = response.json()
+        except ValueError:
+            response.raise_for_status()  # not JSON: an HTTP error says more
+            raise
+        if response.is_error and not (isinstance(body, dict) and body.get("status") == "error"):
+            response.raise_for_status()
         if not isinstance(body, dict) or "status" not in body:
             raise RuntimeError(f"{path}: not a Prometheus API answer")
         if body.get("status") != "success":
@@ -274,6 +279,34 @@ class Page:
     from_recordings: bool  # read the generator's recording rules (else raw queries)
     #: current hit rate of the key types that have no objective of their own
     other_types: dict[str, float] = field(default_factory=dict)
+    #: why queries failed (a slow raw 30d query, say): their values show as missing
+    failed: list[str] = field(default_factory=list)
+
+
+#: what a failed query raises: transport errors, Prometheus' own error, or an answer
+#: of an unexpected shape
+QUERY_ERRORS: tuple[type[Exception], ...] = (
+    httpx.HTTPError,
+    RuntimeError,
+    KeyError,
+    ValueError,
+    TypeError,
+    IndexError,
+    AttributeError,
+)
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, RuntimeError) else type(exc).__name__
+
+
+async def _soft(job: Any, fallback: Any, failed: list[str]) -> Any:
+    """One value's query: a failure blanks that value, not the whole page."""
+    try:
+        return await job
+    except QUERY_ERRORS as exc:
+        failed.append(_reason(exc))
+        return fallback
 
 
 def _hit_ratio_by_type(recorded: set[str]) -> str:
@@ -299,19 +332,24 @@ async def collect(api: PrometheusAPI, slo: SLO) -> Page:
         expr = o.recorded(w)
         return expr if expr.split("{", 1)[0] in recorded else o.expr(w)
 
+    failed: list[str] = []
     jobs: list[Any] = []
     for row in rows:
         o = row.objective
         jobs += [
-            api.scalar(sli(o, NOW_WINDOW)),
-            api.scalar(o.budget_recorded() if budget_recorded else sli(o, window)),
-            api.scalar(sli(o, BURN_WINDOW)),
-            api.series(sli(o, NOW_WINDOW), start, end, SPARK_STEP_SECONDS),
+            _soft(api.scalar(sli(o, NOW_WINDOW)), None, failed),
+            _soft(
+                api.scalar(o.budget_recorded() if budget_recorded else sli(o, window)),
+                None,
+                failed,
+            ),
+            _soft(api.scalar(sli(o, BURN_WINDOW)), None, failed),
+            _soft(api.series(sli(o, NOW_WINDOW), start, end, SPARK_STEP_SECONDS), [], failed),
         ]
     jobs += [
-        api.scalar(p99_expr(slo)),
-        api.firing_alerts(),
-        api.by_label(_hit_ratio_by_type(recorded), "type"),
+        _soft(api.scalar(p99_expr(slo)), None, failed),
+        _soft(api.firing_alerts(), [], failed),
+        _soft(api.by_label(_hit_ratio_by_type(recorded), "type"), {}, failed),
     ]
     results = await asyncio.gather(*jobs)
     for i, row in enumerate(rows):
@@ -329,7 +367,7 @@ async def collect(api: PrometheusAPI, slo: SLO) -> Page:
     with_objective = {r.objective.type for r in rows}
     others = [kt.name for kt in slo.key_types if kt.name not in with_objective]
     other_types = {t: by_type[t] for t in (*others, TYPE_OTHER) if t in by_type}
-    return Page(rows, p99, firing, bool(recorded), other_types)
+    return Page(rows, p99, firing, bool(recorded), other_types, failed)
 
 
 # --- rendering -----------------------------------------------------------------------
@@ -444,6 +482,13 @@ def render(page: Page, slo: SLO, prometheus: str) -> str:
         if other_rows
         else ""
     )
+    failed_html = (
+        f'<div class="error" id="failed-queries">{len(page.failed)} '
+        f"{'query' if len(page.failed) == 1 else 'queries'} failed; their values show as "
+        f"missing (first: {esc(page.failed[0])}).</div>"
+        if page.failed
+        else ""
+    )
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">'
@@ -453,6 +498,7 @@ def render(page: Page, slo: SLO, prometheus: str) -> str:
         f"{esc(slo.source)} · from {esc(prometheus)} "
         f"({'recording rules' if page.from_recordings else 'raw queries'}) · sparklines: last "
         f"{SPARK_SECONDS // 3600} h of the {NOW_WINDOW} SLI</div>"
+        f"{failed_html}"
         f'<div class="grid">{"".join(_render_row(r, p99, slo) for r in rows)}</div>'
         f"{others_html}"
         f'<div class="firing" id="firing"><h2>Alerts firing</h2>{firing_html}</div>'
@@ -479,22 +525,11 @@ def build_router(prometheus_url: str, slo: SLO) -> APIRouter:
         async with httpx.AsyncClient(
             base_url=prometheus_url.rstrip("/"), timeout=QUERY_TIMEOUT_SECONDS
         ) as client:
-            try:
+            try:  # the rules listing tells whether Prometheus answers at all
                 page = await collect(PrometheusAPI(client), slo)
-            except (
-                httpx.HTTPError,
-                RuntimeError,  # Prometheus' own error, or not Prometheus at all
-                KeyError,
-                ValueError,
-                TypeError,
-                IndexError,
-                AttributeError,  # a well-formed answer of an unexpected shape
-            ) as exc:
-                reason = type(exc).__name__
-                if isinstance(exc, RuntimeError):
-                    reason = str(exc)
+            except QUERY_ERRORS as exc:
                 return HTMLResponse(
-                    render_error(f"Prometheus at {shown} could not be queried ({reason})."),
+                    render_error(f"Prometheus at {shown} could not be queried ({_reason(exc)})."),
                     status_code=503,
                 )
         return HTMLResponse(render(page, slo, shown))

@@ -70,6 +70,22 @@ def test_status_page_shows_every_objective_with_a_value_and_marks_the_broken_one
             timeout=30,
             what=f"{objective.key} has data",
         )
+    without = {kt.name for kt in stack.slo.key_types if kt.hit_rate_objective is None}
+    without -= {"rate-limit"}  # rate limits are counters, never read
+    poll(  # rarely read types (api-key) need their first reads in the 5m window
+        lambda: (
+            without
+            <= {
+                r["metric"].get("type")
+                for r in prometheus_query(
+                    stack, objectives(stack.slo)[0].recorded(NOW_WINDOW).split("{")[0]
+                )
+                if r["value"][1] != "NaN"
+            }
+        ),
+        timeout=60,
+        what="every key type without an objective has a hit rate",
+    )
     dom = dump_dom(browser, stack.urls["SLO status page"])
     assert "<title>Cache SLO status" in dom
     assert "(recording rules)" in dom  # the stack loads the generated rules
@@ -96,8 +112,7 @@ def test_status_page_shows_every_objective_with_a_value_and_marks_the_broken_one
     assert int(summary.group(1)) == marked
     # the key types without an objective are listed with their hit rate
     others = dict(re.findall(r'<tr><td>([\w-]+)</td><td class="rate">([^<]*)</td></tr>', dom))
-    without = {kt.name for kt in stack.slo.key_types if kt.hit_rate_objective is None}
-    assert without - {"rate-limit"} <= set(others)  # rate limits are counters, never read
+    assert without <= set(others)
     assert all(re.fullmatch(r"\d+\.\d\d %", v) for v in others.values())
 
 
@@ -149,3 +164,31 @@ async def test_without_recording_rules_the_page_falls_back_to_raw_queries(stack:
         assert row.budget_left is not None and row.budget_left <= 1, row.objective.key
     html = render(page, stack.slo, stack.urls["prometheus"])
     assert "(raw queries)" in html
+
+
+async def test_a_query_prometheus_fails_blanks_its_values_not_the_page(stack: Stack) -> None:
+    """The live Prometheus times out every range (sparkline) query: the page still
+    renders every objective's values and says which queries failed."""
+    import httpx
+
+    from exporter.status_page import PrometheusAPI, collect, render
+
+    class RangeQueriesTimeOut(PrometheusAPI):
+        async def _get(self, path: str, params: dict[str, object] | None = None) -> object:
+            if path == "/api/v1/query_range" and params:
+                params = {**params, "timeout": "1ns"}  # Prometheus aborts the query itself
+            return await super()._get(path, params)
+
+    poll(
+        lambda: prometheus_query(stack, objectives(stack.slo)[0].recorded(NOW_WINDOW)),
+        timeout=30,
+        what="recorded overall hit rate has data",
+    )
+    async with httpx.AsyncClient(base_url=stack.urls["prometheus"], timeout=10) as client:
+        page = await collect(RangeQueriesTimeOut(client), stack.slo)
+    assert page.failed and all("timeout" in reason for reason in page.failed)
+    assert len(page.failed) == len(page.rows)
+    assert all(row.series == [] for row in page.rows)
+    assert all(row.now is not None and row.budget_left is not None for row in page.rows)
+    html = render(page, stack.slo, stack.urls["prometheus"])
+    assert 'id="failed-queries"' in html
