@@ -17,7 +17,8 @@ import yaml
 from exporter.rules import conventions as c
 from exporter.slo import load_slo
 from exporter.status_page import PrometheusAPI, collect, render
-from tests.support.processes import cleanup_env, free_port, require_binary, wait_for_port
+from tests.support.processes import free_port, wait_for_port
+from tests.support.prometheus import PrometheusServer
 
 #: alert name -> labels, as the generated rules label them (see alerts/*.rules.yml)
 FIRING = {
@@ -47,26 +48,11 @@ def prometheus(tmp_path: Path) -> Iterator[str]:
         ]
     }
     (tmp_path / "firing.rules.yml").write_text(yaml.safe_dump(rules))
-    config = {"global": {"evaluation_interval": "1s"}, "rule_files": ["firing.rules.yml"]}
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            require_binary("prometheus"),
-            f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=cleanup_env(),
-    )
-    try:
-        wait_for_port(port, proc=proc, timeout=20)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    config = {"global": {"evaluation_interval": "1s"}}
+    with PrometheusServer(
+        tmp_path / "prometheus", config, [tmp_path / "firing.rules.yml"]
+    ) as server:
+        yield server.url
 
 
 async def test_only_an_objectives_own_alerts_mark_it_broken(prometheus: str) -> None:
