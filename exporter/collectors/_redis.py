@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
 import redis
@@ -9,6 +11,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from exporter.slo import SLO
+
+log = logging.getLogger(__name__)
 
 #: per-call socket timeout of the background collectors' clients (seconds)
 DEFAULT_SOCKET_TIMEOUT = 5.0
@@ -96,8 +100,6 @@ class RepeatFilter:
         self._last: str | None = None
 
     def level(self, reason: str) -> int:
-        import logging
-
         repeated = reason == self._last
         self._last = reason
         return logging.DEBUG if repeated else logging.WARNING
@@ -105,3 +107,51 @@ class RepeatFilter:
     def reset(self) -> None:
         """A success ends the streak: the next failure is news again."""
         self._last = None
+
+
+#: how long stop() waits for a background thread after closing its connections
+STOP_TIMEOUT = 10.0
+
+
+class BackgroundThread:
+    """Start and stop of one daemon thread running ``_loop``, shared by the sampler and
+    the eviction tracker.  ``stop`` closes the connections *before* joining, so a call
+    blocked on a Redis that answers slowly (or a byte at a time) fails at once instead
+    of holding shutdown; the join is bounded all the same."""
+
+    #: what the logs and the thread name call this worker ("keyspace sampler", ...)
+    label = "background collector"
+    instance: str
+    _stop: threading.Event
+    _thread: threading.Thread | None
+
+    def _loop(self) -> None:
+        raise NotImplementedError
+
+    def _disconnect(self) -> None:
+        raise NotImplementedError
+
+    def _interrupt(self) -> None:
+        """Wake the loop from any wait of its own (beyond ``_stop``)."""
+
+    def start(self) -> None:
+        """Start the thread (idempotent)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._loop, name=f"{self.label.replace(' ', '-')}[{self.instance}]", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop the thread and close its connections."""
+        self._stop.set()
+        self._interrupt()
+        self._disconnect()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("%s for %s did not stop in time", self.label, self.instance)
+            self._thread = None
+        self._disconnect()

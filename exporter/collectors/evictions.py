@@ -45,6 +45,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from exporter.collectors._ledger import EvictionLedger
 from exporter.collectors._redis import (
+    BackgroundThread,
     KeyClassifier,
     RepeatFilter,
     client,
@@ -82,7 +83,6 @@ DEFAULT_BARRIER_TIMEOUT = 2.0
 POLL_SECONDS = 0.01
 MAX_BACKOFF = 5.0
 #: seconds stop() waits for the thread once its connections are closed
-STOP_TIMEOUT = 10.0
 
 
 def merged_notify_flags(current: str) -> str:
@@ -109,8 +109,10 @@ class _Dropped(Exception):
     """The subscription is unusable (barrier timed out, unexpected reply)."""
 
 
-class EvictionTracker:
+class EvictionTracker(BackgroundThread):
     """``cache_evictions_total`` per key type and reason, reconciled with ``INFO``."""
+
+    label = "eviction tracker"
 
     def __init__(
         self,
@@ -152,27 +154,8 @@ class EvictionTracker:
 
     # --- lifecycle -------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the subscriber thread (idempotent)."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._loop, name=f"eviction-tracker[{self.instance}]", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Stop the thread; its connections are closed first so no blocked read holds it."""
-        self._stop.set()
+    def _interrupt(self) -> None:
         self._wake.set()
-        self._disconnect()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.warning("eviction tracker for %s did not stop in time", self.instance)
-            self._thread = None
-        self._disconnect()
 
     def _disconnect(self) -> None:
         conn = self._conn

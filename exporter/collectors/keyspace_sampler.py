@@ -44,6 +44,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from exporter.collectors._redis import (
+    BackgroundThread,
     KeyClassifier,
     RepeatFilter,
     client,
@@ -81,7 +82,6 @@ DEFAULT_MEMORY_SAMPLES = 5
 #: seconds to wait before retrying a cycle that failed (Redis down)
 RETRY_DELAY = 5.0
 #: seconds stop() waits for the thread once its connections are closed
-STOP_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -186,8 +186,10 @@ def _values(spec: MetricSpec, **values: str) -> list[str]:
     return [values[name] for name in spec.labels]
 
 
-class KeyspaceSampler:
+class KeyspaceSampler(BackgroundThread):
     """Background estimator of ``cache_keys`` and ``cache_size_bytes`` per key type."""
+
+    label = "keyspace sampler"
 
     def __init__(
         self,
@@ -235,32 +237,6 @@ class KeyspaceSampler:
         self._repeats = RepeatFilter()
 
     # --- lifecycle ---------------------------------------------------------------
-
-    def start(self) -> None:
-        """Start the background thread (idempotent)."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._loop, name=f"keyspace-sampler[{self.instance}]", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Stop after the current batch and close the connections.
-
-        The connections are closed first: a call blocked on a Redis that
-        answers slowly (or a byte at a time) then fails at once instead of
-        holding shutdown; the join is bounded all the same.
-        """
-        self._stop.set()
-        self._disconnect()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.warning("keyspace sampler for %s did not stop in time", self.instance)
-            self._thread = None
-        self._disconnect()
 
     def _disconnect(self) -> None:
         for each in list(self._clients.values()):
