@@ -34,7 +34,10 @@ expiration is counted, but as ``type="unattributed"``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import select
+import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -80,7 +83,9 @@ DEFAULT_RECONCILE_INTERVAL = 5.0
 DEFAULT_COLLECT_TIMEOUT = 2.0
 DEFAULT_BARRIER_TIMEOUT = 2.0
 #: how long the thread blocks on the socket before looking at requests again
-POLL_SECONDS = 0.01
+#: longest the subscriber sleeps in select(); a scrape's request or stop() wakes it
+#: at once through a socketpair, so this only bounds a TLS read buffered out of sight
+POLL_SECONDS = 0.2
 MAX_BACKOFF = 5.0
 #: seconds stop() waits for the thread once its connections are closed
 
@@ -149,6 +154,11 @@ class EvictionTracker(BackgroundThread):
         self._conn: Any = None  # the subscription connection, for stop() to close
         self._stop = threading.Event()
         self._wake = threading.Event()
+        # a byte on this pair wakes the subscriber's select() when a scrape asks for a
+        # reconcile, so collect() waits one round trip, not a polling interval
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
         self._thread: threading.Thread | None = None
         self._repeats = RepeatFilter()
 
@@ -156,6 +166,21 @@ class EvictionTracker(BackgroundThread):
 
     def _interrupt(self) -> None:
         self._wake.set()
+        self._poke()
+
+    def _poke(self) -> None:
+        with contextlib.suppress(OSError):  # already poked (buffer full) or closed
+            self._wake_w.send(b"x")
+
+    def _drain(self) -> None:
+        with contextlib.suppress(OSError):  # BlockingIOError: nothing left
+            while self._wake_r.recv(4096):
+                pass
+
+    def __del__(self) -> None:
+        for sock in (getattr(self, "_wake_r", None), getattr(self, "_wake_w", None)):
+            if sock is not None:
+                sock.close()
 
     def _disconnect(self) -> None:
         conn = self._conn
@@ -188,6 +213,7 @@ class EvictionTracker(BackgroundThread):
             self._requested += 1
             ticket = self._requested
         self._wake.set()
+        self._poke()
         alive = self._thread is not None and self._thread.is_alive()
         with self._cond:
             if alive:
@@ -284,8 +310,14 @@ class EvictionTracker(BackgroundThread):
     def _serve(self, conn: Any) -> None:
         next_reconcile = time.monotonic()
         while not self._stop.is_set():
-            if conn.can_read(timeout=POLL_SECONDS):
+            if conn.can_read(timeout=0):  # parser-buffered data first: select cannot see it
                 self._handle(conn.read_response())
+            else:
+                ready, _, _ = select.select([conn._sock, self._wake_r], [], [], POLL_SECONDS)
+                if self._wake_r in ready:
+                    self._drain()
+                if conn._sock in ready:
+                    self._handle(conn.read_response())
             if self._requested > self._served or time.monotonic() >= next_reconcile:
                 self._reconcile(conn)
                 next_reconcile = time.monotonic() + self.reconcile_interval
