@@ -83,7 +83,7 @@ DEFAULT_RECONCILE_INTERVAL = 5.0
 DEFAULT_COLLECT_TIMEOUT = 2.0
 DEFAULT_BARRIER_TIMEOUT = 2.0
 #: how long the thread blocks on the socket before looking at requests again
-#: longest the subscriber sleeps in select(); a scrape's request or stop() wakes it
+#: longest the subscriber sleeps in poll(); a scrape's request or stop() wakes it
 #: at once through a socketpair, so this only bounds a TLS read buffered out of sight
 POLL_SECONDS = 0.2
 MAX_BACKOFF = 5.0
@@ -154,7 +154,7 @@ class EvictionTracker(BackgroundThread):
         self._conn: Any = None  # the subscription connection, for stop() to close
         self._stop = threading.Event()
         self._wake = threading.Event()
-        # a byte on this pair wakes the subscriber's select() when a scrape asks for a
+        # a byte on this pair wakes the subscriber's poll() when a scrape asks for a
         # reconcile, so collect() waits one round trip, not a polling interval
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -309,14 +309,19 @@ class EvictionTracker(BackgroundThread):
 
     def _serve(self, conn: Any) -> None:
         next_reconcile = time.monotonic()
+        # poll(), not select(): no FD_SETSIZE limit in a process with many sockets
+        poller = select.poll()
+        sock_fd, wake_fd = conn._sock.fileno(), self._wake_r.fileno()
+        poller.register(sock_fd, select.POLLIN)
+        poller.register(wake_fd, select.POLLIN)
         while not self._stop.is_set():
-            if conn.can_read(timeout=0):  # parser-buffered data first: select cannot see it
+            if conn.can_read(timeout=0):  # parser-buffered data first: poll cannot see it
                 self._handle(conn.read_response())
             else:
-                ready, _, _ = select.select([conn._sock, self._wake_r], [], [], POLL_SECONDS)
-                if self._wake_r in ready:
+                ready = {fd for fd, _ in poller.poll(POLL_SECONDS * 1000)}
+                if wake_fd in ready:
                     self._drain()
-                if conn._sock in ready:
+                if sock_fd in ready:
                     self._handle(conn.read_response())
             if self._requested > self._served or time.monotonic() >= next_reconcile:
                 self._reconcile(conn)
