@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 MetricKind = Literal["counter", "gauge", "histogram", "summary", "info"]
 
@@ -36,6 +37,16 @@ class MetricSpec:
         if self.kind == "counter" and self.name.endswith("_total"):
             return self.name[: -len("_total")]
         return self.name
+
+    def new_family(self) -> CounterMetricFamily | GaugeMetricFamily:
+        """A fresh family for a custom collector's ``collect()`` (counter or gauge)."""
+        if self.kind == "counter":
+            return CounterMetricFamily(self.family, self.help, labels=list(self.labels))
+        return GaugeMetricFamily(self.family, self.help, labels=list(self.labels))
+
+    def label_values(self, **values: str) -> list[str]:
+        """Label values in this spec's label order, by name."""
+        return [values[name] for name in self.labels]
 
 
 # --- fixed label values ------------------------------------------------------

@@ -44,7 +44,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import redis
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 
 from exporter.collectors._ledger import EvictionLedger
 from exporter.collectors._redis import (
@@ -64,7 +64,6 @@ from exporter.metrics import (
     NOTIFICATIONS,
     REASON_EXPIRED,
     REASON_MAXMEMORY,
-    MetricSpec,
 )
 from exporter.slo import SLO
 
@@ -98,16 +97,6 @@ def merged_notify_flags(current: str) -> str:
 
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
-def _family(spec: MetricSpec) -> GaugeMetricFamily | CounterMetricFamily:
-    if spec.kind == "counter":
-        return CounterMetricFamily(spec.family, spec.help, labels=spec.labels)
-    return GaugeMetricFamily(spec.family, spec.help, labels=spec.labels)
-
-
-def _values(spec: MetricSpec, **values: str) -> list[str]:
-    return [values[name] for name in spec.labels]
 
 
 class _Dropped(Exception):
@@ -393,28 +382,30 @@ class EvictionTracker(BackgroundThread):
     def describe(self) -> Iterator[Metric]:
         """The families ``collect`` yields, without touching Redis."""
         for spec in (CACHE_EVICTIONS, NOTIFICATIONS, NOTIFICATION_RECONNECTS, NOTIFICATION_LAG):
-            yield _family(spec)
+            yield spec.new_family()
 
     def collect(self) -> Iterator[Metric]:
         """Reconcile (bounded wait), then the counters; none before the first INFO read."""
         counts = self.reconcile()
-        evictions = _family(CACHE_EVICTIONS)
+        evictions = CACHE_EVICTIONS.new_family()
         if counts is not None:
             for reason in EVICTION_REASONS:
                 for kind in self._types:
-                    labels = _values(CACHE_EVICTIONS, layer=LAYER_REDIS, type=kind, reason=reason)
+                    labels = CACHE_EVICTIONS.label_values(
+                        layer=LAYER_REDIS, type=kind, reason=reason
+                    )
                     evictions.add_metric(labels, counts[reason][kind])
-        received = _family(NOTIFICATIONS)
-        reconnects = _family(NOTIFICATION_RECONNECTS)
-        lag = _family(NOTIFICATION_LAG)
+        received = NOTIFICATIONS.new_family()
+        reconnects = NOTIFICATION_RECONNECTS.new_family()
+        lag = NOTIFICATION_LAG.new_family()
         with self._cond:
             notified: Mapping[str, int] = dict(self._notifications)
             last = self._last_notification
         for reason, count in notified.items():
             received.add_metric(
-                _values(NOTIFICATIONS, instance=self.instance, reason=reason), count
+                NOTIFICATIONS.label_values(instance=self.instance, reason=reason), count
             )
-        me = _values(NOTIFICATION_RECONNECTS, instance=self.instance)
+        me = NOTIFICATION_RECONNECTS.label_values(instance=self.instance)
         reconnects.add_metric(me, self.reconnects)
         if last is not None:
             lag.add_metric(me, max(0.0, time.time() - last))

@@ -41,7 +41,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 
 from exporter.collectors._redis import (
     BackgroundThread,
@@ -60,7 +60,6 @@ from exporter.metrics import (
     SAMPLER_CYCLES,
     SAMPLER_KEYS_SAMPLED,
     SAMPLER_LAST_CYCLE,
-    MetricSpec,
 )
 from exporter.slo import SLO
 
@@ -174,16 +173,6 @@ def dbs_with_keys(keyspace: Mapping[str, Any]) -> dict[int, int]:
             if keys > 0:
                 found[int(name[2:])] = keys
     return dict(sorted(found.items()))
-
-
-def _family(spec: MetricSpec) -> GaugeMetricFamily | CounterMetricFamily:
-    if spec.kind == "counter":
-        return CounterMetricFamily(spec.family, spec.help, labels=spec.labels)
-    return GaugeMetricFamily(spec.family, spec.help, labels=spec.labels)
-
-
-def _values(spec: MetricSpec, **values: str) -> list[str]:
-    return [values[name] for name in spec.labels]
 
 
 class KeyspaceSampler(BackgroundThread):
@@ -377,22 +366,22 @@ class KeyspaceSampler(BackgroundThread):
             SAMPLER_CYCLES,
             SAMPLER_LAST_CYCLE,
         ):
-            yield _family(spec)
+            yield spec.new_family()
 
     def collect(self) -> Iterator[Metric]:
         """The latest estimate; never waits for a scan (no estimate: no cache_* samples)."""
         estimate = self._estimate
-        keys = _family(CACHE_KEYS)
-        size = _family(CACHE_SIZE)
-        sampled = _family(SAMPLER_KEYS_SAMPLED)
-        duration = _family(SAMPLER_CYCLE_SECONDS)
-        cycles = _family(SAMPLER_CYCLES)
-        last = _family(SAMPLER_LAST_CYCLE)
-        me = _values(SAMPLER_CYCLES, instance=self.instance)
+        keys = CACHE_KEYS.new_family()
+        size = CACHE_SIZE.new_family()
+        sampled = SAMPLER_KEYS_SAMPLED.new_family()
+        duration = SAMPLER_CYCLE_SECONDS.new_family()
+        cycles = SAMPLER_CYCLES.new_family()
+        last = SAMPLER_LAST_CYCLE.new_family()
+        me = SAMPLER_CYCLES.label_values(instance=self.instance)
         cycles.add_metric(me, self._cycles)
         if estimate is not None:
             for kind in self._types:
-                labels = _values(CACHE_KEYS, layer=LAYER_REDIS, type=kind)
+                labels = CACHE_KEYS.label_values(layer=LAYER_REDIS, type=kind)
                 keys.add_metric(labels, estimate.keys.get(kind, 0.0))
                 if estimate.sized:
                     size.add_metric(labels, estimate.size_bytes.get(kind, 0.0))

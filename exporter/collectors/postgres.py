@@ -70,7 +70,7 @@ class PostgresCollector(Collector):
         return float(row[0]), float(row[1])
 
     def collect(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily(metrics.POSTGRES_UP.family, metrics.POSTGRES_UP.help)
+        up = metrics.POSTGRES_UP.new_family()
         try:
             hits, reads = self._deadline.run(self.read, self._timeout)
         except (psycopg.Error, TimeoutError) as exc:
@@ -85,7 +85,7 @@ class PostgresCollector(Collector):
             return
         labels = [metrics.LAYER_POSTGRES, metrics.TYPE_POSTGRES_BUFFER]
         for spec, value in ((metrics.CACHE_HITS, hits), (metrics.CACHE_MISSES, reads)):
-            family = CounterMetricFamily(spec.family, spec.help, labels=list(spec.labels))
+            family = spec.new_family()
             family.add_metric(labels, value)
             yield family
         up.add_metric([], 1.0)

@@ -14,13 +14,11 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
 from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
     Metric,
     SummaryMetricFamily,
 )
@@ -33,7 +31,7 @@ from redis.retry import Retry
 from exporter import metrics
 from exporter.collectors._deadline import Deadline, DeadlineExceeded
 from exporter.collectors.info_parser import InfoParseError, RedisInfo, parse_info
-from exporter.metrics import InfoUnit, MetricSpec
+from exporter.metrics import InfoUnit
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +75,6 @@ def convert(raw: str | float, unit: InfoUnit) -> float | None:
     if unit == "msec":
         return value / 1e3
     return value
-
-
-def _family(
-    spec: MetricSpec, labels: Iterable[str] | None = None
-) -> CounterMetricFamily | GaugeMetricFamily:
-    names = list(spec.labels if labels is None else labels)
-    if spec.kind == "counter":
-        return CounterMetricFamily(spec.family, spec.help, labels=names)
-    return GaugeMetricFamily(spec.family, spec.help, labels=names)
 
 
 def _quantile(name: str) -> str:
@@ -135,12 +124,12 @@ def info_metrics(info: RedisInfo, instance: str) -> Iterator[Metric]:
             value = None if raw is None else convert(raw, item.unit)
             if value is None:
                 continue
-            family = _family(item.spec)
+            family = item.spec.new_family()
             family.add_metric([instance], value)
             yield family
 
     for item in metrics.REDIS_COMMANDSTATS:
-        family = _family(item.spec)
+        family = item.spec.new_family()
         for cmd, stats in sorted(info.commandstats.items()):
             if item.field in stats:
                 family.add_metric([instance, cmd], convert(stats[item.field], item.unit) or 0.0)
@@ -151,20 +140,20 @@ def info_metrics(info: RedisInfo, instance: str) -> Iterator[Metric]:
         yield _latency_summary(info, instance)
 
     if info.errorstats:
-        family = _family(metrics.REDIS_ERRORS)
+        family = metrics.REDIS_ERRORS.new_family()
         for prefix, count in bounded_errorstats(info.errorstats).items():
             family.add_metric([instance, prefix], count)
         yield family
 
     for item in metrics.REDIS_KEYSPACE:
-        family = _family(item.spec)
+        family = item.spec.new_family()
         for db, stats in sorted(info.keyspace.items()):
             if item.field in stats:
                 family.add_metric([instance, db], convert(stats[item.field], item.unit) or 0.0)
         if family.samples:
             yield family
 
-    family = _family(metrics.REDIS_INSTANCE_INFO)
+    family = metrics.REDIS_INSTANCE_INFO.new_family()
     details = [
         next((v for s in info.fields.values() if (v := s.get(name)) is not None), "")
         for name in metrics.REDIS_INSTANCE_INFO_FIELDS
@@ -244,7 +233,9 @@ class RedisInfoCollector(Collector):
             metrics.EXPORTER_LAST_SCRAPE_ERROR,
         )
         return [
-            SummaryMetricFamily(spec.family, spec.help) if spec.kind == "summary" else _family(spec)
+            SummaryMetricFamily(spec.family, spec.help)
+            if spec.kind == "summary"
+            else spec.new_family()
             for spec in specs
         ]
 
@@ -278,16 +269,16 @@ class RedisInfoCollector(Collector):
             self._errors.add(self.instance)
             log.warning("scrape of Redis %s failed: %s", self.instance, failure)
         yield from families
-        up = _family(metrics.REDIS_UP)
+        up = metrics.REDIS_UP.new_family()
         up.add_metric([self.instance], 0.0 if failure else 1.0)
         yield up
-        duration = _family(metrics.EXPORTER_SCRAPE_DURATION)
+        duration = metrics.EXPORTER_SCRAPE_DURATION.new_family()
         duration.add_metric([self.instance], time.perf_counter() - started)
         yield duration
-        errors = _family(metrics.EXPORTER_SCRAPE_ERRORS)
+        errors = metrics.EXPORTER_SCRAPE_ERRORS.new_family()
         errors.add_metric([self.instance], float(self._errors.get(self.instance)))
         yield errors
-        last = _family(metrics.EXPORTER_LAST_SCRAPE_ERROR)
+        last = metrics.EXPORTER_LAST_SCRAPE_ERROR.new_family()
         last.add_metric([self.instance, failure], 1.0 if failure else 0.0)
         yield last
 
