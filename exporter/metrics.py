@@ -13,10 +13,12 @@ from __future__ import annotations
 import threading
 import weakref
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, values
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from exporter.thread_local_metrics import ThreadLocalCounter, ThreadLocalHistogram
 
 MetricKind = Literal["counter", "gauge", "histogram", "summary", "info"]
 
@@ -570,33 +572,38 @@ class ClientMetrics:
     """The client's metric objects, registered once per registry.
 
     Several :class:`~exporter.client.CacheService` instances in one process
-    share these (registering a name twice on one registry is an error).
+    share these (registering a name twice on one registry is an error).  They
+    record into per-thread cells without a lock
+    (:mod:`exporter.thread_local_metrics`), except in prometheus-client's
+    multiprocess mode, whose values must go to its files: there they are
+    prometheus-client's own ``Counter``/``Histogram``.
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.hits = Counter(
-            CACHE_HITS.family, CACHE_HITS.help, CACHE_HITS.labels, registry=registry
-        )
-        self.misses = Counter(
-            CACHE_MISSES.family, CACHE_MISSES.help, CACHE_MISSES.labels, registry=registry
-        )
-        self.latency = Histogram(
-            CACHE_LATENCY.family,
-            CACHE_LATENCY.help,
-            CACHE_LATENCY.labels,
-            buckets=CACHE_LATENCY.buckets or (),
-            registry=registry,
-        )
-        self.errors = Counter(
-            CACHE_ERRORS.family, CACHE_ERRORS.help, CACHE_ERRORS.labels, registry=registry
-        )
-        self.compute = Histogram(
-            CACHE_COMPUTE.family,
-            CACHE_COMPUTE.help,
-            CACHE_COMPUTE.labels,
-            buckets=CACHE_COMPUTE.buckets or (),
-            registry=registry,
-        )
+        counter: Any = ThreadLocalCounter
+        histogram: Any = ThreadLocalHistogram
+        if in_multiprocess_mode():
+            counter, histogram = Counter, Histogram
+
+        def count(spec: MetricSpec) -> Any:
+            return counter(spec.family, spec.help, spec.labels, registry=registry)
+
+        def timing(spec: MetricSpec) -> Any:
+            return histogram(
+                spec.family, spec.help, spec.labels, buckets=spec.buckets or (), registry=registry
+            )
+
+        self.hits = count(CACHE_HITS)
+        self.misses = count(CACHE_MISSES)
+        self.latency = timing(CACHE_LATENCY)
+        self.errors = count(CACHE_ERRORS)
+        self.compute = timing(CACHE_COMPUTE)
+
+
+def in_multiprocess_mode() -> bool:
+    """Whether prometheus-client keeps values in files (``PROMETHEUS_MULTIPROC_DIR`` was
+    set when it was imported): its value class then is not the in-memory one."""
+    return values.ValueClass is not values.MutexValue
 
 
 _client_metrics: weakref.WeakKeyDictionary[CollectorRegistry, ClientMetrics] = (
