@@ -580,17 +580,21 @@ class ClientMetrics:
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        counter: Any = ThreadLocalCounter
-        histogram: Any = ThreadLocalHistogram
-        if in_multiprocess_mode():
-            counter, histogram = Counter, Histogram
+        #: services' queues of per-call events (:mod:`exporter.client.recorder`),
+        #: applied before every collection
+        self._pending: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.immediate = in_multiprocess_mode()
+        hook = {} if self.immediate else {"before_collect": self.flush_pending}
+        counter: Any = Counter if self.immediate else ThreadLocalCounter
+        histogram: Any = Histogram if self.immediate else ThreadLocalHistogram
 
         def count(spec: MetricSpec) -> Any:
-            return counter(spec.family, spec.help, spec.labels, registry=registry)
+            return counter(spec.family, spec.help, spec.labels, registry=registry, **hook)
 
         def timing(spec: MetricSpec) -> Any:
+            buckets = spec.buckets or ()
             return histogram(
-                spec.family, spec.help, spec.labels, buckets=spec.buckets or (), registry=registry
+                spec.family, spec.help, spec.labels, buckets=buckets, registry=registry, **hook
             )
 
         self.hits = count(CACHE_HITS)
@@ -598,6 +602,14 @@ class ClientMetrics:
         self.latency = timing(CACHE_LATENCY)
         self.errors = count(CACHE_ERRORS)
         self.compute = timing(CACHE_COMPUTE)
+
+    def track(self, recorder: Any) -> None:
+        """Apply ``recorder``'s queued events before each collection while it lives."""
+        self._pending.add(recorder)
+
+    def flush_pending(self) -> None:
+        for recorder in list(self._pending):
+            recorder.flush()
 
 
 def in_multiprocess_mode() -> bool:

@@ -34,6 +34,7 @@ from exporter.client.instrumentation import TypeChildren
 from exporter.client.keys import KeyPattern
 from exporter.client.policy import Seconds
 from exporter.client.pubsub import AsyncSubscription
+from exporter.client.recorder import HIT, MISS
 from exporter.client.serialization import MAGIC, unwrap, wrap
 from exporter.client.stampede import (
     EXTEND_SCRIPT,
@@ -85,6 +86,7 @@ class AsyncCacheService(ServiceCore):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._rec.flush()
         await self.redis.aclose()
 
     async def _call(
@@ -101,7 +103,10 @@ class AsyncCacheService(ServiceCore):
             latency.observe(perf_counter() - t0)
             self._failed(op, exc)
             return MISSING
-        latency.observe(perf_counter() - t0)
+        rec = self._rec
+        rec.push((latency, perf_counter() - t0, None, None))
+        if len(rec.events) > rec.limit:
+            rec.flush()
         if br.failures:
             br.success()
         return result
@@ -109,11 +114,10 @@ class AsyncCacheService(ServiceCore):
     # --- reads ----------------------------------------------------------------------
 
     async def get(self, key: str) -> Any:
-        ti = self._classify(key)
         br = self.breaker
         if br.open_until and not br.allow():
             self._i.errors["get"]["circuit_open"].inc()
-            ti.misses.inc()
+            self._classify(key).misses.inc()
             return None
         t0 = perf_counter()
         try:
@@ -121,26 +125,33 @@ class AsyncCacheService(ServiceCore):
         except Exception as exc:
             self._lat_get.observe(perf_counter() - t0)
             self._failed("get", exc)
-            ti.misses.inc()
+            self._classify(key).misses.inc()
             return None
-        self._lat_get.observe(perf_counter() - t0)
+        seconds = perf_counter() - t0
         if br.failures:
             br.success()
+        # the hit or miss is counted (and the key classified) later, in a batch: see
+        # exporter.client.recorder for why the hot path only queues one event
+        rec = self._rec
         if data is None:
-            ti.misses.inc()
-            return None
-        value = MISSING
-        if self._json or data[:4] != MAGIC:
-            try:
-                value = self._loads(data)
-            except Exception:  # a get_or_compute value (header first) or undecodable
-                value = MISSING
-        if value is MISSING:
-            value = self._decode("get", unwrap(data)[0])
+            rec.push((self._lat_get, seconds, key, MISS))
+            value = None
+        else:
+            value = MISSING
+            if self._json or data[:4] != MAGIC:
+                try:
+                    value = self._loads(data)
+                except Exception:  # a get_or_compute value (header first) or undecodable
+                    value = MISSING
             if value is MISSING:
-                ti.misses.inc()
-                return None
-        ti.hits.inc()
+                value = self._decode("get", unwrap(data)[0])
+            if value is MISSING:
+                rec.push((self._lat_get, seconds, key, MISS))
+                value = None
+            else:
+                rec.push((self._lat_get, seconds, key, HIT))
+        if len(rec.events) > rec.limit:
+            rec.flush()
         return value
 
     async def mget(self, keys: Iterable[str]) -> list[Any]:

@@ -19,6 +19,7 @@ from exporter.client.errors import CacheConfigError
 from exporter.client.instrumentation import BREAKER_ERRORS, Instruments, TypeChildren, error_class
 from exporter.client.keys import KeyBuilder, KeyPattern
 from exporter.client.policy import Seconds, missing_ttl, ttl_ms
+from exporter.client.recorder import Recorder
 from exporter.client.serialization import (
     HEADER_SIZE,
     MAGIC,
@@ -125,6 +126,8 @@ class ServiceCore:
         self._json = type(cast(object, self.serializer)) is JsonSerializer
         self.metrics = client_metrics(registry)
         self._i = Instruments(self.metrics, self.slo, ttl_ms(other_ttl, "other_ttl"))
+        self._rec = Recorder(self._i, immediate=self.metrics.immediate)
+        self.metrics.track(self._rec)
         self.breaker = CircuitBreaker(breaker_threshold, breaker_cooldown)
         lease = ttl_ms(lock_lease, "lock_lease")
         assert lease is not None

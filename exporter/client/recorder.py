@@ -1,0 +1,114 @@
+"""Per-call metric events: queued by the hot path, applied to the metrics in batches.
+
+Why: measured here on loopback, code that runs right after a Redis round trip
+costs about five times its warm-loop time (the kernel and redis-py have just
+evicted it from the CPU's caches).  Classifying the key, observing the latency
+and counting the hit took ~1.2 µs in a warm loop but ~5 µs of wall time per
+``get`` against a ~72 µs round trip.  So the hot path appends one tuple
+(``latency child, seconds, key, outcome``) to a deque, and the classification
+and metric updates run later in one warm loop over many calls:
+
+- when the queue holds more than :data:`FLUSH_AT` events (bounded memory),
+- before every collection: the client metric families call
+  :meth:`exporter.metrics.ClientMetrics.flush_pending` first, so a scrape
+  sees every call made before it,
+- when the service is closed or garbage collected.
+
+In prometheus-client's multiprocess mode another process reads the values
+from files, so a service applies each event at once (limit 0).
+
+Thread-safe: ``deque.append`` is atomic, so the hot path takes no lock; the
+rare applier takes one to pop a batch, and the metric children it updates are
+thread-safe.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import deque
+from collections.abc import Sequence
+from itertools import compress, repeat
+from operator import is_
+from typing import Any
+
+from exporter.client.instrumentation import Instruments, TypeChildren
+
+#: outcome of an event that counts a hit or a miss of its key's type
+HIT = True
+MISS = False
+#: events queued before the pushing call applies them itself
+FLUSH_AT = 256
+
+Event = tuple[Any, float, "str | None", "bool | None"]
+
+
+def apply(events: deque[Event], instruments: Instruments, lock: threading.Lock) -> None:
+    """Apply the events queued so far (not those pushed meanwhile: no caller loops
+    forever), in bulk: per-event work is C-level passes where it can be."""
+    with lock:  # one applier at a time, so the len(events) counted are all there
+        pop = events.popleft
+        batch = [pop() for _ in range(len(events))]
+    if not batch:
+        return
+    latencies, seconds, keys, outcomes = zip(*batch, strict=True)
+    first = latencies[0]
+    if latencies.count(first) == len(latencies):  # the usual batch: all one operation
+        observe_many(first, seconds)
+    else:
+        by_child: dict[Any, list[float]] = {}
+        for child, value in zip(latencies, seconds, strict=True):
+            by_child.setdefault(child, []).append(value)
+        for child, values in by_child.items():
+            observe_many(child, values)
+    for outcome in (HIT, MISS):
+        # the keys of the events with this outcome (``is``: None means "not counted")
+        counted = list(compress(keys, map(is_, outcomes, repeat(outcome))))
+        if counted:
+            for ti, n in type_counts(instruments, counted).items():
+                (ti.hits if outcome else ti.misses).inc(n)
+
+
+def type_counts(instruments: Instruments, keys: list[Any]) -> dict[TypeChildren, int]:
+    """Per-type counts of ``keys``; a key that is not a ``str`` (a caller passed bytes,
+    which redis-py accepts) counts as ``other``: applying events must never raise, or a
+    scrape would fail."""
+    try:
+        return instruments.type_counts(keys)
+    except (TypeError, AttributeError):
+        counts: dict[TypeChildren, int] = {}
+        for key in keys:
+            ti = instruments.classify(key) if isinstance(key, str) else instruments.other
+            counts[ti] = counts.get(ti, 0) + 1
+        return counts
+
+
+def observe_many(child: Any, values: Sequence[float]) -> None:
+    bulk = getattr(child, "observe_many", None)
+    if bulk is not None:
+        bulk(values)
+    else:  # prometheus-client's own histogram (multiprocess mode)
+        for value in values:
+            child.observe(value)
+
+
+class Recorder:
+    """One service's queue of events.  Hot path::
+
+    rec.push((latency_child, seconds, key_or_None, HIT / MISS / None))
+    if len(rec.events) > rec.limit:
+        rec.flush()
+    """
+
+    def __init__(self, instruments: Instruments, *, immediate: bool) -> None:
+        self.events: deque[Event] = deque()
+        self.push = self.events.append
+        self.limit = 0 if immediate else FLUSH_AT
+        self._instruments = instruments
+        self._lock = threading.Lock()
+        # a dropped service's last events still count (no reference to self here)
+        done = weakref.finalize(self, apply, self.events, instruments, self._lock)
+        done.atexit = False
+
+    def flush(self) -> None:
+        apply(self.events, self._instruments, self._lock)
