@@ -1,0 +1,115 @@
+"""Per-call events are queued and applied in batches: a scrape still sees every call made
+before it, the queue stays bounded, dropped services and odd keys lose nothing and
+break nothing (real Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from exporter.client import AsyncCacheService, CacheService
+from exporter.client.recorder import FLUSH_AT
+from tests.client.conftest import sample
+
+
+def test_a_scrape_sees_every_call_made_before_it(
+    cache: CacheService, registry: CollectorRegistry
+) -> None:
+    key = cache.key("session", "s1")
+    cache.set(key, {"user": 1})
+    for n in range(1, 4):
+        assert cache.get(key) == {"user": 1}
+        assert cache.get(cache.key("session", "gone")) is None
+        assert sample(registry, "cache_hits_total", layer="redis", type="session") == n
+        assert sample(registry, "cache_misses_total", layer="redis", type="session") == n
+        gets = sample(registry, "cache_latency_seconds_count", layer="redis", operation="get")
+        assert gets == 2 * n
+    assert sample(registry, "cache_latency_seconds_count", layer="redis", operation="set") == 1
+
+
+def test_the_queue_stays_bounded_and_counts_stay_exact(
+    cache: CacheService, registry: CollectorRegistry
+) -> None:
+    user, other = cache.key("user", "u1"), "no-type-key"
+    cache.set(user, 1)
+    calls = 3 * FLUSH_AT + 7
+    for _ in range(calls):
+        cache.get(user)
+        cache.get(other)
+        assert len(cache._rec.events) <= FLUSH_AT + 1
+    assert sample(registry, "cache_hits_total", layer="redis", type="user") == calls
+    assert sample(registry, "cache_misses_total", layer="redis", type="other") == calls
+    latency = sample(registry, "cache_latency_seconds_count", layer="redis", operation="get")
+    assert latency == 2 * calls
+    assert sample(registry, "cache_latency_seconds_sum", layer="redis", operation="get") > 0
+
+
+def test_threads_and_scrapes_together_count_every_call(
+    cache: CacheService, registry: CollectorRegistry
+) -> None:
+    keys = [cache.key("user", str(n)) for n in range(4)]
+    for key in keys[:2]:
+        cache.set(key, "v")
+    threads, per_thread = 6, 400
+    stop = threading.Event()
+    scrapes: list[float] = []
+
+    def work() -> None:
+        for n in range(per_thread):
+            cache.get(keys[n % 4])
+
+    def scrape() -> None:
+        while not stop.is_set():
+            generate_latest(registry)
+            scrapes.append(sample(registry, "cache_hits_total", layer="redis", type="user"))
+            stop.wait(0.002)
+
+    scraper = threading.Thread(target=scrape)
+    scraper.start()
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    stop.set()
+    scraper.join()
+    total = threads * per_thread
+    assert sample(registry, "cache_hits_total", layer="redis", type="user") == total / 2
+    assert sample(registry, "cache_misses_total", layer="redis", type="user") == total / 2
+    assert sample(registry, "cache_latency_seconds_count", layer="redis", operation="get") == total
+    assert scrapes == sorted(scrapes), "a scrape saw the hit counter go backwards"
+
+
+def test_a_dropped_service_still_counts_its_last_calls(redis_url: str) -> None:
+    registry = CollectorRegistry()
+    service = CacheService.from_url(redis_url, registry=registry)
+    service.get(service.key("user", "never-set"))
+    assert len(service._rec.events) == 1  # queued, not applied yet
+    del service
+    gc.collect()
+    assert sample(registry, "cache_misses_total", layer="redis", type="user") == 1
+
+
+def test_keys_that_are_not_str_never_break_a_scrape(
+    cache: CacheService, registry: CollectorRegistry
+) -> None:
+    cache.redis.set(b"user:raw", b'"v"')
+    assert cache.get(b"user:raw") == "v"  # type: ignore[arg-type]  # redis-py takes bytes
+    generate_latest(registry)
+    assert sample(registry, "cache_hits_total", layer="redis", type="other") == 1
+
+
+async def test_async_service_queues_and_applies_the_same_way(redis_url: str) -> None:
+    registry = CollectorRegistry()
+    service = AsyncCacheService.from_url(redis_url, registry=registry)
+    key = service.key("user", "a1")
+    await service.set(key, 1)
+    results = await asyncio.gather(*(service.get(key) for _ in range(FLUSH_AT + 50)))
+    assert results == [1] * (FLUSH_AT + 50)
+    assert sample(registry, "cache_hits_total", layer="redis", type="user") == FLUSH_AT + 50
+    await service.get(service.key("user", "none"))
+    await service.aclose()
+    assert sample(registry, "cache_misses_total", layer="redis", type="user") == 1
