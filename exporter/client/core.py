@@ -19,7 +19,7 @@ from exporter.client.errors import CacheConfigError
 from exporter.client.instrumentation import BREAKER_ERRORS, Instruments, TypeChildren, error_class
 from exporter.client.keys import KeyBuilder, KeyPattern
 from exporter.client.policy import Seconds, missing_ttl, ttl_ms
-from exporter.client.recorder import Recorder
+from exporter.client.recorder import Recorder, type_counts
 from exporter.client.serialization import (
     HEADER_SIZE,
     MAGIC,
@@ -193,18 +193,23 @@ class ServiceCore:
             log.debug("cache %s: undecodable value (%s)", op, type(exc).__name__)
             return MISSING
 
-    def _mget_result(self, op: str, keys: list[str], raw: list[bytes | None]) -> list[Any]:
-        """Decode an MGET reply and count hits/misses per type (misses: absent or
-        undecodable).  Per-key work stays in C where it can: plain JSON values are one
-        list comprehension of ``json.loads``, and a batch whose keys share one type
-        (the usual ``mget``) is classified once (see :meth:`Instruments.type_counts`)."""
+    def _mget_decode(
+        self, op: str, keys: list[str], raw: list[bytes | None]
+    ) -> tuple[list[Any], list[str] | None]:
+        """Decode an MGET reply: the values (``None`` for a miss) and the keys that
+        missed (absent or undecodable), ``None`` when none did.  Per-key work stays in
+        C where it can: plain JSON values are one list comprehension of ``json.loads``."""
         loads = self.serializer.loads
-        nones = raw.count(None)
         out: list[Any] | None = None
+        nones = 1  # unknown yet
         if self._json:
             # JSON text never holds a raw NUL byte and every get_or_compute header starts
             # with one: only a batch without any can be decoded without looking for headers
-            blob = b"".join(filter(None, raw) if nones else cast(list[bytes], raw))
+            try:
+                blob = b"".join(cast(list[bytes], raw))  # fails fast if a key was missing
+                nones = 0
+            except TypeError:
+                blob = b"".join(filter(None, raw))
             if b"\x00" not in blob:
                 try:
                     out = [None if d is None else loads(d) for d in raw]
@@ -215,7 +220,6 @@ class ServiceCore:
                 out = [None if d is None else loads(d) for d in raw]
             except Exception:
                 out = None
-        failed = 0
         failed_at: list[int] = []
         if out is None:
             out = []
@@ -229,38 +233,22 @@ class ServiceCore:
                 try:
                     append(loads(d))
                 except Exception as exc:
-                    failed += 1
                     failed_at.append(i)
                     append(None)
                     log.debug("cache %s: undecodable value (%s)", op, type(exc).__name__)
-            if failed:
-                self._i.errors[op]["serialization"].inc(failed)
-        counts = self._i.type_counts(keys)
-        if len(counts) == 1:  # one type: no need to know which keys missed
-            ((ti, n),) = counts.items()
-            misses = nones + failed
-            if n > misses:
-                ti.hits.inc(n - misses)
-            if misses:
-                ti.misses.inc(misses)
-            return out
-        classify = self._i.classify
-        missed: dict[TypeChildren, int] = {}
-        if failed or nones:
-            for i, d in enumerate(raw):
-                if d is None:
-                    ti = classify(keys[i])
-                    missed[ti] = missed.get(ti, 0) + 1
-            for i in failed_at:
-                ti = classify(keys[i])
-                missed[ti] = missed.get(ti, 0) + 1
-        for ti, n in counts.items():
-            misses = missed.get(ti, 0)
-            if n > misses:
-                ti.hits.inc(n - misses)
-            if misses:
-                ti.misses.inc(misses)
-        return out
+            if failed_at:
+                self._i.errors[op]["serialization"].inc(len(failed_at))
+        if not failed_at and (nones == 0 or None not in raw):
+            return out, None
+        missed = [k for k, d in zip(keys, raw, strict=True) if d is None]
+        missed.extend(keys[i] for i in failed_at)
+        return out, missed
+
+    def _mget_failed(self, keys: list[str]) -> list[None]:
+        """Redis unavailable: every key is a miss (counted now: failures are rare)."""
+        for ti, n in type_counts(self._i, keys).items():
+            ti.misses.inc(n)
+        return [None] * len(keys)
 
     @staticmethod
     def _amount(amount: int) -> int:

@@ -28,19 +28,20 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Sequence
-from itertools import compress, repeat
-from operator import is_
 from typing import Any
 
 from exporter.client.instrumentation import Instruments, TypeChildren
 
-#: outcome of an event that counts a hit or a miss of its key's type
-HIT = True
-MISS = False
 #: events queued before the pushing call applies them itself
 FLUSH_AT = 256
+#: an event holding more keys than this is applied at once (bounds the memory held)
+FLUSH_KEYS = 1024
 
-Event = tuple[Any, float, "str | None", "bool | None"]
+#: (latency child, seconds, the key or keys looked up or None, those of them that
+#: missed or None).  A ``get`` hit is ``(child, s, key, None)``, a miss
+#: ``(child, s, key, key)``; an ``mget`` is ``(child, s, keys, missed keys)``; other
+#: calls count no hit or miss: ``(child, s, None, None)``.
+Event = tuple[Any, float, "str | list[str] | None", "str | list[str] | None"]
 
 
 def apply(events: deque[Event], instruments: Instruments, lock: threading.Lock) -> None:
@@ -51,7 +52,7 @@ def apply(events: deque[Event], instruments: Instruments, lock: threading.Lock) 
         batch = [pop() for _ in range(len(events))]
     if not batch:
         return
-    latencies, seconds, keys, outcomes = zip(*batch, strict=True)
+    latencies, seconds, looked, missed = zip(*batch, strict=True)
     first = latencies[0]
     if latencies.count(first) == len(latencies):  # the usual batch: all one operation
         observe_many(first, seconds)
@@ -61,18 +62,37 @@ def apply(events: deque[Event], instruments: Instruments, lock: threading.Lock) 
             by_child.setdefault(child, []).append(value)
         for child, values in by_child.items():
             observe_many(child, values)
-    for outcome in (HIT, MISS):
-        # the keys of the events with this outcome (``is``: None means "not counted")
-        counted = list(compress(keys, map(is_, outcomes, repeat(outcome))))
-        if counted:
-            for ti, n in type_counts(instruments, counted).items():
-                (ti.hits if outcome else ti.misses).inc(n)
+    if looked.count(None) == len(looked):
+        return
+    lookups = type_counts(instruments, flatten(looked))
+    misses = type_counts(instruments, flatten(missed))
+    for ti, n in lookups.items():
+        m = misses.get(ti, 0)
+        if n > m:
+            ti.hits.inc(n - m)
+        if m:
+            ti.misses.inc(m)
+
+
+def flatten(column: tuple[str | list[str] | None, ...]) -> list[Any]:
+    """The keys of a column of events: single keys and lists of keys, ``None`` skipped."""
+    keys: list[Any] = []
+    for item in column:
+        if item is None:
+            continue
+        if isinstance(item, list):
+            keys.extend(item)
+        else:
+            keys.append(item)
+    return keys
 
 
 def type_counts(instruments: Instruments, keys: list[Any]) -> dict[TypeChildren, int]:
     """Per-type counts of ``keys``; a key that is not a ``str`` (a caller passed bytes,
     which redis-py accepts) counts as ``other``: applying events must never raise, or a
     scrape would fail."""
+    if not keys:
+        return {}
     try:
         return instruments.type_counts(keys)
     except (TypeError, AttributeError):
@@ -95,7 +115,7 @@ def observe_many(child: Any, values: Sequence[float]) -> None:
 class Recorder:
     """One service's queue of events.  Hot path::
 
-    rec.push((latency_child, seconds, key_or_None, HIT / MISS / None))
+    rec.push((latency_child, seconds, looked_up, missed))
     if len(rec.events) > rec.limit:
         rec.flush()
     """

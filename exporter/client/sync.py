@@ -49,7 +49,7 @@ from exporter.client.instrumentation import TypeChildren
 from exporter.client.keys import KeyPattern
 from exporter.client.policy import Seconds
 from exporter.client.pubsub import Subscription
-from exporter.client.recorder import HIT, MISS
+from exporter.client.recorder import FLUSH_KEYS
 from exporter.client.serialization import MAGIC, unwrap, wrap
 from exporter.client.stampede import (
     EXTEND_SCRIPT,
@@ -78,6 +78,7 @@ class CacheService(ServiceCore):
         self._renewer = LeaseRenewer(self._renew_lease, self.lock_lease_ms / 3000)
         self._pop_tag = any_client.register_script(POP_TAG_SCRIPT)
         self._lat_get = self._i.latency["get"]
+        self._lat_mget = self._i.latency["mget"]
         self._classify = self._i.classify
         self._loads = self.serializer.loads
 
@@ -150,10 +151,11 @@ class CacheService(ServiceCore):
         if br.failures:
             br.success()
         # the hit or miss is counted (and the key classified) later, in a batch: see
-        # exporter.client.recorder for why the hot path only queues one event
+        # exporter.client.recorder for why the hot path only queues one event:
+        # (latency child, seconds, key looked up, key if it missed)
         rec = self._rec
         if data is None:
-            rec.push((self._lat_get, seconds, key, MISS))
+            rec.push((self._lat_get, seconds, key, key))
             value = None
         else:
             value = MISSING
@@ -165,10 +167,10 @@ class CacheService(ServiceCore):
             if value is MISSING:
                 value = self._decode("get", unwrap(data)[0])
             if value is MISSING:
-                rec.push((self._lat_get, seconds, key, MISS))
+                rec.push((self._lat_get, seconds, key, key))
                 value = None
             else:
-                rec.push((self._lat_get, seconds, key, HIT))
+                rec.push((self._lat_get, seconds, key, None))
         if len(rec.events) > rec.limit:
             rec.flush()
         return value
@@ -179,13 +181,25 @@ class CacheService(ServiceCore):
         if not keys:
             return []
         fn = self.redis.mget_nonatomic if self.is_cluster else self.redis.mget
-        raw = self._call("mget", fn, keys)
-        classify = self._i.classify
-        if raw is MISSING:
-            for key in keys:
-                classify(key).misses.inc()
-            return [None] * len(keys)
-        return self._mget_result("mget", keys, raw)
+        br = self.breaker
+        if br.open_until and self._blocked("mget"):
+            return self._mget_failed(keys)
+        t0 = perf_counter()
+        try:
+            raw = fn(keys)
+        except Exception as exc:
+            self._lat_mget.observe(perf_counter() - t0)
+            self._failed("mget", exc)
+            return self._mget_failed(keys)
+        seconds = perf_counter() - t0
+        if br.failures:
+            br.success()
+        out, missed = self._mget_decode("mget", keys, raw)
+        rec = self._rec  # counted later, in a batch (as in get)
+        rec.push((self._lat_mget, seconds, keys, missed))
+        if len(rec.events) > rec.limit or len(keys) > FLUSH_KEYS:
+            rec.flush()
+        return out
 
     # --- writes ---------------------------------------------------------------------
 
