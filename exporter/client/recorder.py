@@ -24,6 +24,7 @@ thread-safe.
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from collections import deque
@@ -31,6 +32,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from exporter.client.instrumentation import Instruments, TypeChildren
+
+log = logging.getLogger("exporter.client")
 
 #: events queued before the pushing call applies them itself
 FLUSH_AT = 256
@@ -52,6 +55,13 @@ def apply(events: deque[Event], instruments: Instruments, lock: threading.Lock) 
         batch = [pop() for _ in range(len(events))]
     if not batch:
         return
+    try:
+        _apply(batch, instruments)
+    except Exception:  # a bug here must not fail the caller's request or the scrape
+        log.exception("cache metrics: %d call events could not be applied", len(batch))
+
+
+def _apply(batch: list[Event], instruments: Instruments) -> None:
     latencies, seconds, looked, missed = zip(*batch, strict=True)
     first = latencies[0]
     if latencies.count(first) == len(latencies):  # the usual batch: all one operation
