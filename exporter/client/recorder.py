@@ -62,6 +62,14 @@ def apply(events: deque[Event], instruments: Instruments, lock: threading.Lock) 
 
 
 def _apply(batch: list[Event], instruments: Instruments) -> None:
+    if len(batch) == 1 and type(batch[0][2]) is not list:
+        # one get or plain call: what multiprocess mode applies every time
+        latency, value, key, miss = batch[0]
+        latency.observe(value)
+        if key is not None:
+            ti = instruments.classify(key) if type(key) is str else instruments.other
+            (ti.hits if miss is None else ti.misses).inc()
+        return
     latencies, seconds, looked, missed = zip(*batch, strict=True)
     first = latencies[0]
     if latencies.count(first) == len(latencies):  # the usual batch: all one operation
