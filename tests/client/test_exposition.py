@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,9 @@ key = cache.key("user", sys.argv[2])
 cache.set(key, 1)
 cache.get(key)
 cache.get(cache.key("user", "missing"))
+cache.mget([key, cache.key("user", "missing-too")])
+print("done", flush=True)
+sys.stdin.read()  # stay alive (as a server's worker does) until the test has scraped
 """
 
 
@@ -55,30 +59,51 @@ async def call_asgi(app: Any) -> str:
 
 
 @pytest.fixture
-def worker_metrics(tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Two worker processes in multiprocess mode, each did one hit and one miss."""
+def worker_metrics(
+    tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """Two live worker processes in multiprocess mode, each did (get + mget) one hit
+    and one miss of each; they wait until the test is over."""
     mp_dir = tmp_path / "prom"
     mp_dir.mkdir()
     env = cleanup_env()
     env[MULTIPROC_ENV] = str(mp_dir)
-    for n in range(2):
-        subprocess.run(
-            [sys.executable, "-c", WORKER, redis_url, str(n)], env=env, check=True, timeout=60
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, redis_url, str(n)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
-    monkeypatch.setenv(MULTIPROC_ENV, str(mp_dir))
-    return mp_dir
+        for n in range(2)
+    ]
+    try:
+        for worker in workers:
+            assert worker.stdout is not None
+            assert worker.stdout.readline().strip() == "done"
+        monkeypatch.setenv(MULTIPROC_ENV, str(mp_dir))
+        yield mp_dir
+    finally:
+        for worker in workers:
+            assert worker.stdin is not None and worker.stdout is not None
+            worker.stdin.close()
+            worker.wait(timeout=30)
+            worker.stdout.close()
 
 
 def test_wsgi_sums_worker_processes(worker_metrics: Path) -> None:
     text = call_wsgi(make_wsgi_app())
-    assert samples(text, "cache_hits_total", layer="redis", type="user") == 2
-    assert samples(text, "cache_misses_total", layer="redis", type="user") == 2
+    # read while the workers live: every call is in their files at once, none queued
+    assert samples(text, "cache_hits_total", layer="redis", type="user") == 4
+    assert samples(text, "cache_misses_total", layer="redis", type="user") == 4
     assert samples(text, "cache_latency_seconds_count", operation="get") == 4
+    assert samples(text, "cache_latency_seconds_count", operation="mget") == 2
 
 
 async def test_asgi_sums_worker_processes(worker_metrics: Path) -> None:
     text = await call_asgi(make_asgi_app())
-    assert samples(text, "cache_hits_total", layer="redis", type="user") == 2
+    assert samples(text, "cache_hits_total", layer="redis", type="user") == 4
 
 
 async def test_single_process_serves_the_given_registry(
