@@ -64,6 +64,7 @@ class AsyncCacheService(ServiceCore):
         self._pop_tag = any_client.register_script(POP_TAG_SCRIPT)
         self._lat_get = self._i.latency["get"]
         self._lat_mget = self._i.latency["mget"]
+        self._mget = any_client.mget_nonatomic if self.is_cluster else any_client.mget
         self._classify = self._i.classify
         self._loads = self.serializer.loads
 
@@ -160,13 +161,12 @@ class AsyncCacheService(ServiceCore):
         keys = list(keys)
         if not keys:
             return []
-        fn = self.redis.mget_nonatomic if self.is_cluster else self.redis.mget
         br = self.breaker
         if br.open_until and self._blocked("mget"):
             return self._mget_failed(keys)
         t0 = perf_counter()
         try:
-            raw = await fn(keys)
+            raw = await self._mget(keys)
         except Exception as exc:
             self._lat_mget.observe(perf_counter() - t0)
             self._failed("mget", exc)
