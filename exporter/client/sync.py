@@ -160,10 +160,10 @@ class CacheService(ServiceCore):
             value = None
         else:
             value = MISSING
-            if self._json or data[:4] != MAGIC:
+            if data[:4] != MAGIC:  # a plain value: get_or_compute's carry a header
                 try:
                     value = self._loads(data)
-                except Exception:  # a get_or_compute value (header first) or undecodable
+                except Exception:  # undecodable: decoded (and counted) again below
                     value = MISSING
             if value is MISSING:
                 value = self._decode("get", unwrap(data)[0])
