@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -583,6 +585,9 @@ class ClientMetrics:
         #: services' queues of per-call events (:mod:`exporter.client.recorder`),
         #: applied before every collection
         self._pending: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._pending_lock = threading.Lock()
+        #: what garbage-collected services left queued (see the recorder)
+        self.orphans: deque[Callable[[], None]] = deque()
         self.immediate = in_multiprocess_mode()
         hook = {} if self.immediate else {"before_collect": self.flush_pending}
         counter: Any = Counter if self.immediate else ThreadLocalCounter
@@ -605,11 +610,25 @@ class ClientMetrics:
 
     def track(self, recorder: Any) -> None:
         """Apply ``recorder``'s queued events before each collection while it lives."""
-        self._pending.add(recorder)
+        with self._pending_lock:  # a WeakSet must not grow while it is copied
+            self._pending.add(recorder)
 
     def flush_pending(self) -> None:
-        for recorder in list(self._pending):
+        with self._pending_lock:
+            recorders = list(self._pending)
+        for recorder in recorders:
             recorder.flush()
+        run_queued(self.orphans)  # left by services garbage collected since
+
+
+def run_queued(calls: deque[Callable[[], None]]) -> None:
+    """Run and drop each queued call (from any thread: each runs once)."""
+    while True:
+        try:
+            call = calls.popleft()
+        except IndexError:
+            return
+        call()
 
 
 def in_multiprocess_mode() -> bool:

@@ -6,11 +6,13 @@ prometheus-client child takes a lock per value it touches (a histogram
 here, half of all our overhead against a ~75 µs loopback round trip.  These
 children add into a plain list that only the calling thread writes (about
 0.2-0.3 µs), so nothing can race, with or without a GIL; a scrape sums the
-cells of every thread under a lock the hot path never takes.
+cells of every thread under a lock a recording thread takes only once per
+child, to register its cell.
 
 A thread's cell outlives the thread: when the thread ends, its counts move
 into the child's retired totals (at the next scrape or the next new thread),
-so counters never go backwards and thread churn does not grow memory.
+so thread churn does not grow memory, and a read never returns less than the
+one before (:meth:`ThreadCells.totals`).
 
 Same exposition as prometheus-client's ``Counter``/``Histogram`` (names, help,
 labels, cumulative ``le`` buckets, ``_sum``/``_count``), minus the ``_created``
@@ -50,7 +52,7 @@ class ThreadCells:
     :meth:`totals` adds them up across live threads and the retired totals.
     """
 
-    __slots__ = ("_dead", "_ids", "_live", "_lock", "_retired", "_size", "local")
+    __slots__ = ("_dead", "_ids", "_live", "_lock", "_reported", "_retired", "_size", "local")
 
     def __init__(self, size: int) -> None:
         #: ``local.cell``: the calling thread's list (absent until its first record)
@@ -61,10 +63,13 @@ class ThreadCells:
         #: ids of cells whose thread ended (appended by finalizers: no lock there)
         self._dead: deque[int] = deque()
         self._retired: list[float] = [0] * size
+        #: the last totals read: never report less (see :meth:`totals`)
+        self._reported: list[float] = [0] * size
         self._ids = itertools.count()
 
     def mine(self) -> list[float]:
-        """The calling thread's cell, created on its first record (the slow path)."""
+        """The calling thread's cell, created on its first record (the slow path, and
+        the only time a recording thread takes the lock)."""
         cell: list[float] = [0] * self._size
         token = _Token()
         ident = next(self._ids)
@@ -84,14 +89,24 @@ class ThreadCells:
             return len(self._live)
 
     def totals(self) -> list[float]:
+        """Every slot summed over threads, never less than the last read.
+
+        Floats summed in another order can round ~1 ulp lower (after an ended thread's
+        cell was folded into the retired totals), and Prometheus would read any drop of
+        a ``_sum`` or counter as a reset; every slot only grows, so the last value read
+        is a floor."""
         with self._lock:
             self._reap()
             out = list(self._retired)
-            cells = list(self._live.values())
-        for cell in cells:
-            for i, value in enumerate(cell):
-                out[i] += value
-        return out
+            for cell in self._live.values():
+                for i, value in enumerate(cell):
+                    out[i] += value
+            reported = self._reported
+            for i, value in enumerate(out):
+                if value < reported[i]:
+                    out[i] = reported[i]
+            self._reported = out
+            return list(out)
 
     def _reap(self) -> None:
         """Fold the cells of ended threads into the retired totals (lock held)."""
@@ -121,7 +136,7 @@ class CounterChild:
         cell[0] += amount
 
     def get(self) -> float:
-        return self.cells.totals()[0]
+        return float(self.cells.totals()[0])
 
 
 class HistogramChild:
@@ -156,9 +171,9 @@ class HistogramChild:
     def buckets(self) -> tuple[list[tuple[str, float]], float]:
         """Cumulative ``(le, count)`` pairs and the sum."""
         totals = self.cells.totals()
-        cumulative = itertools.accumulate(totals[:-1])
+        cumulative = map(float, itertools.accumulate(totals[:-1]))
         le = [floatToGoString(b) for b in self._bounds]  # type: ignore[no-untyped-call]
-        return list(zip(le, cumulative, strict=True)), totals[-1]
+        return list(zip(le, cumulative, strict=True)), float(totals[-1])
 
 
 class _Family(Collector):
@@ -246,7 +261,9 @@ class ThreadLocalHistogram(_Family):
         registry: CollectorRegistry | None,
         before_collect: Callable[[], None] | None = None,
     ) -> None:
-        bounds = sorted(float(b) for b in buckets)
+        bounds = [float(b) for b in buckets]
+        if bounds != sorted(bounds):
+            raise ValueError("Buckets not in sorted order")
         if not bounds or bounds[-1] != INF:
             bounds.append(INF)
         if len(bounds) < 2:

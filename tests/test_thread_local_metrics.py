@@ -3,6 +3,7 @@ exact totals under concurrent threads and scrapes, no growth with thread churn."
 
 from __future__ import annotations
 
+import random
 import threading
 
 import pytest
@@ -10,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from exporter.metrics import LATENCY_BUCKETS
-from exporter.thread_local_metrics import ThreadLocalCounter, ThreadLocalHistogram
+from exporter.thread_local_metrics import HistogramChild, ThreadLocalCounter, ThreadLocalHistogram
 
 # on, just past and just before bucket bounds, far beyond the last (+Inf) and zero
 OBSERVATIONS = (0.0, 0.0001, 0.00010001, 0.0099999, 0.01, 0.0100001, 0.003, 0.2, 7.5, 1e9)
@@ -133,3 +134,51 @@ def test_registering_a_taken_name_is_refused_like_prometheus_client() -> None:
     Counter("hits", "Hits.", ("type",), registry=registry)
     with pytest.raises(ValueError, match="Duplicated timeseries"):
         ThreadLocalCounter("hits", "Hits.", ("type",), registry=registry)
+
+
+def test_sum_never_goes_back_when_an_ended_threads_cell_is_folded_in() -> None:
+    """Folding an ended thread's cell into the retired totals adds the same floats in
+    another order, which can round lower; Prometheus would read the drop as a reset."""
+    rng = random.Random(1)
+
+    def values(n: int) -> list[float]:
+        return [rng.uniform(5e-5, 3e-3) for _ in range(n)]
+
+    for _ in range(200):
+        registry = CollectorRegistry()
+        buckets = LATENCY_BUCKETS
+        child = ThreadLocalHistogram("lat", "L.", ("op",), buckets, registry).labels("get")
+        child.observe_many(values(50))
+        ended = threading.Thread(target=child.observe_many, args=(values(30),))
+        ended.start()
+        ended.join()
+        registry.get_sample_value("lat_sum", {"op": "get"})  # folds the ended thread in
+        recorded, finish = threading.Event(), threading.Event()
+
+        def record_then_end(
+            child: HistogramChild, recorded: threading.Event, finish: threading.Event
+        ) -> None:
+            child.observe_many(values(40))
+            recorded.set()
+            finish.wait()
+
+        thread = threading.Thread(target=record_then_end, args=(child, recorded, finish))
+        thread.start()
+        recorded.wait()
+        before = registry.get_sample_value("lat_sum", {"op": "get"})
+        finish.set()
+        thread.join()
+        after = registry.get_sample_value("lat_sum", {"op": "get"})  # nothing observed since
+        assert before is not None and after is not None
+        assert after >= before
+
+
+def test_values_read_back_as_floats_and_unsorted_buckets_are_refused() -> None:
+    registry = CollectorRegistry()
+    ThreadLocalCounter("ops", "Ops.", ("kind",), registry=registry).labels("a").inc()
+    value = registry.get_sample_value("ops_total", {"kind": "a"})
+    assert value == 1.0 and isinstance(value, float)
+    with pytest.raises(ValueError, match="sorted"):
+        ThreadLocalHistogram("lat", "L.", ("op",), buckets=(0.1, 0.01), registry=None)
+    with pytest.raises(ValueError, match="sorted"):
+        Histogram("lat", "L.", ("op",), buckets=(0.1, 0.01), registry=None)

@@ -119,7 +119,7 @@ class AsyncCacheService(ServiceCore):
         br = self.breaker
         if br.open_until and not br.allow():
             self._i.errors["get"]["circuit_open"].inc()
-            self._classify(key).misses.inc()
+            self._count_miss(key)
             return None
         t0 = perf_counter()
         try:
@@ -127,7 +127,7 @@ class AsyncCacheService(ServiceCore):
         except Exception as exc:
             self._lat_get.observe(perf_counter() - t0)
             self._failed("get", exc)
-            self._classify(key).misses.inc()
+            self._count_miss(key)
             return None
         seconds = perf_counter() - t0
         if br.failures:
@@ -177,7 +177,8 @@ class AsyncCacheService(ServiceCore):
         out, missed = self._mget_decode("mget", keys, raw)
         rec = self._rec  # counted later, in a batch (as in get)
         rec.push((self._lat_mget, seconds, keys, missed))
-        if len(rec.events) > rec.limit or len(keys) > FLUSH_KEYS:
+        rec.queued_keys += len(keys)
+        if len(rec.events) > rec.limit or rec.queued_keys > FLUSH_KEYS:
             rec.flush()
         return out
 

@@ -126,7 +126,7 @@ class ServiceCore:
         self._json = type(cast(object, self.serializer)) is JsonSerializer
         self.metrics = client_metrics(registry)
         self._i = Instruments(self.metrics, self.slo, ttl_ms(other_ttl, "other_ttl"))
-        self._rec = Recorder(self._i, immediate=self.metrics.immediate)
+        self._rec = Recorder(self._i, self.metrics.orphans, immediate=self.metrics.immediate)
         self.metrics.track(self._rec)
         self.breaker = CircuitBreaker(breaker_threshold, breaker_cooldown)
         lease = ttl_ms(lock_lease, "lock_lease")
@@ -243,6 +243,13 @@ class ServiceCore:
         missed = [k for k, d in zip(keys, raw, strict=True) if d is None]
         missed.extend(keys[i] for i in failed_at)
         return out, missed
+
+    def _count_miss(self, key: str) -> None:
+        """A read that failed or was skipped (Redis unavailable): a miss of its type.
+        Never raises, whatever the key (bytes keys reach Redis, so they must not
+        break fail-open here)."""
+        for ti in type_counts(self._i, [key]):
+            ti.misses.inc()
 
     def _mget_failed(self, keys: list[str]) -> list[None]:
         """Redis unavailable: every key is a miss (counted now: failures are rare)."""

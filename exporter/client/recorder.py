@@ -11,8 +11,11 @@ and metric updates run later in one warm loop over many calls:
 - when the queue holds more than :data:`FLUSH_AT` events (bounded memory),
 - before every collection: the client metric families call
   :meth:`exporter.metrics.ClientMetrics.flush_pending` first, so a scrape
-  sees every call made before it,
-- when the service is closed or garbage collected.
+  sees every call made before it (hits, misses and latencies are applied
+  together, but each family flushes before it is read: as with
+  prometheus-client, one scrape is not one atomic snapshot),
+- when the service is closed, and after it is garbage collected (by the next
+  flush of any service or collection).
 
 In prometheus-client's multiprocess mode another process reads the values
 from files, so a service applies each event at once (limit 0).
@@ -28,17 +31,20 @@ import logging
 import threading
 import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from exporter.client.instrumentation import Instruments, TypeChildren
+from exporter.metrics import run_queued
 
 log = logging.getLogger("exporter.client")
 
 #: events queued before the pushing call applies them itself
 FLUSH_AT = 256
-#: an event holding more keys than this is applied at once (bounds the memory held)
-FLUSH_KEYS = 1024
+#: queued mget events holding more keys than this are applied at once (with
+#: FLUSH_AT, bounds the memory a service's queue holds)
+FLUSH_KEYS = 16_384
 
 #: (latency child, seconds, the key or keys looked up or None, those of them that
 #: missed or None).  A ``get`` hit is ``(child, s, key, None)``, a miss
@@ -49,16 +55,28 @@ Event = tuple[Any, float, "str | list[str] | None", "str | list[str] | None"]
 
 def apply(events: deque[Event], instruments: Instruments, lock: threading.Lock) -> None:
     """Apply the events queued so far (not those pushed meanwhile: no caller loops
-    forever), in bulk: per-event work is C-level passes where it can be."""
-    with lock:  # one applier at a time, so the len(events) counted are all there
+    forever), in bulk: per-event work is C-level passes where it can be.
+
+    The lock is held until they are applied, so a collection that flushes while
+    another thread applies waits for it and sees every call made before it."""
+    with lock:
         pop = events.popleft
         batch = [pop() for _ in range(len(events))]
-    if not batch:
-        return
-    try:
-        _apply(batch, instruments)
-    except Exception:  # a bug here must not fail the caller's request or the scrape
-        log.exception("cache metrics: %d call events could not be applied", len(batch))
+        if not batch:
+            return
+        try:
+            _apply(batch, instruments)
+        except Exception:  # a bug here must not fail the caller's request or the scrape
+            _apply_each(batch, instruments)
+
+
+def _apply_each(batch: list[Event], instruments: Instruments) -> None:
+    """One event at a time, so one that cannot be applied loses only itself."""
+    for event in batch:
+        try:
+            _apply([event], instruments)
+        except Exception:
+            log.exception("cache metrics: a call event could not be applied: %r", event[:2])
 
 
 def _apply(batch: list[Event], instruments: Instruments) -> None:
@@ -138,15 +156,31 @@ class Recorder:
         rec.flush()
     """
 
-    def __init__(self, instruments: Instruments, *, immediate: bool) -> None:
+    def __init__(
+        self,
+        instruments: Instruments,
+        orphans: deque[Callable[[], None]],
+        *,
+        immediate: bool,
+    ) -> None:
         self.events: deque[Event] = deque()
         self.push = self.events.append
         self.limit = 0 if immediate else FLUSH_AT
+        #: keys held by queued mget events (about: threads add without a lock)
+        self.queued_keys = 0
         self._instruments = instruments
         self._lock = threading.Lock()
-        # a dropped service's last events still count (no reference to self here)
-        done = weakref.finalize(self, apply, self.events, instruments, self._lock)
-        done.atexit = False
+        self._orphans = orphans
+        # a dropped service's last events still count: handed to ``orphans`` (shared by
+        # the services of one registry) and applied by the next flush or collection,
+        # never here: a finalizer runs wherever the garbage collector does, maybe while
+        # this thread holds a metric's lock
+        leftover = partial(apply, self.events, instruments, self._lock)
+        weakref.finalize(self, orphans.append, leftover).atexit = False
 
     def flush(self) -> None:
+        self.queued_keys = 0
         apply(self.events, self._instruments, self._lock)
+        if self._orphans:
+            run_queued(self._orphans)
+

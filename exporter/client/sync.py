@@ -138,7 +138,7 @@ class CacheService(ServiceCore):
         br = self.breaker
         if br.open_until and not br.allow():
             self._i.errors["get"]["circuit_open"].inc()
-            self._classify(key).misses.inc()
+            self._count_miss(key)
             return None
         t0 = perf_counter()
         try:
@@ -146,7 +146,7 @@ class CacheService(ServiceCore):
         except Exception as exc:
             self._lat_get.observe(perf_counter() - t0)
             self._failed("get", exc)
-            self._classify(key).misses.inc()
+            self._count_miss(key)
             return None
         seconds = perf_counter() - t0
         if br.failures:
@@ -197,7 +197,8 @@ class CacheService(ServiceCore):
         out, missed = self._mget_decode("mget", keys, raw)
         rec = self._rec  # counted later, in a batch (as in get)
         rec.push((self._lat_mget, seconds, keys, missed))
-        if len(rec.events) > rec.limit or len(keys) > FLUSH_KEYS:
+        rec.queued_keys += len(keys)
+        if len(rec.events) > rec.limit or rec.queued_keys > FLUSH_KEYS:
             rec.flush()
         return out
 

@@ -6,13 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import subprocess
+import sys
 import threading
+import time
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.client import AsyncCacheService, CacheService
+from exporter.client import AsyncCacheService, CacheService, recorder
+from exporter.client.instrumentation import Instruments
 from exporter.client.recorder import FLUSH_AT
 from tests.client.conftest import sample
+from tests.support.processes import cleanup_env, free_port
 
 
 def test_a_scrape_sees_every_call_made_before_it(
@@ -100,6 +106,80 @@ def test_keys_that_are_not_str_never_break_a_scrape(
     assert cache.get(b"user:raw") == "v"  # type: ignore[arg-type]  # redis-py takes bytes
     generate_latest(registry)
     assert sample(registry, "cache_hits_total", layer="redis", type="other") == 1
+
+
+def test_keys_that_are_not_str_still_fail_open_while_redis_is_down() -> None:
+    registry = CollectorRegistry()
+    service = CacheService.from_url(f"redis://127.0.0.1:{free_port()}/0", registry=registry)
+    for _ in range(service.breaker.threshold + 2):  # errors, then the open breaker
+        assert service.get(b"user:raw") is None  # type: ignore[arg-type]
+        assert service.mget([b"user:raw"]) == [None]  # type: ignore[list-item]
+    service.close()
+    assert sample(registry, "cache_misses_total", layer="redis", type="other") == 2 * (
+        service.breaker.threshold + 2
+    )
+
+
+def test_a_scrape_waits_for_events_another_thread_is_applying(
+    cache: CacheService, registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(10):
+        cache.get(cache.key("user", str(n)))  # ten misses queued
+    real = recorder._apply
+    popped = threading.Event()
+
+    def slow(batch: list[recorder.Event], instruments: Instruments) -> None:
+        popped.set()  # the applier has taken the events and is preempted
+        time.sleep(0.3)
+        real(batch, instruments)
+
+    monkeypatch.setattr(recorder, "_apply", slow)
+    applier = threading.Thread(target=cache._rec.flush)
+    applier.start()
+    popped.wait()
+    monkeypatch.setattr(recorder, "_apply", real)
+    assert sample(registry, "cache_misses_total", layer="redis", type="user") == 10
+    applier.join()
+
+
+# A dropped service is freed by the cyclic garbage collector, which may run inside a
+# collection holding a metric child's lock, in a thread with no cell for that child yet.
+LEFTOVERS_IN_A_COLLECTION = """
+import gc, sys, threading
+from prometheus_client import CollectorRegistry
+from exporter.client import CacheService
+
+registry = CollectorRegistry()
+service = CacheService.from_url(sys.argv[1], registry=registry)
+service.get(service.key("user", "x"))  # queued: latency of get, a miss of user
+latency = service._i.latency["get"]
+gc.disable()
+del service  # in reference cycles: only the collector frees it
+gc.set_threshold(1)
+
+def collect():
+    gc.enable()
+    latency.cells.totals()  # the collector runs under the child's lock
+    registry.get_sample_value("cache_misses_total", {"layer": "redis", "type": "user"})
+    print(registry.get_sample_value("cache_misses_total", {"layer": "redis", "type": "user"}))
+
+thread = threading.Thread(target=collect, daemon=True)
+thread.start()
+thread.join(20)
+print("deadlocked" if thread.is_alive() else "done", flush=True)
+"""
+
+
+def test_a_dropped_services_events_never_deadlock_a_collection(redis_url: str) -> None:
+    run = subprocess.run(
+        [sys.executable, "-c", LEFTOVERS_IN_A_COLLECTION, redis_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=cleanup_env(),
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["1.0", "done"]
 
 
 async def test_async_service_queues_and_applies_the_same_way(redis_url: str) -> None:
