@@ -27,10 +27,9 @@ from __future__ import annotations
 import itertools
 import threading
 import weakref
-from bisect import bisect_left
-from collections import Counter, deque
+from bisect import bisect_left, bisect_right
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from itertools import repeat
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -164,9 +163,16 @@ class HistogramChild:
             cell = self._local.cell
         except AttributeError:
             cell = self.cells.mine()
-        for i, n in Counter(map(bisect_left, repeat(self._bounds), amounts)).items():
-            cell[i] += n
-        cell[-1] += sum(amounts)
+        ordered = sorted(amounts)
+        below = 0  # how many amounts are <= the previous bound (le)
+        for i, bound in enumerate(self._bounds):
+            upto = bisect_right(ordered, bound)
+            if upto != below:
+                cell[i] += upto - below
+                below = upto
+                if upto == len(ordered):
+                    break
+        cell[-1] += sum(ordered)
 
     def buckets(self) -> tuple[list[tuple[str, float]], float]:
         """Cumulative ``(le, count)`` pairs and the sum."""

@@ -182,3 +182,17 @@ def test_values_read_back_as_floats_and_unsorted_buckets_are_refused() -> None:
         ThreadLocalHistogram("lat", "L.", ("op",), buckets=(0.1, 0.01), registry=None)
     with pytest.raises(ValueError, match="sorted"):
         Histogram("lat", "L.", ("op",), buckets=(0.1, 0.01), registry=None)
+
+
+def test_observe_many_counts_as_observing_each() -> None:
+    one, many = CollectorRegistry(), CollectorRegistry()
+    bounds = LATENCY_BUCKETS
+    single = ThreadLocalHistogram("lat", "L.", ("op",), bounds, one).labels("get")
+    bulk = ThreadLocalHistogram("lat", "L.", ("op",), bounds, many).labels("get")
+    values = [*OBSERVATIONS, *LATENCY_BUCKETS, *(b * 1.0000001 for b in LATENCY_BUCKETS)]
+    for value in values:
+        single.observe(value)
+    bulk.observe_many(values)
+    bulk.observe_many([])
+    assert single.buckets()[0] == bulk.buckets()[0]
+    assert single.buckets()[1] == pytest.approx(bulk.buckets()[1])

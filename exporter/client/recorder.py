@@ -33,6 +33,8 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
+from itertools import repeat
+from operator import is_not
 from typing import Any
 
 from exporter.client.instrumentation import Instruments, TypeChildren
@@ -60,8 +62,7 @@ def apply(events: deque[Event], instruments: Instruments, lock: threading.Lock) 
     The lock is held until they are applied, so a collection that flushes while
     another thread applies waits for it and sees every call made before it."""
     with lock:
-        pop = events.popleft
-        batch = [pop() for _ in range(len(events))]
+        batch = list(map(deque.popleft, repeat(events, len(events))))
         if not batch:
             return
         try:
@@ -111,7 +112,10 @@ def _apply(batch: list[Event], instruments: Instruments) -> None:
 
 
 def flatten(column: tuple[str | list[str] | None, ...]) -> list[Any]:
-    """The keys of a column of events: single keys and lists of keys, ``None`` skipped."""
+    """The keys of a column of events: single keys and lists of keys, ``None`` skipped
+    (C-level passes unless the column holds lists, i.e. ``mget`` events)."""
+    if list not in set(map(type, column)):
+        return list(filter(_NOT_NONE, column))
     keys: list[Any] = []
     for item in column:
         if item is None:
@@ -121,6 +125,9 @@ def flatten(column: tuple[str | list[str] | None, ...]) -> list[Any]:
         else:
             keys.append(item)
     return keys
+
+
+_NOT_NONE = partial(is_not, None)
 
 
 def type_counts(instruments: Instruments, keys: list[Any]) -> dict[TypeChildren, int]:

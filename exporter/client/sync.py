@@ -50,7 +50,7 @@ from exporter.client.keys import KeyPattern
 from exporter.client.policy import Seconds
 from exporter.client.pubsub import Subscription
 from exporter.client.recorder import FLUSH_KEYS
-from exporter.client.serialization import MAGIC, unwrap, wrap
+from exporter.client.serialization import unwrap, wrap
 from exporter.client.stampede import (
     EXTEND_SCRIPT,
     POLL_FIRST,
@@ -160,7 +160,7 @@ class CacheService(ServiceCore):
             value = None
         else:
             value = MISSING
-            if data[:4] != MAGIC:  # a plain value: get_or_compute's carry a header
+            if not data or data[0]:  # plain: get_or_compute's values start with NUL
                 try:
                     value = self._loads(data)
                 except Exception:  # undecodable: decoded (and counted) again below
