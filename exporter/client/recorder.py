@@ -30,11 +30,10 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from functools import partial
 from itertools import repeat
-from operator import is_not
 from typing import Any
 
 from exporter.client.instrumentation import Instruments, TypeChildren
@@ -101,8 +100,8 @@ def _apply(batch: list[Event], instruments: Instruments) -> None:
             observe_many(child, values)
     if looked.count(None) == len(looked):
         return
-    lookups = type_counts(instruments, flatten(looked))
-    misses = type_counts(instruments, flatten(missed))
+    lookups = column_counts(instruments, looked)
+    misses = column_counts(instruments, missed)
     for ti, n in lookups.items():
         m = misses.get(ti, 0)
         if n > m:
@@ -111,23 +110,36 @@ def _apply(batch: list[Event], instruments: Instruments) -> None:
             ti.misses.inc(m)
 
 
-def flatten(column: tuple[str | list[str] | None, ...]) -> list[Any]:
-    """The keys of a column of events: single keys and lists of keys, ``None`` skipped
-    (C-level passes unless the column holds lists, i.e. ``mget`` events)."""
-    if list not in set(map(type, column)):
-        return list(filter(_NOT_NONE, column))
-    keys: list[Any] = []
+def column_counts(
+    instruments: Instruments, column: tuple[str | list[str] | None, ...]
+) -> dict[TypeChildren, int]:
+    """Per-type counts of the keys in a column of events.
+
+    An ``mget``'s keys usually share one type, which :meth:`Instruments.type_counts`
+    checks with C-level passes, so each list is counted on its own (mixed together,
+    every key would take the per-key path).  Single keys (``get``) often repeat (hot keys):
+    then each distinct key is classified once."""
+    counts: dict[TypeChildren, int] = {}
+    singles: list[Any] = []
     for item in column:
         if item is None:
             continue
-        if isinstance(item, list):
-            keys.extend(item)
+        if type(item) is list:
+            for ti, n in type_counts(instruments, item).items():
+                counts[ti] = counts.get(ti, 0) + n
         else:
-            keys.append(item)
-    return keys
-
-
-_NOT_NONE = partial(is_not, None)
+            singles.append(item)
+    if not singles:
+        return counts
+    distinct = Counter(singles)
+    if len(distinct) * 4 <= len(singles):  # hot keys
+        for key, n in distinct.items():
+            ti = instruments.classify(key) if type(key) is str else instruments.other
+            counts[ti] = counts.get(ti, 0) + n
+    else:
+        for ti, n in type_counts(instruments, singles).items():
+            counts[ti] = counts.get(ti, 0) + n
+    return counts
 
 
 def type_counts(instruments: Instruments, keys: list[Any]) -> dict[TypeChildren, int]:

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.client import CacheService
 from exporter.client.instrumentation import Instruments
+from exporter.client.recorder import column_counts
 from exporter.metrics import client_metrics
 from exporter.slo import load_slo
 from tests.client.conftest import sample
@@ -59,3 +60,21 @@ def test_mget_mixes_plain_computed_missing_and_undecodable_values(
     assert sample(registry, "cache_misses_total", layer="redis", type="user") == 4 + 2
     assert sample(registry, "cache_misses_total", layer="redis", type="other") == 1
     assert sample(registry, "cache_errors_total", **errors) == 2
+
+
+HOT = st.sampled_from(["user:1", "session:a", "no-type", "organization:t:1"])
+EVENT_KEYS = st.one_of(
+    st.none(), KEY, HOT, st.binary(max_size=6), st.lists(st.one_of(KEY, HOT), max_size=6)
+)
+
+
+@given(st.lists(EVENT_KEYS, max_size=60))
+def test_queued_events_count_as_classifying_every_key(column: list[object]) -> None:
+    """The recorder's bulk counting (lists per event, hot keys once, bytes as other)
+    gives what classifying each key would."""
+    expected: Counter[object] = Counter()
+    for item in column:
+        keys = [] if item is None else item if isinstance(item, list) else [item]
+        for key in keys:
+            expected[INSTRUMENTS.classify(key) if isinstance(key, str) else INSTRUMENTS.other] += 1
+    assert column_counts(INSTRUMENTS, tuple(column)) == dict(expected)  # type: ignore[arg-type]
