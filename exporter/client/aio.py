@@ -64,6 +64,7 @@ class AsyncCacheService(ServiceCore):
         self._pop_tag = any_client.register_script(POP_TAG_SCRIPT)
         self._lat_get = self._i.latency["get"]
         self._lat_mget = self._i.latency["mget"]
+        self._lat_goc = self._i.latency["get_or_compute"]
         self._mget = any_client.mget_nonatomic if self.is_cluster else any_client.mget
         self._classify = self._i.classify
         self._loads = self.serializer.loads
@@ -283,17 +284,41 @@ class AsyncCacheService(ServiceCore):
         """Cached value of ``key`` or ``await loader()`` stored with the type's TTL."""
         ti = self._i.classify(key)
         px = self._ttl_for(ti, ttl)
-        data = await self._call("get_or_compute", self.redis.get, key)
-        if data is not MISSING and data is not None:
+        value, delta, expiry = await self._cached(key)
+        if value is not MISSING:
+            if xfetch_due(delta, expiry, time.time(), self.xfetch_beta):
+                return await self._refresh_early(key, loader, ti, px, value)
+            return value  # type: ignore[no-any-return]
+        return await self._flight.do(key, lambda: self._fill(key, loader, ti, px))
+
+    async def _cached(self, key: str) -> tuple[Any, float, float]:
+        """get_or_compute's read: (value, compute seconds, expiry), value ``MISSING`` on a
+        miss or when Redis is unavailable; the hit or miss is queued with the latency, as
+        in :meth:`get`."""
+        br = self.breaker
+        if br.open_until and self._blocked("get_or_compute"):
+            self._count_miss(key)
+            return MISSING, 0.0, 0.0
+        t0 = perf_counter()
+        try:
+            data = await self.redis.get(key)
+        except Exception as exc:
+            self._lat_goc.observe(perf_counter() - t0)
+            self._failed("get_or_compute", exc)
+            self._count_miss(key)
+            return MISSING, 0.0, 0.0
+        seconds = perf_counter() - t0
+        if br.failures:
+            br.success()
+        value, delta, expiry = MISSING, 0.0, 0.0
+        if data is not None:
             payload, delta, expiry = unwrap(data)
             value = self._decode("get_or_compute", payload)
-            if value is not MISSING:
-                ti.hits.inc()
-                if xfetch_due(delta, expiry, time.time(), self.xfetch_beta):
-                    return await self._refresh_early(key, loader, ti, px, value)
-                return value  # type: ignore[no-any-return]
-        ti.misses.inc()
-        return await self._flight.do(key, lambda: self._fill(key, loader, ti, px))
+        rec = self._rec
+        rec.push((self._lat_goc, seconds, key, key if value is MISSING else None))
+        if len(rec.events) > rec.limit:
+            rec.flush()
+        return value, delta, expiry
 
     async def _refresh_early(
         self, key: str, loader: Callable[[], Awaitable[T]], ti: TypeChildren, px: int, stale: Any
