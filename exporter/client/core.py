@@ -10,6 +10,8 @@ import logging
 import math
 import random
 import uuid
+from itertools import compress, repeat
+from operator import is_
 from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
@@ -240,7 +242,7 @@ class ServiceCore:
                 self._i.errors[op]["serialization"].inc(len(failed_at))
         if not failed_at and (nones == 0 or None not in raw):
             return out, None
-        missed = [k for k, d in zip(keys, raw, strict=True) if d is None]
+        missed = list(compress(keys, map(is_, raw, repeat(None))))
         missed.extend(keys[i] for i in failed_at)
         return out, missed
 

@@ -85,6 +85,14 @@ class Instruments:
         self._by_head: dict[tuple[str, str], TypeChildren] = {
             (prefix, ":"): ti for prefix, ti in self.by_prefix.items()
         }
+        #: ("\nprefix:", children) per type, for counting joined keys (see type_counts);
+        #: None if a prefix holds ":" or a newline (an SLO built without validation)
+        self._heads: tuple[tuple[str, TypeChildren], ...] | None = tuple(
+            (f"\n{prefix}:", ti) for prefix, ti in self.by_prefix.items()
+        )
+        if any(":" in p or "\n" in p for p in self.by_prefix):
+            self._heads = None
+        self._head_of = {ti: head for head, ti in self._heads or ()}
         self.latency: dict[str, Any] = {
             op: metrics.latency.labels(LAYER_REDIS, op) for op in OPERATIONS
         }
@@ -106,22 +114,36 @@ class Instruments:
         """How many of ``keys`` (not empty) have each type, without a Python loop per key:
         a 100-key mget must not cost 100 interpreted classifications.
 
-        The usual batch has one type, and that is checked with C-level string passes:
-        joined with newlines, the keys hold exactly ``len - 1`` newlines only if no key
-        holds one, and then every key starts with the first key's ``prefix:`` only if
-        ``newline + prefix:`` occurs ``len - 1`` times."""
-        first, sep, _ = keys[0].partition(":")
-        if sep:
-            head = first + ":"
-            joined = "\n".join(keys)
-            n = len(keys)
-            if joined.count("\n") == n - 1 and joined.count("\n" + head) == n - 1:
-                return {self.by_prefix.get(first, self.other): n}
-        heads = map(_HEAD, map(str.partition, keys, repeat(":")))
-        counts: dict[TypeChildren, int] = {}
-        for found, n in Counter(map(self._by_head.get, heads)).items():
-            ti = self.other if found is None else found
-            counts[ti] = counts.get(ti, 0) + n
+        C-level string passes: the keys joined with newlines, each preceded by one,
+        hold exactly ``len`` newlines only if no key holds one; then the keys of a
+        type are those starting with its ``prefix:``, i.e. the occurrences of
+        ``newline + prefix:`` (prefixes hold neither, see ``_heads``), and the rest
+        are ``other``.  The first key's type is counted first: the usual batch has one
+        type, and then one pass decides."""
+        n = len(keys)
+        if self._heads is not None:
+            joined = "\n" + "\n".join(keys)
+            if joined.count("\n") == n:
+                counts: dict[TypeChildren, int] = {}
+                left = n
+                first = self.classify(keys[0])
+                for head, ti in ((self._head_of.get(first), first), *self._heads):
+                    if head is None or ti in counts:
+                        continue
+                    found = joined.count(head)
+                    if found:
+                        counts[ti] = found
+                        left -= found
+                        if not left:
+                            return counts
+                counts[self.other] = left
+                return counts
+        counts = {}
+        for known, m in Counter(
+            map(self._by_head.get, map(_HEAD, map(str.partition, keys, repeat(":"))))
+        ).items():
+            ti = self.other if known is None else known
+            counts[ti] = counts.get(ti, 0) + m
         return counts
 
 

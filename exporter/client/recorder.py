@@ -30,10 +30,11 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
 from itertools import repeat
+from operator import is_not
 from typing import Any
 
 from exporter.client.instrumentation import Instruments, TypeChildren
@@ -113,33 +114,22 @@ def _apply(batch: list[Event], instruments: Instruments) -> None:
 def column_counts(
     instruments: Instruments, column: tuple[str | list[str] | None, ...]
 ) -> dict[TypeChildren, int]:
-    """Per-type counts of the keys in a column of events.
-
-    An ``mget``'s keys usually share one type, which :meth:`Instruments.type_counts`
-    checks with C-level passes, so each list is counted on its own (mixed together,
-    every key would take the per-key path).  Single keys (``get``) often repeat (hot keys):
-    then each distinct key is classified once."""
-    counts: dict[TypeChildren, int] = {}
-    singles: list[Any] = []
-    for item in column:
-        if item is None:
-            continue
-        if type(item) is list:
-            for ti, n in type_counts(instruments, item).items():
-                counts[ti] = counts.get(ti, 0) + n
-        else:
-            singles.append(item)
-    if not singles:
-        return counts
-    distinct = Counter(singles)
-    if len(distinct) * 4 <= len(singles):  # hot keys
-        for key, n in distinct.items():
-            ti = instruments.classify(key) if type(key) is str else instruments.other
-            counts[ti] = counts.get(ti, 0) + n
+    """Per-type counts of the keys in a column of events: single keys (``get``) and
+    lists of keys (``mget``), all counted in one :meth:`Instruments.type_counts` call
+    (C-level passes over the keys joined, a few per key type)."""
+    if list in set(map(type, column)):
+        keys: list[Any] = []
+        for item in column:
+            if type(item) is list:
+                keys.extend(item)
+            elif item is not None:
+                keys.append(item)
     else:
-        for ti, n in type_counts(instruments, singles).items():
-            counts[ti] = counts.get(ti, 0) + n
-    return counts
+        keys = list(filter(_NOT_NONE, column))
+    return type_counts(instruments, keys)
+
+
+_NOT_NONE = partial(is_not, None)
 
 
 def type_counts(instruments: Instruments, keys: list[Any]) -> dict[TypeChildren, int]:
