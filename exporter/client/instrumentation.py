@@ -119,25 +119,28 @@ class Instruments:
         type are those starting with its ``prefix:``, i.e. the occurrences of
         ``newline + prefix:`` (prefixes hold neither, see ``_heads``), and the rest
         are ``other``.  The first key's type is counted first: the usual batch has one
-        type, and then one pass decides."""
+        type, and then one pass decides.  Past :data:`MAX_TYPE_PASSES` key types, a
+        pass per type would cost more than the per-key path, which mixed batches take."""
         n = len(keys)
         if self._heads is not None:
             joined = "\n" + "\n".join(keys)
             if joined.count("\n") == n:
-                counts: dict[TypeChildren, int] = {}
-                left = n
                 first = self.classify(keys[0])
-                for head, ti in ((self._head_of.get(first), first), *self._heads):
-                    if head is None or ti in counts:
-                        continue
-                    found = joined.count(head)
-                    if found:
-                        counts[ti] = found
-                        left -= found
-                        if not left:
-                            return counts
-                counts[self.other] = left
-                return counts
+                head = self._head_of.get(first)
+                if head is not None and joined.count(head) == n:
+                    return {first: n}  # the usual batch: one pass decided
+                if len(self._heads) <= MAX_TYPE_PASSES:
+                    counts: dict[TypeChildren, int] = {}
+                    left = n
+                    for head, ti in self._heads:
+                        found = joined.count(head)
+                        if found:
+                            counts[ti] = found
+                            left -= found
+                            if not left:
+                                return counts
+                    counts[self.other] = left
+                    return counts
         counts = {}
         for known, m in Counter(
             map(self._by_head.get, map(_HEAD, map(str.partition, keys, repeat(":"))))
@@ -148,3 +151,6 @@ class Instruments:
 
 
 _HEAD = itemgetter(0, 1)
+#: key types up to which a mixed batch is counted with one pass per type (measured:
+#: with 9 types, 16 k keys of no type cost 3.9 ms that way, 4.6 ms key by key)
+MAX_TYPE_PASSES = 12

@@ -66,49 +66,64 @@ def apply(events: deque[Event], instruments: Instruments, lock: threading.Lock) 
         if not batch:
             return
         try:
-            _apply(batch, instruments)
+            plans = [_plan(batch, instruments)]
         except Exception:  # a bug here must not fail the caller's request or the scrape
-            _apply_each(batch, instruments)
+            plans = _plan_each(batch, instruments)
+        for plan in plans:
+            try:
+                _commit(plan)
+            except Exception:  # not retried: part of it may be counted already
+                log.exception("cache metrics: %d call events were not all applied", len(batch))
 
 
-def _apply_each(batch: list[Event], instruments: Instruments) -> None:
-    """One event at a time, so one that cannot be applied loses only itself."""
+#: what a batch adds: latencies per histogram child, then (type, hits, misses)
+Plan = tuple[list[tuple[Any, Sequence[float]]], list[tuple[TypeChildren, int, int]]]
+
+
+def _plan_each(batch: list[Event], instruments: Instruments) -> list[Plan]:
+    """One plan per event, so one that cannot be planned loses only itself."""
+    plans = []
     for event in batch:
         try:
-            _apply([event], instruments)
+            plans.append(_plan([event], instruments))
         except Exception:
             log.exception("cache metrics: a call event could not be applied: %r", event[:2])
+    return plans
 
 
-def _apply(batch: list[Event], instruments: Instruments) -> None:
-    if len(batch) == 1 and type(batch[0][2]) is not list:
-        # one get or plain call: what multiprocess mode applies every time
-        latency, value, key, miss = batch[0]
-        latency.observe(value)
-        if key is not None:
-            ti = instruments.classify(key) if type(key) is str else instruments.other
-            (ti.hits if miss is None else ti.misses).inc()
-        return
+def _plan(batch: list[Event], instruments: Instruments) -> Plan:
+    """What ``batch`` adds to the metrics, computed before anything is added (so a
+    failure here can be retried event by event without counting anything twice)."""
     latencies, seconds, looked, missed = zip(*batch, strict=True)
     first = latencies[0]
+    timings: list[tuple[Any, Sequence[float]]]
     if latencies.count(first) == len(latencies):  # the usual batch: all one operation
-        observe_many(first, seconds)
+        timings = [(first, seconds)]
     else:
         by_child: dict[Any, list[float]] = {}
         for child, value in zip(latencies, seconds, strict=True):
             by_child.setdefault(child, []).append(value)
-        for child, values in by_child.items():
-            observe_many(child, values)
+        timings = list(by_child.items())
     if looked.count(None) == len(looked):
-        return
+        return timings, []
+    if len(batch) == 1 and type(looked[0]) is not list:  # one get (multiprocess mode)
+        key = looked[0]
+        ti = instruments.classify(key) if isinstance(key, str) else instruments.other
+        return timings, [(ti, 0, 1) if missed[0] is not None else (ti, 1, 0)]
     lookups = column_counts(instruments, looked)
     misses = column_counts(instruments, missed)
-    for ti, n in lookups.items():
-        m = misses.get(ti, 0)
-        if n > m:
-            ti.hits.inc(n - m)
-        if m:
-            ti.misses.inc(m)
+    return timings, [(ti, n - misses.get(ti, 0), misses.get(ti, 0)) for ti, n in lookups.items()]
+
+
+def _commit(plan: Plan) -> None:
+    timings, counts = plan
+    for child, values in timings:
+        observe_many(child, values)
+    for ti, hits, misses in counts:
+        if hits > 0:
+            ti.hits.inc(hits)
+        if misses > 0:
+            ti.misses.inc(misses)
 
 
 def column_counts(
@@ -192,4 +207,3 @@ class Recorder:
         apply(self.events, self._instruments, self._lock)
         if self._orphans:
             run_queued(self._orphans)
-

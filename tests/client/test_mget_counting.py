@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 from collections import Counter
+from datetime import timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from exporter.client import CacheService
-from exporter.client.instrumentation import Instruments
+from exporter.client.instrumentation import MAX_TYPE_PASSES, Instruments
 from exporter.client.recorder import column_counts
 from exporter.metrics import client_metrics
-from exporter.slo import load_slo
+from exporter.slo import KeyType, load_slo
 from tests.client.conftest import sample
 
 INSTRUMENTS = Instruments(client_metrics(CollectorRegistry()), load_slo(), None)
@@ -78,3 +81,36 @@ def test_queued_events_count_as_classifying_every_key(column: list[object]) -> N
         for key in keys:
             expected[INSTRUMENTS.classify(key) if isinstance(key, str) else INSTRUMENTS.other] += 1
     assert column_counts(INSTRUMENTS, tuple(column)) == dict(expected)  # type: ignore[arg-type]
+
+
+MANY = dataclasses.replace(
+    load_slo(),
+    key_types=tuple(
+        KeyType(f"t{n}", f"p{n}" if n % 3 else f"p{n // 3}x", timedelta(minutes=1), False)
+        for n in range(MAX_TYPE_PASSES + 8)
+    ),
+)
+MANY_INSTRUMENTS = Instruments(client_metrics(CollectorRegistry()), MANY, None)
+MANY_KEY = st.one_of(
+    st.sampled_from([f"{kt.prefix}:{n}" for kt in MANY.key_types for n in range(2)]),
+    st.sampled_from([kt.prefix for kt in MANY.key_types]),  # a bare prefix: other
+    KEY,
+)
+
+
+@given(st.lists(MANY_KEY, min_size=1, max_size=40))
+def test_type_counts_with_more_key_types_than_passes(keys: list[str]) -> None:
+    expected = Counter(MANY_INSTRUMENTS.classify(k) for k in keys)
+    assert MANY_INSTRUMENTS.type_counts(keys) == dict(expected)
+
+
+def test_a_str_subclass_key_counts_by_its_prefix(
+    cache: CacheService, registry: CollectorRegistry
+) -> None:
+    class Key(enum.StrEnum):
+        ME = "user:me"
+
+    cache.set(Key.ME, 1)
+    assert list(registry.collect())  # applies the set: the get is then alone in its batch
+    assert cache.get(Key.ME) == 1
+    assert sample(registry, "cache_hits_total", layer="redis", type="user") == 1

@@ -125,19 +125,19 @@ def test_a_scrape_waits_for_events_another_thread_is_applying(
 ) -> None:
     for n in range(10):
         cache.get(cache.key("user", str(n)))  # ten misses queued
-    real = recorder._apply
+    real = recorder._plan
     popped = threading.Event()
 
-    def slow(batch: list[recorder.Event], instruments: Instruments) -> None:
+    def slow(batch: list[recorder.Event], instruments: Instruments) -> recorder.Plan:
         popped.set()  # the applier has taken the events and is preempted
         time.sleep(0.3)
-        real(batch, instruments)
+        return real(batch, instruments)
 
-    monkeypatch.setattr(recorder, "_apply", slow)
+    monkeypatch.setattr(recorder, "_plan", slow)
     applier = threading.Thread(target=cache._rec.flush)
     applier.start()
     popped.wait()
-    monkeypatch.setattr(recorder, "_apply", real)
+    monkeypatch.setattr(recorder, "_plan", real)
     assert sample(registry, "cache_misses_total", layer="redis", type="user") == 10
     applier.join()
 
@@ -193,3 +193,27 @@ async def test_async_service_queues_and_applies_the_same_way(redis_url: str) -> 
     await service.get(service.key("user", "none"))
     await service.aclose()
     assert sample(registry, "cache_misses_total", layer="redis", type="user") == 1
+
+
+def test_a_batch_that_fails_to_apply_is_retried_per_event_without_counting_twice(
+    cache: CacheService, registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hit, missing = cache.key("user", "h"), cache.key("user", "m")
+    cache.set(hit, 1)
+    assert list(registry.collect())  # the set applied: only the gets below are queued
+    cache.get(hit)
+    cache.get(hit)
+    cache.get(missing)
+    real = recorder.column_counts
+
+    def broken_for_batches(instruments: Instruments, column: tuple[object, ...]) -> object:
+        if sum(item is not None for item in column) > 1:
+            raise RuntimeError("a bug while counting a batch")
+        return real(instruments, column)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(recorder, "column_counts", broken_for_batches)
+    cache._rec.flush()  # logs the failure, then applies the events one by one
+    monkeypatch.setattr(recorder, "column_counts", real)
+    assert sample(registry, "cache_hits_total", layer="redis", type="user") == 2
+    assert sample(registry, "cache_misses_total", layer="redis", type="user") == 1
+    assert sample(registry, "cache_latency_seconds_count", layer="redis", operation="get") == 3
