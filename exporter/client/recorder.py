@@ -94,6 +94,13 @@ def _plan_each(batch: list[Event], instruments: Instruments) -> list[Plan]:
 def _plan(batch: list[Event], instruments: Instruments) -> Plan:
     """What ``batch`` adds to the metrics, computed before anything is added (so a
     failure here can be retried event by event without counting anything twice)."""
+    if len(batch) == 1 and type(batch[0][2]) is not list:
+        # one get or plain call: what multiprocess mode applies every time
+        latency, value, key, miss = batch[0]
+        if key is None:
+            return [(latency, (value,))], []
+        ti = instruments.classify(key) if isinstance(key, str) else instruments.other
+        return [(latency, (value,))], [(ti, 0, 1) if miss is not None else (ti, 1, 0)]
     latencies, seconds, looked, missed = zip(*batch, strict=True)
     first = latencies[0]
     timings: list[tuple[Any, Sequence[float]]]
@@ -106,10 +113,6 @@ def _plan(batch: list[Event], instruments: Instruments) -> Plan:
         timings = list(by_child.items())
     if looked.count(None) == len(looked):
         return timings, []
-    if len(batch) == 1 and type(looked[0]) is not list:  # one get (multiprocess mode)
-        key = looked[0]
-        ti = instruments.classify(key) if isinstance(key, str) else instruments.other
-        return timings, [(ti, 0, 1) if missed[0] is not None else (ti, 1, 0)]
     lookups = column_counts(instruments, looked)
     misses = column_counts(instruments, missed)
     return timings, [(ti, n - misses.get(ti, 0), misses.get(ti, 0)) for ti, n in lookups.items()]
@@ -164,6 +167,9 @@ def type_counts(instruments: Instruments, keys: list[Any]) -> dict[TypeChildren,
 
 
 def observe_many(child: Any, values: Sequence[float]) -> None:
+    if len(values) == 1:
+        child.observe(values[0])
+        return
     bulk = getattr(child, "observe_many", None)
     if bulk is not None:
         bulk(values)
@@ -203,7 +209,24 @@ class Recorder:
         weakref.finalize(self, orphans.append, leftover).atexit = False
 
     def flush(self) -> None:
+        if not self.limit:
+            self._apply_now()
+            return
         self.queued_keys = 0
         apply(self.events, self._instruments, self._lock)
         if self._orphans:
             run_queued(self._orphans)
+
+    def _apply_now(self) -> None:
+        """Multiprocess mode: each event as it comes, by the shortest path (another
+        process reads the values, so no collection here waits on an applier)."""
+        pop = self.events.popleft
+        while True:
+            try:
+                event = pop()
+            except IndexError:
+                return
+            try:
+                _commit(_plan([event], self._instruments))
+            except Exception:  # never into the caller's request
+                log.exception("cache metrics: a call event could not be applied: %r", event[:2])
