@@ -4,9 +4,9 @@ Why: measured here on loopback, code that runs right after a Redis round trip
 costs about five times its warm-loop time (the kernel and redis-py have just
 evicted it from the CPU's caches).  Classifying the key, observing the latency
 and counting the hit took ~1.2 µs in a warm loop but ~5 µs of wall time per
-``get`` against a ~72 µs round trip.  So the hot path appends one tuple
-(``latency child, seconds, key, outcome``) to a deque, and the classification
-and metric updates run later in one warm loop over many calls:
+``get`` against a ~72 µs round trip.  So the hot path appends one tuple (latency
+child, seconds, keys looked up, keys missed: see :data:`Event`) to a deque, and
+the classification and metric updates run later, in bulk, for many calls:
 
 - when the queue holds more than :data:`FLUSH_AT` events (bounded memory),
 - before every collection: the client metric families call
@@ -21,8 +21,8 @@ In prometheus-client's multiprocess mode another process reads the values
 from files, so a service applies each event at once (limit 0).
 
 Thread-safe: ``deque.append`` is atomic, so the hot path takes no lock; the
-rare applier takes one to pop a batch, and the metric children it updates are
-thread-safe.
+rare applier holds one while it pops and applies a batch, and the metric
+children it updates are thread-safe.
 """
 
 from __future__ import annotations
