@@ -21,7 +21,7 @@ from exporter.client.errors import CacheConfigError
 from exporter.client.instrumentation import BREAKER_ERRORS, Instruments, TypeChildren, error_class
 from exporter.client.keys import KeyBuilder, KeyPattern
 from exporter.client.policy import Seconds, missing_ttl, ttl_ms
-from exporter.client.recorder import Recorder, type_counts
+from exporter.client.recorder import Recorder
 from exporter.client.serialization import (
     HEADER_SIZE,
     MAGIC,
@@ -250,12 +250,12 @@ class ServiceCore:
         """A read that failed or was skipped (Redis unavailable): a miss of its type.
         Never raises, whatever the key (bytes keys reach Redis, so they must not
         break fail-open here)."""
-        for ti in type_counts(self._i, [key]):
+        for ti in self._i.type_counts([key]):
             ti.misses.inc()
 
     def _mget_failed(self, keys: list[str]) -> list[None]:
         """Redis unavailable: every key is a miss (counted now: failures are rare)."""
-        for ti, n in type_counts(self._i, keys).items():
+        for ti, n in self._i.type_counts(keys).items():
             ti.misses.inc(n)
         return [None] * len(keys)
 

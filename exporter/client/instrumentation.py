@@ -110,9 +110,11 @@ class Instruments:
                 return found
         return self.other
 
-    def type_counts(self, keys: list[str]) -> dict[TypeChildren, int]:
-        """How many of ``keys`` (not empty) have each type, without a Python loop per key:
-        a 100-key mget must not cost 100 interpreted classifications.
+    def type_counts(self, keys: list[Any]) -> dict[TypeChildren, int]:
+        """How many of ``keys`` have each type, without a Python loop per key: a 100-key
+        mget must not cost 100 interpreted classifications.  Never raises: a key that
+        is not a ``str`` (redis-py accepts bytes) counts as ``other``, since this runs
+        while queued events are applied, inside a request or a scrape.
 
         C-level string passes: the keys joined with newlines, each preceded by one,
         hold exactly ``len`` newlines only if no key holds one; then the keys of a
@@ -122,8 +124,13 @@ class Instruments:
         type, and then one pass decides.  Past :data:`MAX_TYPE_PASSES` key types, a
         pass per type would cost more than the per-key path, which mixed batches take."""
         n = len(keys)
+        if not n:
+            return {}
         if self._heads is not None:
-            joined = "\n" + "\n".join(keys)
+            try:
+                joined = "\n" + "\n".join(keys)
+            except TypeError:  # a key that is not a str: key by key below
+                joined = ""
             if joined.count("\n") == n:
                 first = self.classify(keys[0])
                 head = self._head_of.get(first)
@@ -141,10 +148,17 @@ class Instruments:
                                 return counts
                     counts[self.other] = left
                     return counts
+        try:
+            known_counts = Counter(
+                map(self._by_head.get, map(_HEAD, map(str.partition, keys, repeat(":"))))
+            )
+        except TypeError:  # a key that is not a str: other
+            known_counts = Counter(
+                self._by_head.get(_HEAD(k.partition(":"))) if isinstance(k, str) else None
+                for k in keys
+            )
         counts = {}
-        for known, m in Counter(
-            map(self._by_head.get, map(_HEAD, map(str.partition, keys, repeat(":"))))
-        ).items():
+        for known, m in known_counts.items():
             ti = self.other if known is None else known
             counts[ti] = counts.get(ti, 0) + m
         return counts

@@ -65,15 +65,21 @@ def apply(events: deque[Event], instruments: Instruments, lock: threading.Lock) 
         batch = list(map(deque.popleft, repeat(events, len(events))))
         if not batch:
             return
+        _apply_batch(batch, instruments)
+
+
+def _apply_batch(batch: list[Event], instruments: Instruments) -> None:
+    """Plan, then commit; never raises (a bug here must not fail the caller's request
+    or the scrape)."""
+    try:
+        plans = [_plan(batch, instruments)]
+    except Exception:
+        plans = _plan_each(batch, instruments)
+    for plan in plans:
         try:
-            plans = [_plan(batch, instruments)]
-        except Exception:  # a bug here must not fail the caller's request or the scrape
-            plans = _plan_each(batch, instruments)
-        for plan in plans:
-            try:
-                _commit(plan)
-            except Exception:  # not retried: part of it may be counted already
-                log.exception("cache metrics: %d call events were not all applied", len(batch))
+            _commit(plan)
+        except Exception:  # not retried: part of it may be counted already
+            log.exception("cache metrics: %d call events were not all applied", len(batch))
 
 
 #: what a batch adds: latencies per histogram child, then (type, hits, misses)
@@ -144,26 +150,10 @@ def column_counts(
                 keys.append(item)
     else:
         keys = list(filter(_NOT_NONE, column))
-    return type_counts(instruments, keys)
+    return instruments.type_counts(keys)
 
 
 _NOT_NONE = partial(is_not, None)
-
-
-def type_counts(instruments: Instruments, keys: list[Any]) -> dict[TypeChildren, int]:
-    """Per-type counts of ``keys``; a key that is not a ``str`` (a caller passed bytes,
-    which redis-py accepts) counts as ``other``: applying events must never raise, or a
-    scrape would fail."""
-    if not keys:
-        return {}
-    try:
-        return instruments.type_counts(keys)
-    except (TypeError, AttributeError):
-        counts: dict[TypeChildren, int] = {}
-        for key in keys:
-            ti = instruments.classify(key) if isinstance(key, str) else instruments.other
-            counts[ti] = counts.get(ti, 0) + 1
-        return counts
 
 
 def observe_many(child: Any, values: Sequence[float]) -> None:
@@ -209,10 +199,10 @@ class Recorder:
         weakref.finalize(self, orphans.append, leftover).atexit = False
 
     def flush(self) -> None:
+        self.queued_keys = 0
         if not self.limit:
             self._apply_now()
             return
-        self.queued_keys = 0
         apply(self.events, self._instruments, self._lock)
         if self._orphans:
             run_queued(self._orphans)
@@ -226,7 +216,4 @@ class Recorder:
                 event = pop()
             except IndexError:
                 return
-            try:
-                _commit(_plan([event], self._instruments))
-            except Exception:  # never into the caller's request
-                log.exception("cache metrics: a call event could not be applied: %r", event[:2])
+            _apply_batch([event], self._instruments)

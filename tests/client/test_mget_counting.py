@@ -114,3 +114,9 @@ def test_a_str_subclass_key_counts_by_its_prefix(
     assert list(registry.collect())  # applies the set: the get is then alone in its batch
     assert cache.get(Key.ME) == 1
     assert sample(registry, "cache_hits_total", layer="redis", type="user") == 1
+
+
+def test_type_counts_never_raise_on_keys_that_are_not_str() -> None:
+    user, other = INSTRUMENTS.classify("user:1"), INSTRUMENTS.other
+    assert INSTRUMENTS.type_counts([]) == {}
+    assert INSTRUMENTS.type_counts(["user:1", b"user:2", 3, "user:4"]) == {user: 2, other: 2}
