@@ -2,6 +2,10 @@
 
 Each subcommand lives in the module that does its work; that module provides
 ``configure_parser(parser)`` and ``run(args) -> int``.  This file only routes.
+A command that needs an optional extra (``serve`` and ``demo`` need
+``[server]``: FastAPI, uvicorn, httpx, Jinja2) takes its flags from a module that
+imports none of it, loads its ``run`` only when it runs, and without the extra
+says which one to install.
 """
 
 from __future__ import annotations
@@ -10,18 +14,76 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from exporter.slo import SLOError, format_duration, load_slo
 
-#: subcommand -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "check-slo": ("exporter.cli", "Validate an SLO file and print what it declares."),
-    "demo": ("exporter.demo.command", "Run Redis, a workload, the exporter and Prometheus here."),
-    "docs": ("exporter.reference", "Write the metric and configuration references into docs/."),
-    "generate": ("exporter.generate", "Write alert rules, rule tests and dashboards from the SLO."),
-    "serve": ("exporter.server", "Serve /metrics for Redis (INFO, sampling) and PostgreSQL."),
+#: what each optional extra of the package brings (import names)
+EXTRAS: dict[str, tuple[str, ...]] = {"server": ("fastapi", "uvicorn", "httpx", "jinja2")}
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: where its flags and its ``run`` live, and the extra it needs."""
+
+    help: str
+    parser_module: str
+    run_module: str = ""  # default: the parser module
+    extra: str | None = None
+
+
+COMMANDS: dict[str, Command] = {
+    "check-slo": Command("Validate an SLO file and print what it declares.", "exporter.cli"),
+    "demo": Command(
+        "Run Redis, a workload, the exporter and Prometheus here.",
+        "exporter.demo.command",
+        extra="server",
+    ),
+    "docs": Command(
+        "Write the metric and configuration references into docs/.", "exporter.reference"
+    ),
+    "generate": Command(
+        "Write alert rules, rule tests and dashboards from the SLO.", "exporter.generate"
+    ),
+    "serve": Command(
+        "Serve /metrics for Redis (INFO, sampling) and PostgreSQL.",
+        "exporter.config",
+        "exporter.server",
+        extra="server",
+    ),
 }
+
+
+class MissingExtraError(Exception):
+    """A command needs an optional extra that is not installed."""
+
+
+def require_extra(extra: str) -> None:
+    """Raise :class:`MissingExtraError` naming the ``pip install`` that brings ``extra``."""
+    missing = []
+    for name in EXTRAS[extra]:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise MissingExtraError(
+            f"this command needs the [{extra}] extra ({', '.join(missing)} not installed): "
+            f"pip install 'cache-slo-exporter[{extra}]'"
+        )
+
+
+def _runner(command: Command) -> Callable[[argparse.Namespace], int]:
+    """``run`` of ``command``, imported when it runs (after its extra is checked)."""
+
+    def run_command(args: argparse.Namespace) -> int:
+        if command.extra is not None:
+            require_extra(command.extra)
+        module = importlib.import_module(command.run_module or command.parser_module)
+        return int(module.run(args))
+
+    return run_command
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -67,17 +129,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Redis cache SLOs: instrumented client, exporter, rules and dashboards.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (module_name, help_text) in COMMANDS.items():
+    for name, command in COMMANDS.items():
         module = (
             sys.modules[__name__]
-            if module_name == __name__
-            else importlib.import_module(module_name)
+            if command.parser_module == __name__
+            else importlib.import_module(command.parser_module)
         )
         child = sub.add_parser(
-            name, help=help_text, description=help_text, formatter_class=_HelpFormatter
+            name, help=command.help, description=command.help, formatter_class=_HelpFormatter
         )
         module.configure_parser(child)
-        child.set_defaults(_run=module.run)
+        child.set_defaults(_run=_runner(command))
     return parser
 
 
@@ -89,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = int(args._run(args))
         sys.stdout.flush()  # surface a closed pipe here, not at interpreter exit
         return code
-    except SLOError as exc:
+    except (SLOError, MissingExtraError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -8,7 +8,7 @@ collectors use; no connection setting is read from it.
 
 Secrets (Redis and PostgreSQL passwords, basic-auth password, bearer token)
 are held in fields that ``repr`` leaves out and are never echoed: URLs are
-shown through :func:`redact_url`, DSNs through :func:`redact_dsn`.
+shown through :mod:`exporter.redaction`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
+from exporter.redaction import SECRET_QUERY_KEYS, redact_url
 from exporter.slo import SLO, load_slo
 
 #: 9121 is the Go redis_exporter's port; ours must be able to run beside it
@@ -31,10 +32,6 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 #: below Prometheus' default scrape_timeout (10 s), so we answer before it gives up
 DEFAULT_SCRAPE_TIMEOUT = 5.0
 REDIS_SCHEMES = ("redis", "rediss", "unix")
-_SECRET_QUERY_KEYS = frozenset({"password", "pass", "passwd", "pwd", "token", "secret", "auth"})
-#: parts of query option names that mark them as secrets when redacting
-_SECRET_PARTS = ("pass", "pwd", "secret", "token")
-_DSN_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 
 class ConfigError(ValueError):
@@ -47,44 +44,7 @@ class ConfigError(ValueError):
         super().__init__(f"{where}: expected {expected}{shown}")
 
 
-# --- redaction -------------------------------------------------------------------
-
-
-def is_secret_query_key(name: str) -> bool:
-    """A query option that may hold a secret (``sslpassword``, ``auth_token``, ...)."""
-    lowered = name.lower()
-    return lowered in _SECRET_QUERY_KEYS or any(part in lowered for part in _SECRET_PARTS)
-
-
-def redact_url(url: str) -> str:
-    """``redis://user:secret@host:6379/0`` -> ``redis://user:***@host:6379/0``.
-
-    Secrets in the query string (``?password=``, ``?sslpassword=``, ``?token=``) are
-    masked too.  A string that does not parse as a URL is replaced whole: it
-    might be a secret.
-    """
-    try:
-        parts = urlsplit(url)
-        _ = parts.port
-    except ValueError:
-        return "<unparsable URL>"
-    netloc = parts.netloc
-    if parts.password is not None:
-        user = parts.username or ""
-        host = netloc.rsplit("@", 1)[1]
-        netloc = f"{user}:***@{host}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, "***" if is_secret_query_key(k) else v) for k, v in pairs], safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def redact_dsn(dsn: str) -> str:
-    """A PostgreSQL DSN (URL or ``key=value`` form) with its password masked."""
-    if "://" in dsn:
-        return redact_url(dsn)
-    return _DSN_PASSWORD.sub(r"\1***", dsn)
+# --- display ---------------------------------------------------------------------
 
 
 def instance_of(url: str) -> str:
@@ -328,6 +288,16 @@ OPTIONS: tuple[Option, ...] = (
 )  # fmt: skip
 
 
+class SamplerOptions(TypedDict, total=False):
+    """The keyspace sampler's settings that were given (others keep its defaults)."""
+
+    batch_size: int
+    cycle_budget: float
+    pause: float
+    max_keys: int
+    interval: float
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings; secrets are excluded from ``repr``."""
@@ -339,7 +309,7 @@ class Settings:
     postgres_dsn: str | None = field(default=None, repr=False)
     scrape_timeout: float = DEFAULT_SCRAPE_TIMEOUT
     #: sampler keyword arguments that were set (others keep the sampler's defaults)
-    sampler: dict[str, float | int] = field(default_factory=dict)
+    sampler: SamplerOptions = field(default_factory=lambda: SamplerOptions())
     configure_notifications: bool = False
     basic_auth_user: str | None = None
     basic_auth_password: str | None = field(default=None, repr=False)
@@ -384,7 +354,7 @@ def split_credentials(url: str, password: str | None = None) -> tuple[str, dict[
     if password is not None:
         kwargs["password"] = password
     netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = urlencode([(k, v) for k, v in pairs if k.lower() not in _SECRET_QUERY_KEYS])
+    query = urlencode([(k, v) for k, v in pairs if k.lower() not in SECRET_QUERY_KEYS])
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)), kwargs
 
 
@@ -458,11 +428,14 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
 
     sampler_keys = ("batch_size", "budget", "pause", "max_keys", "interval")
     sampler_args = {"budget": "cycle_budget"}
-    sampler = {
-        sampler_args.get(key, key): values[f"sample_{key}"]
-        for key in sampler_keys
-        if values[f"sample_{key}"] is not None
-    }
+    sampler = cast(
+        SamplerOptions,
+        {
+            sampler_args.get(key, key): values[f"sample_{key}"]
+            for key in sampler_keys
+            if values[f"sample_{key}"] is not None
+        },
+    )
     host, port = values["listen"]
     return Settings(
         redis_url=values["redis_url"],

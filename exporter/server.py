@@ -19,15 +19,11 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import importlib
-import inspect
 import logging
 import secrets
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -35,18 +31,14 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import choose_encoder
 
 from exporter import config
+from exporter.collectors.evictions import EvictionTracker
+from exporter.collectors.keyspace_sampler import KeyspaceSampler
 from exporter.collectors.redis_info import ErrorCounts, RedisInfoCollector, error_class
-from exporter.config import ConfigError, Settings, instance_of, redact_dsn, split_credentials
+from exporter.config import ConfigError, Settings, instance_of, split_credentials
+from exporter.redaction import RedactQueries, redact_dsn
 from exporter.slo import SLOError
 
 log = logging.getLogger(__name__)
-
-#: background collectors (module, class) wired in when their module exists
-BACKGROUND_COLLECTORS = (
-    ("exporter.collectors.keyspace_sampler", "KeyspaceSampler"),
-    ("exporter.collectors.evictions", "EvictionTracker"),
-)
-
 
 #: shares of the scrape deadline for the collectors that wait on I/O; they run one
 #: after another, so the shares add up to less than 1 (the rest is rendering)
@@ -61,31 +53,24 @@ def _redis_timeout(settings: Settings) -> float:
     return _budget(settings, "redis_info")
 
 
-def _background_collectors(settings: Settings) -> list[Any]:
-    """The sampler and eviction tracker, built if their modules are installed."""
+def _background_collectors(settings: Settings) -> list[KeyspaceSampler | EvictionTracker]:
+    """The sampler (key counts and sizes per type) and the eviction tracker (evictions
+    and expirations per type): both run threads, started and stopped with the app."""
     url, kwargs = settings.redis_target
-    built: list[Any] = []
-    for module_name, class_name in BACKGROUND_COLLECTORS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            log.info("%s is not available; its metrics are not served", module_name)
-            continue
-        cls = getattr(module, class_name)
-        extra: dict[str, Any] = (
-            dict(settings.sampler)
-            if class_name == "KeyspaceSampler"
-            else {"configure_notifications": settings.configure_notifications}
-        )
-        if "collect_timeout" in inspect.signature(cls).parameters:
-            # a collector that waits at scrape time gets its share of the deadline
-            extra["collect_timeout"] = _budget(settings, "evictions")
-        built.append(
-            cls(url, settings.slo, instance=settings.instance, redis_kwargs=kwargs, **extra)
-        )
-    return built
+    return [
+        KeyspaceSampler(
+            url, settings.slo, instance=settings.instance, redis_kwargs=kwargs, **settings.sampler
+        ),
+        EvictionTracker(
+            url,
+            settings.slo,
+            instance=settings.instance,
+            redis_kwargs=kwargs,
+            configure_notifications=settings.configure_notifications,
+            # it waits for a notification barrier at scrape time: its share of the deadline
+            collect_timeout=_budget(settings, "evictions"),
+        ),
+    ]
 
 
 def _check_auth(settings: Settings) -> Callable[[Request], None]:
@@ -236,39 +221,6 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
 # --- the `serve` command -----------------------------------------------------------
 
 
-def _redact_query(arg: str) -> str:
-    """A request path with every URL in its query redacted and secret-named values masked."""
-    path, sep, query = arg.partition("?")
-    if not sep:
-        return arg
-    pairs = []
-    for name, value in parse_qsl(query, keep_blank_values=True):
-        if "://" in value:
-            value = config.redact_url(value)
-        elif config.is_secret_query_key(name):
-            value = "***"
-        pairs.append((name, value))
-    return f"{path}?{urlencode(pairs, safe='/:@*')}"
-
-
-class RedactTargets(logging.Filter):
-    """Mask credentials in the query strings of access-log lines.
-
-    Every query value that is a URL goes through :func:`~exporter.config.redact_url`
-    (``/scrape?target=`` and any other parameter, however its name is spelt or
-    percent-encoded), and values of secret-looking parameters are masked.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(_redact_query(a) if isinstance(a, str) else a for a in record.args)
-        return True
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    config.configure_parser(parser)
-
-
 def run(args: argparse.Namespace) -> int:
     """Resolve settings (exit 2 on a bad one), then serve until SIGINT/SIGTERM."""
     import uvicorn
@@ -281,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("uvicorn.access").addFilter(RedactTargets())
+    logging.getLogger("uvicorn.access").addFilter(RedactQueries())
     log.info(
         "serving on %s:%d for Redis %s%s (scrape timeout %gs)",
         settings.listen_host,

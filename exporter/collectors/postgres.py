@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 
 from exporter import metrics
 from exporter.collectors._deadline import Deadline
-from exporter.config import redact_dsn
+from exporter.redaction import redact_dsn
 
 log = logging.getLogger(__name__)
 

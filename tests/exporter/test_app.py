@@ -327,13 +327,13 @@ def test_scrape_allow_is_read_from_flag_and_environment() -> None:
     ],
 )
 def test_access_log_lines_never_carry_a_secret_from_the_query(query: str) -> None:
-    from exporter.server import RedactTargets
+    from exporter.redaction import RedactQueries
 
     record = logging.LogRecord(
         "uvicorn.access", logging.INFO, __file__, 0, '%s - "%s %s HTTP/%s" %d',
         ("127.0.0.1:5555", "GET", f"/scrape?{query}", "1.1", 200), None,
     )  # fmt: skip
-    assert RedactTargets().filter(record)
+    assert RedactQueries().filter(record)
     line = record.getMessage()
     assert SECRET not in line
     assert '"GET /scrape?' in line

@@ -1,0 +1,75 @@
+"""One redaction helper for every URL and DSN the product shows."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import exporter
+from exporter.redaction import redact_dsn, redact_query, redact_url
+
+PACKAGE = Path(exporter.__file__).parent
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://user:s3cret@cache:6379/0", "redis://user:***@cache:6379/0"),
+        ("redis://:s3cret@cache:6379/0", "redis://:***@cache:6379/0"),
+        (
+            "rediss://default:s3cret@cache.example:6380/2",
+            "rediss://default:***@cache.example:6380/2",
+        ),
+        ("redis://cache:6379/0", "redis://cache:6379/0"),
+        ("redis://cache:6379/0?password=s3cret&x=1", "redis://cache:6379/0?password=***&x=1"),
+        ("redis://u:s3cret@cache:bad/0", "<unparsable URL>"),
+    ],
+)
+def test_redact_url_masks_passwords_and_keeps_user_host_port(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("dsn", "shown"),
+    [
+        ("postgresql://app:s3cret@db:5432/app", "postgresql://app:***@db:5432/app"),
+        ("host=db user=app password=s3cret dbname=app", "host=db user=app password=*** dbname=app"),
+        ("host=db password = 'se cret' dbname=app", "host=db password = *** dbname=app"),
+        (
+            "postgresql://app@db/app?sslmode=verify-full&sslpassword=s3cret",
+            "postgresql://app@db/app?sslmode=verify-full&sslpassword=***",
+        ),
+        (
+            "postgresql://db/app?user=app&PassWord=s3cret",
+            "postgresql://db/app?user=app&PassWord=***",
+        ),
+    ],
+)
+def test_redact_dsn_masks_the_password_in_both_dsn_forms(dsn: str, shown: str) -> None:
+    assert redact_dsn(dsn) == shown
+
+
+@pytest.mark.parametrize(
+    ("path", "shown"),
+    [
+        ("/metrics", "/metrics"),
+        ("/scrape?target=redis://:pw@h:6379/0", "/scrape?target=redis://:***@h:6379/0"),
+        ("/x?token=abc&n=1", "/x?token=***&n=1"),
+    ],
+)
+def test_redact_query_masks_urls_and_secret_named_values(path: str, shown: str) -> None:
+    assert redact_query(path) == shown
+
+
+def test_no_other_module_redacts_on_its_own() -> None:
+    """A second helper would drift (one once kept the query, another dropped it)."""
+    offenders = []
+    for source in PACKAGE.rglob("*.py"):
+        if source.name == "redaction.py":
+            continue
+        for node in ast.walk(ast.parse(source.read_text(), str(source))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and "redact" in node.name:
+                offenders.append(f"{source.relative_to(PACKAGE)}: {node.name}")
+    assert offenders == []
