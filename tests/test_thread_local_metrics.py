@@ -10,8 +10,12 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
+from exporter.client.thread_local_metrics import (
+    HistogramChild,
+    ThreadLocalCounter,
+    ThreadLocalHistogram,
+)
 from exporter.metrics import LATENCY_BUCKETS
-from exporter.thread_local_metrics import HistogramChild, ThreadLocalCounter, ThreadLocalHistogram
 
 # on, just past and just before bucket bounds, far beyond the last (+Inf) and zero
 OBSERVATIONS = (0.0, 0.0001, 0.00010001, 0.0099999, 0.01, 0.0100001, 0.003, 0.2, 7.5, 1e9)

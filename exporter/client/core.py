@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.client.breaker import CircuitBreaker
 from exporter.client.errors import CacheConfigError
+from exporter.client.families import client_metrics
 from exporter.client.instrumentation import BREAKER_ERRORS, Instruments, TypeChildren, error_class
 from exporter.client.keys import KeyBuilder, KeyPattern
 from exporter.client.policy import Seconds, missing_ttl, ttl_ms
@@ -29,7 +30,6 @@ from exporter.client.serialization import (
     Serializer,
     encode,
 )
-from exporter.metrics import client_metrics
 from exporter.slo import SLO, load_slo
 
 log = logging.getLogger("exporter.client")

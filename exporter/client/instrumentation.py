@@ -19,7 +19,8 @@ from typing import Any
 
 import redis.exceptions as rex
 
-from exporter.metrics import ERROR_CLASSES, LAYER_REDIS, OPERATIONS, TYPE_OTHER, ClientMetrics
+from exporter.client.families import ClientMetrics
+from exporter.metrics import ERROR_CLASSES, LAYER_REDIS, OPERATIONS, TYPE_OTHER
 from exporter.slo import SLO
 
 #: exception class -> error label, first match wins (order matters: redis-py's

@@ -10,7 +10,7 @@ the classification and metric updates run later, in bulk, for many calls:
 
 - when the queue holds more than :data:`FLUSH_AT` events (bounded memory),
 - before every collection: the client metric families call
-  :meth:`exporter.metrics.ClientMetrics.flush_pending` first, so a scrape
+  :meth:`exporter.client.families.ClientMetrics.flush_pending` first, so a scrape
   sees every call made before it (hits, misses and latencies are applied
   together, but each family flushes before it is read: as with
   prometheus-client, one scrape is not one atomic snapshot),
@@ -37,8 +37,8 @@ from itertools import repeat
 from operator import is_not
 from typing import Any
 
+from exporter.client.families import run_queued
 from exporter.client.instrumentation import Instruments, TypeChildren
-from exporter.metrics import run_queued
 
 log = logging.getLogger("exporter.client")
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, start_http_server
 
-from exporter.metrics import LAYER_REDIS, client_metrics
+from exporter.client.families import client_metrics
+from exporter.metrics import LAYER_REDIS
 from exporter.rules import conventions as c
 from tests.generate.test_dashboards import SUBSTITUTIONS, queries
 from tests.support.processes import free_port

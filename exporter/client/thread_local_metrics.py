@@ -18,7 +18,7 @@ Same exposition as prometheus-client's ``Counter``/``Histogram`` (names, help,
 labels, cumulative ``le`` buckets, ``_sum``/``_count``), minus the ``_created``
 series.  Used only where prometheus-client keeps values in process memory: in
 its multiprocess mode values must go to its files, so
-:func:`exporter.metrics.client_metrics` uses prometheus-client's own classes
+:func:`exporter.client.families.client_metrics` uses prometheus-client's own classes
 there.
 """
 
