@@ -1,37 +1,34 @@
 """Hit ratio at each layer the data reaches: the Redis client, the Redis server
-(INFO keyspace counters) and PostgreSQL's buffer cache."""
+(INFO keyspace counters) and PostgreSQL's buffer cache (queries from :mod:`exporter.sli`)."""
 
 from __future__ import annotations
 
 from grafanalib import core as g
 
 from exporter import metrics as m
-from exporter.dashboards.common import RATE, dashboard, sel, stat, steps, timeseries
+from exporter import sli
+from exporter.dashboards.common import JOB_ONLY, RATE, TARGET, dashboard, stat, steps, timeseries
 from exporter.rules.builders import percent
 from exporter.slo import SLO
 
 TITLE = "Cache layers"
 
 
-def _ratio(hits: str, misses: str) -> str:
-    h, mi = f"sum(rate({hits}[{RATE}]))", f"sum(rate({misses}[{RATE}]))"
-    return f"{h} / ({h} + {mi})"
-
-
 def build(slo: SLO) -> g.Dashboard:
-    redis, pg = f'layer="{m.LAYER_REDIS}"', f'layer="{m.LAYER_POSTGRES}"'
     layers = (
-        ("Redis, client-side", _ratio(sel(m.CACHE_HITS, redis), sel(m.CACHE_MISSES, redis))),
+        ("Redis, client-side", sli.hit_ratio(TARGET, RATE, layer=m.LAYER_REDIS)),
         # redis_* carry the Redis address as instance, which the variable (scrape
         # targets: apps and exporters) does not list: filtered by job only
         (
             "Redis, server-side",
-            _ratio(
-                sel(m.REDIS_KEYSPACE_HITS, by_instance=False),
-                sel(m.REDIS_KEYSPACE_MISSES, by_instance=False),
+            sli.hit_ratio(
+                JOB_ONLY,
+                RATE,
+                layer=None,
+                counters=(m.REDIS_KEYSPACE_HITS, m.REDIS_KEYSPACE_MISSES),
             ),
         ),
-        ("PostgreSQL buffer cache", _ratio(sel(m.CACHE_HITS, pg), sel(m.CACHE_MISSES, pg))),
+        ("PostgreSQL buffer cache", sli.hit_ratio(TARGET, RATE, layer=m.LAYER_POSTGRES)),
     )
     target = steps("red", (slo.hit_rate_objective, "green"))
     panels: list[g.Panel] = [
@@ -47,12 +44,10 @@ def build(slo: SLO) -> g.Dashboard:
             value_max=1,
         )
     )
-    pg_hits = f"sum by (type) (rate({sel(m.CACHE_HITS, pg)}[{RATE}]))"
-    pg_misses = f"sum by (type) (rate({sel(m.CACHE_MISSES, pg)}[{RATE}]))"
     panels.append(
         timeseries(
             "PostgreSQL buffer cache hit ratio by type",
-            [(f"{pg_hits} / ({pg_hits} + {pg_misses})", "{{type}}")],
+            [(sli.hit_ratio(TARGET, RATE, by=("type",), layer=m.LAYER_POSTGRES), "{{type}}")],
             unit="percentunit",
             width=24,
             value_max=1,

@@ -1,19 +1,19 @@
 """Pure steps from the SLO file to rule groups: SLIs → budgets → alerts → runbooks.
 
-Every metric name, label name and fixed label value comes from
-:mod:`exporter.metrics`; every objective, threshold and window from the SLO
-file.  Each step returns data; nothing here writes files.
+Every SLI and budget expression comes from :mod:`exporter.sli`; every other
+metric name, label name and fixed label value from :mod:`exporter.metrics`;
+every objective, threshold and window from the SLO file.  Each step returns
+data (each alert also carries its objective and tier, see :class:`Rule`);
+nothing here writes files.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from prometheus_client.utils import floatToGoString
-
 from exporter import metrics as m
+from exporter import sli
 from exporter.rules import conventions as c
 from exporter.rules.config import RuleConfig
 from exporter.rules.model import Generated, Group, Rule, RuleFile, decimal, number
@@ -50,27 +50,6 @@ class Context:
         return number(self.slo.min_read_rate)
 
 
-# --- PromQL helpers -----------------------------------------------------------------
-
-
-def match(spec: m.MetricSpec, **labels: str) -> str:
-    """``name="value"`` matchers, refusing a label the metric does not have."""
-    for name in labels:
-        if name not in spec.labels:
-            raise ValueError(f"{spec.name} has no label {name!r} (labels: {spec.labels})")
-    return ", ".join(f'{k}="{v}"' for k, v in labels.items())
-
-
-def sel(name: str, *matchers: str) -> str:
-    inner = ", ".join(x for x in matchers if x)
-    return f"{name}{{{inner}}}"
-
-
-def le_value(seconds: float) -> str:
-    """The ``le`` label exactly as prometheus-client writes it (``0.01``)."""
-    return str(floatToGoString(seconds))  # type: ignore[no-untyped-call]
-
-
 def recording_windows(slo: SLO) -> tuple[timedelta, ...]:
     """Windows the alerts and dashboards read: ADR, every burn tier, the SLO window."""
     found = {ADR_WINDOW, slo.window}
@@ -82,48 +61,37 @@ def recording_windows(slo: SLO) -> tuple[timedelta, ...]:
 # --- SLIs -------------------------------------------------------------------------------
 
 
-def _client(ctx: Context, spec: m.MetricSpec, suffix: str = "", **labels: str) -> str:
-    return sel(spec.name + suffix, ctx.config.app_selector, match(spec, **labels))
-
-
 def sli_rules(ctx: Context) -> Group:
     """Reads, hit ratio (per type and overall) and the latency SLI, per window."""
-    hits = _client(ctx, m.CACHE_HITS, layer=m.LAYER_REDIS)
-    misses = _client(ctx, m.CACHE_MISSES, layer=m.LAYER_REDIS)
-    lat = ctx.slo.latency
-    count = _client(ctx, m.CACHE_LATENCY, "_count", layer=m.LAYER_REDIS, operation=lat.operation)
-    good = sel(
-        m.CACHE_LATENCY.name + "_bucket",
-        ctx.config.app_selector,
-        match(m.CACHE_LATENCY, layer=m.LAYER_REDIS, operation=lat.operation),
-        f'le="{le_value(lat.threshold_seconds)}"',
-    )
+    app, lat = ctx.config.app_selector, ctx.slo.latency
+    redis, lines, by_type = m.LAYER_REDIS, sli.LINES, ("type",)
     all_type = (("type", m.TYPE_ALL),)
     rules: list[Rule] = []
     for w in recording_windows(ctx.slo):
         r = ctx.rng(w)
-        by_type = (
-            f"sum by (type) (rate({hits}[{r}]))",
-            f"sum by (type) (rate({misses}[{r}]))",
-        )
-        overall = (f"sum(rate({hits}[{r}]))", f"sum(rate({misses}[{r}]))")
-        calls = f"sum by (operation) (rate({count}[{r}]))"
+        reads, ratio = c.record_reads(w), c.record_hit_ratio(w)
         rules += [
-            Rule(record=c.record_reads(w), expr=f"{by_type[0]}\n+\n{by_type[1]}"),
-            Rule(record=c.record_reads(w), expr=f"{overall[0]}\n+\n{overall[1]}", labels=all_type),
+            Rule(record=reads, expr=sli.reads(app, r, layer=redis, by=by_type, layout=lines)),
+            Rule(record=reads, expr=sli.reads(app, r, layer=redis, layout=lines), labels=all_type),
+            Rule(record=ratio, expr=sli.hit_ratio(app, r, layer=redis, by=by_type, layout=lines)),
             Rule(
-                record=c.record_hit_ratio(w),
-                expr=f"{by_type[0]}\n/\n({by_type[0]} + {by_type[1]})",
-            ),
-            Rule(
-                record=c.record_hit_ratio(w),
-                expr=f"{overall[0]}\n/\n({overall[0]} + {overall[1]})",
+                record=ratio,
+                expr=sli.hit_ratio(app, r, layer=redis, layout=lines),
                 labels=all_type,
             ),
-            Rule(record=c.record_calls(w), expr=calls),
+            Rule(
+                record=c.record_calls(w),
+                expr=sli.calls(app, r, layer=redis, operation=lat.operation),
+            ),
             Rule(
                 record=c.record_latency_good(w),
-                expr=f"sum by (operation) (rate({good}[{r}]))\n/\n{calls}",
+                expr=sli.latency_good_ratio(
+                    app,
+                    r,
+                    operation=lat.operation,
+                    threshold_seconds=lat.threshold_seconds,
+                    layout=lines,
+                ),
             ),
         ]
     return Group(c.GROUP_SLI, tuple(rules))
@@ -132,26 +100,18 @@ def sli_rules(ctx: Context) -> Group:
 def budget_rules(ctx: Context) -> Group:
     """Error budget remaining over the SLO window, per objective."""
     w = ctx.slo.window
-    rules = [
-        Rule(
-            record=c.RECORD_BUDGET_REMAINING,
-            expr=f'1 - (1 - {c.record_hit_ratio(w)}{{type="{t}"}}) / {number(1 - decimal(o))}',
-            labels=(("slo", c.SLO_HIT_RATE), ("type", t)),
-        )
-        for t, o in ctx.slo.objectives.items()
-    ]
-    lat = ctx.slo.latency
-    rules.append(
-        Rule(
-            record=c.RECORD_BUDGET_REMAINING,
-            expr=(
-                f'1 - (1 - {c.record_latency_good(w)}{{operation="{lat.operation}"}}) / '
-                f"{number(1 - decimal(lat.objective))}"
-            ),
-            labels=(("slo", c.SLO_LATENCY), ("operation", lat.operation)),
-        )
+    return Group(
+        c.GROUP_BUDGET,
+        tuple(
+            Rule(
+                record=c.RECORD_BUDGET_REMAINING,
+                expr=sli.budget_left(o.recorded(w), o.target),
+                labels=(("slo", o.slo_label), (o.label, o.value)),
+                objective=o,
+            )
+            for o in sli.objectives(ctx.slo)
+        ),
     )
-    return Group(c.GROUP_BUDGET, tuple(rules))
 
 
 # --- the ADR's alerts -------------------------------------------------------------------
@@ -161,15 +121,16 @@ def adr_alerts(ctx: Context) -> Group:
     """``LowCacheHitRate`` (overall and per type) and ``HighCacheLatency``, low-traffic safe."""
     w = ADR_WINDOW
     rules: list[Rule] = []
-    for t, objective in ctx.slo.objectives.items():
-        target = number(objective)
+    *hit_rates, latency = sli.objectives(ctx.slo)
+    for o in hit_rates:
+        t, objective = o.value, o.target
         what = "all reads" if t == m.TYPE_ALL else f"{t} reads"
         rules.append(
             Rule(
                 alert=c.ALERT_LOW_HIT_RATE,
                 expr=(
-                    f'{c.record_hit_ratio(w)}{{type="{t}"}} < {target}\n'
-                    f'and\n{c.record_reads(w)}{{type="{t}"}} >= {ctx.min_rate}'
+                    f"{o.recorded(w)} < {number(objective)}\n"
+                    f"and\n{o.recorded_volume(w)} >= {ctx.min_rate}"
                 ),
                 for_=ctx.for_(ADR_HIT_RATE_FOR),
                 labels=(("severity", c.SEVERITY_TICKET), ("type", t)),
@@ -182,21 +143,23 @@ def adr_alerts(ctx: Context) -> Group:
                         f"{percent(objective)} for {format_duration(ADR_HIT_RATE_FOR)}.",
                     ),
                 ),
+                objective=o,
             )
         )
     lat = ctx.slo.latency
-    count = _client(ctx, m.CACHE_LATENCY, "_count", layer=m.LAYER_REDIS, operation=lat.operation)
-    buckets = _client(ctx, m.CACHE_LATENCY, "_bucket", layer=m.LAYER_REDIS, operation=lat.operation)
-    r = ctx.rng(w)
+    app, r = ctx.config.app_selector, ctx.rng(w)
+    redis, op = m.LAYER_REDIS, lat.operation
+    quantile = sli.latency_quantile(
+        number(lat.objective), app, r, layer=redis, operation=op, by=("operation",)
+    )
     threshold = format_duration(lat.threshold)
     rules.append(
         Rule(
             alert=c.ALERT_HIGH_LATENCY,
             expr=(
-                f"histogram_quantile({number(lat.objective)}, "
-                f"sum by (le, operation) (rate({buckets}[{r}])))\n"
+                f"{quantile}\n"
                 f"> {number(lat.threshold_seconds)}\n"
-                f"and\nsum by (operation) (rate({count}[{r}])) >= {ctx.min_rate}"
+                f"and\n{sli.calls(app, r, layer=redis, operation=op)} >= {ctx.min_rate}"
             ),
             for_=ctx.for_(ADR_LATENCY_FOR),
             labels=(("severity", c.SEVERITY_TICKET), ("operation", lat.operation)),
@@ -213,6 +176,7 @@ def adr_alerts(ctx: Context) -> Group:
                     f"{threshold} for {format_duration(ADR_LATENCY_FOR)}.",
                 ),
             ),
+            objective=latency,
         )
     )
     return Group(c.GROUP_ADR, tuple(rules))
@@ -222,17 +186,10 @@ def adr_alerts(ctx: Context) -> Group:
 
 
 def _burn_alert(
-    ctx: Context,
-    *,
-    alert: str,
-    tier: BurnTier,
-    budget: str,
-    ratio: Callable[[timedelta], str],
-    volume: Callable[[timedelta], str],
-    labels: tuple[tuple[str, str], ...],
-    slo_text: str,
+    ctx: Context, *, alert: str, tier: BurnTier, objective: sli.Objective, slo_text: str
 ) -> Rule:
-    long_r, short_r = ratio(tier.long), ratio(tier.short)
+    o = objective
+    budget = number(sli.error_budget(o.target))
     factor = number(tier.factor)
     comment = None
     if tier.capped_from is not None:
@@ -243,14 +200,15 @@ def _burn_alert(
     return Rule(
         alert=alert,
         expr=(
-            f"(1 - {long_r}) / {budget} > {factor}\n"
-            f"and\n(1 - {short_r}) / {budget} > {factor}\n"
-            f"and\n{volume(tier.short)} >= {ctx.min_rate}"
+            f"{sli.burn_rate(o.recorded(tier.long), o.target)} > {factor}\n"
+            f"and\n{sli.burn_rate(o.recorded(tier.short), o.target)} > {factor}\n"
+            f"and\n{o.recorded_volume(tier.short)} >= {ctx.min_rate}"
         ),
         for_=ctx.for_(tier.for_),
         labels=(
             ("severity", tier.severity),
-            *labels,
+            ("slo", o.slo_label),
+            (o.label, o.value),
             ("long_window", c.window_name(tier.long)),
             ("short_window", c.window_name(tier.short)),
         ),
@@ -269,6 +227,8 @@ def _burn_alert(
             ),
         ),
         comment=comment,
+        objective=o,
+        tier=tier,
     )
 
 
@@ -278,59 +238,44 @@ def burn_rate_alerts(ctx: Context, notes: list[str]) -> Group:
     rules: list[Rule] = []
     comments: list[str] = []
 
-    def tiers_noting(what: str, objective: float) -> tuple[tuple[BurnTier, ...], str]:
-        budget = 1 - decimal(objective)
-        kept, why = tiers_for_budget(tiers, budget)
+    def tiers_noting(what: str, objective: float) -> tuple[BurnTier, ...]:
+        kept, why = tiers_for_budget(tiers, sli.error_budget(objective))
         for line in why:
             notes.append(f"{what}: {line}")
             comments.append(f"{what}: {line}")
-        return kept, number(budget)
+        return kept
 
-    for t, objective in ctx.slo.objectives.items():
-        what = "all reads" if t == m.TYPE_ALL else f"{t} reads"
-        kept, budget = tiers_noting(
-            f"hit rate of {what} (objective {number(objective)})", objective
-        )
-        for tier in kept:
+    *hit_rates, latency = sli.objectives(ctx.slo)
+    for o in hit_rates:
+        what = "all reads" if o.value == m.TYPE_ALL else f"{o.value} reads"
+        for tier in tiers_noting(f"hit rate of {what} (objective {number(o.target)})", o.target):
             rules.append(
                 _burn_alert(
                     ctx,
                     alert=c.ALERT_HIT_RATE_BURN,
                     tier=tier,
-                    budget=budget,
-                    ratio=_selecting(c.record_hit_ratio, f'{{type="{t}"}}'),
-                    volume=_selecting(c.record_reads, f'{{type="{t}"}}'),
-                    labels=(("slo", c.SLO_HIT_RATE), ("type", t)),
-                    slo_text=f"Hit rate of {what} (objective {percent(objective)})",
+                    objective=o,
+                    slo_text=f"Hit rate of {what} (objective {percent(o.target)})",
                 )
             )
     lat = ctx.slo.latency
     threshold = format_duration(lat.threshold)
-    kept, budget = tiers_noting(
+    kept = tiers_noting(
         f"{lat.operation} latency (objective {number(lat.objective)})", lat.objective
     )
-    op = f'{{operation="{lat.operation}"}}'
     for tier in kept:
         rules.append(
             _burn_alert(
                 ctx,
                 alert=c.ALERT_LATENCY_BURN,
                 tier=tier,
-                budget=budget,
-                ratio=_selecting(c.record_latency_good, op),
-                volume=_selecting(c.record_calls, op),
-                labels=(("slo", c.SLO_LATENCY), ("operation", lat.operation)),
+                objective=latency,
                 slo_text=(
                     f"{lat.operation} calls within {threshold} (objective {percent(lat.objective)})"
                 ),
             )
         )
     return Group(c.GROUP_BURN, tuple(rules), tuple(comments))
-
-
-def _selecting(name_of: Callable[[timedelta], str], selector: str) -> Callable[[timedelta], str]:
-    """A recorded series per window, with a fixed selector (``{type="session"}``)."""
-    return lambda w: f"{name_of(w)}{selector}"
 
 
 # --- operational alerts -------------------------------------------------------------------
@@ -342,30 +287,14 @@ def operational_alerts(ctx: Context) -> Group:
     exp = cfg.exporter_selector
     r5 = ctx.rng(timedelta(minutes=5))
     r1h = ctx.rng(timedelta(hours=1))
-    lat = m.CACHE_LATENCY
-    calls = sel(lat.name + "_count", cfg.app_selector, match(lat, layer=m.LAYER_REDIS))
-    errors = sel(m.CACHE_ERRORS.name, cfg.app_selector, match(m.CACHE_ERRORS, layer=m.LAYER_REDIS))
-    evictions = sel(
-        m.CACHE_EVICTIONS.name,
-        exp,
-        match(m.CACHE_EVICTIONS, layer=m.LAYER_REDIS, reason=m.REASON_MAXMEMORY),
-    )
-    used, maxmem = sel(m.REDIS_MEMORY_USED.name, exp), sel(m.REDIS_MEMORY_MAX.name, exp)
-    skipped = sel(
-        m.CACHE_ERRORS.name,
-        cfg.app_selector,
-        match(m.CACHE_ERRORS, layer=m.LAYER_REDIS, error=c.ERROR_CIRCUIT_OPEN),
-    )
-    ev_rate = f"sum by (type) (rate({evictions}[{r5}]))"
-    reached = f"sum by (operation) (rate({calls}[{r5}]))"
-    # attempts = calls that reached Redis (latency observed) + calls the open circuit
-    # breaker skipped (only counted as circuit_open errors); without the skipped ones a
-    # total outage reads as a few probes: above 100 % failing, or under the traffic guard
-    call_rate = f"({reached}\n + (sum by (operation) (rate({skipped}[{r5}])) or {reached} * 0))"
+    evictions = sli.selector(m.CACHE_EVICTIONS, exp, layer=m.LAYER_REDIS, reason=m.REASON_MAXMEMORY)
+    used, maxmem = sli.selector(m.REDIS_MEMORY_USED, exp), sli.selector(m.REDIS_MEMORY_MAX, exp)
+    ev_rate = sli.sum_rate(evictions, r5, ("type",))
+    call_rate = sli.call_attempts(cfg.app_selector, r5)
     rules = [
         Rule(
             alert=c.ALERT_REDIS_DOWN,
-            expr=f"{sel(m.REDIS_UP.name, exp)} == 0",
+            expr=f"{sli.selector(m.REDIS_UP, exp)} == 0",
             for_=ctx.for_(timedelta(minutes=1)),
             labels=(("severity", c.SEVERITY_PAGE),),
             annotations=(
@@ -395,13 +324,14 @@ def operational_alerts(ctx: Context) -> Group:
     ]
     for spec, selector, component, source in (
         (m.REDIS_UP, exp, "exporter", "the cache exporter"),
-        (lat, cfg.app_selector, "app", "the instrumented application"),
+        (m.CACHE_LATENCY, cfg.app_selector, "app", "the instrumented application"),
     ):
-        name = spec.name + ("_count" if spec.kind == "histogram" else "")
+        suffix = "_count" if spec.kind == "histogram" else ""
+        name = spec.name + suffix
         rules.append(
             Rule(
                 alert=c.ALERT_METRICS_ABSENT,
-                expr=f"absent({sel(name, selector)})",
+                expr=f"absent({sli.selector(spec, selector, suffix=suffix)})",
                 for_=ctx.for_(timedelta(minutes=10)),
                 labels=(("severity", c.SEVERITY_TICKET), ("component", component)),
                 annotations=(
@@ -413,6 +343,7 @@ def operational_alerts(ctx: Context) -> Group:
                         "the target is missing from service discovery or renamed.",
                     ),
                 ),
+                absent=(name, selector),
             )
         )
     rules += [
@@ -437,7 +368,7 @@ def operational_alerts(ctx: Context) -> Group:
             expr=(
                 f"{ev_rate} > {number(cfg.eviction_rate_per_second_min)}\n"
                 f"and\n{ev_rate}\n> {number(cfg.eviction_surge_factor)} * "
-                f"sum by (type) (rate({evictions}[{r1h}]))"
+                f"{sli.sum_rate(evictions, r1h, ('type',))}"
             ),
             for_=ctx.for_(timedelta(minutes=5)),
             labels=(("severity", c.SEVERITY_TICKET),),
@@ -454,7 +385,7 @@ def operational_alerts(ctx: Context) -> Group:
         Rule(
             alert=c.ALERT_CLIENT_ERRORS,
             expr=(
-                f"sum by (operation) (rate({errors}[{r5}]))\n/\n{call_rate}\n"
+                f"{sli.client_error_ratio(cfg.app_selector, r5)}\n"
                 f"> {number(cfg.client_error_ratio_max)}\n"
                 f"and\n{call_rate} >= {ctx.min_rate}"
             ),
@@ -476,7 +407,7 @@ def operational_alerts(ctx: Context) -> Group:
             # per minute: a scrape fails at most once per scrape interval, and a
             # per-second rate reads as "16.67m" (milli) in the description
             expr=(
-                f"sum by (instance) (rate({sel(m.EXPORTER_SCRAPE_ERRORS.name, exp)}[{r5}])) "
+                f"{sli.sum_rate(sli.selector(m.EXPORTER_SCRAPE_ERRORS, exp), r5, ('instance',))} "
                 "* 60 > 0"
             ),
             for_=ctx.for_(timedelta(minutes=10)),

@@ -5,13 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # both import this module's number helpers
+    from exporter.rules.windows import BurnTier
+    from exporter.sli import Objective
 
 Labels = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
 class Rule:
-    """A recording rule (``record``) or an alerting rule (``alert``)."""
+    """A recording rule (``record``) or an alerting rule (``alert``).
+
+    Besides what is rendered, a rule keeps what it means as data (the fields
+    after ``comment``, never written to YAML), so the promtool test generator
+    reads the objective, tier and watched series instead of parsing PromQL back.
+    """
 
     expr: str
     record: str | None = None
@@ -21,6 +31,12 @@ class Rule:
     annotations: Labels = ()
     #: rendered as a YAML comment above the rule (why it looks the way it does)
     comment: str | None = None
+    #: the SLO objective an SLO alert guards (its kind, label, value and target)
+    objective: Objective | None = None
+    #: a burn-rate alert's tier: severity, factor and nominal long/short windows
+    tier: BurnTier | None = None
+    #: an ``absent()`` alert's watched series: metric name and the selector it must match
+    absent: tuple[str, str] | None = None
 
     def label(self, name: str) -> str | None:
         return dict(self.labels).get(name)

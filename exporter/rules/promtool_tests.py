@@ -7,6 +7,9 @@ and stays silent on **low traffic** where it guards against it.  Expected labels
 and annotations are worked out here from the scenario (the measured value
 formatted as Prometheus' template functions do), then promtool checks them
 against what the real rule engine computes.
+
+What each alert checks (objective, burn tier, watched series) is read from the
+:class:`~exporter.rules.model.Rule`'s metadata, never parsed back from PromQL.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ from typing import Any
 import yaml
 
 from exporter import metrics as m
+from exporter import sli
 from exporter.rules import conventions as c
-from exporter.rules.builders import le_value
 from exporter.rules.config import RuleConfig
-from exporter.rules.model import Generated, Rule, decimal, number
-from exporter.slo import SLO, format_duration, parse_duration
+from exporter.rules.model import Generated, Rule, number
+from exporter.rules.windows import BurnTier
+from exporter.sli import le_value
+from exporter.slo import SLO, format_duration
 
 INTERVAL = timedelta(minutes=1)
 #: ticket tiers hold for hours: their tests sample every 5m to stay fast
@@ -257,8 +262,7 @@ class Scenarios:
     def low_hit_rate(self) -> list[Case]:
         cases = []
         for rule in self.rules(c.ALERT_LOW_HIT_RATE):
-            t = rule.label("type") or ""
-            objective = self.slo.objectives[t]
+            t, objective = _objective(rule).value, _objective(rule).target
             for_ = rule.for_ or timedelta(0)
             end = for_ + timedelta(minutes=5)
             steps = self.steps(end) + 1
@@ -291,7 +295,7 @@ class Scenarios:
             end = for_ + timedelta(minutes=5)
             steps = self.steps(end) + 1
             slow = 0.5
-            budget = 1 - self.slo.latency.objective
+            budget = 1 - _objective(rule).target
             inside = budget / 2
             labels = {"operation": self.slo.latency.operation}
             fire = self.case(
@@ -314,7 +318,7 @@ class Scenarios:
             cases += [fire, ok, quiet]
         return cases
 
-    def burn(self, name: str, key: str, severity: str) -> list[Case]:
+    def burn(self, name: str, severity: str) -> list[Case]:
         """Each tier: fires above its threshold, silent just below, silent on low traffic.
 
         All tiers of one objective share an alert name, so each check lists every
@@ -324,14 +328,15 @@ class Scenarios:
         """
         rules = self.rules(name)
         cases: list[Case] = []
-        for rule in (r for r in rules if r.label("severity") == severity):
-            cases += self._burn_cases(name, key, rule, rules)
+        for rule in (r for r in rules if _tier(r).severity == severity):
+            cases += self._burn_cases(name, rule, rules)
         return cases
 
-    def _burn_cases(self, name: str, key: str, rule: Rule, rules: list[Rule]) -> list[Case]:
-        ident = rule.label(key) or ""
-        siblings = [r for r in rules if r.label(key) == ident]
-        thr = {id(r): float(Decimal(_factor(r)) * self._budget(r)) for r in siblings}
+    def _burn_cases(self, name: str, rule: Rule, rules: list[Rule]) -> list[Case]:
+        objective = _objective(rule)
+        key, ident = objective.label, objective.value
+        siblings = [r for r in rules if _objective(r) == objective]
+        thr = {id(r): float(_tier(r).factor * self._budget(r)) for r in siblings}
         mine = thr[id(rule)]
         higher = [v for v in thr.values() if v > mine]
         bad = (mine + (min(higher) if higher else 1.0)) / 2
@@ -339,9 +344,10 @@ class Scenarios:
         for_ = rule.for_ or timedelta(0)
         end = for_ + 3 * self.interval
         steps = self.steps(end) + 1
-        longest_short = max(_window(r, "short_window") for r in siblings)
+        longest_short = max(_tier(r).short for r in siblings)
         busy = max(self.busy, self.slo.min_read_rate * 120 * (longest_short / self.interval))
-        tier = f"{rule.label('severity')} {rule.label('long_window')}/{rule.label('short_window')}"
+        own = _tier(rule)
+        tier = f"{own.severity} {c.window_name(own.long)}/{c.window_name(own.short)}"
         label_set = {key: ident}
 
         def make(ratio: float, per_min: float) -> list[dict[str, str]]:
@@ -352,7 +358,7 @@ class Scenarios:
         def firing(ratio: float, at: timedelta) -> list[tuple[Rule, float, dict[str, str]]]:
             out = []
             for r in siblings:
-                if _window(r, "short_window") < self.interval:
+                if _tier(r).short < self.interval:
                     continue  # rate() over it never sees two samples at this spacing
                 held = at - self.warmup - (r.for_ or timedelta(0))
                 if abs(held) < self.interval:
@@ -419,9 +425,10 @@ class Scenarios:
         for rule in self.rules(c.ALERT_METRICS_ABSENT):
             for_ = rule.for_ or timedelta(0)
             end = self.steps(for_) + 5
-            target = re.search(r"absent\((\w+)\{(.*)\}\)", rule.expr)
-            assert target is not None
-            name, lab = target.group(1), matchers(target.group(2))
+            if rule.absent is None:
+                raise ValueError(f"{rule.alert}: no watched series in its metadata")
+            name, selector = rule.absent
+            lab = matchers(selector)
             present = [
                 series(m.REDIS_UP.name, {**self.exp, "instance": INSTANCE}, f"1x{end}"),
                 series(
@@ -571,16 +578,19 @@ class Scenarios:
         return [fire, ok]
 
     def _budget(self, rule: Rule) -> Decimal:
-        if rule.alert == c.ALERT_LATENCY_BURN:
-            return 1 - decimal(self.slo.latency.objective)
-        return 1 - decimal(self.slo.objectives[rule.label("type") or ""])
+        return sli.error_budget(_objective(rule).target)
 
 
-def _factor(rule: Rule) -> str:
-    found = re.search(r"> ([0-9.]+)\n", rule.expr)
-    if not found:
-        raise ValueError(f"no burn factor in {rule.expr!r}")
-    return found.group(1)
+def _objective(rule: Rule) -> sli.Objective:
+    if rule.objective is None:
+        raise ValueError(f"{rule.alert}: no objective in its metadata")
+    return rule.objective
+
+
+def _tier(rule: Rule) -> BurnTier:
+    if rule.tier is None:
+        raise ValueError(f"{rule.alert}: no burn tier in its metadata")
+    return rule.tier
 
 
 def render_rule_tests(
@@ -599,17 +609,13 @@ def render_rule_tests(
         "burn-rate-page.test.yml": (
             slo_files,
             INTERVAL,
-            lambda: (
-                sc.burn(c.ALERT_HIT_RATE_BURN, "type", page)
-                + sc.burn(c.ALERT_LATENCY_BURN, "operation", page)
-            ),
+            lambda: sc.burn(c.ALERT_HIT_RATE_BURN, page) + sc.burn(c.ALERT_LATENCY_BURN, page),
         ),
         "burn-rate-ticket.test.yml": (
             slo_files,
             LONG_INTERVAL,
             lambda: (
-                slow.burn(c.ALERT_HIT_RATE_BURN, "type", ticket)
-                + slow.burn(c.ALERT_LATENCY_BURN, "operation", ticket)
+                slow.burn(c.ALERT_HIT_RATE_BURN, ticket) + slow.burn(c.ALERT_LATENCY_BURN, ticket)
             ),
         ),
         "operational.test.yml": (
@@ -637,7 +643,3 @@ def render_rule_tests(
         text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=1000)
         out[name] = HEADER.format(source=source) + text
     return out
-
-
-def _window(rule: Rule, label: str) -> timedelta:
-    return parse_duration(rule.label(label) or "0s")

@@ -1,0 +1,312 @@
+"""Every SLI and error-budget expression, written once.
+
+The recording rules, the alerts, the dashboards and the status page all ask
+this module for their hit-ratio, latency, burn-rate and budget PromQL, so the
+SLI the page shows is the SLI the alerts fire on.  Metric names come from
+:mod:`exporter.metrics`, recorded-series names from
+:mod:`exporter.rules.conventions`.  Callers choose only what differs between
+them: their own matchers (``scope``: a job selector, Grafana variables or
+nothing), the range (``5m``, ``$__rate_interval``), the ``by`` labels and how
+a ratio is laid out (``\\n/\\n`` in rule files, `` / `` on one line elsewhere).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from prometheus_client.utils import floatToGoString
+
+from exporter import metrics as m
+from exporter.rules import conventions as c
+from exporter.rules.model import decimal, number
+from exporter.slo import SLO
+
+#: SLI kinds: the share of reads answered by the cache, the share of calls within the threshold
+HIT_RATE = "hit_rate"
+LATENCY = "latency"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the top-level operator of a ratio or a sum is written."""
+
+    div: str = " / "
+    plus: str = " + "
+
+
+#: one line, as dashboards and the status page write PromQL
+INLINE = Layout()
+#: one operator per line, as the rule files show it (literal YAML blocks)
+LINES = Layout("\n/\n", "\n+\n")
+
+
+# --- series selectors -------------------------------------------------------------
+
+
+def selector(spec: m.MetricSpec, scope: str = "", *, suffix: str = "", **labels: str) -> str:
+    """``name{scope, label="value", ...}``, refusing a label the metric does not have."""
+    for name in labels:
+        if name not in spec.labels and not (name == "le" and suffix == "_bucket"):
+            raise ValueError(f"{spec.name} has no label {name!r} (labels: {spec.labels})")
+    matchers = [scope] if scope else []
+    matchers += [f'{k}="{v}"' for k, v in labels.items()]
+    return f"{spec.name}{suffix}{{{', '.join(matchers)}}}"
+
+
+def recorded(name: str, **labels: str) -> str:
+    """A recorded series with equality matchers: ``name{type="session"}``."""
+    matchers = ", ".join(f'{k}="{v}"' for k, v in labels.items())
+    return f"{name}{{{matchers}}}"
+
+
+def le_value(seconds: float) -> str:
+    """The ``le`` label exactly as prometheus-client writes it (``0.01``)."""
+    return str(floatToGoString(seconds))  # type: ignore[no-untyped-call]
+
+
+def sum_rate(series: str, rng: str, by: Sequence[str] = ()) -> str:
+    """``sum by (type) (rate(series[rng]))``, or ``sum(rate(...))`` without ``by``."""
+    inner = f"rate({series}[{rng}])"
+    return f"sum by ({', '.join(by)}) ({inner})" if by else f"sum({inner})"
+
+
+# --- hit ratio ----------------------------------------------------------------------
+
+
+def _labels(**labels: str | None) -> dict[str, str]:
+    """The matchers given, in order, without the ``None`` ones."""
+    return {k: v for k, v in labels.items() if v is not None}
+
+
+def _hits_misses(
+    scope: str,
+    rng: str,
+    by: Sequence[str],
+    pair: tuple[m.MetricSpec, m.MetricSpec],
+    labels: dict[str, str],
+) -> tuple[str, str]:
+    hits, misses = pair
+    return (
+        sum_rate(selector(hits, scope, **labels), rng, by),
+        sum_rate(selector(misses, scope, **labels), rng, by),
+    )
+
+
+def reads(
+    scope: str,
+    rng: str,
+    *,
+    layer: str,
+    type_: str | None = None,
+    by: Sequence[str] = (),
+    layout: Layout = INLINE,
+) -> str:
+    """Reads per second: hits + misses."""
+    labels = _labels(layer=layer, type=type_)
+    h, mi = _hits_misses(scope, rng, by, (m.CACHE_HITS, m.CACHE_MISSES), labels)
+    return f"{h}{layout.plus}{mi}"
+
+
+def hit_ratio(
+    scope: str,
+    rng: str,
+    *,
+    layer: str | None,
+    type_: str | None = None,
+    by: Sequence[str] = (),
+    layout: Layout = INLINE,
+    counters: tuple[m.MetricSpec, m.MetricSpec] = (m.CACHE_HITS, m.CACHE_MISSES),
+) -> str:
+    """Hits / (hits + misses) over raw counters: the client's ``cache_*`` ones by
+    default, or another pair (Redis' keyspace counters, which have no ``layer``)."""
+    labels = _labels(layer=layer, type=type_)
+    h, mi = _hits_misses(scope, rng, by, counters, labels)
+    return f"{h}{layout.div}({h} + {mi})"
+
+
+# --- latency ------------------------------------------------------------------------
+
+
+def calls(
+    scope: str,
+    rng: str,
+    *,
+    layer: str,
+    operation: str | None = None,
+    by: Sequence[str] = ("operation",),
+) -> str:
+    """Calls per second (the latency histogram's count)."""
+    labels = _labels(layer=layer, operation=operation)
+    return sum_rate(selector(m.CACHE_LATENCY, scope, suffix="_count", **labels), rng, by)
+
+
+def latency_good_ratio(
+    scope: str,
+    rng: str,
+    *,
+    operation: str,
+    threshold_seconds: float,
+    by: Sequence[str] = ("operation",),
+    layout: Layout = INLINE,
+    layer: str = m.LAYER_REDIS,
+) -> str:
+    """Share of calls within the threshold: the threshold's bucket over the count (the
+    threshold is a bucket boundary, so nothing is interpolated)."""
+    good = selector(
+        m.CACHE_LATENCY,
+        scope,
+        suffix="_bucket",
+        layer=layer,
+        operation=operation,
+        le=le_value(threshold_seconds),
+    )
+    total = calls(scope, rng, by=by, layer=layer, operation=operation)
+    return f"{sum_rate(good, rng, by)}{layout.div}{total}"
+
+
+def latency_quantile(
+    quantile: str, scope: str, rng: str, *, layer: str, operation: str, by: Sequence[str] = ()
+) -> str:
+    """``histogram_quantile`` of the latency histogram (``le`` is always grouped by)."""
+    buckets = selector(m.CACHE_LATENCY, scope, suffix="_bucket", layer=layer, operation=operation)
+    return f"histogram_quantile({quantile}, {sum_rate(buckets, rng, ('le', *by))})"
+
+
+# --- client errors --------------------------------------------------------------------
+
+
+def call_attempts(scope: str, rng: str, *, layer: str = m.LAYER_REDIS) -> str:
+    """Calls that reached Redis plus calls the open circuit breaker skipped.
+
+    Skipped calls are only counted as ``circuit_open`` errors; without them a total
+    outage reads as a few probes (above 100 % failing, or under the traffic guard).
+    """
+    reached = calls(scope, rng, layer=layer)
+    skipped = sum_rate(
+        selector(m.CACHE_ERRORS, scope, layer=layer, error=c.ERROR_CIRCUIT_OPEN),
+        rng,
+        ("operation",),
+    )
+    return f"({reached}\n + ({skipped} or {reached} * 0))"
+
+
+def client_error_ratio(scope: str, rng: str, *, layer: str = m.LAYER_REDIS) -> str:
+    """Failed calls over attempted calls, by operation."""
+    errors = sum_rate(selector(m.CACHE_ERRORS, scope, layer=layer), rng, ("operation",))
+    return f"{errors}\n/\n{call_attempts(scope, rng, layer=layer)}"
+
+
+# --- recorded SLIs ----------------------------------------------------------------------
+
+
+def recorded_reads(window: timedelta, type_: str) -> str:
+    return recorded(c.record_reads(window), type=type_)
+
+
+def recorded_hit_ratio(window: timedelta, type_: str) -> str:
+    return recorded(c.record_hit_ratio(window), type=type_)
+
+
+def recorded_calls(window: timedelta, operation: str) -> str:
+    return recorded(c.record_calls(window), operation=operation)
+
+
+def recorded_latency_good(window: timedelta, operation: str) -> str:
+    return recorded(c.record_latency_good(window), operation=operation)
+
+
+def recorded_budget_left(slo_label: str, **labels: str) -> str:
+    """The recorded error budget left of one objective."""
+    return recorded(c.RECORD_BUDGET_REMAINING, slo=slo_label, **labels)
+
+
+# --- error budget ---------------------------------------------------------------------
+
+
+def error_budget(objective: float) -> Decimal:
+    """The share of bad events the objective allows (``0.95`` -> ``0.05``, exactly)."""
+    return 1 - decimal(objective)
+
+
+def error_ratio(sli: str) -> str:
+    """The bad share of an SLI expression."""
+    return f"(1 - {sli})"
+
+
+def burn_rate(sli: str, objective: float) -> str:
+    """How many times faster than sustainable the budget is spent (1 = exactly)."""
+    return f"{error_ratio(sli)} / {number(error_budget(objective))}"
+
+
+def budget_left(sli: str, objective: float) -> str:
+    """Budget not yet spent when ``sli`` covers the SLO window (1 untouched, < 0 overspent)."""
+    return f"1 - {burn_rate(sli, objective)}"
+
+
+def burn_rate_value(sli: float, objective: float) -> float:
+    """:func:`burn_rate` for a number already read."""
+    return (1.0 - sli) / (1.0 - objective)
+
+
+def budget_left_value(sli: float, objective: float) -> float:
+    """:func:`budget_left` for a number already read."""
+    return 1.0 - burn_rate_value(sli, objective)
+
+
+# --- the objectives ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One objective of the SLO file and the series that measure it."""
+
+    kind: str  # HIT_RATE or LATENCY
+    #: the label that tells its series and alerts apart (``type`` or ``operation``)
+    label: str
+    value: str  # that label's value
+    target: float
+    slo_label: str  # the ``slo`` label of its budget recording and burn-rate alerts
+    threshold_seconds: float = 0.0  # latency objectives only
+
+    def recorded(self, window: timedelta) -> str:
+        """The generator's recording of this SLI over ``window``."""
+        if self.kind == HIT_RATE:
+            return recorded_hit_ratio(window, self.value)
+        return recorded_latency_good(window, self.value)
+
+    def recorded_volume(self, window: timedelta) -> str:
+        """Its recorded reads or calls per second (the low-traffic guard)."""
+        if self.kind == HIT_RATE:
+            return recorded_reads(window, self.value)
+        return recorded_calls(window, self.value)
+
+    def recorded_budget_left(self) -> str:
+        return recorded_budget_left(self.slo_label, **{self.label: self.value})
+
+    def raw(self, scope: str, rng: str) -> str:
+        """The SLI over raw counters, for a Prometheus without the recording rules."""
+        if self.kind == HIT_RATE:
+            type_ = None if self.value == m.TYPE_ALL else self.value
+            return hit_ratio(scope, rng, layer=m.LAYER_REDIS, type_=type_)
+        return latency_good_ratio(
+            scope, rng, operation=self.value, threshold_seconds=self.threshold_seconds, by=()
+        )
+
+
+def objectives(slo: SLO) -> tuple[Objective, ...]:
+    """Overall hit rate, each key type's hit rate (SLO file order), then latency."""
+    rows = [
+        Objective(HIT_RATE, "type", t, target, c.SLO_HIT_RATE)
+        for t, target in slo.objectives.items()
+    ]
+    lat = slo.latency
+    rows.append(
+        Objective(
+            LATENCY, "operation", lat.operation, lat.objective, c.SLO_LATENCY,
+            lat.threshold_seconds,
+        )
+    )  # fmt: skip
+    return tuple(rows)
