@@ -1,27 +1,49 @@
-"""``AsyncCacheService``: the same interface over ``redis.asyncio``, for asyncio apps.
+"""``AsyncCacheService``: the ADR-004 cache interface over redis-py, instrumented.
 
-Same rules as :mod:`exporter.client.sync` (fail open, metrics, keys, TTLs,
-stampede layers, tags, versions).  Like the ``redis.asyncio`` client under it, a
-service belongs to one event loop (its single-flight table included).  An asyncio
-``RedisCluster`` is accepted; it has no pub/sub in redis-py, so
-:meth:`AsyncCacheService.subscribe` refuses it with :class:`CacheConfigError`.
+Fail open: a Redis error or timeout never reaches the caller.  Reads return a
+miss (``None``), ``get_or_compute`` computes from the source, writes are
+dropped (``set`` returns ``False``, counters return ``None``); the error is
+counted in ``cache_errors_total{layer,operation,error}`` and feeds the circuit
+breaker; a failed read also counts as a miss of its key type.  Caller bugs (bad
+keys, unserializable values, missing TTLs) raise.
+
+Latency: ``cache_latency_seconds{operation}`` gets one observation per Redis
+round trip (a ``get_or_compute`` hit is one; a miss adds the lock, its release,
+the write and, while a slow loader runs, a lease renewal every third of a
+lease), never including loader time, which goes to ``cache_compute_seconds``.
+Each call records its outcome with one call: a success through the recorder
+(:mod:`exporter.client.recorder`), a failure through ``_failed``.
+
+Cluster: a ``redis.asyncio.cluster.RedisCluster`` client is accepted.  Multi-key
+operations are never atomic across hash slots: ``mget`` uses
+``mget_nonatomic``, ``mset``/``set_with_tags``/``incr`` use non-transactional
+pipelines (redis-py groups their commands per node), ``delete``/``UNLINK`` is
+split per slot by redis-py, and every Lua script (lock release and renewal,
+tag pop) touches exactly one key.  Tag sets, locks and version counters are
+ordinary keys in their own slots.  redis-py drops each node that fails from its
+startup nodes and, after a whole-cluster outage, could never rediscover the
+cluster: the service puts its seed nodes back after every connection error, so
+it recovers by itself.
+
+One source, two services: ``exporter/client/aio.py`` is written by hand and
+``scripts/unasync.py`` generates ``exporter/client/sync.py`` from it.  What
+differs by side (threads or the event loop, sleeping, lock-lease renewal,
+single-flight, listeners, pub/sub on a cluster) is in
+:mod:`exporter.client._async_backend`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from time import perf_counter
 from typing import Any, TypeVar
 
-import redis.asyncio as aredis
-import redis.asyncio.cluster as acluster
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+import redis.asyncio
+import redis.asyncio.cluster
 
+from exporter.client import _async_backend as backend
 from exporter.client.core import (
     INVALIDATION_CHANNEL,
     MISSING,
@@ -29,12 +51,10 @@ from exporter.client.core import (
     split_options,
     xfetch_due,
 )
-from exporter.client.errors import CacheConfigError, CacheSerializationError
+from exporter.client.errors import CacheSerializationError
 from exporter.client.instrumentation import TypeChildren
 from exporter.client.keys import KeyPattern
 from exporter.client.policy import Seconds
-from exporter.client.pubsub import AsyncSubscription
-from exporter.client.recorder import FLUSH_KEYS
 from exporter.client.serialization import unwrap, wrap
 from exporter.client.stampede import (
     EXTEND_SCRIPT,
@@ -42,25 +62,25 @@ from exporter.client.stampede import (
     POLL_MAX,
     POP_TAG_SCRIPT,
     RELEASE_SCRIPT,
-    AsyncSingleFlight,
 )
 
 T = TypeVar("T")
 
 
 class AsyncCacheService(ServiceCore):
-    """Instrumented, tenant-isolated, fail-open cache over ``redis.asyncio``."""
+    """Instrumented, tenant-isolated, fail-open cache over a ``redis.asyncio`` client."""
 
-    def __init__(self, client: aredis.Redis | acluster.RedisCluster, **options: Any) -> None:
+    def __init__(
+        self, client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster, **options: Any
+    ) -> None:
         super().__init__(client, **options)
         self.redis: Any = client
         any_client: Any = client
-        self.is_cluster = isinstance(client, acluster.RedisCluster)
-        self._flight = AsyncSingleFlight()
+        self.is_cluster = isinstance(client, redis.asyncio.cluster.RedisCluster)
+        self._flight = backend.AsyncSingleFlight()
         self._release = any_client.register_script(RELEASE_SCRIPT)
         self._extend = any_client.register_script(EXTEND_SCRIPT)
-        #: (lock key, token) -> the task renewing its lease while this service holds it
-        self._renewals: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._renewer = backend.AsyncLeaseRenewer(self._renew_lease, self.lock_lease_ms / 3000)
         self._pop_tag = any_client.register_script(POP_TAG_SCRIPT)
         self._lat_get = self._i.latency["get"]
         self._lat_mget = self._i.latency["mget"]
@@ -71,121 +91,103 @@ class AsyncCacheService(ServiceCore):
 
     @classmethod
     def from_url(cls, url: str, *, cluster: bool = False, **options: Any) -> AsyncCacheService:
-        """Like :meth:`exporter.client.CacheService.from_url`, for asyncio."""
+        """Connect with short timeouts and no retries (the cache must not slow callers).
+
+        Service options (``slo``, ``registry``, ``serializer``, ``other_ttl``,
+        ``breaker_*``, ``lock_*``, ``xfetch_beta``, ``prune_every``) go to the
+        service; everything else to redis-py.
+        """
         service, redis_opts = split_options(options)
-        redis_opts.setdefault("retry", Retry(NoBackoff(), 0))
+        redis_opts.setdefault("retry", backend.no_retries())
         client: Any
         if cluster:
-            client = acluster.RedisCluster.from_url(url, **redis_opts)
+            cluster_class: Any = redis.asyncio.cluster.RedisCluster
+            client = cluster_class.from_url(url, **redis_opts)
         else:
-            client = aredis.Redis.from_url(url, **redis_opts)
+            client = redis.asyncio.Redis.from_url(url, **redis_opts)
         return cls(client, **service)
 
     async def aclose(self) -> None:
-        """Stop every listener and lock-renewal task, then close the client."""
+        """Stop every listener and lock-lease renewal, then close the client."""
         for sub in list(self.subscriptions):
             await sub.stop()
-        for task in list(self._renewals.values()):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._renewer.stop()
         self._rec.flush()
         await self.redis.aclose()
+
+    # --- plumbing -------------------------------------------------------------------
 
     async def _call(
         self, op: str, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
     ) -> T | Any:
-        br = self.breaker
-        if br.open_until and self._blocked(op):
+        """Run one Redis call with breaker, latency and error accounting; MISSING on failure."""
+        if self.breaker.open_until and self._blocked(op):
             return MISSING
         latency = self._i.latency[op]
         t0 = perf_counter()
         try:
             result = await fn(*args, **kwargs)
         except Exception as exc:
-            latency.observe(perf_counter() - t0)
-            self._failed(op, exc)
+            self._failed(op, exc, perf_counter() - t0)
             return MISSING
-        rec = self._rec
-        rec.push((latency, perf_counter() - t0, None, None))
-        if len(rec.events) > rec.limit:
-            rec.flush()
-        if br.failures:
-            br.success()
+        self._record((latency, perf_counter() - t0, None, None))
         return result
 
     # --- reads ----------------------------------------------------------------------
 
     async def get(self, key: str) -> Any:
-        br = self.breaker
-        if br.open_until and not br.allow():
-            self._i.errors["get"]["circuit_open"].inc()
-            self._count_miss(key)
+        """The value at ``key``, or ``None`` on a miss (or when Redis is unavailable)."""
+        if self.breaker.open_until and self._blocked("get", key):
             return None
         t0 = perf_counter()
         try:
             data = await self.redis.get(key)
         except Exception as exc:
-            self._lat_get.observe(perf_counter() - t0)
-            self._failed("get", exc)
-            self._count_miss(key)
+            self._failed("get", exc, perf_counter() - t0, key)
             return None
         seconds = perf_counter() - t0
-        if br.failures:
-            br.success()
         # the hit or miss is counted (and the key classified) later, in a batch: see
         # exporter.client.recorder for why the hot path only queues one event:
         # (latency child, seconds, key looked up, key if it missed)
-        rec = self._rec
         if data is None:
-            rec.push((self._lat_get, seconds, key, key))
-            value = None
-        else:
-            value = MISSING
-            if not data or data[0]:  # plain: get_or_compute's values start with NUL
-                try:
-                    value = self._loads(data)
-                except Exception:  # undecodable: decoded (and counted) again below
-                    value = MISSING
-            if value is MISSING:
-                value = self._decode("get", unwrap(data)[0])
-            if value is MISSING:
-                rec.push((self._lat_get, seconds, key, key))
-                value = None
-            else:
-                rec.push((self._lat_get, seconds, key, None))
-        if len(rec.events) > rec.limit:
-            rec.flush()
+            self._record((self._lat_get, seconds, key, key))
+            return None
+        value = MISSING
+        if not data or data[0]:  # plain: get_or_compute's values start with NUL
+            try:
+                value = self._loads(data)
+            except Exception:  # undecodable: decoded (and counted) again below
+                value = MISSING
+        if value is MISSING:
+            value = self._decode("get", unwrap(data)[0])
+        if value is MISSING:
+            self._record((self._lat_get, seconds, key, key))
+            return None
+        self._record((self._lat_get, seconds, key, None))
         return value
 
     async def mget(self, keys: Iterable[str]) -> list[Any]:
+        """Values for ``keys`` in order (``None`` for misses); counts each key."""
         keys = list(keys)
         if not keys:
             return []
-        br = self.breaker
-        if br.open_until and self._blocked("mget"):
-            return self._mget_failed(keys)
+        if self.breaker.open_until and self._blocked("mget", keys):
+            return [None] * len(keys)
         t0 = perf_counter()
         try:
             raw = await self._mget(keys)
         except Exception as exc:
-            self._lat_mget.observe(perf_counter() - t0)
-            self._failed("mget", exc)
-            return self._mget_failed(keys)
+            self._failed("mget", exc, perf_counter() - t0, keys)
+            return [None] * len(keys)
         seconds = perf_counter() - t0
-        if br.failures:
-            br.success()
         out, missed = self._mget_decode("mget", keys, raw)
-        rec = self._rec  # counted later, in a batch (as in get)
-        rec.push((self._lat_mget, seconds, keys, missed))
-        rec.queued_keys += len(keys)
-        if len(rec.events) > rec.limit or rec.queued_keys > FLUSH_KEYS:
-            rec.flush()
+        self._record_mget(self._lat_mget, seconds, keys, missed)  # counted later, as in get
         return out
 
     # --- writes ---------------------------------------------------------------------
 
     async def set(self, key: str, value: Any, ttl: Seconds | None = None) -> bool:
+        """Store ``value`` with the key type's TTL (or ``ttl``); ``False`` if dropped."""
         ti = self._i.classify(key)
         px = self._ttl_for(ti, ttl)
         payload = self._encode(ti, value)
@@ -194,6 +196,7 @@ class AsyncCacheService(ServiceCore):
     async def mset(
         self, entries: Mapping[str, Any] | Iterable[tuple[str, Any]], ttl: Seconds | None = None
     ) -> bool:
+        """Store several values, each with its own type's TTL (one pipeline, per-slot)."""
         items = list(entries.items() if isinstance(entries, Mapping) else entries)
         encoded = []
         for key, value in items:
@@ -211,6 +214,7 @@ class AsyncCacheService(ServiceCore):
         return await self._call("mset", run) is not MISSING
 
     async def delete(self, *keys: str, broadcast: bool = False) -> int:
+        """UNLINK ``keys``; the number removed (0 if Redis is unavailable)."""
         if not keys:
             return 0
         removed = await self._call("delete", self.redis.unlink, *keys)
@@ -219,6 +223,9 @@ class AsyncCacheService(ServiceCore):
         return 0 if removed is MISSING else int(removed)
 
     async def delete_pattern(self, pattern: KeyPattern | str, batch: int = 500) -> int:
+        """Delete keys matching a pattern built by :meth:`pattern` (SCAN + UNLINK in
+        batches, never KEYS).  Raw patterns are accepted only if ``pattern()`` could
+        have built them, so a tenant's pattern never reaches another tenant's keys."""
         checked = self._check_batch(pattern, batch)
 
         async def run() -> int:
@@ -237,6 +244,7 @@ class AsyncCacheService(ServiceCore):
         return 0 if result is MISSING else int(result)
 
     async def incr(self, key: str, amount: int = 1, ttl: Seconds | None = None) -> int | None:
+        """Atomic increment; a new key gets its type's TTL.  ``None`` if Redis is unavailable."""
         return await self._counter("incr", key, self._amount(amount), ttl)
 
     async def decr(self, key: str, amount: int = 1, ttl: Seconds | None = None) -> int | None:
@@ -255,6 +263,7 @@ class AsyncCacheService(ServiceCore):
         return None if result is MISSING else int(result)
 
     async def lpush(self, key: str, *values: Any, ttl: Seconds | None = None) -> int | None:
+        """Push values (serialized) onto a list; a new list gets its type's TTL."""
         ti = self._i.classify(key)
         px = self._ttl_for(ti, ttl)
         self._check_values(values)
@@ -276,12 +285,16 @@ class AsyncCacheService(ServiceCore):
         value = self._decode("rpop", data)
         return None if value is MISSING else value
 
-    # --- get_or_compute -------------------------------------------------------------------
+    # --- get_or_compute -----------------------------------------------------------------
 
     async def get_or_compute(
         self, key: str, loader: Callable[[], Awaitable[T]], ttl: Seconds | None = None
     ) -> T:
-        """Cached value of ``key`` or ``await loader()`` stored with the type's TTL."""
+        """Cached value of ``key``, or ``await loader()``'s result stored with the type's TTL.
+
+        Stampede-safe (see :mod:`exporter.client.stampede`); if Redis is
+        unavailable the loader runs and its result is returned uncached.
+        """
         ti = self._i.classify(key)
         px = self._ttl_for(ti, ttl)
         value, delta, expiry = await self._cached(key)
@@ -295,34 +308,26 @@ class AsyncCacheService(ServiceCore):
         """get_or_compute's read: (value, compute seconds, expiry), value ``MISSING`` on a
         miss or when Redis is unavailable; the hit or miss is queued with the latency, as
         in :meth:`get`."""
-        br = self.breaker
-        if br.open_until and self._blocked("get_or_compute"):
-            self._count_miss(key)
+        if self.breaker.open_until and self._blocked("get_or_compute", key):
             return MISSING, 0.0, 0.0
         t0 = perf_counter()
         try:
             data = await self.redis.get(key)
         except Exception as exc:
-            self._lat_goc.observe(perf_counter() - t0)
-            self._failed("get_or_compute", exc)
-            self._count_miss(key)
+            self._failed("get_or_compute", exc, perf_counter() - t0, key)
             return MISSING, 0.0, 0.0
         seconds = perf_counter() - t0
-        if br.failures:
-            br.success()
         value, delta, expiry = MISSING, 0.0, 0.0
         if data is not None:
             payload, delta, expiry = unwrap(data)
             value = self._decode("get_or_compute", payload)
-        rec = self._rec
-        rec.push((self._lat_goc, seconds, key, key if value is MISSING else None))
-        if len(rec.events) > rec.limit:
-            rec.flush()
+        self._record((self._lat_goc, seconds, key, key if value is MISSING else None))
         return value, delta, expiry
 
     async def _refresh_early(
         self, key: str, loader: Callable[[], Awaitable[T]], ti: TypeChildren, px: int, stale: Any
     ) -> T:
+        """One caller (the lock holder) recomputes; everyone else keeps the current value."""
         token = await self._acquire(key)
         if token is None:
             return stale  # type: ignore[no-any-return]
@@ -339,20 +344,23 @@ class AsyncCacheService(ServiceCore):
     async def _fill(
         self, key: str, loader: Callable[[], Awaitable[T]], ti: TypeChildren, px: int
     ) -> T:
-        """Like :meth:`exporter.client.CacheService._fill`: wait while another process
-        holds the lock (at most ``lock_max_wait``), take it over when it goes."""
+        """Leader of this process: take the Redis lock or wait for whoever holds it, as
+        long as it holds it (its lease is renewed while it lives) and at most
+        ``lock_max_wait``; a lock that disappears without a value is taken over."""
         deadline = time.monotonic() + self.lock_max_wait
         poll = POLL_FIRST
         while True:
             token = await self._acquire(key)
             if token is not None:
                 try:
+                    # someone may have filled it between our read and the lock
                     if token != "" and (found := await self._read_quiet(key)) is not MISSING:
                         return found  # type: ignore[no-any-return]
                     return await self._compute_and_store(key, loader, ti, px)
                 finally:
                     await self._release_lock(key, token)
-            await asyncio.sleep(poll)
+            # another process computes: wait for its value or its lock to go
+            await backend.sleep(poll)
             poll = min(poll * 2, POLL_MAX)
             found = await self._read_quiet(key)
             if found is not MISSING:
@@ -368,6 +376,8 @@ class AsyncCacheService(ServiceCore):
         return self._decode("get_or_compute", unwrap(data)[0])
 
     async def _acquire(self, key: str) -> str | None:
+        """Lock token if we hold the lock, ``""`` if Redis is unavailable (compute
+        without a lock: fail open), ``None`` if another process holds it."""
         token = uuid.uuid4().hex
         ok = await self._call(
             "get_or_compute",
@@ -381,30 +391,21 @@ class AsyncCacheService(ServiceCore):
             return ""
         if not ok:
             return None
-        lock = self.keys.lock_key(key)
-        renewal = asyncio.get_running_loop().create_task(self._renew(lock, token))
-        self._renewals[lock, token] = renewal
+        self._renewer.hold(self.keys.lock_key(key), token)
         return token
 
-    async def _renew(self, lock: str, token: str) -> None:
-        """Extend the lease every third of a lease while the lock is still ours."""
-        try:
-            while True:
-                await asyncio.sleep(self.lock_lease_ms / 3000)
-                ok = await self._call(
-                    "get_or_compute", self._extend, keys=[lock], args=[token, self.lock_lease_ms]
-                )
-                if ok is MISSING or not ok:
-                    return
-        finally:
-            self._renewals.pop((lock, token), None)
+    async def _renew_lease(self, lock: str, token: str) -> bool:
+        """Extend the lease while the lock is still ours (the renewer's call, every
+        third of a lease); False once it is not, or Redis is unavailable."""
+        ok = await self._call(
+            "get_or_compute", self._extend, keys=[lock], args=[token, self.lock_lease_ms]
+        )
+        return ok is not MISSING and bool(ok)
 
     async def _release_lock(self, key: str, token: str) -> None:
         if token:
             lock = self.keys.lock_key(key)
-            task = self._renewals.pop((lock, token), None)
-            if task is not None:
-                task.cancel()
+            self._renewer.release(lock, token)
             await self._call("get_or_compute", self._release, keys=[lock], args=[token])
 
     async def _compute_and_store(
@@ -418,7 +419,7 @@ class AsyncCacheService(ServiceCore):
         await self._call("get_or_compute", self.redis.set, key, payload, px=px)
         return value
 
-    # --- tags and versions ----------------------------------------------------------------
+    # --- tags and versions --------------------------------------------------------------
 
     async def set_with_tags(
         self,
@@ -429,6 +430,8 @@ class AsyncCacheService(ServiceCore):
         *,
         tenant: str | None = None,
     ) -> bool:
+        """Store ``value`` and record ``key`` under each tag (tenant tags hold only that
+        tenant's keys).  Tag sets expire no earlier than their longest-lived member."""
         ti = self._i.classify(key)
         px = self._ttl_for(ti, ttl)
         tag_keys = self._tag_keys(key, tags, tenant)
@@ -450,6 +453,7 @@ class AsyncCacheService(ServiceCore):
         return ok
 
     async def prune_tag(self, tag: str, *, tenant: str | None = None) -> int:
+        """Drop members of a tag whose keys have expired; the number dropped."""
         return await self._prune(self.keys.tag_key(tag, tenant))
 
     async def _prune(self, tag_key: str) -> int:
@@ -474,7 +478,8 @@ class AsyncCacheService(ServiceCore):
         return 0 if result is MISSING else int(result)
 
     async def _retag(self, tag_key: str, removed: list[Any]) -> int:
-        """See :meth:`exporter.client.CacheService._retag`."""
+        """Put back removed members that exist again (written between prune's EXISTS
+        and SREM), with a TTL on the tag set covering them; the number put back."""
         pipe = self.redis.pipeline(transaction=False)
         for m in removed:
             pipe.pttl(m)
@@ -494,6 +499,8 @@ class AsyncCacheService(ServiceCore):
     async def invalidate_tag(
         self, tag: str, *, tenant: str | None = None, broadcast: bool = True
     ) -> int:
+        """Delete every key recorded under ``tag`` (of ``tenant``) and the tag set itself;
+        broadcast the deleted keys on the invalidation channel.  Keys removed."""
         tag_key = self.keys.tag_key(tag, tenant)
 
         async def run() -> tuple[list[str], int]:
@@ -510,6 +517,8 @@ class AsyncCacheService(ServiceCore):
         return int(removed)
 
     async def versioned_key(self, type_name: str, *parts: str, tenant: str | None = None) -> str:
+        """``key(...)`` plus its current version; after :meth:`bump_version` readers
+        use a new key and the old entry simply expires (no delete needed)."""
         base = self.key(type_name, *parts, tenant=tenant)
         found = await self._call("version", self.redis.get, self.keys.version_key(base))
         return self._versioned(base, found)
@@ -517,6 +526,7 @@ class AsyncCacheService(ServiceCore):
     async def bump_version(
         self, type_name: str, *parts: str, tenant: str | None = None
     ) -> int | None:
+        """Move readers to a new version; the counter outlives two TTLs of the type."""
         base = self.key(type_name, *parts, tenant=tenant)
         px = 2 * self._ttl_for(self._i.classify(base), None)
         vkey = self.keys.version_key(base)
@@ -530,27 +540,26 @@ class AsyncCacheService(ServiceCore):
         result = await self._call("version", run)
         return None if result is MISSING else int(result)
 
-    # --- pub/sub ----------------------------------------------------------------------------
+    # --- pub/sub --------------------------------------------------------------------------
 
     async def publish(self, channel: str, message: Any) -> int:
+        """Publish a serialized message; receivers reached (0 if Redis is unavailable)."""
         payload = self._encode(self._i.other, message)
         result = await self._call("publish", self.redis.publish, channel, payload)
         return 0 if result is MISSING else int(result)
 
     async def subscribe(
-        self, channel: str, handler: Callable[[Any], Any], *, wait: float | None = 2.0
-    ) -> AsyncSubscription:
-        """Run ``handler(message)`` (sync or async) for each message in a listener task."""
-        if self.is_cluster:
-            raise CacheConfigError(
-                "subscribe: redis.asyncio's RedisCluster has no pub/sub; "
-                "subscribe through a redis.asyncio.Redis client of one node"
-            )
-        sub = AsyncSubscription(self, channel, handler)
+        self, channel: str, handler: backend.Handler, *, wait: float | None = 2.0
+    ) -> backend.AsyncSubscription:
+        """Call ``handler(message)`` for each message on ``channel`` in a listener
+        (:class:`exporter.client.pubsub.AsyncSubscription`) that reconnects by itself;
+        waits up to ``wait`` s until subscribed.  See
+        :mod:`exporter.client._async_backend` for the handler and for clusters."""
+        backend.refuse_cluster_pubsub(self.is_cluster)
+        sub = backend.AsyncSubscription(self, channel, handler)
         sub.start()
         if wait:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(sub.ready.wait(), wait)
+            await backend.wait_ready(sub, wait)
         return sub
 
     async def broadcast_invalidation(
@@ -560,17 +569,18 @@ class AsyncCacheService(ServiceCore):
         tags: list[str] | tuple[str, ...] = (),
         tenant: str | None = None,
     ) -> int:
+        """Tell other instances to drop local state for these keys/tags."""
         return await self.publish(
             INVALIDATION_CHANNEL, self._invalidation_message(list(keys), list(tags), tenant)
         )
 
     async def on_invalidate(
-        self, handler: Callable[[dict[str, Any]], Any], *, wait: float | None = 2.0
-    ) -> AsyncSubscription:
+        self, handler: backend.InvalidationHandler, *, wait: float | None = 2.0
+    ) -> backend.AsyncSubscription:
+        """Subscribe ``handler`` to other instances' invalidation broadcasts."""
+
         async def filtered(message: Any) -> None:
             if isinstance(message, dict) and message.get("origin") != self.instance_id:
-                result = handler(message)
-                if asyncio.iscoroutine(result):
-                    await result
+                await backend.call_handler(handler, message)
 
         return await self.subscribe(INVALIDATION_CHANNEL, filtered, wait=wait)

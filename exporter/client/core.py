@@ -128,9 +128,14 @@ class ServiceCore:
         self._json = type(cast(object, self.serializer)) is JsonSerializer
         self.metrics = client_metrics(registry)
         self._i = Instruments(self.metrics, self.slo, ttl_ms(other_ttl, "other_ttl"))
-        self._rec = Recorder(self._i, self.metrics.orphans, immediate=self.metrics.immediate)
-        self.metrics.track(self._rec)
         self.breaker = CircuitBreaker(breaker_threshold, breaker_cooldown)
+        self._rec = Recorder(
+            self._i, self.metrics.orphans, self.breaker, immediate=self.metrics.immediate
+        )
+        self.metrics.track(self._rec)
+        #: how every successful Redis call records its outcome: one call (see the recorder)
+        self._record = self._rec.record
+        self._record_mget = self._rec.record_mget
         lease = ttl_ms(lock_lease, "lock_lease")
         assert lease is not None
         self.lock_lease_ms = lease
@@ -246,18 +251,14 @@ class ServiceCore:
         missed.extend(keys[i] for i in failed_at)
         return out, missed
 
-    def _count_miss(self, key: str) -> None:
-        """A read that failed or was skipped (Redis unavailable): a miss of its type.
+    def _count_misses(self, missed: Any) -> None:
+        """A read that failed or was skipped (Redis unavailable): a miss of each key's
+        type (``missed``: one key or a list of keys), counted now: failures are rare.
         Never raises, whatever the key (bytes keys reach Redis, so they must not
         break fail-open here)."""
-        for ti in self._i.type_counts([key]):
-            ti.misses.inc()
-
-    def _mget_failed(self, keys: list[str]) -> list[None]:
-        """Redis unavailable: every key is a miss (counted now: failures are rare)."""
+        keys = missed if type(missed) is list else [missed]
         for ti, n in self._i.type_counts(keys).items():
             ti.misses.inc(n)
-        return [None] * len(keys)
 
     @staticmethod
     def _amount(amount: int) -> int:
@@ -291,8 +292,14 @@ class ServiceCore:
             return f"{kwargs['host']}:{kwargs.get('port', 6379)}"
         return "the Redis cluster" if getattr(self, "is_cluster", False) else "Redis"
 
-    def _failed(self, op: str, exc: BaseException) -> None:
-        """Count a failed Redis call and feed the breaker; never raises."""
+    def _failed(
+        self, op: str, exc: BaseException, seconds: float | None = None, missed: Any = None
+    ) -> None:
+        """Record a failed Redis call, in one call: its latency (``seconds``, if it
+        reached the network), its error class, a miss of each key it read
+        (``missed``: a key or a list of keys) and the breaker; never raises."""
+        if seconds is not None:
+            self._i.latency[op].observe(seconds)
         err = error_class(exc)
         self._i.errors[op][err].inc()
         if err in BREAKER_ERRORS:
@@ -315,6 +322,8 @@ class ServiceCore:
             self.breaker.success()  # Redis answered: it is reachable (closes a half-open probe)
         # class name only: messages of some errors could echo connection details
         log.debug("cache %s failed: %s (%s)", op, err, type(exc).__name__)
+        if missed is not None:
+            self._count_misses(missed)
 
     def _reseed_cluster(self) -> None:
         """Put back the seed nodes redis-py dropped.  redis-py removes every node that
@@ -325,17 +334,16 @@ class ServiceCore:
             if name not in startup:
                 startup[name] = node
 
-    def _blocked(self, op: str) -> bool:
-        """True (and counted) when the open breaker skips this call."""
+    def _blocked(self, op: str, missed: Any = None) -> bool:
+        """True (and counted, with a miss of each key it would have read: ``missed``)
+        when the open breaker skips this call."""
         br = self.breaker
         if br.open_until and not br.allow():
             self._i.errors[op]["circuit_open"].inc()
+            if missed is not None:
+                self._count_misses(missed)
             return True
         return False
-
-    def _ok(self) -> None:
-        if self.breaker.failures:
-            self.breaker.success()
 
     # --- tags -----------------------------------------------------------------------
 

@@ -4,9 +4,11 @@ Why: measured here on loopback, code that runs right after a Redis round trip
 costs about five times its warm-loop time (the kernel and redis-py have just
 evicted it from the CPU's caches).  Classifying the key, observing the latency
 and counting the hit took ~1.2 µs in a warm loop but ~5 µs of wall time per
-``get`` against a ~72 µs round trip.  So the hot path appends one tuple (latency
-child, seconds, keys looked up, keys missed: see :data:`Event`) to a deque, and
-the classification and metric updates run later, in bulk, for many calls:
+``get`` against a ~72 µs round trip.  So the hot path makes one call,
+:attr:`Recorder.record`, that appends one tuple (latency child, seconds, keys
+looked up, keys missed: see :data:`Event`) to a deque (and closes the breaker
+if it had counted failures), and the classification and metric updates run
+later, in bulk, for many calls:
 
 - when the queue holds more than :data:`FLUSH_AT` events (bounded memory),
 - before every collection: the client metric families call
@@ -37,6 +39,7 @@ from itertools import repeat
 from operator import is_not
 from typing import Any
 
+from exporter.client.breaker import CircuitBreaker
 from exporter.client.families import run_queued
 from exporter.client.instrumentation import Instruments, TypeChildren
 
@@ -169,34 +172,59 @@ def observe_many(child: Any, values: Sequence[float]) -> None:
 
 
 class Recorder:
-    """One service's queue of events.  Hot path::
+    """One service's queue of events and the one call that records a call's outcome.
 
-    rec.push((latency_child, seconds, looked_up, missed))
-    if len(rec.events) > rec.limit:
-        rec.flush()
+    Every successful Redis call of a service ends in exactly one call here::
+
+        record((latency_child, seconds, looked_up, missed))   # get, get_or_compute, others
+        record_mget(latency_child, seconds, keys, missed)      # mget: also bounds its keys
+
+    It closes the breaker if it had counted failures (Redis answered), queues the
+    event, and applies the queue once it holds more than :attr:`limit` events (or,
+    for ``mget``, about :data:`FLUSH_KEYS` keys).  ``record`` is a closure over the
+    queue, its bound and the breaker, not a method: on the hot path it replaces the
+    lines each call site used to repeat, and adds no attribute lookups (see the
+    module docstring for why every step after a round trip counts).  A failed call
+    is recorded by :meth:`exporter.client.core.ServiceCore._failed` instead.
     """
 
     def __init__(
         self,
         instruments: Instruments,
         orphans: deque[Callable[[], None]],
+        breaker: CircuitBreaker,
         *,
         immediate: bool,
     ) -> None:
         self.events: deque[Event] = deque()
-        self.push = self.events.append
         self.limit = 0 if immediate else FLUSH_AT
         #: keys held by queued mget events (about: threads add without a lock)
         self.queued_keys = 0
+        self.breaker = breaker
         self._instruments = instruments
         self._lock = threading.Lock()
         self._orphans = orphans
+        #: the hot path's one call (a weak reference to flush: no cycle through self)
+        self.record = _recording(self.events, self.limit, weakref.WeakMethod(self.flush), breaker)
         # a dropped service's last events still count: handed to ``orphans`` (shared by
         # the services of one registry) and applied by the next flush or collection,
         # never here: a finalizer runs wherever the garbage collector does, maybe while
         # this thread holds a metric's lock
         leftover = partial(apply, self.events, instruments, self._lock)
         weakref.finalize(self, orphans.append, leftover).atexit = False
+
+    def record_mget(
+        self, latency: Any, seconds: float, keys: list[str], missed: list[str] | None
+    ) -> None:
+        """:attr:`record` for an ``mget``: the queue is also applied once its events
+        hold more than :data:`FLUSH_KEYS` keys."""
+        breaker = self.breaker
+        if breaker.failures:
+            breaker.success()
+        self.events.append((latency, seconds, keys, missed))
+        self.queued_keys += len(keys)
+        if len(self.events) > self.limit or self.queued_keys > FLUSH_KEYS:
+            self.flush()
 
     def flush(self) -> None:
         self.queued_keys = 0
@@ -217,3 +245,24 @@ class Recorder:
             except IndexError:
                 return
             _apply_batch([event], self._instruments)
+
+
+def _recording(
+    events: deque[Event],
+    limit: int,
+    flush: weakref.WeakMethod[Callable[[], None]],
+    breaker: CircuitBreaker,
+) -> Callable[[Event], None]:
+    """:attr:`Recorder.record`: everything it touches is a local of this closure."""
+    push = events.append
+
+    def record(event: Event) -> None:
+        if breaker.failures:
+            breaker.success()
+        push(event)
+        if len(events) > limit:
+            apply_queue = flush()
+            if apply_queue is not None:
+                apply_queue()
+
+    return record

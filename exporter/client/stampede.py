@@ -7,7 +7,8 @@
    a random token; the holder computes, others poll for the value.  The lease
    expires by itself, so a crashed holder cannot wedge the key, while a live
    holder renews it every third of a lease (compare-and-pexpire), so a loader
-   slower than the lease does not let other processes compute too.  Release is
+   slower than the lease does not let other processes compute too (threads:
+   :class:`LeaseRenewer`; asyncio tasks: :class:`AsyncLeaseRenewer`).  Release is
    a compare-and-delete script, so a holder whose lease ran out cannot delete a
    successor's lock.  Both scripts touch one key (cluster-safe).  A waiter keeps
    polling as long as the lock exists, whatever the lease: it reads the value
@@ -24,6 +25,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -103,6 +105,43 @@ class LeaseRenewer:
             for lock, token in held:
                 if not self._renew(lock, token):
                     self.release(lock, token)
+
+
+class AsyncLeaseRenewer:
+    """:class:`LeaseRenewer` for asyncio: one task per lock the service holds, renewing
+    its lease every third of a lease until the lock is released, is no longer ours
+    (or Redis is unavailable: ``renew`` returns False), or :meth:`stop`
+    (``AsyncCacheService.aclose``) cancels it."""
+
+    def __init__(self, renew: Callable[[str, str], Awaitable[bool]], interval: float) -> None:
+        self._renew = renew
+        self._interval = interval
+        #: (lock key, token) -> the task renewing its lease
+        self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+
+    def hold(self, lock: str, token: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(lock, token))
+        self._tasks[lock, token] = task
+
+    def release(self, lock: str, token: str) -> None:
+        task = self._tasks.pop((lock, token), None)
+        if task is not None:
+            task.cancel()
+
+    async def stop(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self, lock: str, token: str) -> None:
+        try:
+            while True:
+                await asyncio.sleep(self._interval)
+                if not await self._renew(lock, token):
+                    return
+        finally:
+            self._tasks.pop((lock, token), None)
 
 
 class _Call:

@@ -1,4 +1,6 @@
-"""``CacheService``: the ADR-004 cache interface over (sync) redis-py, instrumented.
+# Generated from exporter/client/aio.py by scripts/unasync.py: do not edit.
+# Edit aio.py (or _async_backend.py), then run: python scripts/unasync.py
+"""``CacheService``: the ADR-004 cache interface over redis-py, instrumented.
 
 Fail open: a Redis error or timeout never reaches the caller.  Reads return a
 miss (``None``), ``get_or_compute`` computes from the source, writes are
@@ -11,6 +13,8 @@ Latency: ``cache_latency_seconds{operation}`` gets one observation per Redis
 round trip (a ``get_or_compute`` hit is one; a miss adds the lock, its release,
 the write and, while a slow loader runs, a lease renewal every third of a
 lease), never including loader time, which goes to ``cache_compute_seconds``.
+Each call records its outcome with one call: a success through the recorder
+(:mod:`exporter.client.recorder`), a failure through ``_failed``.
 
 Cluster: a ``redis.cluster.RedisCluster`` client is accepted.  Multi-key
 operations are never atomic across hash slots: ``mget`` uses
@@ -22,6 +26,12 @@ ordinary keys in their own slots.  redis-py drops each node that fails from its
 startup nodes and, after a whole-cluster outage, could never rediscover the
 cluster: the service puts its seed nodes back after every connection error, so
 it recovers by itself.
+
+One source, two services: ``exporter/client/aio.py`` is written by hand and
+``scripts/unasync.py`` generates ``exporter/client/sync.py`` from it.  What
+differs by side (threads or the event loop, sleeping, lock-lease renewal,
+single-flight, listeners, pub/sub on a cluster) is in
+:mod:`exporter.client._sync_backend`.
 """
 
 from __future__ import annotations
@@ -34,9 +44,8 @@ from typing import Any, TypeVar
 
 import redis
 import redis.cluster
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from exporter.client import _sync_backend as backend
 from exporter.client.core import (
     INVALIDATION_CHANNEL,
     MISSING,
@@ -48,8 +57,6 @@ from exporter.client.errors import CacheSerializationError
 from exporter.client.instrumentation import TypeChildren
 from exporter.client.keys import KeyPattern
 from exporter.client.policy import Seconds
-from exporter.client.pubsub import Subscription
-from exporter.client.recorder import FLUSH_KEYS
 from exporter.client.serialization import unwrap, wrap
 from exporter.client.stampede import (
     EXTEND_SCRIPT,
@@ -57,25 +64,25 @@ from exporter.client.stampede import (
     POLL_MAX,
     POP_TAG_SCRIPT,
     RELEASE_SCRIPT,
-    LeaseRenewer,
-    SingleFlight,
 )
 
 T = TypeVar("T")
 
 
 class CacheService(ServiceCore):
-    """Instrumented, tenant-isolated, fail-open cache over a sync redis-py client."""
+    """Instrumented, tenant-isolated, fail-open cache over a ``redis`` client."""
 
-    def __init__(self, client: redis.Redis | redis.cluster.RedisCluster, **options: Any) -> None:
+    def __init__(
+        self, client: redis.Redis | redis.cluster.RedisCluster, **options: Any
+    ) -> None:
         super().__init__(client, **options)
         self.redis: Any = client
         any_client: Any = client
         self.is_cluster = isinstance(client, redis.cluster.RedisCluster)
-        self._flight = SingleFlight()
+        self._flight = backend.SingleFlight()
         self._release = any_client.register_script(RELEASE_SCRIPT)
         self._extend = any_client.register_script(EXTEND_SCRIPT)
-        self._renewer = LeaseRenewer(self._renew_lease, self.lock_lease_ms / 3000)
+        self._renewer = backend.LeaseRenewer(self._renew_lease, self.lock_lease_ms / 3000)
         self._pop_tag = any_client.register_script(POP_TAG_SCRIPT)
         self._lat_get = self._i.latency["get"]
         self._lat_mget = self._i.latency["mget"]
@@ -93,16 +100,17 @@ class CacheService(ServiceCore):
         service; everything else to redis-py.
         """
         service, redis_opts = split_options(options)
-        redis_opts.setdefault("retry", Retry(NoBackoff(), 0))
+        redis_opts.setdefault("retry", backend.no_retries())
         client: Any
         if cluster:
-            client = redis.cluster.RedisCluster.from_url(url, **redis_opts)  # type: ignore[no-untyped-call]
+            cluster_class: Any = redis.cluster.RedisCluster
+            client = cluster_class.from_url(url, **redis_opts)
         else:
             client = redis.Redis.from_url(url, **redis_opts)
         return cls(client, **service)
 
     def close(self) -> None:
-        """Stop every listener thread and the lock renewer, then close the client."""
+        """Stop every listener and lock-lease renewal, then close the client."""
         for sub in list(self.subscriptions):
             sub.stop()
         self._renewer.stop()
@@ -111,70 +119,53 @@ class CacheService(ServiceCore):
 
     # --- plumbing -------------------------------------------------------------------
 
-    def _call(self, op: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | Any:
+    def _call(
+        self, op: str, fn: Callable[..., T], *args: Any, **kwargs: Any
+    ) -> T | Any:
         """Run one Redis call with breaker, latency and error accounting; MISSING on failure."""
-        br = self.breaker
-        if br.open_until and self._blocked(op):
+        if self.breaker.open_until and self._blocked(op):
             return MISSING
         latency = self._i.latency[op]
         t0 = perf_counter()
         try:
             result = fn(*args, **kwargs)
         except Exception as exc:
-            latency.observe(perf_counter() - t0)
-            self._failed(op, exc)
+            self._failed(op, exc, perf_counter() - t0)
             return MISSING
-        rec = self._rec
-        rec.push((latency, perf_counter() - t0, None, None))
-        if len(rec.events) > rec.limit:
-            rec.flush()
-        if br.failures:
-            br.success()
+        self._record((latency, perf_counter() - t0, None, None))
         return result
 
     # --- reads ----------------------------------------------------------------------
 
     def get(self, key: str) -> Any:
         """The value at ``key``, or ``None`` on a miss (or when Redis is unavailable)."""
-        br = self.breaker
-        if br.open_until and not br.allow():
-            self._i.errors["get"]["circuit_open"].inc()
-            self._count_miss(key)
+        if self.breaker.open_until and self._blocked("get", key):
             return None
         t0 = perf_counter()
         try:
             data = self.redis.get(key)
         except Exception as exc:
-            self._lat_get.observe(perf_counter() - t0)
-            self._failed("get", exc)
-            self._count_miss(key)
+            self._failed("get", exc, perf_counter() - t0, key)
             return None
         seconds = perf_counter() - t0
-        if br.failures:
-            br.success()
         # the hit or miss is counted (and the key classified) later, in a batch: see
         # exporter.client.recorder for why the hot path only queues one event:
         # (latency child, seconds, key looked up, key if it missed)
-        rec = self._rec
         if data is None:
-            rec.push((self._lat_get, seconds, key, key))
-            value = None
-        else:
-            value = MISSING
-            if not data or data[0]:  # plain: get_or_compute's values start with NUL
-                try:
-                    value = self._loads(data)
-                except Exception:  # undecodable: decoded (and counted) again below
-                    value = MISSING
-            if value is MISSING:
-                value = self._decode("get", unwrap(data)[0])
-            if value is MISSING:
-                rec.push((self._lat_get, seconds, key, key))
-                value = None
-            else:
-                rec.push((self._lat_get, seconds, key, None))
-        if len(rec.events) > rec.limit:
-            rec.flush()
+            self._record((self._lat_get, seconds, key, key))
+            return None
+        value = MISSING
+        if not data or data[0]:  # plain: get_or_compute's values start with NUL
+            try:
+                value = self._loads(data)
+            except Exception:  # undecodable: decoded (and counted) again below
+                value = MISSING
+        if value is MISSING:
+            value = self._decode("get", unwrap(data)[0])
+        if value is MISSING:
+            self._record((self._lat_get, seconds, key, key))
+            return None
+        self._record((self._lat_get, seconds, key, None))
         return value
 
     def mget(self, keys: Iterable[str]) -> list[Any]:
@@ -182,25 +173,17 @@ class CacheService(ServiceCore):
         keys = list(keys)
         if not keys:
             return []
-        br = self.breaker
-        if br.open_until and self._blocked("mget"):
-            return self._mget_failed(keys)
+        if self.breaker.open_until and self._blocked("mget", keys):
+            return [None] * len(keys)
         t0 = perf_counter()
         try:
             raw = self._mget(keys)
         except Exception as exc:
-            self._lat_mget.observe(perf_counter() - t0)
-            self._failed("mget", exc)
-            return self._mget_failed(keys)
+            self._failed("mget", exc, perf_counter() - t0, keys)
+            return [None] * len(keys)
         seconds = perf_counter() - t0
-        if br.failures:
-            br.success()
         out, missed = self._mget_decode("mget", keys, raw)
-        rec = self._rec  # counted later, in a batch (as in get)
-        rec.push((self._lat_mget, seconds, keys, missed))
-        rec.queued_keys += len(keys)
-        if len(rec.events) > rec.limit or rec.queued_keys > FLUSH_KEYS:
-            rec.flush()
+        self._record_mget(self._lat_mget, seconds, keys, missed)  # counted later, as in get
         return out
 
     # --- writes ---------------------------------------------------------------------
@@ -306,7 +289,9 @@ class CacheService(ServiceCore):
 
     # --- get_or_compute -----------------------------------------------------------------
 
-    def get_or_compute(self, key: str, loader: Callable[[], T], ttl: Seconds | None = None) -> T:
+    def get_or_compute(
+        self, key: str, loader: Callable[[], T], ttl: Seconds | None = None
+    ) -> T:
         """Cached value of ``key``, or ``loader()``'s result stored with the type's TTL.
 
         Stampede-safe (see :mod:`exporter.client.stampede`); if Redis is
@@ -325,29 +310,20 @@ class CacheService(ServiceCore):
         """get_or_compute's read: (value, compute seconds, expiry), value ``MISSING`` on a
         miss or when Redis is unavailable; the hit or miss is queued with the latency, as
         in :meth:`get`."""
-        br = self.breaker
-        if br.open_until and self._blocked("get_or_compute"):
-            self._count_miss(key)
+        if self.breaker.open_until and self._blocked("get_or_compute", key):
             return MISSING, 0.0, 0.0
         t0 = perf_counter()
         try:
             data = self.redis.get(key)
         except Exception as exc:
-            self._lat_goc.observe(perf_counter() - t0)
-            self._failed("get_or_compute", exc)
-            self._count_miss(key)
+            self._failed("get_or_compute", exc, perf_counter() - t0, key)
             return MISSING, 0.0, 0.0
         seconds = perf_counter() - t0
-        if br.failures:
-            br.success()
         value, delta, expiry = MISSING, 0.0, 0.0
         if data is not None:
             payload, delta, expiry = unwrap(data)
             value = self._decode("get_or_compute", payload)
-        rec = self._rec
-        rec.push((self._lat_goc, seconds, key, key if value is MISSING else None))
-        if len(rec.events) > rec.limit:
-            rec.flush()
+        self._record((self._lat_goc, seconds, key, key if value is MISSING else None))
         return value, delta, expiry
 
     def _refresh_early(
@@ -367,7 +343,9 @@ class CacheService(ServiceCore):
         finally:
             self._release_lock(key, token)
 
-    def _fill(self, key: str, loader: Callable[[], T], ti: TypeChildren, px: int) -> T:
+    def _fill(
+        self, key: str, loader: Callable[[], T], ti: TypeChildren, px: int
+    ) -> T:
         """Leader of this process: take the Redis lock or wait for whoever holds it, as
         long as it holds it (its lease is renewed while it lives) and at most
         ``lock_max_wait``; a lock that disappears without a value is taken over."""
@@ -384,7 +362,7 @@ class CacheService(ServiceCore):
                 finally:
                     self._release_lock(key, token)
             # another process computes: wait for its value or its lock to go
-            time.sleep(poll)
+            backend.sleep(poll)
             poll = min(poll * 2, POLL_MAX)
             found = self._read_quiet(key)
             if found is not MISSING:
@@ -419,6 +397,8 @@ class CacheService(ServiceCore):
         return token
 
     def _renew_lease(self, lock: str, token: str) -> bool:
+        """Extend the lease while the lock is still ours (the renewer's call, every
+        third of a lease); False once it is not, or Redis is unavailable."""
         ok = self._call(
             "get_or_compute", self._extend, keys=[lock], args=[token, self.lock_lease_ms]
         )
@@ -430,7 +410,9 @@ class CacheService(ServiceCore):
             self._renewer.release(lock, token)
             self._call("get_or_compute", self._release, keys=[lock], args=[token])
 
-    def _compute_and_store(self, key: str, loader: Callable[[], T], ti: TypeChildren, px: int) -> T:
+    def _compute_and_store(
+        self, key: str, loader: Callable[[], T], ti: TypeChildren, px: int
+    ) -> T:
         t0 = perf_counter()
         value = loader()
         delta = perf_counter() - t0
@@ -486,7 +468,8 @@ class CacheService(ServiceCore):
                     pipe = self.redis.pipeline(transaction=False)
                     for m in members:
                         pipe.exists(m)
-                    gone = [m for m, n in zip(members, pipe.execute(), strict=True) if not n]
+                    found = pipe.execute()
+                    gone = [m for m, n in zip(members, found, strict=True) if not n]
                     if gone:
                         dropped += int(self.redis.srem(tag_key, *gone))
                         dropped -= self._retag(tag_key, gone)
@@ -502,7 +485,8 @@ class CacheService(ServiceCore):
         pipe = self.redis.pipeline(transaction=False)
         for m in removed:
             pipe.pttl(m)
-        back = [(m, ms) for m, ms in zip(removed, pipe.execute(), strict=True) if ms != -2]
+        ttls = pipe.execute()
+        back = [(m, ms) for m, ms in zip(removed, ttls, strict=True) if ms != -2]
         if not back:
             return 0
         pipe = self.redis.pipeline(transaction=False)
@@ -514,7 +498,9 @@ class CacheService(ServiceCore):
         pipe.execute()
         return len(back)
 
-    def invalidate_tag(self, tag: str, *, tenant: str | None = None, broadcast: bool = True) -> int:
+    def invalidate_tag(
+        self, tag: str, *, tenant: str | None = None, broadcast: bool = True
+    ) -> int:
         """Delete every key recorded under ``tag`` (of ``tenant``) and the tag set itself;
         broadcast the deleted keys on the invalidation channel.  Keys removed."""
         tag_key = self.keys.tag_key(tag, tenant)
@@ -539,7 +525,9 @@ class CacheService(ServiceCore):
         found = self._call("version", self.redis.get, self.keys.version_key(base))
         return self._versioned(base, found)
 
-    def bump_version(self, type_name: str, *parts: str, tenant: str | None = None) -> int | None:
+    def bump_version(
+        self, type_name: str, *parts: str, tenant: str | None = None
+    ) -> int | None:
         """Move readers to a new version; the counter outlives two TTLs of the type."""
         base = self.key(type_name, *parts, tenant=tenant)
         px = 2 * self._ttl_for(self._i.classify(base), None)
@@ -563,14 +551,17 @@ class CacheService(ServiceCore):
         return 0 if result is MISSING else int(result)
 
     def subscribe(
-        self, channel: str, handler: Callable[[Any], None], *, wait: float | None = 2.0
-    ) -> Subscription:
-        """Call ``handler(message)`` for each message on ``channel`` in a listener thread
-        that reconnects by itself; waits up to ``wait`` s until subscribed."""
-        sub = Subscription(self, channel, handler)
+        self, channel: str, handler: backend.Handler, *, wait: float | None = 2.0
+    ) -> backend.Subscription:
+        """Call ``handler(message)`` for each message on ``channel`` in a listener
+        (:class:`exporter.client.pubsub.Subscription`) that reconnects by itself;
+        waits up to ``wait`` s until subscribed.  See
+        :mod:`exporter.client._sync_backend` for the handler and for clusters."""
+        backend.refuse_cluster_pubsub(self.is_cluster)
+        sub = backend.Subscription(self, channel, handler)
         sub.start()
         if wait:
-            sub.ready.wait(wait)
+            backend.wait_ready(sub, wait)
         return sub
 
     def broadcast_invalidation(
@@ -586,12 +577,12 @@ class CacheService(ServiceCore):
         )
 
     def on_invalidate(
-        self, handler: Callable[[dict[str, Any]], None], *, wait: float | None = 2.0
-    ) -> Subscription:
+        self, handler: backend.InvalidationHandler, *, wait: float | None = 2.0
+    ) -> backend.Subscription:
         """Subscribe ``handler`` to other instances' invalidation broadcasts."""
 
         def filtered(message: Any) -> None:
             if isinstance(message, dict) and message.get("origin") != self.instance_id:
-                handler(message)
+                backend.call_handler(handler, message)
 
         return self.subscribe(INVALIDATION_CHANNEL, filtered, wait=wait)

@@ -1,0 +1,84 @@
+"""What the asyncio service does its own way; everything else is shared text.
+
+:mod:`exporter.client.aio` (``AsyncCacheService``) is the hand-written source of
+both services: ``scripts/unasync.py`` rewrites it token by token into
+:mod:`exporter.client.sync` (``CacheService``), and maps this module's name to
+:mod:`exporter.client._sync_backend`, which offers the same names for threads.
+What differs lives here:
+
+- sleeping (:func:`sleep`), single-flight (:class:`AsyncSingleFlight`), the lease
+  renewal of ``get_or_compute``'s lock (:class:`AsyncLeaseRenewer`: a task per
+  held lock) and the pub/sub listener (:class:`AsyncSubscription`: a task);
+- waiting until a listener is subscribed (:func:`wait_ready`) and calling a
+  handler, which may be a coroutine function (:func:`call_handler` awaits it);
+- the client's retry object (:func:`no_retries`) and the cluster rule: redis-py's
+  asyncio ``RedisCluster`` has no pub/sub, so :func:`refuse_cluster_pubsub`
+  makes ``subscribe`` and ``on_invalidate`` refuse it with
+  :class:`~exporter.client.errors.CacheConfigError`.
+
+Like the ``redis.asyncio`` client under it, an ``AsyncCacheService`` belongs to
+one event loop (its single-flight table and renewal tasks included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from asyncio import sleep
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from exporter.client.errors import CacheConfigError
+from exporter.client.pubsub import AsyncSubscription
+from exporter.client.stampede import AsyncLeaseRenewer, AsyncSingleFlight
+
+__all__ = [
+    "AsyncLeaseRenewer",
+    "AsyncSingleFlight",
+    "AsyncSubscription",
+    "Handler",
+    "InvalidationHandler",
+    "call_handler",
+    "no_retries",
+    "refuse_cluster_pubsub",
+    "sleep",
+    "wait_ready",
+]
+
+M = TypeVar("M")
+
+#: a subscriber's handler: called with each decoded message in the listener task;
+#: it may be a coroutine function (its coroutine is awaited)
+Handler = Callable[[Any], Any]
+#: an ``on_invalidate`` handler (sync or async), given each invalidation message
+InvalidationHandler = Callable[[dict[str, Any]], Any]
+
+
+def no_retries() -> Retry:
+    """redis.asyncio's retry object for no retries (the cache must not slow callers)."""
+    return Retry(NoBackoff(), 0)
+
+
+async def wait_ready(sub: AsyncSubscription, timeout: float) -> None:
+    """Wait until ``sub`` is subscribed, at most ``timeout`` seconds."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(sub.ready.wait(), timeout)
+
+
+async def call_handler(handler: Callable[[M], Any], message: M) -> None:
+    """``handler(message)``, awaited if it returned a coroutine."""
+    result = handler(message)
+    if asyncio.iscoroutine(result):
+        await result
+
+
+def refuse_cluster_pubsub(is_cluster: bool) -> None:
+    """redis.asyncio's ``RedisCluster`` has no pub/sub: refuse it."""
+    if is_cluster:
+        raise CacheConfigError(
+            "subscribe: redis.asyncio's RedisCluster has no pub/sub; "
+            "subscribe through a redis.asyncio.Redis client of one node"
+        )

@@ -1,0 +1,69 @@
+"""What the sync service does its own way; everything else is shared text.
+
+:mod:`exporter.client.sync` is generated from :mod:`exporter.client.aio` by
+``scripts/unasync.py``, which maps :mod:`exporter.client._async_backend` to this
+module: the same names, for threads.
+
+- sleeping (:func:`sleep`: ``time.sleep``), single-flight (:class:`SingleFlight`:
+  waiting threads share the leader's result), the lease renewal of
+  ``get_or_compute``'s lock (:class:`LeaseRenewer`: one daemon thread per
+  service, only while locks are held) and the pub/sub listener
+  (:class:`Subscription`: a daemon thread);
+- waiting until a listener is subscribed (:func:`wait_ready`) and calling a
+  handler (:func:`call_handler`: a plain call, in the listener thread);
+- the client's retry object (:func:`no_retries`); redis-py's sync
+  ``RedisCluster`` has pub/sub, so :func:`refuse_cluster_pubsub` refuses nothing.
+
+A ``CacheService`` may be shared by any number of threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from time import sleep
+from typing import Any, TypeVar
+
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from exporter.client.pubsub import Subscription
+from exporter.client.stampede import LeaseRenewer, SingleFlight
+
+__all__ = [
+    "Handler",
+    "InvalidationHandler",
+    "LeaseRenewer",
+    "SingleFlight",
+    "Subscription",
+    "call_handler",
+    "no_retries",
+    "refuse_cluster_pubsub",
+    "sleep",
+    "wait_ready",
+]
+
+M = TypeVar("M")
+
+#: a subscriber's handler: called with each decoded message in the listener thread
+Handler = Callable[[Any], None]
+#: an ``on_invalidate`` handler, given each invalidation message
+InvalidationHandler = Callable[[dict[str, Any]], None]
+
+
+def no_retries() -> Retry:
+    """redis-py's retry object for no retries (the cache must not slow callers)."""
+    return Retry(NoBackoff(), 0)
+
+
+def wait_ready(sub: Subscription, timeout: float) -> None:
+    """Wait until ``sub`` is subscribed, at most ``timeout`` seconds."""
+    sub.ready.wait(timeout)
+
+
+def call_handler(handler: Callable[[M], None], message: M) -> None:
+    """``handler(message)``."""
+    handler(message)
+
+
+def refuse_cluster_pubsub(is_cluster: bool) -> None:
+    """redis-py's sync ``RedisCluster`` has pub/sub: nothing to refuse."""
