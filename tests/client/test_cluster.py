@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import subprocess
 import threading
@@ -16,9 +15,10 @@ import redis
 import redis.exceptions as rex
 from prometheus_client import CollectorRegistry
 
-from exporter.client import AsyncCacheService, CacheService
+from exporter.client import AsyncCacheService, CacheConfigError
 from exporter.client.instrumentation import error_class
-from tests.client.conftest import sample
+from tests.client.both import Cache
+from tests.client.conftest import MakeCache, async_xfail, sample
 from tests.support.processes import RedisServer, free_port, require_binary
 
 
@@ -66,18 +66,17 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def ccache(cluster_url: str, registry: CollectorRegistry) -> Iterator[CacheService]:
-    service = CacheService.from_url(cluster_url, cluster=True, registry=registry)
+def ccache(make_cache: MakeCache, cluster_url: str, registry: CollectorRegistry) -> Cache:
+    service = make_cache(cluster_url, cluster=True, registry=registry)
     service.redis.flushall(target_nodes="primaries")
-    yield service
-    service.close()
+    return service
 
 
-def slots(cache: CacheService, keys: list[str]) -> set[int]:
+def slots(cache: Cache, keys: list[str]) -> set[int]:
     return {cache.redis.keyslot(k) for k in keys}
 
 
-def test_mget_mset_span_slots(ccache: CacheService, registry: CollectorRegistry) -> None:
+def test_mget_mset_span_slots(ccache: Cache, registry: CollectorRegistry) -> None:
     keys = [ccache.key("user", str(n)) for n in range(50)]
     assert len(slots(ccache, keys)) > 10
     assert ccache.mset({k: n for n, k in enumerate(keys)})
@@ -86,7 +85,11 @@ def test_mget_mset_span_slots(ccache: CacheService, registry: CollectorRegistry)
     assert 3_598_000 < ccache.redis.pttl(keys[7]) <= 3_600_000
 
 
-def test_tags_invalidate_across_slots(ccache: CacheService) -> None:
+@async_xfail(
+    "invalidate_tag broadcasts with PUBLISH, which redis.asyncio's RedisCluster lacks: "
+    "AttributeError reaches the caller (after the keys were deleted)"
+)
+def test_tags_invalidate_across_slots(ccache: Cache) -> None:
     keys = [ccache.key("organization", str(n), tenant="t") for n in range(20)]
     for k in keys:
         ccache.set_with_tags(k, 1, ["all"], tenant="t")
@@ -95,7 +98,7 @@ def test_tags_invalidate_across_slots(ccache: CacheService) -> None:
     assert ccache.mget(keys) == [None] * 20
 
 
-def test_delete_pattern_scans_every_primary(ccache: CacheService) -> None:
+def test_delete_pattern_scans_every_primary(ccache: Cache) -> None:
     for tenant in ("a", "b"):
         ccache.mset({ccache.key("organization", str(n), tenant=tenant): n for n in range(40)})
     assert ccache.delete_pattern(ccache.pattern("organization", tenant="a"), batch=9) == 40
@@ -103,13 +106,15 @@ def test_delete_pattern_scans_every_primary(ccache: CacheService) -> None:
     assert len(left) == 40
 
 
-def test_counters_versions_and_stampede_lock(ccache: CacheService, cluster_url: str) -> None:
+def test_counters_versions_and_stampede_lock(
+    ccache: Cache, make_cache: MakeCache, cluster_url: str
+) -> None:
     rl = ccache.key("rate-limit", "u", tenant="t")
     assert ccache.incr(rl) == 1 and ccache.redis.pttl(rl) > 0
     assert ccache.bump_version("user", "1") == 1
     assert ccache.versioned_key("user", "1").endswith("%v1")
     runs = []
-    other = CacheService.from_url(cluster_url, cluster=True, registry=CollectorRegistry())
+    other = make_cache(cluster_url, cluster=True, registry=CollectorRegistry())
     key = ccache.key("llm-response", "p")
 
     def slow() -> str:
@@ -130,13 +135,14 @@ def test_counters_versions_and_stampede_lock(ccache: CacheService, cluster_url: 
     other.close()
 
 
-async def test_async_cluster(cluster_url: str, registry: CollectorRegistry) -> None:
+# asyncio-only: redis.asyncio's RedisCluster has no pub/sub
+async def test_the_async_cluster_refuses_subscribe(
+    cluster_url: str, registry: CollectorRegistry
+) -> None:
     cache = AsyncCacheService.from_url(cluster_url, cluster=True, registry=registry)
-    await cache.redis.flushall(target_nodes="primaries")
-    keys = [cache.key("session", str(n)) for n in range(30)]
-    assert await cache.mset({k: n for n, k in enumerate(keys)})
-    assert await cache.mget(keys) == list(range(30))
-    assert await cache.delete_pattern(cache.pattern("session")) == 30
+    with pytest.raises(CacheConfigError, match="no pub/sub"):
+        await cache.subscribe("events", print)
+    assert not cache.subscriptions
     await cache.aclose()
 
 
@@ -164,12 +170,12 @@ def wait_cluster_ok(node: RedisServer) -> None:
 
 
 def test_a_dead_cluster_is_a_connection_error_and_opens_the_breaker(
-    one_node_cluster: RedisServer, registry: CollectorRegistry
+    make_cache: MakeCache, one_node_cluster: RedisServer, registry: CollectorRegistry
 ) -> None:
     """redis-py reports an unreachable cluster as RedisClusterException("cannot be
     connected", raised while handling the ConnectionError), ClusterError("TTL
     exhausted") or SlotNotCoveredError: all are Redis being down."""
-    cache = CacheService.from_url(
+    cache = make_cache(
         one_node_cluster.url, cluster=True, registry=registry, breaker_threshold=3,
         breaker_cooldown=60,
     )  # fmt: skip
@@ -187,13 +193,11 @@ def test_a_dead_cluster_is_a_connection_error_and_opens_the_breaker(
 
 
 def test_the_client_recovers_when_the_whole_cluster_returns(
-    one_node_cluster: RedisServer, registry: CollectorRegistry
+    make_cache: MakeCache, one_node_cluster: RedisServer, registry: CollectorRegistry
 ) -> None:
     """redis-py drops every node that fails from its startup nodes; once all have
     failed it can never rediscover the cluster.  The service must recover by itself."""
-    cache = CacheService.from_url(
-        one_node_cluster.url, cluster=True, registry=registry, breaker_cooldown=0.05
-    )
+    cache = make_cache(one_node_cluster.url, cluster=True, registry=registry, breaker_cooldown=0.05)
     key = cache.key("user", "1")
     assert cache.set(key, "before")
     one_node_cluster.kill()
@@ -207,27 +211,6 @@ def test_the_client_recovers_when_the_whole_cluster_returns(
         time.sleep(0.05)
     assert cache.get(key) == "after"
     cache.close()
-
-
-async def test_the_async_client_recovers_when_the_whole_cluster_returns(
-    one_node_cluster: RedisServer, registry: CollectorRegistry
-) -> None:
-    cache = AsyncCacheService.from_url(
-        one_node_cluster.url, cluster=True, registry=registry, breaker_cooldown=0.05
-    )
-    key = cache.key("user", "1")
-    assert await cache.set(key, "before")
-    one_node_cluster.kill()
-    for _ in range(3):
-        assert await cache.get(key) is None
-    one_node_cluster.start()
-    await asyncio.to_thread(wait_cluster_ok, one_node_cluster)
-    deadline = time.monotonic() + 10
-    while not await cache.set(key, "after"):
-        assert time.monotonic() < deadline, "the service never reconnected to the cluster"
-        await asyncio.sleep(0.05)
-    assert await cache.get(key) == "after"
-    await cache.aclose()
 
 
 def test_cluster_outage_exceptions_are_connection_errors() -> None:

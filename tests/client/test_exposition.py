@@ -17,6 +17,7 @@ from exporter.client import CacheService
 from exporter.client.exposition import MULTIPROC_ENV, make_asgi_app, make_wsgi_app
 from tests.support.processes import cleanup_env
 
+# one side: exposition and multiprocess mode, fed by worker processes running sync services
 WORKER = """
 import sys
 from exporter.client import CacheService
@@ -106,11 +107,12 @@ async def test_asgi_sums_worker_processes(worker_metrics: Path) -> None:
     assert samples(text, "cache_hits_total", layer="redis", type="user") == 4
 
 
+# one side: it is about the exposition apps (the service only makes a sample)
 async def test_single_process_serves_the_given_registry(
-    cache: CacheService, registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch
+    sync_cache: CacheService, registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(MULTIPROC_ENV, raising=False)
-    cache.get(cache.key("session", "1"))
+    sync_cache.get(sync_cache.key("session", "1"))
     text = await call_asgi(make_asgi_app(registry))
     assert samples(text, "cache_misses_total", layer="redis", type="session") == 1
     assert samples(call_wsgi(make_wsgi_app(registry)), "cache_misses_total", type="session") == 1

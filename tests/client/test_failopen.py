@@ -11,10 +11,10 @@ import pytest
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.client import CacheService
 from exporter.client.breaker import CircuitBreaker
 from exporter.metrics import ERROR_CLASSES
-from tests.client.conftest import sample
+from tests.client.both import Cache
+from tests.client.conftest import MakeCache, sample
 from tests.support.processes import RedisServer, free_port
 
 
@@ -53,10 +53,10 @@ def test_breaker_opens_probes_and_closes() -> None:
 
 
 def test_dead_redis_reads_miss_writes_drop_and_breaker_skips(
-    registry: CollectorRegistry, redis_factory: Callable[..., RedisServer]
+    make_cache: MakeCache, registry: CollectorRegistry, redis_factory: Callable[..., RedisServer]
 ) -> None:
     port = free_port()  # nothing listens here yet
-    cache = CacheService.from_url(
+    cache = make_cache(
         f"redis://127.0.0.1:{port}/0", registry=registry, breaker_threshold=3, breaker_cooldown=0.2
     )
     key = cache.key("user", "1")
@@ -84,12 +84,10 @@ def test_dead_redis_reads_miss_writes_drop_and_breaker_skips(
 
 
 def test_kill_mid_load_from_threads_then_restart_recovers(
-    registry: CollectorRegistry, redis_factory: Callable[..., RedisServer]
+    make_cache: MakeCache, registry: CollectorRegistry, redis_factory: Callable[..., RedisServer]
 ) -> None:
     server = redis_factory()
-    cache = CacheService.from_url(
-        server.url, registry=registry, breaker_threshold=3, breaker_cooldown=0.1
-    )
+    cache = make_cache(server.url, registry=registry, breaker_threshold=3, breaker_cooldown=0.1)
     stop = threading.Event()
     failures: list[BaseException] = []
     ops = [0]
@@ -134,10 +132,10 @@ def test_kill_mid_load_from_threads_then_restart_recovers(
 
 
 def test_slow_redis_times_out_as_a_counted_miss(
-    registry: CollectorRegistry, redis_factory: Callable[..., RedisServer]
+    make_cache: MakeCache, registry: CollectorRegistry, redis_factory: Callable[..., RedisServer]
 ) -> None:
     server = redis_factory("--enable-debug-command", "yes")
-    cache = CacheService.from_url(server.url, registry=registry, socket_timeout=0.05)
+    cache = make_cache(server.url, registry=registry, socket_timeout=0.05)
     admin = redis.Redis.from_url(server.url)
     blocker = threading.Thread(target=lambda: admin.execute_command("DEBUG", "SLEEP", "0.3"))
     blocker.start()
@@ -150,11 +148,11 @@ def test_slow_redis_times_out_as_a_counted_miss(
 
 
 def test_passwords_never_reach_logs_or_metrics(
-    registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+    make_cache: MakeCache, registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     url = f"redis://:s3cret-pw@127.0.0.1:{free_port()}/0"
-    cache = CacheService.from_url(url, registry=registry, breaker_threshold=1)
+    cache = make_cache(url, registry=registry, breaker_threshold=1)
     cache.get(cache.key("user", "1"))
     cache.get(cache.key("user", "1"))  # skipped by the open breaker
     cache.set(cache.key("user", "1"), 1)
@@ -165,13 +163,11 @@ def test_passwords_never_reach_logs_or_metrics(
 
 
 def test_the_open_circuit_log_line_says_why_and_where(
-    registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+    make_cache: MakeCache, registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A newcomer with no Redis running must see which address failed and how."""
     port = free_port()
-    cache = CacheService.from_url(
-        f"redis://:pw@127.0.0.1:{port}/0", registry=registry, breaker_threshold=1
-    )
+    cache = make_cache(f"redis://:pw@127.0.0.1:{port}/0", registry=registry, breaker_threshold=1)
     cache.get(cache.key("user", "1"))
     opened = [r.getMessage() for r in caplog.records if "circuit opened" in r.getMessage()]
     assert len(opened) == 1
@@ -182,7 +178,7 @@ def test_the_open_circuit_log_line_says_why_and_where(
 
 
 def test_a_probe_that_redis_answers_with_an_error_closes_the_breaker(
-    cache: CacheService, registry: CollectorRegistry
+    cache: Cache, registry: CollectorRegistry
 ) -> None:
     """After an outage the probe may be a command Redis refuses (WRONGTYPE, OOM under
     noeviction): an answer is proof Redis is back, so the breaker must close."""

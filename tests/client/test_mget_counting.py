@@ -11,11 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from exporter.client import CacheService
+from exporter.client.families import client_metrics
 from exporter.client.instrumentation import MAX_TYPE_PASSES, Instruments
 from exporter.client.recorder import column_counts
-from exporter.metrics import client_metrics
 from exporter.slo import KeyType, load_slo
+from tests.client.both import Cache
 from tests.client.conftest import sample
 
 INSTRUMENTS = Instruments(client_metrics(CollectorRegistry()), load_slo(), None)
@@ -39,7 +39,7 @@ def test_type_counts_of_one_type_batches(prefix: str, parts: list[str]) -> None:
 
 
 def test_mget_mixes_plain_computed_missing_and_undecodable_values(
-    cache: CacheService, registry: CollectorRegistry
+    cache: Cache, registry: CollectorRegistry
 ) -> None:
     users = [cache.key("user", str(n)) for n in range(6)]
     cache.set(users[0], {"plain": 1})
@@ -104,9 +104,7 @@ def test_type_counts_with_more_key_types_than_passes(keys: list[str]) -> None:
     assert MANY_INSTRUMENTS.type_counts(keys) == dict(expected)
 
 
-def test_a_str_subclass_key_counts_by_its_prefix(
-    cache: CacheService, registry: CollectorRegistry
-) -> None:
+def test_a_str_subclass_key_counts_by_its_prefix(cache: Cache, registry: CollectorRegistry) -> None:
     class Key(enum.StrEnum):
         ME = "user:me"
 

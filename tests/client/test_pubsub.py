@@ -11,8 +11,9 @@ from typing import Any
 import redis
 from prometheus_client import CollectorRegistry
 
-from exporter.client import INVALIDATION_CHANNEL, AsyncCacheService, CacheService
-from tests.client.conftest import sample
+from exporter.client import INVALIDATION_CHANNEL, AsyncCacheService
+from tests.client.both import Cache, background
+from tests.client.conftest import MakeCache, sample
 from tests.support.processes import RedisServer
 
 
@@ -20,7 +21,7 @@ def take(q: queue.Queue[Any], timeout: float = 5.0) -> Any:
     return q.get(timeout=timeout)
 
 
-def test_sync_delivery(cache: CacheService) -> None:
+def test_delivery(cache: Cache) -> None:
     got: queue.Queue[Any] = queue.Queue()
     sub = cache.subscribe("events", got.put)
     assert sub.ready.is_set()
@@ -30,10 +31,10 @@ def test_sync_delivery(cache: CacheService) -> None:
 
 
 def test_listener_reconnects_after_redis_restart(
-    registry: CollectorRegistry, redis_factory: Callable[..., RedisServer]
+    make_cache: MakeCache, registry: CollectorRegistry, redis_factory: Callable[..., RedisServer]
 ) -> None:
     server = redis_factory()
-    cache = CacheService.from_url(server.url, registry=registry)
+    cache = make_cache(server.url, registry=registry)
     got: queue.Queue[Any] = queue.Queue()
     sub = cache.subscribe("events", got.put)
     server.kill()
@@ -52,7 +53,7 @@ def test_listener_reconnects_after_redis_restart(
 
 
 def test_bad_messages_and_failing_handlers_do_not_stop_the_listener(
-    cache: CacheService, registry: CollectorRegistry
+    cache: Cache, registry: CollectorRegistry
 ) -> None:
     got: queue.Queue[Any] = queue.Queue()
 
@@ -72,16 +73,16 @@ def test_bad_messages_and_failing_handlers_do_not_stop_the_listener(
 
 
 def test_invalidation_broadcast_reaches_other_instances_only(
-    cache: CacheService, redis_url: str
+    cache: Cache, make_cache: MakeCache, redis_url: str
 ) -> None:
-    other = CacheService.from_url(redis_url, registry=CollectorRegistry())
+    other = make_cache(redis_url, registry=CollectorRegistry())
     theirs: queue.Queue[Any] = queue.Queue()
     mine: queue.Queue[Any] = queue.Queue()
     sub_other = other.on_invalidate(theirs.put)
     sub_mine = cache.on_invalidate(mine.put)
     key = cache.key("organization", "1", tenant="t")
     cache.set_with_tags(key, 1, ["org"], tenant="t")
-    cache.invalidate_tag("org", tenant="t")
+    assert cache.invalidate_tag("org", tenant="t") == 1
     message = take(theirs)
     assert message["keys"] == [key] and message["tags"] == ["org"] and message["tenant"] == "t"
     cache.delete(cache.key("user", "1"), broadcast=True)
@@ -92,6 +93,7 @@ def test_invalidation_broadcast_reaches_other_instances_only(
     other.close()
 
 
+# asyncio-only: coroutine handlers
 async def test_async_delivery_with_sync_and_async_handlers(acache: AsyncCacheService) -> None:
     got: asyncio.Queue[Any] = asyncio.Queue()
 
@@ -105,19 +107,6 @@ async def test_async_delivery_with_sync_and_async_handlers(acache: AsyncCacheSer
     assert received == [("async", [1, 2]), ("sync", [1, 2])]
     await sub1.stop()
     await sub2.stop()
-
-
-async def test_async_invalidation_channel(acache: AsyncCacheService, redis_url: str) -> None:
-    other = AsyncCacheService.from_url(redis_url, registry=CollectorRegistry())
-    got: asyncio.Queue[Any] = asyncio.Queue()
-    sub = await other.on_invalidate(got.put)
-    key = acache.key("organization", "1", tenant="t")
-    await acache.set_with_tags(key, 1, ["org"], tenant="t")
-    assert await acache.invalidate_tag("org", tenant="t") == 1
-    message = await asyncio.wait_for(got.get(), 5)
-    assert message["keys"] == [key]
-    await sub.stop()
-    await other.aclose()
 
 
 def _subscribers(url: str, channel: str) -> int:
@@ -138,25 +127,16 @@ def _wait_for(check: Callable[[], bool], timeout: float = 5.0) -> bool:
     return True
 
 
-def test_close_stops_listener_threads_and_their_connections(
-    redis_url: str, registry: CollectorRegistry
+def test_close_stops_listeners_and_their_connections(
+    make_cache: MakeCache, redis_url: str, registry: CollectorRegistry
 ) -> None:
-    cache = CacheService.from_url(redis_url, registry=registry)
+    """Listeners are threads (sync) or tasks (asyncio): close() must end them all."""
+    cache = make_cache(redis_url, registry=registry)
+    idle = background(cache)
     subs = [cache.subscribe("events", lambda m: None), cache.on_invalidate(lambda m: None)]
     assert all(s.ready.is_set() for s in subs)
+    assert background(cache) - idle, "the listeners run in the background"
     cache.close()
-    assert not any(s._thread.is_alive() for s in subs), "close() left listener threads running"
+    assert not background(cache) - idle, "close() left listeners running"
     assert _wait_for(lambda: _subscribers(redis_url, "events") == 0), "listener still subscribed"
     assert _subscribers(redis_url, INVALIDATION_CHANNEL) == 0
-
-
-async def test_aclose_stops_listener_tasks_and_their_connections(
-    redis_url: str, registry: CollectorRegistry
-) -> None:
-    cache = AsyncCacheService.from_url(redis_url, registry=registry)
-    subs = [await cache.subscribe("events", lambda m: None), await cache.on_invalidate(print)]
-    tasks = [s._task for s in subs]
-    assert all(t is not None and not t.done() for t in tasks)
-    await cache.aclose()
-    assert all(t is not None and t.done() for t in tasks), "aclose() left listener tasks running"
-    assert await asyncio.to_thread(_wait_for, lambda: _subscribers(redis_url, "events") == 0)

@@ -18,7 +18,8 @@ from exporter.client import AsyncCacheService, CacheService
 from exporter.client.core import xfetch_due
 from exporter.client.errors import CacheConfigError
 from exporter.client.serialization import unwrap, wrap
-from tests.client.conftest import sample
+from tests.client.both import Cache, background
+from tests.client.conftest import MakeCache, sample
 from tests.client.workers import (
     LOADER_SECONDS,
     counting_loader,
@@ -37,7 +38,7 @@ def loader_runs(url: str) -> int:
 
 
 def test_threads_share_one_computation(
-    cache: CacheService, registry: CollectorRegistry, redis_url: str
+    cache: Cache, registry: CollectorRegistry, redis_url: str
 ) -> None:
     key = cache.key("llm-response", "prompt-hash")
     loader = counting_loader(redis_url, COUNTER)
@@ -63,10 +64,10 @@ def test_threads_share_one_computation(
 
 
 def test_two_services_in_one_process_meet_at_the_redis_lock(
-    redis_url: str, registry: CollectorRegistry
+    make_cache: MakeCache, redis_url: str, registry: CollectorRegistry
 ) -> None:
-    one = CacheService.from_url(redis_url, registry=registry)
-    two = CacheService.from_url(redis_url, registry=registry)
+    one = make_cache(redis_url, registry=registry)
+    two = make_cache(redis_url, registry=registry)
     key = one.key("user", "1")
     loader = counting_loader(redis_url, COUNTER)
     out: list[Any] = []
@@ -85,21 +86,7 @@ def test_two_services_in_one_process_meet_at_the_redis_lock(
     two.close()
 
 
-async def test_tasks_share_one_computation(acache: AsyncCacheService, redis_url: str) -> None:
-    key = acache.key("analytics", "summary", tenant="t1")
-    raw = redis.asyncio.Redis.from_url(redis_url)
-
-    async def loader() -> dict[str, int]:
-        await raw.incr(COUNTER)
-        await asyncio.sleep(LOADER_SECONDS)
-        return {"views": 3}
-
-    results = await asyncio.gather(*(acache.get_or_compute(key, loader) for _ in range(50)))
-    assert results == [{"views": 3}] * 50
-    assert loader_runs(redis_url) == 1
-    await raw.aclose()
-
-
+# processes: each runs a sync service (workers.py)
 def test_processes_share_one_computation(redis_url: str) -> None:
     ctx = multiprocessing.get_context("spawn")
     n = 4
@@ -121,9 +108,9 @@ def test_processes_share_one_computation(redis_url: str) -> None:
 
 
 def test_a_crashed_lock_holder_cannot_wedge_the_key(
-    redis_url: str, registry: CollectorRegistry
+    make_cache: MakeCache, redis_url: str, registry: CollectorRegistry
 ) -> None:
-    cache = CacheService.from_url(redis_url, registry=registry, lock_lease=0.3, lock_max_wait=5)
+    cache = make_cache(redis_url, registry=registry, lock_lease=0.3, lock_max_wait=5)
     key = cache.key("user", "1")
     # a holder that died: its lock stays until the lease runs out
     cache.redis.set(cache.keys.lock_key(key), "dead-holder", px=300)
@@ -133,21 +120,28 @@ def test_a_crashed_lock_holder_cannot_wedge_the_key(
     cache.close()
 
 
-def test_release_never_deletes_someone_elses_lock(cache: CacheService) -> None:
+def test_release_never_deletes_someone_elses_lock(cache: Cache) -> None:
     key = cache.key("user", "1")
     lock = cache.keys.lock_key(key)
-    cache.redis.set(lock, "someone-else", px=5000)
-    cache._release_lock(key, "my-expired-token")
+
+    def load() -> str:
+        # meanwhile our lease ran out and another holder took the lock
+        cache.redis.set(lock, "someone-else", px=5000)
+        return "v"
+
+    assert cache.get_or_compute(key, load) == "v"
     assert cache.redis.get(lock) == b"someone-else"
 
 
-def test_loader_errors_reach_every_waiter_and_nothing_is_cached(cache: CacheService) -> None:
+def test_loader_errors_reach_every_waiter_and_nothing_is_cached(cache: Cache) -> None:
     key = cache.key("user", "1")
     barrier = threading.Barrier(4)
     seen: list[BaseException] = []
+    runs: list[int] = []
 
     def failing() -> None:
-        time.sleep(0.1)
+        runs.append(1)
+        time.sleep(0.2)
         raise LookupError("source down")
 
     def call() -> None:
@@ -163,8 +157,10 @@ def test_loader_errors_reach_every_waiter_and_nothing_is_cached(cache: CacheServ
     for t in threads:
         t.join(10)
     assert len(seen) == 4
+    assert len(runs) == 1, "the waiters joined the one computation"
+    assert not cache.redis.exists(cache.keys.lock_key(key)), "the lock is released"
     assert cache.get(key) is None
-    assert cache.get_or_compute(key, lambda: "ok") == "ok"
+    assert cache.get_or_compute(key, lambda: "ok") == "ok", "nothing of the failure is left"
 
 
 def test_xfetch_refreshes_early_only_near_expiry() -> None:
@@ -177,7 +173,7 @@ def test_xfetch_refreshes_early_only_near_expiry() -> None:
 
 
 def test_hot_key_near_expiry_is_refreshed_by_one_caller(
-    cache: CacheService, registry: CollectorRegistry
+    cache: Cache, registry: CollectorRegistry
 ) -> None:
     key = cache.key("feature-flag", "beta")
     cache.get_or_compute(key, lambda: "v1", ttl=60)
@@ -189,13 +185,16 @@ def test_hot_key_near_expiry_is_refreshed_by_one_caller(
     assert sample(registry, "cache_hits_total", layer="redis", type="feature-flag") == 2
 
 
-def test_get_or_compute_without_redis_computes(registry: CollectorRegistry) -> None:
-    cache = CacheService.from_url(f"redis://127.0.0.1:{free_port()}/0", registry=registry)
+def test_get_or_compute_without_redis_computes(
+    make_cache: MakeCache, registry: CollectorRegistry
+) -> None:
+    cache = make_cache(f"redis://127.0.0.1:{free_port()}/0", registry=registry)
     assert cache.get_or_compute(cache.key("user", "1"), lambda: 7) == 7
     assert sample(registry, "cache_compute_seconds_count", type="user") == 1
     cache.close()
 
 
+# asyncio-only: task cancellation
 async def test_a_cancelled_leader_does_not_cancel_the_tasks_waiting_on_it(
     acache: AsyncCacheService, registry: CollectorRegistry
 ) -> None:
@@ -227,7 +226,7 @@ async def test_a_cancelled_leader_does_not_cancel_the_tasks_waiting_on_it(
 
 
 def test_a_failing_early_refresh_keeps_serving_the_cached_value(
-    cache: CacheService, registry: CollectorRegistry
+    cache: Cache, registry: CollectorRegistry
 ) -> None:
     """An XFetch refresh is opportunistic: the cached value has not expired, so a source
     that fails during it must not turn a hit into an exception for the caller."""
@@ -244,33 +243,15 @@ def test_a_failing_early_refresh_keeps_serving_the_cached_value(
     assert cache.get_or_compute(key, lambda: "v2", ttl=60) == "v2", "the next caller refreshes"
 
 
-async def test_async_failing_early_refresh_keeps_serving_the_cached_value(
-    acache: AsyncCacheService,
-) -> None:
-    key = acache.key("feature-flag", "beta")
-
-    async def v1() -> str:
-        return "v1"
-
-    async def failing() -> str:
-        raise LookupError("source down")
-
-    await acache.get_or_compute(key, v1, ttl=60)
-    body, _, _ = unwrap(await acache.redis.get(key))
-    await acache.redis.set(key, wrap(body, 100.0, time.time() + 0.5), px=60_000)
-    assert await acache.get_or_compute(key, failing, ttl=60) == "v1"
-
-
 def test_a_lock_is_renewed_while_its_loader_outlives_the_lease(
-    redis_url: str, registry: CollectorRegistry
+    make_cache: MakeCache, redis_url: str, registry: CollectorRegistry
 ) -> None:
     """The lease only guards against crashed holders: a live holder whose loader takes
     longer than the lease (an LLM call) keeps the lock, so other processes keep
     waiting for its value instead of running the loader again."""
-    one = CacheService.from_url(redis_url, registry=registry, lock_lease=0.6, lock_max_wait=10)
-    two = CacheService.from_url(
-        redis_url, registry=CollectorRegistry(), lock_lease=0.6, lock_max_wait=10
-    )
+    one = make_cache(redis_url, registry=registry, lock_lease=0.6, lock_max_wait=10)
+    two = make_cache(redis_url, registry=CollectorRegistry(), lock_lease=0.6, lock_max_wait=10)
+    idle = background(one)
     key = one.key("llm-response", "slow")
     raw = redis.Redis.from_url(redis_url)
 
@@ -292,67 +273,15 @@ def test_a_lock_is_renewed_while_its_loader_outlives_the_lease(
     assert loader_runs(redis_url) == 1
     assert not raw.exists(one.keys.lock_key(key)), "released after the write"
     deadline = time.monotonic() + 5
-    while one._renewer._thread is not None:  # no lock held: the renewer thread exits
-        assert time.monotonic() < deadline, "an idle renewer thread kept running"
+    while background(one) - idle:  # no lock held: nothing renews in the background
+        assert time.monotonic() < deadline, "an idle lease renewal kept running"
         time.sleep(0.01)
     one.close()
     two.close()
     raw.close()
 
 
-async def test_async_lock_is_renewed_while_its_loader_outlives_the_lease(
-    redis_url: str, registry: CollectorRegistry
-) -> None:
-    one = AsyncCacheService.from_url(redis_url, registry=registry, lock_lease=0.6, lock_max_wait=10)
-    two = AsyncCacheService.from_url(
-        redis_url, registry=CollectorRegistry(), lock_lease=0.6, lock_max_wait=10
-    )
-    key = one.key("llm-response", "slow")
-    raw = redis.asyncio.Redis.from_url(redis_url)
-
-    async def loader() -> str:
-        await raw.incr(COUNTER)
-        await asyncio.sleep(1.8)
-        return "answer"
-
-    holder = asyncio.create_task(one.get_or_compute(key, loader))
-    deadline = time.monotonic() + 5
-    while not await raw.exists(one.keys.lock_key(key)):
-        assert time.monotonic() < deadline, "the holder never took the lock"
-        await asyncio.sleep(0.005)
-    assert await two.get_or_compute(key, loader) == "answer"
-    assert await holder == "answer"
-    assert loader_runs(redis_url) == 1
-    await one.aclose()
-    await two.aclose()
-    await raw.aclose()
-
-
-async def test_async_loader_errors_reach_every_waiting_task_and_nothing_is_cached(
-    acache: AsyncCacheService,
-) -> None:
-    key = acache.key("user", "1")
-    runs = []
-
-    async def failing() -> str:
-        runs.append(1)
-        await asyncio.sleep(0.1)
-        raise LookupError("source down")
-
-    results = await asyncio.gather(
-        *(acache.get_or_compute(key, failing) for _ in range(20)), return_exceptions=True
-    )
-    assert all(isinstance(r, LookupError) for r in results)
-    assert len(runs) == 1
-    assert not acache._flight._calls, "no single-flight entry leaks after the error"
-    assert not await acache.redis.exists(acache.keys.lock_key(key)), "the lock is released"
-
-    async def ok() -> str:
-        return "ok"
-
-    assert await acache.get_or_compute(key, ok) == "ok"
-
-
+# processes: sync and asyncio services in spawned workers (workers.py)
 def test_a_loader_slower_than_the_lease_runs_once_across_processes(redis_url: str) -> None:
     """Waiters in other processes (sync and asyncio) keep waiting while the holder renews
     its lease, past ``lock_lease`` and the old wait of one lease: nobody computes twice."""
@@ -378,6 +307,7 @@ def test_a_loader_slower_than_the_lease_runs_once_across_processes(redis_url: st
     assert loader_runs(redis_url) == 1
 
 
+# processes: sync and asyncio services in spawned workers (workers.py)
 def test_a_killed_lock_holder_lets_a_waiter_compute_after_its_lease(redis_url: str) -> None:
     """The holder's process dies mid-compute: its lock outlives it by one lease at most,
     and the waiting callers (sync and asyncio, other processes) then compute the value."""
@@ -426,10 +356,10 @@ def test_a_killed_lock_holder_lets_a_waiter_compute_after_its_lease(redis_url: s
 
 
 def test_a_waiter_computes_after_lock_max_wait_even_if_the_lock_is_held(
-    redis_url: str, registry: CollectorRegistry
+    make_cache: MakeCache, redis_url: str, registry: CollectorRegistry
 ) -> None:
     """Fail open: a holder that keeps its lock forever cannot hang callers."""
-    cache = CacheService.from_url(redis_url, registry=registry, lock_max_wait=0.3)
+    cache = make_cache(redis_url, registry=registry, lock_max_wait=0.3)
     key = cache.key("user", "1")
     cache.redis.set(cache.keys.lock_key(key), "wedged-holder", px=120_000)
     assert cache.get_or_compute(key, lambda: "fresh") == "fresh"
@@ -438,29 +368,15 @@ def test_a_waiter_computes_after_lock_max_wait_even_if_the_lock_is_held(
     cache.close()
 
 
-async def test_async_waiter_computes_after_lock_max_wait_even_if_the_lock_is_held(
-    redis_url: str, registry: CollectorRegistry
+def test_lock_max_wait_is_checked_and_lock_wait_is_its_old_name(
+    make_cache: MakeCache, redis_url: str
 ) -> None:
-    acache = AsyncCacheService.from_url(redis_url, registry=registry, lock_max_wait=0.3)
-    key = acache.key("user", "1")
-    await acache.redis.set(acache.keys.lock_key(key), "wedged-holder", px=120_000)
-
-    async def fresh() -> str:
-        return "fresh"
-
-    assert await acache.get_or_compute(key, fresh) == "fresh"
-    errors = {"layer": "redis", "operation": "get_or_compute", "error": "timeout"}
-    assert sample(registry, "cache_errors_total", **errors) == 1
-    await acache.aclose()
-
-
-def test_lock_max_wait_is_checked_and_lock_wait_is_its_old_name(redis_url: str) -> None:
-    cache = CacheService.from_url(redis_url, registry=CollectorRegistry())
+    cache = make_cache(redis_url, registry=CollectorRegistry())
     assert cache.lock_max_wait == 30.0, "the default outlasts many leases"
     cache.close()
-    old = CacheService.from_url(redis_url, registry=CollectorRegistry(), lock_wait=7)
+    old = make_cache(redis_url, registry=CollectorRegistry(), lock_wait=7)
     assert old.lock_max_wait == 7.0
     old.close()
     for bad in (0, -1, float("inf"), "5", True):
         with pytest.raises(CacheConfigError, match="lock_max_wait"):
-            CacheService.from_url(redis_url, registry=CollectorRegistry(), lock_max_wait=bad)
+            make_cache(redis_url, registry=CollectorRegistry(), lock_max_wait=bad)

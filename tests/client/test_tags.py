@@ -3,33 +3,23 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis
 from prometheus_client import CollectorRegistry
 
-from exporter.client import (
-    AsyncCacheService,
-    CacheConfigError,
-    CacheKeyError,
-    CacheService,
-    KeyPattern,
-)
-from tests.client.conftest import sample
+from exporter.client import CacheConfigError, CacheKeyError, KeyPattern
+from tests.client.both import Cache, redis_hook
+from tests.client.conftest import MakeCache, sample
 
 
 @pytest.fixture
-def other(redis_url: str) -> Iterator[CacheService]:
+def other(make_cache: MakeCache, redis_url: str) -> Cache:
     """A second instance (another app server) on the same Redis."""
-    service = CacheService.from_url(redis_url, registry=CollectorRegistry())
-    yield service
-    service.close()
+    return make_cache(redis_url, registry=CollectorRegistry())
 
 
-def test_invalidation_by_one_instance_is_seen_by_the_other(
-    cache: CacheService, other: CacheService
-) -> None:
+def test_invalidation_by_one_instance_is_seen_by_the_other(cache: Cache, other: Cache) -> None:
     org = cache.key("organization", "1", tenant="t1")
     org_list = cache.key("organization", "list", tenant="t1")
     untagged = cache.key("organization", "2", tenant="t1")
@@ -43,7 +33,7 @@ def test_invalidation_by_one_instance_is_seen_by_the_other(
     assert not cache.redis.keys("!tag:*"), "invalidated tag sets are removed"
 
 
-def test_a_tenant_cannot_invalidate_another_tenants_tag(cache: CacheService) -> None:
+def test_a_tenant_cannot_invalidate_another_tenants_tag(cache: Cache) -> None:
     a = cache.key("organization", "1", tenant="a")
     b = cache.key("organization", "1", tenant="b")
     cache.set_with_tags(a, "A", ["profile"], tenant="a")
@@ -57,14 +47,14 @@ def test_a_tenant_cannot_invalidate_another_tenants_tag(cache: CacheService) -> 
     ("key_tenant", "key_type"), [("b", "organization"), (None, "session"), ("a:x", "organization")]
 )
 def test_a_tenant_tag_only_holds_that_tenants_keys(
-    cache: CacheService, key_tenant: str | None, key_type: str
+    cache: Cache, key_tenant: str | None, key_type: str
 ) -> None:
     key = cache.key(key_type, "1", tenant=key_tenant)
     with pytest.raises(CacheKeyError, match="tag of tenant 'a' may only hold"):
         cache.set_with_tags(key, 1, ["t"], tenant="a")
 
 
-def test_tag_set_ttl_covers_its_longest_member(cache: CacheService) -> None:
+def test_tag_set_ttl_covers_its_longest_member(cache: Cache) -> None:
     long_key = cache.key("organization", "1", tenant="t")
     short_key = cache.key("rate-limit", "x", tenant="t")
     cache.set_with_tags(long_key, 1, ["mix"], tenant="t")  # 1h
@@ -76,8 +66,10 @@ def test_tag_set_ttl_covers_its_longest_member(cache: CacheService) -> None:
     assert 7_198_000 < cache.redis.pttl(tag) <= 7_200_000
 
 
-def test_stale_members_are_pruned(redis_url: str, registry: CollectorRegistry) -> None:
-    cache = CacheService.from_url(redis_url, registry=registry, prune_every=4)
+def test_stale_members_are_pruned(
+    make_cache: MakeCache, redis_url: str, registry: CollectorRegistry
+) -> None:
+    cache = make_cache(redis_url, registry=registry, prune_every=4)
     tag = cache.keys.tag_key("mixed", None)
     cache.set_with_tags(cache.key("user", "long"), 0, ["mixed"], ttl=60)
     for n in range(2):
@@ -93,13 +85,13 @@ def test_stale_members_are_pruned(redis_url: str, registry: CollectorRegistry) -
     cache.close()
 
 
-def test_tag_set_expires_with_its_members(cache: CacheService) -> None:
+def test_tag_set_expires_with_its_members(cache: Cache) -> None:
     cache.set_with_tags(cache.key("user", "1"), 1, ["brief"], ttl=0.05)
     time.sleep(0.1)
     assert not cache.redis.exists(cache.keys.tag_key("brief", None))
 
 
-def test_version_bump_moves_readers_to_a_new_key(cache: CacheService, other: CacheService) -> None:
+def test_version_bump_moves_readers_to_a_new_key(cache: Cache, other: Cache) -> None:
     v0 = cache.versioned_key("organization", "1", tenant="t")
     cache.set(v0, {"name": "old"})
     assert other.get(other.versioned_key("organization", "1", tenant="t")) == {"name": "old"}
@@ -113,13 +105,13 @@ def test_version_bump_moves_readers_to_a_new_key(cache: CacheService, other: Cac
     assert other_tenant.endswith("%v0")
 
 
-def test_versioned_keys_never_collide_with_plain_keys(cache: CacheService) -> None:
+def test_versioned_keys_never_collide_with_plain_keys(cache: Cache) -> None:
     versioned = cache.versioned_key("organization", "1", tenant="t")
     for parts in (("1", "%v0"), ("1", "v0"), ("1:%v0",)):
         assert cache.key("organization", *parts, tenant="t") != versioned
 
 
-def test_delete_pattern_stays_inside_its_tenant(cache: CacheService) -> None:
+def test_delete_pattern_stays_inside_its_tenant(cache: Cache) -> None:
     tenants = ["a", "a*", "a:b", "b"]
     for tenant in tenants:
         for n in range(30):
@@ -133,7 +125,7 @@ def test_delete_pattern_stays_inside_its_tenant(cache: CacheService) -> None:
     assert cache.delete_pattern("organization:a%2A:*") == 30
 
 
-def test_delete_pattern_refuses_raw_globs(cache: CacheService) -> None:
+def test_delete_pattern_refuses_raw_globs(cache: Cache) -> None:
     cache.set(cache.key("organization", "1", tenant="victim"), 1)
     for raw in ("organization:*", "organization:v*", "*"):
         with pytest.raises(CacheKeyError):
@@ -141,7 +133,7 @@ def test_delete_pattern_refuses_raw_globs(cache: CacheService) -> None:
     assert cache.redis.dbsize() == 1
 
 
-def test_delete_pattern_never_uses_keys(cache: CacheService) -> None:
+def test_delete_pattern_never_uses_keys(cache: Cache) -> None:
     cache.redis.config_resetstat()
     cache.set(cache.key("session", "1"), 1)
     cache.delete_pattern(cache.pattern("session"))
@@ -150,7 +142,7 @@ def test_delete_pattern_never_uses_keys(cache: CacheService) -> None:
     assert "cmdstat_scan" in stats and "cmdstat_unlink" in stats
 
 
-def test_a_hand_made_key_pattern_is_checked_too(cache: CacheService) -> None:
+def test_a_hand_made_key_pattern_is_checked_too(cache: Cache) -> None:
     """KeyPattern is exported, so ``KeyPattern("organization:*")`` (or one built from an
     unescaped tenant id) must not slip past the checks delete_pattern applies to str."""
     cache.set(cache.key("organization", "1", tenant="victim"), 1)
@@ -162,25 +154,18 @@ def test_a_hand_made_key_pattern_is_checked_too(cache: CacheService) -> None:
     assert cache.delete_pattern(KeyPattern("organization:victim:*")) == 1
 
 
-def test_prune_keeps_a_member_written_again_while_it_prunes(
-    cache: CacheService, other: CacheService
-) -> None:
+def test_prune_keeps_a_member_written_again_while_it_prunes(cache: Cache, other: Cache) -> None:
     """Prune reads EXISTS, then SREMs: a key another instance writes (and tags) in
     between must stay in the tag, or invalidating the tag leaves it stale."""
     key = cache.key("user", "1")
     cache.set_with_tags(key, "old", ["t"], ttl=60)
     cache.redis.delete(key)  # expired: a stale member prune may drop
-    real_srem = cache.redis.srem
 
-    def racing_srem(name: str, *values: bytes) -> int:
-        other.set_with_tags(key, "new", ["t"], ttl=60)  # written again meanwhile
-        return int(real_srem(name, *values))
+    def written_again(name: str, *values: bytes) -> None:  # just before prune's SREM
+        other.set_with_tags(key, "new", ["t"], ttl=60)
 
-    cache.redis.srem = racing_srem
-    try:
+    with redis_hook(cache, "srem", written_again):
         cache.prune_tag("t")
-    finally:
-        del cache.redis.srem
     tag = cache.keys.tag_key("t", None)
     assert cache.redis.smembers(tag) == {key.encode()}
     assert 0 < cache.redis.pttl(tag) <= 60_000, "the tag set keeps a TTL"
@@ -188,32 +173,8 @@ def test_prune_keeps_a_member_written_again_while_it_prunes(
     assert cache.get(key) is None, "invalidation reached the rewritten key"
 
 
-async def test_async_prune_keeps_a_member_written_again_while_it_prunes(
-    redis_url: str, other: CacheService
-) -> None:
-    cache = AsyncCacheService.from_url(redis_url, registry=CollectorRegistry())
-    key = cache.key("user", "1")
-    await cache.set_with_tags(key, "old", ["t"], ttl=60)
-    await cache.redis.delete(key)
-    real_srem = cache.redis.srem
-
-    async def racing_srem(name: str, *values: bytes) -> int:
-        other.set_with_tags(key, "new", ["t"], ttl=60)
-        return int(await real_srem(name, *values))
-
-    cache.redis.srem = racing_srem
-    try:
-        await cache.prune_tag("t")
-    finally:
-        del cache.redis.srem
-    assert await cache.redis.smembers(cache.keys.tag_key("t", None)) == {key.encode()}
-    assert await cache.invalidate_tag("t") == 1
-    assert await cache.get(key) is None
-    await cache.aclose()
-
-
 def test_a_failed_version_read_never_serves_an_old_version(
-    cache: CacheService, registry: CollectorRegistry
+    cache: Cache, registry: CollectorRegistry
 ) -> None:
     """Failing open on the version read must mean a miss, not version 0: the entry of
     version 0 is still live after a bump, and serving it is serving stale data."""
@@ -221,18 +182,13 @@ def test_a_failed_version_read_never_serves_an_old_version(
     assert cache.bump_version("organization", "1", tenant="t") == 1
     cache.set(cache.versioned_key("organization", "1", tenant="t"), "new")
     vkey = cache.keys.version_key(cache.key("organization", "1", tenant="t"))
-    real_get = cache.redis.get
 
-    def flaky_get(name: str) -> object:
+    def blip(name: str, *args: object) -> None:
         if name == vkey:
             raise redis.ConnectionError("blip")
-        return real_get(name)
 
-    cache.redis.get = flaky_get
-    try:
+    with redis_hook(cache, "get", blip):
         during_blip = cache.versioned_key("organization", "1", tenant="t")
-    finally:
-        del cache.redis.get
     assert cache.get(during_blip) is None, "a miss, never the old version's value"
     assert cache.type_of(during_blip) == "organization"
     labels = {"layer": "redis", "operation": "version"}
@@ -246,7 +202,7 @@ def test_a_failed_version_read_never_serves_an_old_version(
 
 @pytest.mark.parametrize("batch", [0, -1, 1.5])
 def test_delete_pattern_refuses_a_bad_batch_instead_of_deleting_nothing(
-    cache: CacheService, batch: object
+    cache: Cache, batch: object
 ) -> None:
     """A batch Redis refuses (SCAN COUNT 0) was swallowed as a Redis error: the call
     returned 0 and deleted nothing, silently (a tenant purge that never happened)."""
@@ -254,8 +210,3 @@ def test_delete_pattern_refuses_a_bad_batch_instead_of_deleting_nothing(
     with pytest.raises(CacheConfigError, match="batch"):
         cache.delete_pattern(cache.pattern("organization", tenant="t"), batch=batch)  # type: ignore[arg-type]
     assert cache.delete_pattern(cache.pattern("organization", tenant="t"), batch=1) == 1
-
-
-async def test_async_delete_pattern_refuses_a_bad_batch(acache: AsyncCacheService) -> None:
-    with pytest.raises(CacheConfigError, match="batch"):
-        await acache.delete_pattern(acache.pattern("session"), batch=0)
