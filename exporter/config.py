@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,29 +192,6 @@ def _patterns(text: str) -> tuple[str, ...]:
     return found
 
 
-def _glob(pattern: str) -> re.Pattern[str]:
-    """``*`` and ``?`` as in the shell; everything else literal (``[::1]`` is a host)."""
-    return re.compile(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."))
-
-
-def allowed_target(url: str, patterns: tuple[str, ...]) -> bool:
-    """Whether ``/scrape`` may reach ``url``: its ``host:port`` (or socket path) matches a
-    pattern (``*`` and ``?`` globs, case-insensitive); a pattern without a port matches
-    any port.  IPv6 hosts are bracketed, as in ``[::1]:6379``.
-
-    Host names are matched as written in the target, before any DNS lookup.
-    """
-    inst = instance_of(url).lower()
-    host = inst if inst.startswith("/") else inst.rpartition(":")[0]
-    for pattern in patterns:
-        pattern = pattern.lower()
-        port_part = pattern.rpartition("]")[2] if pattern.startswith("[") else pattern
-        by_port = ":" in port_part or pattern.startswith("/")
-        if _glob(pattern).fullmatch(inst if by_port else host):
-            return True
-    return False
-
-
 def _log_level(text: str) -> str:
     level = text.strip().upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -278,9 +254,10 @@ OPTIONS: tuple[Option, ...] = (
            None, "Require 'Authorization: Bearer <token>' on /metrics and /scrape; the token "
            "is read from this file."),
     Option("scrape_allow", "--scrape-allow", "CACHE_EXPORTER_SCRAPE_ALLOW", _patterns, None,
-           "Comma-separated host or host:port patterns (globs, as in cache-*.internal:6379) "
-           "that /scrape?target= may reach; 'none' turns /scrape off. Unset, any target: "
-           "whoever reaches the exporter can make it connect anywhere, so set this or auth."),
+           "Comma-separated host, host:port or host:port/db patterns (globs, as in "
+           "cache-*.internal:6379) or socket paths that /scrape?target= may reach, judged "
+           "on where the target connects; 'none' turns /scrape off. Unset: only the Redis "
+           "of --redis-url."),
     Option("prometheus_url", "--prometheus-url", "PROMETHEUS_URL", _http_url, None,
            "Prometheus to query for the SLO status page."),
     Option("log_level", "--log-level", "CACHE_EXPORTER_LOG_LEVEL", _log_level, "INFO",

@@ -5,9 +5,11 @@
 otherwise) and ``GET /scrape?target=redis://...`` (the INFO collector against
 another Redis, fresh registry per request, as the Go redis_exporter's and the
 blackbox exporter's multi-target pattern).  ``/scrape`` connects wherever it
-is told to: ``--scrape-allow`` limits the targets (``none`` turns it off), and
-basic auth or a bearer token limits who may ask.  Scrape work runs in the thread
-pool, bounded by socket timeouts, so a slow Redis never blocks the server.
+is told to, so by default it reaches only the Redis of ``--redis-url``:
+``--scrape-allow`` names what else it may reach (``none`` turns it off; see
+:mod:`exporter.scrape_targets`), and basic auth or a bearer token limits who may
+ask.  Scrape work runs in the thread pool, bounded by socket timeouts, so a slow
+Redis never blocks the server.
 
 Series carry ``instance`` = the Redis host:port; scrape this exporter with
 ``honor_labels: true`` so Prometheus keeps it (otherwise it becomes
@@ -34,8 +36,9 @@ from exporter import config
 from exporter.collectors.evictions import EvictionTracker
 from exporter.collectors.keyspace_sampler import KeyspaceSampler
 from exporter.collectors.redis_info import ErrorCounts, RedisInfoCollector, error_class
-from exporter.config import ConfigError, Settings, instance_of, split_credentials
+from exporter.config import ConfigError, Settings
 from exporter.redaction import RedactQueries, redact_dsn
+from exporter.scrape_targets import allowed, default_patterns, parse_target
 from exporter.slo import SLOError
 
 log = logging.getLogger(__name__)
@@ -161,7 +164,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     app.state.registry = registry
     auth = Depends(_check_auth(settings))
     if settings.prometheus_url:  # the SLO status page at GET /
-        from exporter.status_page import build_router
+        from exporter.status import build_router
 
         app.include_router(build_router(settings.prometheus_url, settings.slo), dependencies=[auth])
     else:
@@ -190,22 +193,34 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
 
     #: failed /scrape requests per target, so the counter outlives each request's collector
     scrape_errors = ErrorCounts()
+    #: deny by default: without --scrape-allow, only the Redis this exporter watches
+    allow = (
+        default_patterns(settings.redis_url)
+        if settings.scrape_allow is None
+        else settings.scrape_allow
+    )
+    why_refused = (
+        "unset: only the Redis of --redis-url"
+        if settings.scrape_allow is None
+        else "none: /scrape is off"
+        if not allow
+        else "no pattern names it"
+    )
 
     @app.get("/scrape", dependencies=[auth])
     def scrape(request: Request, target: str = Query(..., min_length=1)) -> Response:
         try:
             config.parse_redis_url(target)
+            checked = parse_target(target)
         except ValueError as exc:
             raise HTTPException(400, f"query parameter 'target': expected {exc}") from None
-        allow = settings.scrape_allow
-        if allow is not None and not config.allowed_target(target, allow):
-            raise HTTPException(403, "target not allowed by --scrape-allow")
-        clean, creds = split_credentials(target)
+        if not allowed(checked, allow):
+            raise HTTPException(403, f"target not allowed by --scrape-allow ({why_refused})")
         collector = RedisInfoCollector(
-            clean,
-            instance=instance_of(target),
+            checked.url,  # built from the checked values, never from the request's text
+            instance=checked.address,
             timeout=_redis_timeout(settings),
-            redis_kwargs=creds,
+            redis_kwargs=checked.credentials(),
             errors=scrape_errors,
         )
         one_off = CollectorRegistry()

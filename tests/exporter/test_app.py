@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from exporter import config
 from exporter.config import Settings, instance_of, split_credentials
+from exporter.scrape_targets import allowed, parse_target
 from exporter.server import create_app
 from tests.exporter.conftest import promtool_check, sample
 from tests.support.processes import RedisServer
@@ -28,7 +29,9 @@ def client_for(settings: Settings, background: bool = False) -> TestClient:
 
 @pytest.fixture
 def app_client(redis_url: str) -> Iterator[TestClient]:
-    with client_for(Settings(redis_url=redis_url, scrape_timeout=2.0)) as client:
+    """The app, with /scrape allowed to reach every Redis the tests start on loopback."""
+    settings = Settings(redis_url=redis_url, scrape_timeout=2.0, scrape_allow=("127.0.0.1",))
+    with client_for(settings) as client:
         yield client
 
 
@@ -301,7 +304,64 @@ def test_scrape_allow_list_refuses_targets_it_does_not_name(
             assert "--scrape-allow" in refused.json()["detail"]
     with client_for(Settings(redis_url=allowed.url, scrape_allow=())) as client:
         assert client.get("/scrape", params={"target": allowed.url}).status_code == 403
-    assert config.allowed_target("redis://CACHE-2.internal:7000/0", ("cache-*.internal",))
+    assert allowed_target("redis://CACHE-2.internal:7000/0", ("cache-*.internal",))
+
+
+def test_scrape_reaches_only_the_configured_redis_by_default(
+    redis_factory: Callable[..., RedisServer],
+) -> None:
+    own, other = redis_factory(), redis_factory()
+    with client_for(Settings(redis_url=own.url)) as client:
+        assert sample(
+            client.get("/scrape", params={"target": own.url}).text,
+            "redis_up",
+            instance=instance_of(own.url),
+        ) == 1.0
+        refused = client.get("/scrape", params={"target": other.url})
+        assert refused.status_code == 403
+        assert "only the Redis of --redis-url" in refused.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["port={other}", "host=127.0.0.2", "path=/tmp/x.sock", "socket_timeout=600",
+     "ssl_ca_certs=/etc/shadow", "db=1&db=2", "unix_socket_path=/tmp/x.sock"],
+)  # fmt: skip
+def test_scrape_refuses_query_options_that_could_redirect_the_connection(
+    redis_factory: Callable[..., RedisServer], query: str
+) -> None:
+    """``redis://127.0.0.1/0?port=OTHER`` once passed a check of 127.0.0.1:6379 and
+    reached OTHER: a target is now judged on where it connects, and options beyond
+    ``db`` and ``password`` are refused."""
+    own, other = redis_factory(), redis_factory()
+    settings = Settings(redis_url=own.url, scrape_allow=(f"127.0.0.1:{own.port}",))
+    target = f"redis://127.0.0.1/0?{query.format(other=other.port)}"
+    probe = redis.Redis.from_url(other.url)
+    try:
+        before = probe.info("stats")["total_connections_received"]
+        with client_for(settings) as client:
+            response = client.get("/scrape", params={"target": target})
+        assert response.status_code == 400, response.text
+        assert "query parameter 'target': expected" in response.json()["detail"]
+        # the probe's one connection is reused: any other would be the exporter's
+        assert probe.info("stats")["total_connections_received"] == before
+    finally:
+        probe.close()
+
+
+def test_scrape_allow_checks_the_effective_port_and_database(
+    redis_factory: Callable[..., RedisServer],
+) -> None:
+    own = redis_factory()
+    settings = Settings(redis_url=own.url, scrape_allow=(f"127.0.0.1:{own.port}/0",))
+    with client_for(settings) as client:
+        ok = client.get("/scrape", params={"target": f"redis://127.0.0.1:{own.port}?db=0"})
+        assert sample(ok.text, "redis_up", instance=instance_of(own.url)) == 1.0
+        for target in (f"redis://127.0.0.1:{own.port}/3", f"redis://127.0.0.1:{own.port}/0?db=3"):
+            assert client.get("/scrape", params={"target": target}).status_code == 403, target
+    assert parse_target("redis://h/2?db=5").db == 5  # redis-py lets ?db= win over the path
+    assert parse_target("redis://127.0.0.1").address == "127.0.0.1:6379"
+    assert parse_target("redis://[::1]:7000/0").address == "[::1]:7000"
 
 
 def test_scrape_allow_is_read_from_flag_and_environment() -> None:
@@ -355,3 +415,7 @@ def test_openmetrics_output_passes_the_strict_openmetrics_parser(
             text = client.get(path, params=params, headers={"Accept": OPENMETRICS}).text
             names = {f.name for f in text_string_to_metric_families(text)}
             assert {"redis_up", "redis_errors", "redis_commands"} <= names, names
+
+
+def allowed_target(url: str, patterns: tuple[str, ...]) -> bool:
+    return allowed(parse_target(url), patterns)

@@ -10,6 +10,7 @@ import pytest
 from exporter import config
 from exporter.cli import main
 from exporter.config import ConfigError, resolve, split_credentials
+from exporter.scrape_targets import allowed, parse_target
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -137,9 +138,9 @@ def test_instance_is_an_unambiguous_host_port(url: str, instance: str) -> None:
 
 
 def test_scrape_allow_matches_ipv6_targets_by_their_bracketed_host() -> None:
-    assert config.allowed_target("redis://[::1]:6380/0", ("[::1]",))
-    assert config.allowed_target("redis://[::1]:6380/0", ("[::1]:6380",))
-    assert not config.allowed_target("redis://[::1]:6380/0", ("[::1]:6379",))
+    assert allowed(parse_target("redis://[::1]:6380/0"), ("[::1]",))
+    assert allowed(parse_target("redis://[::1]:6380/0"), ("[::1]:6380",))
+    assert not allowed(parse_target("redis://[::1]:6380/0"), ("[::1]:6379",))
 
 
 @pytest.mark.parametrize(

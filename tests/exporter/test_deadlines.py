@@ -113,7 +113,7 @@ def test_a_redis_that_trickles_its_reply_cannot_stretch_a_scrape(
     redis_url: str, trickling: Listener
 ) -> None:
     target = f"redis://127.0.0.1:{trickling.port}/0"
-    settings = Settings(redis_url=redis_url, scrape_timeout=2.0)
+    settings = Settings(redis_url=redis_url, scrape_timeout=2.0, scrape_allow=("127.0.0.1",))
     with TestClient(create_app(settings, background=False)) as client:
         text, elapsed = _timed(client, "/scrape", target=target)
         inst = f"127.0.0.1:{trickling.port}"
@@ -154,7 +154,7 @@ def test_a_postgres_that_never_answers_keeps_the_scrape_within_its_deadline(
 def test_a_silent_scrape_target_gives_up_0_with_timeout_within_the_deadline(
     redis_url: str, silent: Listener
 ) -> None:
-    settings = Settings(redis_url=redis_url, scrape_timeout=2.0)
+    settings = Settings(redis_url=redis_url, scrape_timeout=2.0, scrape_allow=("127.0.0.1",))
     with TestClient(create_app(settings, background=False)) as client:
         text, elapsed = _timed(client, "/scrape", target=f"redis://u:pw@127.0.0.1:{silent.port}/0")
     inst = f"127.0.0.1:{silent.port}"

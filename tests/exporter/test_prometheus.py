@@ -98,7 +98,9 @@ def test_prometheus_ingests_metrics_and_scrape_targets_with_redis_instances(
     r = redis.Redis.from_url(other.url)
     r.mset({"user:1": "a", "user:2": "b", "user:3": "c"})
     r.close()
-    exporter = exporter_factory("--redis-url", main.url, "--scrape-timeout", "0.8")
+    exporter = exporter_factory(
+        "--redis-url", main.url, "--scrape-timeout", "0.8", "--scrape-allow", "127.0.0.1"
+    )
     address = f"127.0.0.1:{exporter.port}"
     base = prometheus_factory(
         {
