@@ -76,33 +76,40 @@ def _background_collectors(settings: Settings) -> list[KeyspaceSampler | Evictio
     ]
 
 
+def _authorized(settings: Settings, request: Request) -> bool:
+    """Whether ``request`` carries the configured basic-auth or bearer credentials
+    (always, when none are configured); compared in constant time."""
+    if not settings.auth_required:
+        return True
+    header = request.headers.get("authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    token = (settings.bearer_token or "").encode()
+    if (
+        settings.bearer_token is not None
+        and scheme.lower() == "bearer"
+        and secrets.compare_digest(credentials.strip().encode(), token)
+    ):
+        return True
+    if settings.basic_auth_user is not None and scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            decoded = ""
+        user, _, password = decoded.partition(":")
+        user_ok = secrets.compare_digest(user.encode(), settings.basic_auth_user.encode())
+        expected = (settings.basic_auth_password or "").encode()
+        if secrets.compare_digest(password.encode(), expected) and user_ok:
+            return True
+    return False
+
+
 def _check_auth(settings: Settings) -> Callable[[Request], None]:
     """A dependency enforcing basic auth or a bearer token, when configured."""
 
     def check(request: Request) -> None:
-        if not settings.auth_required:
-            return
-        header = request.headers.get("authorization", "")
-        scheme, _, credentials = header.partition(" ")
-        token = (settings.bearer_token or "").encode()
-        if (
-            settings.bearer_token is not None
-            and scheme.lower() == "bearer"
-            and secrets.compare_digest(credentials.strip().encode(), token)
-        ):
-            return
-        if settings.basic_auth_user is not None and scheme.lower() == "basic":
-            try:
-                decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError):
-                decoded = ""
-            user, _, password = decoded.partition(":")
-            user_ok = secrets.compare_digest(user.encode(), settings.basic_auth_user.encode())
-            expected = (settings.basic_auth_password or "").encode()
-            if secrets.compare_digest(password.encode(), expected) and user_ok:
-                return
-        challenge = "Bearer" if settings.bearer_token is not None else 'Basic realm="metrics"'
-        raise HTTPException(401, "authentication required", {"WWW-Authenticate": challenge})
+        if not _authorized(settings, request):
+            challenge = "Bearer" if settings.bearer_token is not None else 'Basic realm="metrics"'
+            raise HTTPException(401, "authentication required", {"WWW-Authenticate": challenge})
 
     return check
 
@@ -159,7 +166,14 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
                 collector.stop()
             info.close()
 
-    app = FastAPI(title="cache-slo-exporter", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # no /docs, /redoc or /openapi.json: the route list is nobody's business
+    app = FastAPI(
+        title="cache-slo-exporter",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     app.state.settings = settings
     app.state.registry = registry
     auth = Depends(_check_auth(settings))
@@ -169,7 +183,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         app.include_router(build_router(settings.prometheus_url, settings.slo), dependencies=[auth])
     else:
 
-        @app.get("/", response_class=HTMLResponse)
+        @app.get("/", response_class=HTMLResponse, dependencies=[auth])
         def index() -> str:
             """Where a person lands: what is served here, and how to get the status page."""
             return _INDEX_HTML
@@ -183,13 +197,21 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/readyz")
-    def readyz() -> JSONResponse:
+    def readyz(request: Request) -> JSONResponse:
+        """Public for probes, but only the verdict: which Redis, as whom, and why it
+        failed are shown to an authorized caller alone (when auth is configured)."""
         try:
             info.ping()
         except Exception as exc:  # any failure means "not ready"; the class says which
             body = {"status": "unavailable", "redis": settings.redis_display}
-            return JSONResponse({**body, "error": error_class(exc)}, status_code=503)
-        return JSONResponse({"status": "ready", "redis": settings.redis_display})
+            details = {**body, "error": error_class(exc)}
+            code = 503
+        else:
+            details = {"status": "ready", "redis": settings.redis_display}
+            code = 200
+        if not _authorized(settings, request):
+            details = {"status": details["status"]}
+        return JSONResponse(details, status_code=code)
 
     #: failed /scrape requests per target, so the counter outlives each request's collector
     scrape_errors = ErrorCounts()

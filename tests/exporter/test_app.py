@@ -180,7 +180,27 @@ def test_basic_auth_guards_metrics_and_scrape_but_not_health(redis_url: str) -> 
         assert client.get("/metrics", headers=_basic("prom", "pw-1")).status_code == 200
         assert client.get("/scrape", params={"target": redis_url}).status_code == 401
         assert client.get("/healthz").status_code == 200
-        assert client.get("/readyz").status_code == 200
+        assert client.get("/").status_code == 401
+
+
+def test_with_auth_only_bare_liveness_and_readiness_are_public(
+    redis_factory: Callable[..., RedisServer],
+) -> None:
+    """/readyz answers probes with the verdict only: the Redis address, its user and the
+    error class are for authorized callers; no route list is served at all."""
+    server = redis_factory()
+    settings = Settings(redis_url=server.url, basic_auth_user="prom", basic_auth_password="pw-1")
+    with client_for(settings) as client:
+        for path in ("/openapi.json", "/docs", "/redoc"):
+            assert client.get(path).status_code == 404, path
+        ready = client.get("/readyz")
+        assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
+        assert str(server.port) in client.get("/readyz", headers=_basic("prom", "pw-1")).text
+        server.kill()
+        down = client.get("/readyz")
+        assert (down.status_code, down.json()) == (503, {"status": "unavailable"})
+        detailed = client.get("/readyz", headers=_basic("prom", "pw-1")).json()
+        assert detailed["error"] == "connection"
 
 
 def test_bearer_token_guards_metrics(redis_url: str) -> None:
