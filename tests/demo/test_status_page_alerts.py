@@ -16,7 +16,9 @@ import yaml
 
 from exporter.rules import conventions as c
 from exporter.slo import load_slo
-from exporter.status_page import PrometheusAPI, collect, render
+from exporter.status.aggregate import collect
+from exporter.status.prometheus import PrometheusAPI
+from exporter.status.render import render
 from tests.support.processes import free_port, wait_for_port
 from tests.support.prometheus import PrometheusServer
 
@@ -87,7 +89,7 @@ def test_a_url_that_is_not_prometheus_gets_a_clear_page_not_a_500(
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from exporter.status_page import build_router
+    from exporter.status import build_router
 
     api = tmp_path / "api/v1"
     api.mkdir(parents=True)
@@ -126,7 +128,7 @@ def _contrast(fg: str, bg: str) -> float:
 def test_status_text_colours_meet_wcag_aa_contrast() -> None:
     """The OK / BROKEN state and the values are small text: WCAG AA wants 4.5:1 against
     the card they sit on (white when met, the light red when broken)."""
-    from exporter.status_page import _CSS
+    from exporter.status.render import CSS as _CSS
 
     def colour(selector: str, prop: str) -> str:
         rule = re.search(r"(?:^|[\s}])" + re.escape(selector) + r"\{([^}]*)\}", _CSS)
