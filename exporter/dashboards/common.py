@@ -1,7 +1,8 @@
 """Shared pieces of the dashboards: template variables, panel helpers, stable UIDs.
 
 Every query names its metric through :mod:`exporter.metrics` or
-:mod:`exporter.rules.conventions`, and every threshold comes from the SLO file.
+:mod:`exporter.rules.conventions` (SLI, budget and burn-rate queries through
+:mod:`exporter.sli`), and every threshold comes from the SLO file.
 """
 
 from __future__ import annotations

@@ -149,3 +149,16 @@ def test_status_text_colours_meet_wcag_aa_contrast() -> None:
     }
     low = {k: round(_contrast(*v), 2) for k, v in pairs.items() if _contrast(*v) < 4.5}
     assert low == {}, low
+
+
+def test_alert_labels_are_escaped_by_the_template() -> None:
+    """Label values come from whoever writes rules: the template escapes every one."""
+    from exporter.status.aggregate import Page, Row
+    from exporter.status.queries import objectives
+
+    slo = load_slo()
+    firing = [{"labels": {"alertname": "X<script>", "severity": "page", "type": "a&b"}}]
+    page = Page([Row(o) for o in objectives(slo)], None, firing, True)
+    html = render(page, slo, "http://prometheus:9090")
+    assert "<script>" not in html
+    assert "<li>X&lt;script&gt; severity=page, type=a&amp;b</li>" in html
