@@ -68,10 +68,11 @@ class Portal:
 
         return self.call(run)
 
-    def stop(self) -> None:
-        """Cancel what is left on the loop, then stop and close it."""
+    def stop(self) -> list[str]:
+        """Cancel what is left on the loop, then stop and close it; the tasks that were
+        still running (after every service's ``aclose()``: a leak)."""
 
-        async def shutdown() -> None:
+        async def shutdown() -> list[str]:
             me = asyncio.current_task()
             left = [t for t in asyncio.all_tasks() if t is not me]
             for task in left:
@@ -79,9 +80,10 @@ class Portal:
             await asyncio.gather(*left, return_exceptions=True)
             await self.loop.shutdown_asyncgens()
             await self.loop.shutdown_default_executor()
+            return [repr(t.get_coro()) for t in left]
 
         try:
-            self.call(shutdown)
+            return self.call(shutdown)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)

@@ -56,6 +56,7 @@ def make_cache(side: str) -> Iterator[MakeCache]:
         return service  # type: ignore[no-any-return]
 
     yield make
+    left: list[str] = []
     try:
         for ref in made:
             service = ref()
@@ -63,7 +64,8 @@ def make_cache(side: str) -> Iterator[MakeCache]:
                 service.close()
     finally:
         if portal is not None:
-            portal.stop()
+            left = portal.stop()
+    assert not left, f"tasks still running after every service's aclose(): {left}"
 
 
 @pytest.fixture
