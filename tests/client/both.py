@@ -183,7 +183,8 @@ class BlockingCache:
         async def load() -> T:
             return await asyncio.to_thread(loader)
 
-        return self.portal.call(self.service.get_or_compute, key, load, *args, **kwargs)
+        value: T = self.portal.call(self.service.get_or_compute, key, load, *args, **kwargs)
+        return value
 
     def subscribe(self, channel: str, handler: Callable[[Any], Any], **kwargs: Any) -> Any:
         sub = self.portal.call(self.service.subscribe, channel, handler, **kwargs)

@@ -8,6 +8,7 @@ tests here and the few marked asyncio-only elsewhere are about what only it has.
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -16,7 +17,7 @@ from exporter.client import AsyncCacheService, CacheService
 from tests.client.both import BlockingCache, Portal
 
 
-def public(cls: type) -> dict[str, object]:
+def public(cls: type) -> dict[str, Any]:
     return {name: getattr(cls, name) for name in dir(cls) if not name.startswith("_")}
 
 
@@ -31,8 +32,8 @@ def test_the_async_service_has_the_sync_interface_with_coroutines_for_io() -> No
             continue
         amethod = aio[name]
         assert inspect.iscoroutinefunction(amethod) == (name not in pure), name
-        params = inspect.signature(method).parameters.values()  # type: ignore[arg-type]
-        aparams = inspect.signature(amethod).parameters.values()  # type: ignore[arg-type]
+        params = inspect.signature(method).parameters.values()
+        aparams = inspect.signature(amethod).parameters.values()
         assert [(p.name, p.kind, p.default) for p in params] == [
             (p.name, p.kind, p.default) for p in aparams
         ], name
