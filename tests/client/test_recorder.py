@@ -87,8 +87,7 @@ def test_threads_and_scrapes_together_count_every_call(
     assert scrapes == sorted(scrapes), "a scrape saw the hit counter go backwards"
 
 
-# sync only: an AsyncCacheService must be aclose()d (redis.asyncio warns about the
-# connections a dropped client leaves open), so dropping one is not a supported use
+# sync only: a dropped redis.asyncio client warns of its open connections (aclose() is required)
 def test_a_dropped_service_still_counts_its_last_calls(redis_url: str) -> None:
     registry = CollectorRegistry()
     service = CacheService.from_url(redis_url, registry=registry)
@@ -170,7 +169,7 @@ print("deadlocked" if thread.is_alive() else "done", flush=True)
 """
 
 
-# sync only: the script drops a service unclosed, like the test above
+# sync only: a script dropping a service unclosed, as above
 def test_a_dropped_services_events_never_deadlock_a_collection(redis_url: str) -> None:
     run = subprocess.run(
         [sys.executable, "-c", LEFTOVERS_IN_A_COLLECTION, redis_url],

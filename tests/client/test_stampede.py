@@ -86,7 +86,7 @@ def test_two_services_in_one_process_meet_at_the_redis_lock(
     two.close()
 
 
-# processes: each runs a sync service (workers.py)
+# one side: multiprocess workers running sync services (workers.py)
 def test_processes_share_one_computation(redis_url: str) -> None:
     ctx = multiprocessing.get_context("spawn")
     n = 4
@@ -281,7 +281,7 @@ def test_a_lock_is_renewed_while_its_loader_outlives_the_lease(
     raw.close()
 
 
-# processes: sync and asyncio services in spawned workers (workers.py)
+# multiprocess workers, sync and asyncio ones side by side (workers.py)
 def test_a_loader_slower_than_the_lease_runs_once_across_processes(redis_url: str) -> None:
     """Waiters in other processes (sync and asyncio) keep waiting while the holder renews
     its lease, past ``lock_lease`` and the old wait of one lease: nobody computes twice."""
@@ -307,7 +307,7 @@ def test_a_loader_slower_than_the_lease_runs_once_across_processes(redis_url: st
     assert loader_runs(redis_url) == 1
 
 
-# processes: sync and asyncio services in spawned workers (workers.py)
+# multiprocess workers, sync and asyncio ones side by side (workers.py)
 def test_a_killed_lock_holder_lets_a_waiter_compute_after_its_lease(redis_url: str) -> None:
     """The holder's process dies mid-compute: its lock outlives it by one lease at most,
     and the waiting callers (sync and asyncio, other processes) then compute the value."""
