@@ -133,9 +133,9 @@ class ServiceCore:
             self._i, self.metrics.orphans, self.breaker, immediate=self.metrics.immediate
         )
         self.metrics.track(self._rec)
-        #: how every successful Redis call records its outcome: one call (see the recorder)
+        #: how a successful Redis call records its outcome: one call (see the recorder;
+        #: mget calls ``self._rec.record_mget``)
         self._record = self._rec.record
-        self._record_mget = self._rec.record_mget
         lease = ttl_ms(lock_lease, "lock_lease")
         assert lease is not None
         self.lock_lease_ms = lease

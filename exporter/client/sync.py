@@ -88,7 +88,6 @@ class CacheService(ServiceCore):
         self._lat_mget = self._i.latency["mget"]
         self._lat_goc = self._i.latency["get_or_compute"]
         self._mget = any_client.mget_nonatomic if self.is_cluster else any_client.mget
-        self._classify = self._i.classify
         self._loads = self.serializer.loads
 
     @classmethod
@@ -154,14 +153,15 @@ class CacheService(ServiceCore):
         if data is None:
             self._record((self._lat_get, seconds, key, key))
             return None
-        value = MISSING
         if not data or data[0]:  # plain: get_or_compute's values start with NUL
             try:
                 value = self._loads(data)
             except Exception:  # undecodable: decoded (and counted) again below
-                value = MISSING
-        if value is MISSING:
-            value = self._decode("get", unwrap(data)[0])
+                pass
+            else:
+                self._record((self._lat_get, seconds, key, None))
+                return value
+        value = self._decode("get", unwrap(data)[0])
         if value is MISSING:
             self._record((self._lat_get, seconds, key, key))
             return None
@@ -183,7 +183,7 @@ class CacheService(ServiceCore):
             return [None] * len(keys)
         seconds = perf_counter() - t0
         out, missed = self._mget_decode("mget", keys, raw)
-        self._record_mget(self._lat_mget, seconds, keys, missed)  # counted later, as in get
+        self._rec.record_mget(self._lat_mget, seconds, keys, missed)  # counted later, as in get
         return out
 
     # --- writes ---------------------------------------------------------------------
