@@ -77,3 +77,14 @@ def test_each_line_is_rewritten_token_by_token() -> None:
     }
     for source, expected in cases.items():
         assert script.unasync_line(source) == expected, source
+
+
+def test_the_two_backends_offer_the_same_names() -> None:
+    """What aio.py takes from ``_async_backend`` exists, unasynced, in ``_sync_backend``."""
+    from exporter.client import _async_backend, _sync_backend
+
+    script = load_script()
+    translated = sorted(script.unasync_line(name) for name in _async_backend.__all__)
+    assert translated == sorted(_sync_backend.__all__)
+    for name in _sync_backend.__all__:
+        assert hasattr(_sync_backend, name), name

@@ -5,9 +5,13 @@
     org = cache.get_or_compute(key, lambda: load_org(org_id))   # stampede-safe, fail-open
     cache.delete_pattern(cache.pattern("organization", tenant=tenant_id))
 
-See :mod:`exporter.client.sync` for the fail-open and cluster rules,
-:mod:`exporter.client.keys` for key isolation, :mod:`exporter.client.stampede`
-for ``get_or_compute`` and :mod:`exporter.client.exposition` for ``/metrics``.
+``AsyncCacheService`` (:mod:`exporter.client.aio`) is the hand-written source;
+``CacheService`` (:mod:`exporter.client.sync`) is generated from it by
+``scripts/unasync.py``; what differs by side is in ``_async_backend.py`` and
+``_sync_backend.py``.  See :mod:`exporter.client.sync` for the fail-open and
+cluster rules, :mod:`exporter.client.keys` for key isolation,
+:mod:`exporter.client.stampede` for ``get_or_compute`` and
+:mod:`exporter.client.exposition` for ``/metrics``.
 Requires Redis >= 7.0 (``PEXPIRE ... NX/GT`` for TTLs of counters and tag sets).
 """
 
