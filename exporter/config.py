@@ -177,9 +177,16 @@ def _postgres_dsn(text: str) -> str:
 
 
 def _http_url(text: str) -> str:
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"an http:// or https:// URL ({redact_url(text)})")
+    """An http(s) URL with a host (and a numeric port, if any); the error shows it
+    redacted: it may carry a user and password for Prometheus' basic auth."""
+    expected = f"an http:// or https:// URL with a host ({redact_url(text)})"
+    try:
+        parts = urlsplit(text)
+        _ = parts.port
+    except ValueError:
+        raise ValueError(expected) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(expected)
     return text.rstrip("/")
 
 
@@ -259,7 +266,8 @@ OPTIONS: tuple[Option, ...] = (
            "on where the target connects; 'none' turns /scrape off. Unset: only the Redis "
            "of --redis-url."),
     Option("prometheus_url", "--prometheus-url", "PROMETHEUS_URL", _http_url, None,
-           "Prometheus to query for the SLO status page."),
+           "Prometheus to query for the SLO status page (http[s]://[user:password@]host:port).",
+           secret=True),
     Option("log_level", "--log-level", "CACHE_EXPORTER_LOG_LEVEL", _log_level, "INFO",
            "debug, info, warning or error."),
 )  # fmt: skip

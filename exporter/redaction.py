@@ -10,9 +10,11 @@ be a secret.
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
 #: query option names that hold secrets (a connection URL drops them: see
@@ -22,6 +24,14 @@ SECRET_QUERY_KEYS = frozenset({"password", "pass", "passwd", "pwd", "token", "se
 _SECRET_PARTS = ("pass", "pwd", "secret", "token")
 _DSN_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 UNPARSABLE = "<unparsable URL>"
+#: in free text: a URL's ``user:password@`` (the password is what is masked)
+_TEXT_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s/@:]*):[^\s@/]*@")
+#: in free text: ``password=...``, ``sslpassword=...``, ``token=...`` (query or DSN form)
+_TEXT_SECRET_VALUE = re.compile(
+    r"(?P<head>\b[A-Za-z_]*(?:pass|pwd|secret|token)[A-Za-z_]*\s*=\s*)"
+    r"(?:'(?:[^'\\]|\\.)*'|[^\s&;#'\",)]+)",
+    re.IGNORECASE,
+)
 
 
 def is_secret_query_key(name: str) -> bool:
@@ -37,6 +47,8 @@ def redact_url(url: str) -> str:
         _ = parts.port
     except ValueError:
         return UNPARSABLE
+    if "@" in url and "@" not in parts.netloc:
+        return UNPARSABLE  # "user:pw@host" without "//": a password outside any netloc
     netloc = parts.netloc
     if parts.password is not None:
         netloc = f"{parts.username or ''}:{MASK}@{netloc.rsplit('@', 1)[1]}"
@@ -52,6 +64,17 @@ def redact_dsn(dsn: str) -> str:
     if "://" in dsn:
         return redact_url(dsn)
     return _DSN_PASSWORD.sub(rf"\1{MASK}", dsn)
+
+
+def redact_text(text: str) -> str:
+    """Free text (a log line, an exception message) with every URL password and every
+    ``password=``/``token=``-like value masked, percent-encoded or not."""
+    if "%" in text:
+        decoded = unquote(text)
+        if decoded != text and redact_text(decoded) != decoded:
+            text = decoded  # a secret hides behind percent-encoding: show it decoded, masked
+    text = _TEXT_USERINFO.sub(rf"\g<head>:{MASK}@", text)
+    return _TEXT_SECRET_VALUE.sub(rf"\g<head>{MASK}", text)
 
 
 def redact_query(path: str) -> str:
@@ -82,3 +105,57 @@ class RedactQueries(logging.Filter):
         if isinstance(record.args, tuple):
             record.args = tuple(redact_query(a) if isinstance(a, str) else a for a in record.args)
         return True
+
+
+class RedactSecrets(logging.Filter):
+    """Mask secrets in every record a handler writes, whoever logged it.
+
+    Put on handlers (not loggers), so third-party loggers are covered too: httpx logs
+    each request's URL at INFO, user and password included.  The format string and
+    each argument are redacted on their own (uvicorn's access formatter reads the
+    arguments by position), arguments that are not plain values as their text, and
+    a traceback's text too.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact_text(record.msg)
+        elif record.msg is not None and not isinstance(record.msg, int | float):
+            record.msg = redact_text(str(record.msg))
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redact_arg(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: _redact_arg(v) for k, v in record.args.items()}
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact_text(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+def _redact_arg(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact_text(value if isinstance(value, str) else str(value))
+
+
+def uvicorn_log_config(base: dict[str, Any]) -> dict[str, Any]:
+    """uvicorn's logging config (``base``: its ``LOGGING_CONFIG``) with every handler
+    redacting secrets and the access log masking URLs in request query strings."""
+    config = copy.deepcopy(base)
+    config.setdefault("filters", {}).update(
+        {
+            "redact": {"()": f"{__name__}.RedactSecrets"},
+            "redact_queries": {"()": f"{__name__}.RedactQueries"},
+        }
+    )
+    for name, handler in config.get("handlers", {}).items():
+        wanted = ["redact_queries", "redact"] if name == "access" else ["redact"]
+        handler["filters"] = [*handler.get("filters", []), *wanted]
+    return config
+
+
+def redact_root_handlers() -> None:
+    """Put :class:`RedactSecrets` on every handler of the root logger (after
+    ``logging.basicConfig``), where records of every library end up."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactSecrets) for f in handler.filters):
+            handler.addFilter(RedactSecrets())

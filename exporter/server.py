@@ -37,7 +37,7 @@ from exporter.collectors.evictions import EvictionTracker
 from exporter.collectors.keyspace_sampler import KeyspaceSampler
 from exporter.collectors.redis_info import ErrorCounts, RedisInfoCollector, error_class
 from exporter.config import ConfigError, Settings
-from exporter.redaction import RedactQueries, redact_dsn
+from exporter.redaction import redact_dsn, redact_root_handlers, uvicorn_log_config
 from exporter.scrape_targets import allowed, default_patterns, parse_target
 from exporter.slo import SLOError
 
@@ -270,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("uvicorn.access").addFilter(RedactQueries())
+    redact_root_handlers()  # every library's records (httpx logs URLs with their users)
     log.info(
         "serving on %s:%d for Redis %s%s (scrape timeout %gs)",
         settings.listen_host,
@@ -284,6 +284,7 @@ def run(args: argparse.Namespace) -> int:
         host=settings.listen_host,
         port=settings.listen_port,
         log_level=settings.log_level.lower(),
+        log_config=uvicorn_log_config(uvicorn.config.LOGGING_CONFIG),
         timeout_graceful_shutdown=5,
     )
     return 0

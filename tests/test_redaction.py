@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ast
+import io
+import logging
 from pathlib import Path
 
 import pytest
 
 import exporter
-from exporter.redaction import redact_dsn, redact_query, redact_url
+from exporter.redaction import RedactSecrets, redact_dsn, redact_query, redact_text, redact_url
 
 PACKAGE = Path(exporter.__file__).parent
 
@@ -73,3 +75,45 @@ def test_no_other_module_redacts_on_its_own() -> None:
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and "redact" in node.name:
                 offenders.append(f"{source.relative_to(PACKAGE)}: {node.name}")
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'HTTP Request: GET http://admin:s3cret@prom:9090/api/v1/rules "HTTP/1.1 200 OK"',
+        "connect failed: host=db password=s3cret dbname=app",
+        "conninfo password='s3 cret' sslmode=require",
+        "GET /scrape?target=redis%3A%2F%2Fu%3As3cret%40h%3A6379 HTTP/1.1",
+        "redis://h:6379/0?sslpassword=s3cret&db=1",
+    ],
+)
+def test_redact_text_masks_secrets_anywhere_in_a_line(line: str) -> None:
+    assert "s3cret" not in redact_text(line)
+    assert "***" in redact_text(line)
+
+
+def test_the_handler_filter_redacts_any_logger_arguments_and_tracebacks() -> None:
+    """httpx passes its URL as an object, not a str: it is redacted as its text."""
+
+    class URL:
+        def __str__(self) -> str:
+            return "http://admin:s3cret@prom:9090/api"
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactSecrets())
+    log = logging.getLogger("third.party.test")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        log.warning("HTTP Request: %s %s %d", "GET", URL(), 200)
+        try:
+            raise ValueError("bad DSN host=h password=s3cret")
+        except ValueError:
+            log.exception("failed for %(url)s", {"url": "redis://:s3cret@h"})
+    finally:
+        log.removeHandler(handler)
+    written = stream.getvalue()
+    assert "HTTP Request: GET http://admin:***@prom:9090/api 200" in written
+    assert "ValueError: bad DSN host=h password=***" in written
+    assert "s3cret" not in written

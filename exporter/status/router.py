@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote, urlsplit, urlunsplit
+
 import httpx
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
@@ -19,11 +21,13 @@ def build_router(prometheus_url: str, slo: SLO) -> APIRouter:
     """The status page of ``slo``, read from the Prometheus at ``prometheus_url``."""
     router = APIRouter()
     shown = redact_url(prometheus_url)
+    # credentials travel as an Authorization header, never in a URL httpx could log
+    base_url, auth = _split_auth(prometheus_url.rstrip("/"))
 
     @router.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def status_page() -> HTMLResponse:
         async with httpx.AsyncClient(
-            base_url=prometheus_url.rstrip("/"), timeout=QUERY_TIMEOUT_SECONDS
+            base_url=base_url, auth=auth, timeout=QUERY_TIMEOUT_SECONDS
         ) as client:
             try:  # the rules listing tells whether Prometheus answers at all
                 page = await collect(PrometheusAPI(client), slo)
@@ -35,3 +39,13 @@ def build_router(prometheus_url: str, slo: SLO) -> APIRouter:
         return HTMLResponse(render(page, slo, shown))
 
     return router
+
+
+def _split_auth(url: str) -> tuple[str, httpx.BasicAuth | None]:
+    """``http://user:pw@host:9090`` -> (``http://host:9090``, basic auth of user, pw)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    auth = httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), auth

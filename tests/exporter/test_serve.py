@@ -15,6 +15,7 @@ import redis
 from exporter.config import instance_of
 from tests.exporter.conftest import Exporter, exporter_command, make_tls_certs, sample
 from tests.support.processes import RedisServer, cleanup_env, free_port
+from tests.support.prometheus import PrometheusServer
 
 SECRET = "serve-test-secret-5521"
 StartExporter = Callable[..., Exporter]
@@ -89,25 +90,41 @@ def test_unreachable_redis_at_startup_still_serves(exporter_factory: StartExport
     assert exporter.get("/healthz").json() == {"status": "ok"}
 
 
+@pytest.mark.slow
 def test_passwords_never_appear_in_logs_metrics_or_errors(
-    redis_factory: Callable[..., RedisServer], exporter_factory: StartExporter
+    redis_factory: Callable[..., RedisServer], exporter_factory: StartExporter, tmp_path: Path
 ) -> None:
+    """Every URL carries the secret (Redis, PostgreSQL, Prometheus, a /scrape target),
+    every path that can fail does, at debug level: nothing the process wrote or
+    answered holds it, third-party loggers included (httpx logs each request URL)."""
     server = redis_factory("--requirepass", SECRET)
     url = f"redis://default:{SECRET}@127.0.0.1:{server.port}/0"
-    exporter = exporter_factory(
-        "--log-level",
-        "debug",
-        env={
-            "REDIS_URL": url,
-            "POSTGRES_DSN": f"host=127.0.0.1 port={free_port()} password={SECRET}",
-        },
-    )
-    inst = {"instance": instance_of(server.url)}
-    texts = [exporter.metrics(), exporter.get("/readyz").text]
-    assert sample(texts[0], "redis_up", **inst) == 1.0
-    assert sample(texts[0], "cache_exporter_postgres_up") == 0.0
-    texts.append(exporter.get("/scrape", params={"target": url}).text)
-    texts.append(exporter.get("/scrape", params={"target": f"redis://:{SECRET}@h:x/0"}).text)
+    with PrometheusServer(tmp_path / "prom", {"global": {"scrape_interval": "1s"}}) as prom:
+        prometheus = prom.url.replace("http://", f"http://admin:{SECRET}@")
+        exporter = exporter_factory(
+            "--log-level",
+            "debug",
+            "--scrape-allow",
+            "127.0.0.1",
+            env={
+                "REDIS_URL": url,
+                "POSTGRES_DSN": f"host=127.0.0.1 port={free_port()} password={SECRET}",
+                "PROMETHEUS_URL": prometheus,
+            },
+        )
+        inst = {"instance": instance_of(server.url)}
+        texts = [exporter.metrics(), exporter.get("/readyz").text]
+        assert sample(texts[0], "redis_up", **inst) == 1.0
+        assert sample(texts[0], "cache_exporter_postgres_up") == 0.0
+        page = exporter.get("/")
+        assert page.status_code == 200, page.text
+        texts.append(page.text)
+        texts.append(exporter.get("/scrape", params={"target": url}).text)
+        texts.append(exporter.get("/scrape", params={"target": f"redis://:{SECRET}@h:x/0"}).text)
+        wrong = f"redis://default:{SECRET}x@127.0.0.1:{server.port}/0"
+        texts.append(exporter.get("/scrape", params={"target": wrong}).text)
+        texts.append(exporter.get(f"/nowhere?password={SECRET}").text)
+    texts.append(exporter.get("/").text)  # Prometheus gone: the error page
     exporter.proc.terminate()
     # uvicorn shuts down gracefully, then re-raises the signal for the supervisor to see
     assert exporter.proc.wait(10) in (0, -signal.SIGTERM)
@@ -116,6 +133,7 @@ def test_passwords_never_appear_in_logs_metrics_or_errors(
     assert "redis://default:***@127.0.0.1" in log  # the startup line, redacted
     assert "password=***" in log
     assert "GET /scrape?target=redis://default:***@" in log
+    assert "HTTP Request: GET http://127.0.0.1" in log  # httpx's own lines are there
     for text in (*texts, log):
         assert SECRET not in text
 
@@ -124,6 +142,10 @@ def test_bad_flags_exit_2_naming_the_flag_without_secrets() -> None:
     cases = [
         (["--scrape-timeout", "never"], "error: --scrape-timeout: expected a number of seconds"),
         ([f"--redis-url=redis://u:{SECRET}@h:6379/x"], "error: --redis-url: expected a database"),
+        ([f"--prometheus-url=http://u:{SECRET}@[bad"], "error: --prometheus-url: expected an"),
+        ([f"--prometheus-url=http://u:{SECRET}@h:port"], "error: --prometheus-url: expected an"),
+        ([f"--prometheus-url=u:{SECRET}@h"], "error: --prometheus-url: expected an"),
+        ([f"--postgres-dsn=host=h password={SECRET} bad"], "error: --postgres-dsn: expected"),
         (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
     ]
     for args, message in cases:
