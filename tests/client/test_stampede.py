@@ -177,9 +177,10 @@ def test_hot_key_near_expiry_is_refreshed_by_one_caller(
 ) -> None:
     key = cache.key("feature-flag", "beta")
     cache.get_or_compute(key, lambda: "v1", ttl=60)
-    # pretend the value took long to compute and is about to expire
+    # pretend the value took long to compute and its soft expiry has come: XFetch is then
+    # due whatever the random draw (near but before it, 1 draw in 200 would not be)
     body, _, _ = unwrap(cache.redis.get(key))
-    cache.redis.set(key, wrap(body, 100.0, time.time() + 0.5), px=60_000)
+    cache.redis.set(key, wrap(body, 100.0, time.time() - 1), px=60_000)
     assert cache.get_or_compute(key, lambda: "v2", ttl=60) == "v2"
     assert cache.get(key) == "v2"
     assert sample(registry, "cache_hits_total", layer="redis", type="feature-flag") == 2
@@ -233,7 +234,7 @@ def test_a_failing_early_refresh_keeps_serving_the_cached_value(
     key = cache.key("feature-flag", "beta")
     cache.get_or_compute(key, lambda: "v1", ttl=60)
     body, _, _ = unwrap(cache.redis.get(key))
-    cache.redis.set(key, wrap(body, 100.0, time.time() + 0.5), px=60_000)  # due for refresh
+    cache.redis.set(key, wrap(body, 100.0, time.time() - 1), px=60_000)  # surely due (see above)
 
     def failing() -> str:
         raise LookupError("source down")
