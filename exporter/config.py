@@ -30,6 +30,11 @@ DEFAULT_LISTEN = f"0.0.0.0:{DEFAULT_PORT}"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 #: below Prometheus' default scrape_timeout (10 s), so we answer before it gives up
 DEFAULT_SCRAPE_TIMEOUT = 5.0
+#: HTTP connections: open at once, and file descriptors kept free of them (Redis,
+#: PostgreSQL, logs); seconds a connection has to send its request head
+DEFAULT_MAX_CONNECTIONS = 256
+FD_RESERVE = 64
+DEFAULT_HEADER_TIMEOUT = 5.0
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
@@ -268,6 +273,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("prometheus_url", "--prometheus-url", "PROMETHEUS_URL", _http_url, None,
            "Prometheus to query for the SLO status page (http[s]://[user:password@]host:port).",
            secret=True),
+    Option("max_connections", "--max-connections", "CACHE_EXPORTER_MAX_CONNECTIONS",
+           _positive_int, DEFAULT_MAX_CONNECTIONS,
+           "HTTP connections open at once; over it, the longest-idle one is closed. Kept "
+           f"{FD_RESERVE} below the process's file-descriptor limit."),
+    Option("request_header_timeout", "--request-header-timeout",
+           "CACHE_EXPORTER_REQUEST_HEADER_TIMEOUT", _seconds, DEFAULT_HEADER_TIMEOUT,
+           "Seconds a connection has to send a complete request head, after connecting "
+           "or after its last response, before it is closed."),
     Option("log_level", "--log-level", "CACHE_EXPORTER_LOG_LEVEL", _log_level, "INFO",
            "debug, info, warning or error."),
 )  # fmt: skip
@@ -295,6 +308,8 @@ class Settings:
     scrape_timeout: float = DEFAULT_SCRAPE_TIMEOUT
     #: sampler keyword arguments that were set (others keep the sampler's defaults)
     sampler: SamplerOptions = field(default_factory=lambda: SamplerOptions())
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    request_header_timeout: float = DEFAULT_HEADER_TIMEOUT
     configure_notifications: bool = False
     basic_auth_user: str | None = None
     basic_auth_password: str | None = field(default=None, repr=False)
@@ -430,6 +445,8 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
         postgres_dsn=values["postgres_dsn"],
         scrape_timeout=values["scrape_timeout"],
         sampler=sampler,
+        max_connections=values["max_connections"],
+        request_header_timeout=values["request_header_timeout"],
         configure_notifications=values["configure_notifications"],
         basic_auth_user=values["basic_auth_user"],
         basic_auth_password=basic_password,

@@ -10,7 +10,6 @@ be a secret.
 
 from __future__ import annotations
 
-import copy
 import logging
 import re
 from typing import Any
@@ -135,27 +134,3 @@ def _redact_arg(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float):
         return value
     return redact_text(value if isinstance(value, str) else str(value))
-
-
-def uvicorn_log_config(base: dict[str, Any]) -> dict[str, Any]:
-    """uvicorn's logging config (``base``: its ``LOGGING_CONFIG``) with every handler
-    redacting secrets and the access log masking URLs in request query strings."""
-    config = copy.deepcopy(base)
-    config.setdefault("filters", {}).update(
-        {
-            "redact": {"()": f"{__name__}.RedactSecrets"},
-            "redact_queries": {"()": f"{__name__}.RedactQueries"},
-        }
-    )
-    for name, handler in config.get("handlers", {}).items():
-        wanted = ["redact_queries", "redact"] if name == "access" else ["redact"]
-        handler["filters"] = [*handler.get("filters", []), *wanted]
-    return config
-
-
-def redact_root_handlers() -> None:
-    """Put :class:`RedactSecrets` on every handler of the root logger (after
-    ``logging.basicConfig``), where records of every library end up."""
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, RedactSecrets) for f in handler.filters):
-            handler.addFilter(RedactSecrets())

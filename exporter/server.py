@@ -37,7 +37,9 @@ from exporter.collectors.evictions import EvictionTracker
 from exporter.collectors.keyspace_sampler import KeyspaceSampler
 from exporter.collectors.redis_info import ErrorCounts, RedisInfoCollector, error_class
 from exporter.config import ConfigError, Settings
-from exporter.redaction import redact_dsn, redact_root_handlers, uvicorn_log_config
+from exporter.http_limits import ACCEPT_BATCH, ConnectionLimits, connection_cap
+from exporter.logs import protect_root_handlers, uvicorn_log_config
+from exporter.redaction import redact_dsn
 from exporter.scrape_targets import allowed, default_patterns, parse_target
 from exporter.slo import SLOError
 
@@ -270,14 +272,21 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    redact_root_handlers()  # every library's records (httpx logs URLs with their users)
+    protect_root_handlers()  # every library's records (httpx logs URLs with their users)
+    limits = ConnectionLimits(
+        max_connections=connection_cap(settings.max_connections, config.FD_RESERVE),
+        header_timeout=settings.request_header_timeout,
+    )
     log.info(
-        "serving on %s:%d for Redis %s%s (scrape timeout %gs)",
+        "serving on %s:%d for Redis %s%s (scrape timeout %gs; at most %d connections, "
+        "%gs to send a request head)",
         settings.listen_host,
         settings.listen_port,
         settings.redis_display,
         f", PostgreSQL {redact_dsn(settings.postgres_dsn)}" if settings.postgres_dsn else "",
         settings.scrape_timeout,
+        limits.max_connections,
+        limits.header_timeout,
     )
     uvicorn.run(
         create_app(settings),
@@ -285,6 +294,8 @@ def run(args: argparse.Namespace) -> int:
         port=settings.listen_port,
         log_level=settings.log_level.lower(),
         log_config=uvicorn_log_config(uvicorn.config.LOGGING_CONFIG),
+        http=limits.protocol(),
+        backlog=ACCEPT_BATCH,
         timeout_graceful_shutdown=5,
     )
     return 0

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -88,8 +89,14 @@ def exporter_factory(tmp_path: Path) -> Iterator[Callable[..., Exporter]]:
     """Start ``cache-slo-exporter serve`` subprocesses on free ports; stopped after."""
     started: list[Exporter] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> Exporter:
+    def start(*args: str, env: dict[str, str] | None = None, nofile: int | None = None) -> Exporter:
+        """``nofile``: the process's file-descriptor limit (soft and hard)."""
         port = free_port()
+
+        def limit_files() -> None:
+            if nofile is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
         log_path = tmp_path / f"exporter{len(started)}.log"
         full_env = {**cleanup_env(), **(env or {})}
         with log_path.open("wb") as log_file:
@@ -99,6 +106,7 @@ def exporter_factory(tmp_path: Path) -> Iterator[Callable[..., Exporter]]:
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
                 env=full_env,
+                preexec_fn=limit_files,
             )
         exporter = Exporter(proc, port, log_path)
         started.append(exporter)
