@@ -5,13 +5,22 @@ the production profile) and ``dashboards/*.json`` under the repository root (the
 nearest folder upwards holding ``pyproject.toml``, else the current directory)
 or under ``--out DIR``.  The same input gives byte-identical files; ``--check``
 compares instead of writing and fails when a committed file is stale.
+
+Writing is all or nothing: every changed file is first written into a staging
+folder beside the output (``DIR/.cache-slo-generate-*``), then each is moved
+into place with an atomic rename; if any step fails, the files already moved are
+put back as they were, so a failed run leaves the previous output untouched.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import re
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from exporter.kubernetes import KUBERNETES_DIR, render_manifests
@@ -25,6 +34,8 @@ ALERTS_DIR = "alerts"
 RULE_TESTS_DIR = "alerts/tests"
 DASHBOARDS_DIR = "dashboards"
 _JOB_RE = re.compile(r"^[A-Za-z0-9_.:/-]+$")
+#: the staging folder's name prefix, inside the output folder
+STAGING_PREFIX = ".cache-slo-generate-"
 
 
 def source_name(slo_path: str | None) -> str:
@@ -123,9 +134,13 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     slo = load_slo(args.slo)
-    files, notes = render_all(
-        slo, source=source_name(args.slo), profile=PROFILES[args.profile], config=config
-    )
+    try:
+        files, notes = render_all(
+            slo, source=source_name(args.slo), profile=PROFILES[args.profile], config=config
+        )
+    except ValueError as exc:  # nothing written yet: the generator refused this SLO
+        print(f"error: {slo.source}: rules cannot be generated for it ({exc})", file=sys.stderr)
+        return 2
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     out: Path = args.out if args.out is not None else repo_root()
@@ -138,13 +153,101 @@ def run(args: argparse.Namespace) -> int:
             return 1
         print(f"{len(files)} generated files up to date in {out}")
         return 0
-    for path, text in files.items():
-        target = out / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if _read(target) != text:
-            target.write_text(text, "utf-8")
+    try:
+        write_all(out, files)
+    except OSError as exc:
+        where = exc.filename or out
+        print(
+            f"error: {where}: could not write the generated files ({exc.strerror or exc}); "
+            f"nothing under {out} was changed",
+            file=sys.stderr,
+        )
+        return 2
     print(f"wrote {len(files)} files under {out} (profile {args.profile})")
     return 0
+
+
+def write_all(out: Path, files: dict[str, str]) -> list[str]:
+    """Write ``files`` (``{relative path: text}``) under ``out``, all or nothing.
+
+    Only files whose text changed are written.  They are staged in a temporary
+    folder inside ``out`` (so on the same file system), then renamed into place
+    one by one; the previous version of each is kept (hard-linked) until every
+    rename succeeded, and on any failure the renamed ones are put back and
+    folders created here are removed.  Returns the paths written.
+    """
+    changed = {rel: text for rel, text in files.items() if _read(out / rel) != text}
+    if not changed:
+        return []
+    created: list[Path] = []
+    staging: Path | None = None
+    done = False
+    try:
+        _make_dirs(out, created)
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+        for rel, text in changed.items():
+            _write_file(staging / "new" / rel, text)
+        _move_into_place(out, staging, list(changed), created)
+        done = True
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        if not done:
+            _remove_dirs(created)
+    return list(changed)
+
+
+def _write_file(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as stream:
+        stream.write(text)
+        stream.flush()
+        os.fsync(stream.fileno())
+
+
+def _make_dirs(folder: Path, created: list[Path]) -> list[Path]:
+    """``folder`` and its missing parents; the ones made are appended to ``created``."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    for path in reversed(missing):
+        path.mkdir()
+        created.append(path)
+    return created
+
+
+def _remove_dirs(created: list[Path]) -> None:
+    for path in reversed(created):
+        with contextlib.suppress(OSError):
+            path.rmdir()
+
+
+def _move_into_place(out: Path, staging: Path, paths: list[str], created: list[Path]) -> None:
+    moved: list[tuple[Path, Path | None]] = []  # (target, its previous version)
+    try:
+        for rel in paths:
+            target = out / rel
+            _make_dirs(target.parent, created)
+            backup = None
+            if target.exists():
+                backup = staging / "old" / rel
+                backup.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(target, backup)
+                except OSError:
+                    shutil.copy2(target, backup)
+            moved.append((target, backup))
+            _install(staging / "new" / rel, target)
+    except BaseException:
+        for target, backup in reversed(moved):
+            if backup is not None:
+                os.replace(backup, target)
+            else:
+                target.unlink(missing_ok=True)
+        raise
+
+
+def _install(staged: Path, target: Path) -> None:
+    """One file into place, atomically (readers see the old or the new text)."""
+    os.replace(staged, target)
 
 
 def _read(path: Path) -> str | None:

@@ -7,7 +7,9 @@ file, the field and what was expected) → a frozen model with real types
 
 from __future__ import annotations
 
+import math
 import re
+import reprlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -20,20 +22,79 @@ from exporter.metrics import LATENCY_BUCKETS, OPERATIONS, RESERVED_TYPE_NAMES, T
 SUPPORTED_VERSIONS = (1,)
 DEFAULT_SLO_NAME = "slo.yaml"
 
-_DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
+#: each unit's count has at most 9 digits, so parsing a duration can never overflow
+_DURATION_RE = re.compile(
+    r"^(?:(\d{1,9})d)?(?:(\d{1,9})h)?(?:(\d{1,9})m(?!s))?(?:(\d{1,9})s)?(?:(\d{1,9})ms)?$"
+)
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
+#: the largest SLO file read (the shipped one is under 2 KiB); larger ones are refused
+#: before parsing, so no file can make the loader use much time or memory
+MAX_FILE_BYTES = 64 * 1024
+#: deepest nesting of YAML collections accepted (the format itself needs 3 levels)
+MAX_DEPTH = 8
+#: most key types a file may declare (each is a ``type`` label value and a set of rules)
+MAX_KEY_TYPES = 100
+#: the SLO window's bounds.  The burn-rate tiers scale a 30-day table by window/30d;
+#: below 7 days the page tier's short window (5m x window/30d) falls under a minute,
+#: shorter than the rules can measure (a rate needs several scrapes) and than the
+#: promtool tests' 1m evaluation step.  A year is the longest window a budget is
+#: usually kept for (and its promtool tests already take about two minutes).
+MIN_WINDOW = timedelta(days=7)
+MAX_WINDOW = timedelta(days=365)
+#: a key type's TTL: whole seconds are what a cache policy means; a year is far beyond
+#: any cached data's useful life
+MIN_TTL = timedelta(seconds=1)
+MAX_TTL = timedelta(days=365)
+#: ratios are written with at most this many decimal places (0.999999 at most):
+#: finer objectives have budgets the generated promtool tests cannot resolve
+RATIO_DECIMALS = 6
+#: the low-traffic guard, reads per second: 0 (off) or between these bounds
+#: the latency objective is also the quantile the ADR's HighCacheLatency alert reads
+#: (p99 for 0.99): below the median it no longer says "most calls are fast"
+LATENCY_OBJECTIVE_LOW = 0.5
+MIN_READ_RATE_BOUNDS = (0.000001, 1_000_000.0)
+#: the longest part of the input an error message echoes
+MAX_SHOWN_CHARS = 60
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = MAX_SHOWN_CHARS
+_SHOWN.maxother = MAX_SHOWN_CHARS
+_SHOWN.maxlong = 24
+_SHOWN.maxlevel = 2
+_SHOWN.maxdict = _SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxset = 4
+
+
+def shown(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
+    """``text`` on one line and at most ``limit`` characters: anything unprintable
+    (newlines, control and bidi characters) escaped, the rest cut with ``...``."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[: limit + 1])
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def shown_value(value: object) -> str:
+    """A bounded ``repr`` of a value from the file (never the whole of a big one)."""
+    return shown(_SHOWN.repr(value))
+
+
 class SLOError(ValueError):
-    """A bad SLO file: says which file, which field, and what was expected."""
+    """A bad SLO file: says which file, which field, and what was expected.
+
+    The message is always one line, and echoes at most :data:`MAX_SHOWN_CHARS`
+    characters of anything the file (or its name) holds.
+    """
 
     def __init__(self, source: str, field_path: str, expected: str, got: object = None) -> None:
         self.source = source
         self.field_path = field_path
         self.expected = expected
-        got_text = "" if got is None else f", got {got!r}"
-        super().__init__(f"{source}: {field_path}: expected {expected}{got_text}")
+        got_text = "" if got is None else f", got {shown_value(got)}"
+        super().__init__(
+            f"{shown(source, 200)}: {shown(field_path, 120)}: expected {shown(expected, 400)}"
+            f"{got_text}"
+        )
 
 
 def parse_duration(text: str) -> timedelta:
@@ -212,13 +273,48 @@ def _allowed(section: str) -> set[str]:
 # --- loading --------------------------------------------------------------------
 
 
-def _ratio(source: str, where: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
-        raise SLOError(source, where, "a ratio strictly between 0 and 1 (e.g. 0.95)", value)
-    return float(value)
+def _number(value: Any) -> float | None:
+    """``value`` as a finite float, or ``None`` if it is not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float
+        return None
+    return number if math.isfinite(number) else None
 
 
-def _duration(source: str, where: str, value: Any) -> timedelta:
+def _decimals(value: float) -> int:
+    """How many decimal places ``value`` was written with (``0.995`` -> 3)."""
+    text = repr(value)
+    if "e" in text or "E" in text:
+        mantissa, _, exponent = text.lower().partition("e")
+        places = len(mantissa.partition(".")[2].rstrip("0")) - int(exponent)
+        return max(places, 0)
+    return len(text.partition(".")[2].rstrip("0"))
+
+
+def _ratio(
+    source: str, where: str, value: Any, low: float = 0.0, what: str = "strictly between 0 and 1"
+) -> float:
+    number = _number(value)
+    if number is None or not low < number < 1 or _decimals(number) > RATIO_DECIMALS:
+        raise SLOError(
+            source,
+            where,
+            f"a ratio {what} with at most {RATIO_DECIMALS} decimals (e.g. 0.95)",
+            value,
+        )
+    return number
+
+
+def _duration(
+    source: str,
+    where: str,
+    value: Any,
+    low: timedelta | None = None,
+    high: timedelta | None = None,
+) -> timedelta:
     try:
         parsed = parse_duration(value)
     except ValueError:
@@ -226,7 +322,23 @@ def _duration(source: str, where: str, value: Any) -> timedelta:
         raise SLOError(source, where, expected, value) from None
     if parsed <= timedelta(0):
         raise SLOError(source, where, "a duration greater than zero", value)
+    if (low is not None and parsed < low) or (high is not None and parsed > high):
+        bounds = f"between {format_duration(low or parsed)} and {format_duration(high or parsed)}"
+        raise SLOError(source, where, f"a duration {bounds}", value)
     return parsed
+
+
+def _min_read_rate(source: str, value: Any) -> float:
+    low, high = MIN_READ_RATE_BOUNDS
+    number = _number(value)
+    if number is None or not (number == 0 or low <= number <= high):
+        raise SLOError(
+            source,
+            "hit_rate.min_read_rate",
+            f"a number of reads per second: 0 (no guard) or from {low:g} to {high:g}",
+            value,
+        )
+    return number
 
 
 def _mapping(source: str, where: str, value: Any, allowed: set[str]) -> dict[str, Any]:
@@ -236,9 +348,10 @@ def _mapping(source: str, where: str, value: Any, allowed: set[str]) -> dict[str
         raise SLOError(source, where or "(document)", what, got)
     unknown = sorted(set(map(str, value)) - allowed)
     if unknown:
+        name = shown(unknown[0], 40)
         raise SLOError(
             source,
-            f"{where}.{unknown[0]}" if where else unknown[0],
+            f"{where}.{name}" if where else name,
             f"one of the known fields ({', '.join(sorted(allowed))})",
         )
     return value
@@ -267,7 +380,7 @@ def _key_type(source: str, where: str, raw: Any) -> KeyType:
         raise SLOError(
             source, f"{where}.prefix", "a key prefix of letters, digits, '_', '.' or '-'", prefix
         )
-    ttl = _duration(source, f"{where}.ttl", _required(source, where, data, "ttl"))
+    ttl = _duration(source, f"{where}.ttl", _required(source, where, data, "ttl"), MIN_TTL, MAX_TTL)
     scoped = _required(source, where, data, "tenant_scoped")
     if not isinstance(scoped, bool):
         raise SLOError(source, f"{where}.tenant_scoped", "true or false", scoped)
@@ -281,24 +394,22 @@ def parse_slo(raw: Any, source: str = "<string>") -> SLO:
     """Validate a parsed YAML document and build the :class:`SLO` model."""
     top = _mapping(source, "", raw, _allowed(""))
     version = _required(source, "", top, "version")
-    if version not in SUPPORTED_VERSIONS:
+    if type(version) is not int or version not in SUPPORTED_VERSIONS:
         supported = ", ".join(map(str, SUPPORTED_VERSIONS))
         raise SLOError(source, "version", f"a supported format version ({supported})", version)
-    window = _duration(source, "window", _required(source, "", top, "window"))
+    window = _duration(
+        source, "window", _required(source, "", top, "window"), MIN_WINDOW, MAX_WINDOW
+    )
 
     hit = _mapping(source, "hit_rate", _required(source, "", top, "hit_rate"), _allowed("hit_rate"))
     hit_objective = _ratio(
         source, "hit_rate.objective", _required(source, "hit_rate", hit, "objective")
     )
-    min_rate = hit.get("min_read_rate", 0.1)
-    if isinstance(min_rate, bool) or not isinstance(min_rate, int | float) or min_rate < 0:
-        raise SLOError(
-            source, "hit_rate.min_read_rate", "a number of reads per second >= 0", min_rate
-        )
+    min_rate = _min_read_rate(source, hit.get("min_read_rate", 0.1))
 
     lat = _mapping(source, "latency", _required(source, "", top, "latency"), _allowed("latency"))
     operation = lat.get("operation", "get")
-    if operation not in OPERATIONS:
+    if not isinstance(operation, str) or operation not in OPERATIONS:
         raise SLOError(source, "latency.operation", f"one of {', '.join(OPERATIONS)}", operation)
     threshold = _duration(
         source, "latency.threshold", _required(source, "latency", lat, "threshold")
@@ -314,12 +425,20 @@ def parse_slo(raw: Any, source: str = "<string>") -> SLO:
     latency = LatencySLO(
         operation,
         threshold,
-        _ratio(source, "latency.objective", _required(source, "latency", lat, "objective")),
+        _ratio(
+            source,
+            "latency.objective",
+            _required(source, "latency", lat, "objective"),
+            LATENCY_OBJECTIVE_LOW,
+            "above 0.5 and below 1",
+        ),
     )
 
     raw_types = _required(source, "", top, "key_types")
-    if not isinstance(raw_types, list) or not raw_types:
-        raise SLOError(source, "key_types", "a non-empty list of key types", raw_types)
+    if not isinstance(raw_types, list) or not raw_types or len(raw_types) > MAX_KEY_TYPES:
+        raise SLOError(
+            source, "key_types", f"a non-empty list of at most {MAX_KEY_TYPES} key types", raw_types
+        )
     key_types = tuple(_key_type(source, f"key_types[{i}]", kt) for i, kt in enumerate(raw_types))
     seen_names: set[str] = set()
     seen_prefixes: set[str] = set()
@@ -334,27 +453,120 @@ def parse_slo(raw: Any, source: str = "<string>") -> SLO:
             )
         seen_names.add(kt.name)
         seen_prefixes.add(kt.prefix)
-    return SLO(int(version), window, hit_objective, float(min_rate), latency, key_types, source)
+    return SLO(version, window, hit_objective, min_rate, latency, key_types, source)
+
+
+class _Refused(Exception):
+    """Something the strict loader does not accept, at a line of the file."""
+
+    def __init__(self, line: int, expected: str, got: object = None) -> None:
+        super().__init__(expected)
+        self.line = line
+        self.expected = expected
+        self.got = got
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without anchors and aliases (an alias can multiply a
+    small file into gigabytes), nesting deeper than :data:`MAX_DEPTH` (the composer
+    recurses once per level) or a field given twice (YAML would keep the last
+    silently)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        line = event.start_mark.line + 1
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _Refused(line, "no YAML anchors or aliases (&name, *name): write values out")
+        if self._depth >= MAX_DEPTH:
+            raise _Refused(line, f"at most {MAX_DEPTH} levels of nesting")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise _Refused(key_node.start_mark.line + 1, "each field once", key)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> tuple[str, str]:
+    """Where and what PyYAML found wrong (its own words, bounded, on one line)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}" if mark is not None else "(file)"
+    problem = getattr(exc, "problem", None) or str(exc).partition("\n")[0]
+    return where, str(problem or type(exc).__name__)
+
+
+def _read_text(path: Path, source: str) -> str:
+    """The file as text: at most :data:`MAX_FILE_BYTES`, UTF-8."""
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise SLOError(source, "(file)", "a readable SLO file", exc.strerror) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise SLOError(
+            source, "(file)", f"an SLO file of at most {MAX_FILE_BYTES // 1024} KiB", "a larger one"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SLOError(
+            source,
+            "(file)",
+            "UTF-8 text",
+            f"byte 0x{data[exc.start]:02x} at offset {exc.start}",
+        ) from None
+
+
+def parse_yaml(text: str, source: str = "<string>") -> Any:
+    """Parse SLO YAML with the strict loader; every refusal is an :class:`SLOError`."""
+    if len(text) > MAX_FILE_BYTES:
+        raise SLOError(
+            source, "(file)", f"an SLO file of at most {MAX_FILE_BYTES // 1024} KiB", "a larger one"
+        )
+    loader = None
+    try:
+        loader = _StrictLoader(text)  # the reader refuses unprintable characters here
+        return loader.get_single_data()
+    except _Refused as exc:
+        raise SLOError(source, f"line {exc.line}", exc.expected, exc.got) from None
+    except yaml.YAMLError as exc:
+        where, problem = _yaml_problem(exc)
+        raise SLOError(source, where, f"valid YAML ({shown(problem, 120)})") from None
+    except (ValueError, OverflowError) as exc:  # a scalar PyYAML could not convert
+        # (an integer of more than 4300 digits, a date such as 2024-13-45)
+        raise SLOError(source, "(file)", f"valid YAML scalars ({shown(str(exc), 120)})") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
 
 
 def load_slo(path: str | Path | None = None) -> SLO:
-    """Load and validate an SLO file; ``None`` loads the shipped ADR-004 defaults."""
+    """Load and validate an SLO file; ``None`` loads the shipped ADR-004 defaults.
+
+    Any problem, however the file is made, is an :class:`SLOError` of one line
+    naming the file, the field and what was expected; the file is read at most
+    :data:`MAX_FILE_BYTES` far, so time and memory are bounded too.
+    """
     if path is None:
         text = default_slo_path().read_text("utf-8")
         source = f"<default {DEFAULT_SLO_NAME}>"
     else:
         source = str(path)
-        try:
-            text = Path(path).read_text("utf-8")
-        except OSError as exc:
-            raise SLOError(source, "(file)", "a readable SLO file", exc.strerror) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "(file)"
-        raise SLOError(source, where, "valid YAML", str(getattr(exc, "problem", exc))) from None
-    return parse_slo(raw, source)
+        text = _read_text(Path(path), source)
+    return parse_slo(parse_yaml(text, source), source)
 
 
 def default_slo_path() -> Path:
