@@ -606,3 +606,44 @@ NOTIFICATION_LAG = MetricSpec(
     "Seconds since the last keyspace notification was processed.",
     ("instance",),
 )
+
+
+# --- collector health and bounded INFO output ------------------------------------------
+# (exporter/collectors/health.py for the background workers, redis_info.py for INFO)
+
+#: values of ``collector`` on the cache_exporter_collector_* families: the background workers
+COLLECTOR_KEYSPACE_SAMPLER = "keyspace_sampler"
+COLLECTOR_EVICTIONS = "evictions"
+COLLECTORS = (COLLECTOR_KEYSPACE_SAMPLER, COLLECTOR_EVICTIONS)
+COLLECTOR_UP = MetricSpec(
+    "cache_exporter_collector_up",
+    "gauge",
+    "1 while a background collector runs and nothing failed since its last success.",
+    ("instance", "collector"),
+)
+COLLECTOR_RESTARTS = MetricSpec(
+    "cache_exporter_collector_restarts_total",
+    "counter",
+    "Times a background collector's worker was restarted after an error.",
+    ("instance", "collector"),
+)
+COLLECTOR_LAST_ERROR = MetricSpec(
+    "cache_exporter_collector_last_error",
+    "gauge",
+    "1 while a background collector is failing; the error class (as on "
+    "cache_exporter_last_scrape_error) is the label.",
+    ("instance", "collector", "error"),
+)
+INFO_FIELDS_SKIPPED = MetricSpec(
+    "cache_exporter_info_fields_skipped_total",
+    "counter",
+    "INFO fields (or records of a field) that did not parse and were skipped.",
+    ("instance",),
+)
+SERIES_DROPPED = MetricSpec(
+    "cache_exporter_series_dropped_total",
+    "counter",
+    "INFO-derived series left out, or folded into the family's overflow series, "
+    "because the family reached its cap; family is the metric name.",
+    ("instance", "family"),
+)

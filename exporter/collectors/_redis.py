@@ -10,6 +10,12 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from exporter.collectors.health import (
+    Backoff,
+    CollectorHealth,
+    RepeatFilter,
+    failure_reason,
+)
 from exporter.slo import SLO
 
 log = logging.getLogger(__name__)
@@ -82,48 +88,32 @@ class KeyClassifier:
         return found
 
 
-def failure_reason(exc: BaseException) -> str:
-    """What to log about a failed call: the class, plus Redis' own words for an error
-    *reply* (``NOPERM ...``, ``WRONGPASS ...``), which never echo a password.  Socket
-    errors keep only their class: their text can carry addresses from the URL."""
-    if isinstance(exc, redis.ResponseError | redis.AuthenticationError):
-        text = " ".join(str(exc).split())[:200]
-        return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return type(exc).__name__
-
-
-class RepeatFilter:
-    """Log a failure at WARNING when its reason is new, at DEBUG while it repeats, so a
-    reconnect loop (an ACL refusing a channel) says why once instead of every few seconds."""
-
-    def __init__(self) -> None:
-        self._last: str | None = None
-
-    def level(self, reason: str) -> int:
-        repeated = reason == self._last
-        self._last = reason
-        return logging.DEBUG if repeated else logging.WARNING
-
-    def reset(self) -> None:
-        """A success ends the streak: the next failure is news again."""
-        self._last = None
-
-
 #: how long stop() waits for a background thread after closing its connections
 STOP_TIMEOUT = 10.0
 
 
 class BackgroundThread:
-    """Start and stop of one daemon thread running ``_loop``, shared by the sampler and
-    the eviction tracker.  ``stop`` closes the connections *before* joining, so a call
-    blocked on a Redis that answers slowly (or a byte at a time) fails at once instead
-    of holding shutdown; the join is bounded all the same."""
+    """Start, supervision and stop of one daemon thread running ``_loop``, shared by
+    the sampler and the eviction tracker.
+
+    ``_loop`` returns only when stopped; whatever it raises ends that attempt, not
+    the thread: the supervisor records the failure in :attr:`health`, logs one line
+    per failure class and streak (:class:`RepeatFilter`), waits a capped
+    exponential :class:`Backoff` (through ``_pause``, which a worker may use to
+    keep answering scrapes) and runs ``_loop`` again.  ``stop`` closes the
+    connections *before* joining, so a call blocked on a Redis that answers slowly
+    (or a byte at a time) fails at once instead of holding shutdown; the join is
+    bounded all the same."""
 
     #: what the logs and the thread name call this worker ("keyspace sampler", ...)
     label = "background collector"
+    #: what a failed attempt is called in the log line ("cycle failed", ...)
+    failure = "failed"
     instance: str
+    health: CollectorHealth
     _stop: threading.Event
     _thread: threading.Thread | None
+    _repeats: RepeatFilter
 
     def _loop(self) -> None:
         raise NotImplementedError
@@ -134,13 +124,62 @@ class BackgroundThread:
     def _interrupt(self) -> None:
         """Wake the loop from any wait of its own (beyond ``_stop``)."""
 
+    def _pause(self, seconds: float) -> None:
+        """Wait between attempts (``stop`` ends the wait)."""
+        self._stop.wait(seconds)
+
+    def _new_backoff(self) -> Backoff:
+        return Backoff()
+
+    def _supervise(self) -> None:
+        backoff = self._new_backoff()
+        while not self._stop.is_set():
+            error: Exception
+            try:
+                self._loop()
+            except Exception as exc:  # anything: the worker must outlive every attempt
+                error = exc
+            else:
+                error = RuntimeError(f"{self.label} loop returned while running")
+            if self._stop.is_set():
+                return
+            healthy_for = self.health.healthy_for()
+            cls = self.health.failed(error)
+            self.health.restarted()
+            delay = backoff.delay(healthy_for)
+            # Redis' own reply text or the class, no traceback: never a socket error's
+            # text (it can carry addresses from the URL)
+            reason = failure_reason(error)
+            level = self._repeats.level(f"{cls}:{reason}")
+            log.log(
+                level,
+                "%s for %s: %s (%s), restarting in %.1fs",
+                self.label,
+                self.instance,
+                self.failure,
+                reason,
+                delay,
+            )
+            self._pause(delay)
+
+    def _succeeded(self) -> None:
+        """An attempt did its work: health up, the log's streak of failures over."""
+        self.health.ok()
+        self._repeats.reset()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def start(self) -> None:
         """Start the thread (idempotent)."""
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
         self._thread = threading.Thread(
-            target=self._loop, name=f"{self.label.replace(' ', '-')}[{self.instance}]", daemon=True
+            target=self._supervise,
+            name=f"{self.label.replace(' ', '-')}[{self.instance}]",
+            daemon=True,
         )
         self._thread.start()
 

@@ -50,13 +50,19 @@ from exporter.collectors._ledger import EvictionLedger
 from exporter.collectors._redis import (
     BackgroundThread,
     KeyClassifier,
-    RepeatFilter,
     client,
     connection_pool,
+)
+from exporter.collectors.health import (
+    CollectorHealth,
+    RepeatFilter,
+    error_class,
     failure_reason,
 )
+from exporter.collectors.info_parser import parse_info
 from exporter.metrics import (
     CACHE_EVICTIONS,
+    COLLECTOR_EVICTIONS,
     EVICTION_REASONS,
     LAYER_REDIS,
     NOTIFICATION_LAG,
@@ -85,8 +91,6 @@ DEFAULT_BARRIER_TIMEOUT = 2.0
 #: longest the subscriber sleeps in poll(); a scrape's request or stop() wakes it
 #: at once through a socketpair, so this only bounds a TLS read buffered out of sight
 POLL_SECONDS = 0.2
-MAX_BACKOFF = 5.0
-#: seconds stop() waits for the thread once its connections are closed
 
 
 def merged_notify_flags(current: str) -> str:
@@ -95,18 +99,52 @@ def merged_notify_flags(current: str) -> str:
     return current + "".join(flag for flag in REQUIRED_FLAGS if flag not in covered)
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
 class _Dropped(Exception):
     """The subscription is unusable (barrier timed out, unexpected reply)."""
+
+    def __init__(self, message: str, error_class: str = "parse") -> None:
+        super().__init__(message)
+        #: the error class health and logs report (see health.error_class)
+        self.error_class = error_class
+
+
+def _text(value: object) -> str:
+    """A reply element as text; anything but a string is a reply Redis would not send."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        return value
+    raise _Dropped(f"expected a string reply, got {type(value).__name__}")
+
+
+def _element(reply: object, index: int) -> str:
+    """Element ``index`` of an array reply, as text."""
+    if not isinstance(reply, list) or len(reply) <= index:
+        raise _Dropped("unexpected reply shape")
+    return _text(reply[index])
+
+
+def info_counters(server: object, stats: object) -> tuple[str, dict[str, int]]:
+    """``run_id`` and the evicted/expired totals from raw ``INFO server``/``stats`` replies;
+    ``_Dropped`` (class parse) when either is not text or lacks a valid value."""
+    run_id = (parse_info(_text(server)).get("server", "run_id") or "").strip()
+    if not run_id:
+        raise _Dropped("INFO server has no run_id")
+    counted = parse_info(_text(stats))
+    totals: dict[str, int] = {}
+    for reason, name in CHANNELS.values():
+        raw = (counted.get("stats", name) or "").strip()
+        if not raw.isdigit():
+            raise _Dropped(f"INFO stats: {name} is not a count")
+        totals[reason] = int(raw)
+    return run_id, totals
 
 
 class EvictionTracker(BackgroundThread):
     """``cache_evictions_total`` per key type and reason, reconciled with ``INFO``."""
 
     label = "eviction tracker"
+    failure = "subscription lost"
 
     def __init__(
         self,
@@ -127,6 +165,9 @@ class EvictionTracker(BackgroundThread):
         self.barrier_timeout = barrier_timeout
         self._pool = connection_pool(redis_url, redis_kwargs)
         self._info = client(self._pool)
+        # raw INFO text, read by our own parser (never raises on what a server sends)
+        self._info.set_response_callback("INFO", lambda response, **_: response)
+        self.health = CollectorHealth(COLLECTOR_EVICTIONS, instance)
         self._classify = KeyClassifier(slo)
         self._ledger = EvictionLedger(EVICTION_REASONS, slo.type_names)
         self._types = self._ledger.types
@@ -213,65 +254,48 @@ class EvictionTracker(BackgroundThread):
     # --- the subscriber thread ---------------------------------------------------------
 
     def _loop(self) -> None:
-        backoff = 0.1
-        while not self._stop.is_set():
-            conn: Any = None
-            try:
-                conn = self._subscribe()
-                backoff = 0.1
-                self._repeats.reset()
-                self._serve(conn)
-            except Exception as exc:  # redis/socket errors, bad replies alike
-                reason = failure_reason(exc)
-                log.log(
-                    self._repeats.level(reason),
-                    "eviction tracker for %s: subscription lost (%s), reconnecting in %.1fs",
-                    self.instance,
-                    reason,
-                    backoff,
-                )
-            finally:
-                self._run_id = None
-                if self._conn is not None:  # also one _subscribe() gave up on
-                    self._conn.disconnect()
-                    self._conn = None
-            self._idle(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF)
+        """One subscription until it fails; the supervisor restarts it with backoff,
+        answering scrapes meanwhile (``_pause``)."""
+        try:
+            conn = self._subscribe()
+            self._succeeded()
+            self._serve(conn)
+        finally:
+            self._run_id = None
+            if self._conn is not None:  # also one _subscribe() gave up on
+                self._conn.disconnect()
+                self._conn = None
+
+    def _pause(self, seconds: float) -> None:
+        self._idle(seconds)
 
     def _subscribe(self) -> Any:
         """A raw RESP2 connection: learn the run id, set flags if asked, PSUBSCRIBE."""
         options = {**self._pool.connection_kwargs, "protocol": 2}
         conn = self._conn = self._pool.connection_class(**options)
         if self._stop.is_set():
-            raise _Dropped("stopping")
+            raise _Dropped("stopping", "other")
         conn.connect()
         conn.send_command("INFO", "server")
-        run_id = self._info_field(_text(conn.read_response()), "run_id")
+        run_id = (parse_info(_text(conn.read_response())).get("server", "run_id") or "").strip()
+        if not run_id:
+            raise _Dropped("INFO server has no run_id")
         self._check_flags(conn)
         conn.send_command("PSUBSCRIBE", *PATTERNS)
         for _ in PATTERNS:
-            reply = conn.read_response()
-            if _text(reply[0]) != "psubscribe":
-                raise _Dropped(f"unexpected reply to PSUBSCRIBE: {_text(reply[0])}")
+            if _element(conn.read_response(), 0) != "psubscribe":
+                raise _Dropped("unexpected reply to PSUBSCRIBE")
         self._run_id = run_id
         with self._cond:
             self._subscriptions += 1
             self._cond.notify_all()
         return conn
 
-    @staticmethod
-    def _info_field(text: str, name: str) -> str:
-        for line in text.splitlines():
-            key, sep, value = line.partition(":")
-            if sep and key == name:
-                return value.strip()
-        raise _Dropped(f"INFO has no {name}")
-
     def _check_flags(self, conn: Any) -> None:
         try:
             conn.send_command("CONFIG", "GET", "notify-keyspace-events")
             reply = conn.read_response()
-            current = _text(reply[1]) if len(reply) > 1 else ""
+            current = _element(reply, 1) if isinstance(reply, list) and len(reply) > 1 else ""
             wanted = merged_notify_flags(current)
             if wanted == current:
                 return
@@ -321,7 +345,7 @@ class EvictionTracker(BackgroundThread):
         deadline = time.monotonic() + seconds
         while not self._stop.is_set():
             if self._requested > self._served:
-                self._reconcile(None)
+                self._reconcile(None)  # never raises without a connection
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
@@ -329,7 +353,7 @@ class EvictionTracker(BackgroundThread):
             self._wake.clear()
 
     def _handle(self, message: Any) -> None:
-        if not isinstance(message, list) or _text(message[0]) != "pmessage":
+        if _element(message, 0) != "pmessage" or len(message) < 4:
             raise _Dropped("unexpected message on the subscription")
         event = _text(message[2]).rpartition(":")[2]
         reason = CHANNELS[event][0] if event in CHANNELS else None
@@ -344,20 +368,25 @@ class EvictionTracker(BackgroundThread):
     def _reconcile(self, conn: Any) -> None:
         """INFO, then the PING barrier on the subscription (if it is on the same run)."""
         ticket = self._requested
+        run_id = ""
         try:
             pipe = self._info.pipeline(transaction=False)
-            pipe.info("server")
-            pipe.info("stats")
-            server, stats = pipe.execute()
-            run_id = str(server["run_id"])
-            totals = {reason: int(stats[field]) for reason, field in CHANNELS.values()}
-        except redis.RedisError as exc:
-            log.debug(
-                "eviction tracker for %s: INFO failed (%s)", self.instance, type(exc).__name__
+            pipe.execute_command("INFO", "server")
+            pipe.execute_command("INFO", "stats")
+            run_id, totals = info_counters(*pipe.execute())
+        except Exception as exc:  # Redis down, or a reply that is not INFO: serve the last
+            reason = failure_reason(exc)
+            self.health.failed(exc)
+            log.log(
+                self._repeats.level(f"{error_class(exc)}:{reason}"),
+                "eviction tracker for %s: INFO failed (%s)",
+                self.instance,
+                reason,
             )
-            run_id = ""
         if run_id and conn is not None and run_id == self._run_id:
             self._barrier(conn)
+        if run_id and conn is not None:
+            self._succeeded()
         with self._cond:
             if run_id:
                 self._ledger.reconcile(run_id, totals, complete=True)
@@ -371,9 +400,9 @@ class EvictionTracker(BackgroundThread):
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not conn.can_read(timeout=remaining):
-                raise _Dropped("barrier PING not answered in time")
+                raise _Dropped("barrier PING not answered in time", "timeout")
             message = conn.read_response()
-            if isinstance(message, list) and _text(message[0]) == "pong":
+            if isinstance(message, list) and message and _text(message[0]) == "pong":
                 return
             self._handle(message)
 

@@ -4,20 +4,104 @@ Kept apart from emitting metrics (as the Go redis_exporter keeps ``info.go``)
 so it can be tested table-driven on captures from several Redis versions.
 Sections a server does not have (``latencystats`` and ``errorstats`` before
 Redis 7) simply come out empty.
+
+The text comes from whatever answers on the Redis port, so the parser never
+raises on it: a line or record that does not parse (no ``:``, a value that is
+not a finite number, a percentile that is not ``p`` and a number in 0..100, a
+database that is not ``db`` and a number) is skipped and counted in
+:attr:`RedisInfo.skipped`; the rest of the reply is kept.  Only the optional
+``stop_at`` deadline ends a parse early (:class:`DeadlineExceeded`).
 """
 
 from __future__ import annotations
 
+import math
+import re
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+
+from exporter.collectors._deadline import DeadlineExceeded
 
 #: line prefixes of the sections whose lines carry ``name:k=v,k=v`` records
 _COMMANDSTAT = "cmdstat_"
 _LATENCYSTAT = "latency_percentiles_usec_"
 _ERRORSTAT = "errorstat_"
+#: lines parsed between two looks at the clock (when a deadline is given)
+_CLOCK_EVERY = 2048
+#: skipped names kept for the log (each cut to this many characters)
+_EXAMPLES = 3
+_EXAMPLE_CHARS = 60
 
 
 class InfoParseError(ValueError):
-    """INFO text that is not ``field:value`` lines: names the line and what was expected."""
+    """A reply that is not INFO text at all (not a string): names what was expected."""
+
+
+class Records(Mapping[str, dict[str, float]]):
+    """``name -> {key: number}`` of one record section, each line parsed on first use.
+
+    A reply may name a hundred thousand commands; the collector reads the few it
+    keeps a series for and :meth:`fold` sums one key over the rest in C loops, so
+    the cost of a huge section is a split and a regex, not a float per record.
+    Records that do not parse are left out of their line and counted in
+    :attr:`skipped` once that line has been read."""
+
+    def __init__(self, raw: dict[str, str], *, latency: bool = False) -> None:
+        self._raw = raw
+        self._latency = latency
+        self._parsed: dict[str, dict[str, float]] = {}
+        self._bad: set[str] = set()
+
+    def __getitem__(self, name: str) -> dict[str, float]:
+        found = self._parsed.get(name)
+        if found is None:
+            found, complete = _records(self._raw[name], self._latency)
+            self._parsed[name] = found
+            if not complete:
+                self._bad.add(name)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._raw
+
+    def __repr__(self) -> str:
+        return f"Records({dict(self.items())!r})"
+
+    def width(self, name: str) -> int:
+        """How many records line ``name`` holds (without parsing it)."""
+        return self._raw[name].count(",") + 1
+
+    @property
+    def skipped(self) -> int:
+        """Lines read so far with a record that did not parse."""
+        return len(self._bad)
+
+    def fold(self, names: Iterable[str], keys: Iterable[str]) -> dict[str, tuple[float, int]]:
+        """``{key: (sum, lines)}`` of each record ``key`` over ``names``: its sum over
+        the lines that have it, and how many those are."""
+        chosen = list(names)
+        joined = "," + ",".join(self._raw[name] for name in chosen)
+        out: dict[str, tuple[float, int]] = {}
+        for key in keys:
+            values = re.findall(f",{re.escape(key)}=([^,]*)", joined)
+            try:
+                total = math.fsum(map(float, values))
+            except ValueError:
+                total = math.nan
+            if math.isfinite(total) and len(values) <= len(chosen):
+                out[key] = (total, len(values))
+                continue
+            # something did not parse: line by line, so it is skipped and counted
+            found = [record[key] for name in chosen if key in (record := self[name])]
+            out[key] = (math.fsum(found), len(found))
+        return out
 
 
 @dataclass(frozen=True)
@@ -30,13 +114,23 @@ class RedisInfo:
 
     fields: dict[str, dict[str, str]] = field(default_factory=dict)
     #: command -> {"calls", "usec", "rejected_calls", "failed_calls", ...}
-    commandstats: dict[str, dict[str, float]] = field(default_factory=dict)
+    commandstats: Records = field(default_factory=lambda: Records({}))
     #: command -> {"p50": usec, "p99": usec, "p99.9": usec}  (Redis 7+)
-    latencystats: dict[str, dict[str, float]] = field(default_factory=dict)
+    latencystats: Records = field(default_factory=lambda: Records({}, latency=True))
     #: error prefix (``ERR``, ``WRONGTYPE``, ...) -> count  (Redis 7+)
     errorstats: dict[str, float] = field(default_factory=dict)
     #: ``db0`` -> {"keys", "expires", "avg_ttl"}
-    keyspace: dict[str, dict[str, float]] = field(default_factory=dict)
+    keyspace: Records = field(default_factory=lambda: Records({}))
+    #: lines that did not parse and were left out (records: see ``skipped``)
+    skipped_lines: int = 0
+    #: the first few of them (field names, cut short), for a log line
+    skipped_names: tuple[str, ...] = ()
+
+    @property
+    def skipped(self) -> int:
+        """Lines left out, plus the lines read so far with a record that did not parse."""
+        sections = (self.commandstats, self.latencystats, self.keyspace)
+        return self.skipped_lines + sum(records.skipped for records in sections)
 
     def get(self, section: str, name: str) -> str | None:
         """Raw value of ``name`` in ``section``, ``None`` when this server lacks it."""
@@ -47,43 +141,104 @@ class RedisInfo:
         return self.get("server", "redis_version") or ""
 
 
-def _records(text: str, where: str) -> dict[str, float]:
-    """``calls=1,usec=16`` -> ``{"calls": 1.0, "usec": 16.0}``."""
+def number(text: str) -> float | None:
+    """A finite number, or None (``nan``, ``inf`` and words are not counts)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def percentile(name: str) -> float | None:
+    """``p99.9`` -> 99.9; None unless ``p`` and a number in 0..100."""
+    if not name.startswith("p"):
+        return None
+    value = number(name[1:])
+    return value if value is not None and 0.0 <= value <= 100.0 else None
+
+
+def _records(text: str, latency: bool = False) -> tuple[dict[str, float], bool]:
+    """``calls=1,usec=16`` -> ``({"calls": 1.0, "usec": 16.0}, complete)``; records that
+    do not parse are left out and ``complete`` is False."""
     out: dict[str, float] = {}
+    complete = True
     for part in text.split(","):
-        key, sep, value = part.partition("=")
-        if not sep:
-            raise InfoParseError(f"INFO {where}: expected key=value pairs, got {part!r}")
-        try:
-            out[key] = float(value)
-        except ValueError:
-            raise InfoParseError(f"INFO {where}: {key}: expected a number, got {value!r}") from None
-    return out
+        key, sep, raw = part.partition("=")
+        value = number(raw) if sep and key else None
+        if value is None or (latency and percentile(key) is None):
+            complete = False
+            continue
+        out[key] = value
+    return out, complete
 
 
-def parse_info(text: str) -> RedisInfo:
-    """Parse ``INFO`` / ``INFO ALL`` text (``\\r\\n`` or ``\\n`` line ends)."""
-    info = RedisInfo()
+def _is_db(name: str) -> bool:
+    return name.startswith("db") and name[2:].isdigit() and len(name) <= 12
+
+
+def parse_info(text: str, *, stop_at: float | None = None) -> RedisInfo:
+    """Parse ``INFO`` / ``INFO ALL`` text (``\\r\\n`` or ``\\n`` line ends).
+
+    Never raises on the text; ``DeadlineExceeded`` once ``time.monotonic()`` passes
+    ``stop_at`` (checked every couple of thousand lines)."""
+    fields: dict[str, dict[str, str]] = {}
+    commandstats: dict[str, str] = {}
+    latencystats: dict[str, str] = {}
+    errorstats: dict[str, float] = {}
+    keyspace: dict[str, str] = {}
+    skipped = 0
+    examples: list[str] = []
+
+    def skip(name: str) -> None:
+        nonlocal skipped
+        skipped += 1
+        if len(examples) < _EXAMPLES:
+            examples.append(name[:_EXAMPLE_CHARS])
+
     section = ""
-    for lineno, raw_line in enumerate(text.splitlines(), start=1):
+    for lineno, raw_line in enumerate(text.splitlines()):
+        if stop_at is not None and lineno % _CLOCK_EVERY == 0 and time.monotonic() > stop_at:
+            raise DeadlineExceeded("INFO: no time left to parse the reply")
         line = raw_line.strip()
         if not line:
             continue
         if line.startswith("#"):
             section = line.lstrip("#").strip().lower()
-            info.fields.setdefault(section, {})
+            fields.setdefault(section, {})
             continue
         name, sep, value = line.partition(":")
-        if not sep:
-            raise InfoParseError(f"INFO line {lineno}: expected 'field:value', got {line!r}")
-        if section == "commandstats" and name.startswith(_COMMANDSTAT):
-            info.commandstats[name[len(_COMMANDSTAT) :]] = _records(value, name)
+        if not sep or not name:
+            skip(line)
+        elif section == "commandstats" and name.startswith(_COMMANDSTAT):
+            if name == _COMMANDSTAT:
+                skip(name)
+            else:
+                commandstats[name[len(_COMMANDSTAT) :]] = value
         elif section == "latencystats" and name.startswith(_LATENCYSTAT):
-            info.latencystats[name[len(_LATENCYSTAT) :]] = _records(value, name)
+            if name == _LATENCYSTAT:
+                skip(name)
+            else:
+                latencystats[name[len(_LATENCYSTAT) :]] = value
         elif section == "errorstats" and name.startswith(_ERRORSTAT):
-            info.errorstats[name[len(_ERRORSTAT) :]] = _records(value, name).get("count", 0.0)
+            records, _ = _records(value)
+            if "count" in records and name != _ERRORSTAT:
+                errorstats[name[len(_ERRORSTAT) :]] = records["count"]
+            else:
+                skip(name)
         elif section == "keyspace":
-            info.keyspace[name] = _records(value, name)
+            if _is_db(name):
+                keyspace[name] = value
+            else:
+                skip(name)
         else:
-            info.fields.setdefault(section, {})[name] = value
-    return info
+            fields.setdefault(section, {})[name] = value
+    return RedisInfo(
+        fields=fields,
+        commandstats=Records(commandstats),
+        latencystats=Records(latencystats, latency=True),
+        errorstats=errorstats,
+        keyspace=Records(keyspace),
+        skipped_lines=skipped,
+        skipped_names=tuple(examples),
+    )

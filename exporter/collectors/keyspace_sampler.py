@@ -46,15 +46,15 @@ from prometheus_client.core import Metric
 from exporter.collectors._redis import (
     BackgroundThread,
     KeyClassifier,
-    RepeatFilter,
     client,
     connection_pool,
-    failure_reason,
     url_db,
 )
+from exporter.collectors.health import CollectorHealth, RepeatFilter
 from exporter.metrics import (
     CACHE_KEYS,
     CACHE_SIZE,
+    COLLECTOR_KEYSPACE_SAMPLER,
     LAYER_REDIS,
     SAMPLER_CYCLE_SECONDS,
     SAMPLER_CYCLES,
@@ -78,9 +78,9 @@ DEFAULT_MAX_KEYS = 1_000_000
 DEFAULT_INTERVAL = 60.0
 #: MEMORY USAGE SAMPLES: Redis' default; 0 would walk whole aggregates (see module doc)
 DEFAULT_MEMORY_SAMPLES = 5
-#: seconds to wait before retrying a cycle that failed (Redis down)
-RETRY_DELAY = 5.0
-#: seconds stop() waits for the thread once its connections are closed
+#: databases sampled per cycle at most (the ones with the most keys): each needs a
+#: connection pool, and INFO keyspace is whatever the server says it is
+MAX_DATABASES = 64
 
 
 @dataclass(frozen=True)
@@ -175,10 +175,19 @@ def dbs_with_keys(keyspace: Mapping[str, Any]) -> dict[int, int]:
     return dict(sorted(found.items()))
 
 
+def largest_dbs(populated: Mapping[int, int], limit: int = MAX_DATABASES) -> dict[int, int]:
+    """The ``limit`` databases with the most keys (ties: lower number first), by number."""
+    if len(populated) <= limit:
+        return dict(populated)
+    largest = sorted(populated.items(), key=lambda item: (-item[1], item[0]))[:limit]
+    return dict(sorted(largest))
+
+
 class KeyspaceSampler(BackgroundThread):
     """Background estimator of ``cache_keys`` and ``cache_size_bytes`` per key type."""
 
     label = "keyspace sampler"
+    failure = "cycle failed"
 
     def __init__(
         self,
@@ -218,6 +227,8 @@ class KeyspaceSampler(BackgroundThread):
         self._clients: dict[int, Any] = {url_db(self._main_pool): client(self._main_pool)}
         self._estimate: Estimate | None = None
         self._warned_memory = False
+        self._warned_dbs = False
+        self.health = CollectorHealth(COLLECTOR_KEYSPACE_SAMPLER, instance)
         self._cycles = 0
         self._progress = 0
         self._cond = threading.Condition()
@@ -253,22 +264,11 @@ class KeyspaceSampler(BackgroundThread):
     # --- sampling ------------------------------------------------------------------
 
     def _loop(self) -> None:
+        """Cycles until stopped; a failure propagates to the supervisor, which restarts
+        this loop with backoff (:class:`~exporter.collectors._redis.BackgroundThread`)."""
         while not self._stop.is_set():
-            try:
-                self.run_cycle()
-                self._repeats.reset()
-            except Exception as exc:  # the thread must outlive any one cycle
-                # Redis' own reply text or the class: never a socket error's text
-                reason = failure_reason(exc)
-                log.log(
-                    self._repeats.level(reason),
-                    "keyspace sampler for %s: cycle failed (%s), retrying in %.0fs",
-                    self.instance,
-                    reason,
-                    RETRY_DELAY,
-                )
-                self._stop.wait(min(RETRY_DELAY, self.interval or RETRY_DELAY))
-                continue
+            if self.run_cycle() is not None:  # None: stopped midway
+                self._succeeded()
             self._stop.wait(self.interval)
 
     def run_cycle(self) -> Estimate | None:
@@ -279,7 +279,7 @@ class KeyspaceSampler(BackgroundThread):
         started = time.monotonic()
         deadline = started + self.cycle_budget
         main = self._clients[url_db(self._main_pool)]
-        populated = dbs_with_keys(main.info("keyspace"))
+        populated = self._bounded_dbs(dbs_with_keys(main.info("keyspace")))
         total = sum(populated.values())
         samples = []
         self._progress = 0
@@ -299,6 +299,25 @@ class KeyspaceSampler(BackgroundThread):
             self._cycles += 1
             self._cond.notify_all()
         return estimate
+
+    def _bounded_dbs(self, populated: dict[int, int]) -> dict[int, int]:
+        """At most :data:`MAX_DATABASES` databases; clients of databases no longer
+        sampled are closed, so a keyspace that names 100 k databases once does not
+        leave 100 k connection pools behind."""
+        kept = largest_dbs(populated)
+        if len(kept) < len(populated) and not self._warned_dbs:
+            self._warned_dbs = True
+            log.warning(
+                "keyspace sampler for %s: INFO keyspace names %d databases with keys; "
+                "sampling the %d largest, keys elsewhere are not counted",
+                self.instance,
+                len(populated),
+                len(kept),
+            )
+        main = url_db(self._main_pool)
+        for db in [db for db in self._clients if db != main and db not in kept]:
+            self._clients.pop(db).connection_pool.disconnect()
+        return kept
 
     def _client(self, db: int) -> Any:
         found = self._clients.get(db)

@@ -11,11 +11,13 @@ quickly instead of hanging the scrape.  What becomes a metric is the tables in
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import redis
 from prometheus_client.core import (
@@ -24,52 +26,39 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
+from redis._parsers.resp2 import _RESP2Parser
+from redis._parsers.socket import SocketBuffer
 from redis.backoff import NoBackoff
-from redis.exceptions import AuthorizationError
 from redis.retry import Retry
 
 from exporter import metrics
 from exporter.collectors._deadline import Deadline, DeadlineExceeded
-from exporter.collectors.info_parser import InfoParseError, RedisInfo, parse_info
+from exporter.collectors.health import RepeatFilter
+from exporter.collectors.health import error_class as error_class
+from exporter.collectors.info_parser import (
+    InfoParseError,
+    Records,
+    RedisInfo,
+    number,
+    parse_info,
+)
 from exporter.metrics import InfoUnit
 
 log = logging.getLogger(__name__)
 
-#: exception type -> error class, first match wins (subclasses before their bases)
-_ERROR_CLASSES: tuple[tuple[type[BaseException], str], ...] = (
-    (redis.AuthenticationError, "auth"),
-    (AuthorizationError, "auth"),
-    (redis.TimeoutError, "timeout"),
-    (TimeoutError, "timeout"),
-    (redis.ConnectionError, "connection"),
-    (OSError, "connection"),
-    (redis.ResponseError, "response"),
-    (InfoParseError, "parse"),
-)
-_ERROR_PREFIXES_AUTH = ("NOAUTH", "WRONGPASS", "NOPERM")
-
-
-def error_class(exc: BaseException) -> str:
-    """Bounded label value for a failed scrape (never the message: it may name secrets)."""
-    if isinstance(exc, redis.ResponseError) and str(exc).startswith(_ERROR_PREFIXES_AUTH):
-        return "auth"
-    for exc_type, name in _ERROR_CLASSES:
-        if isinstance(exc, exc_type):
-            return name
-    return "other"
+T = TypeVar("T")
 
 
 def convert(raw: str | float, unit: InfoUnit) -> float | None:
-    """The one INFO value conversion; ``None`` for a value that is not a number."""
+    """The one INFO value conversion; ``None`` for a value that is not a finite number."""
     if isinstance(raw, float):
-        value = raw
+        value: float | None = raw
     elif unit == "status":
         return 1.0 if raw.strip() == "ok" else 0.0
     else:
-        try:
-            value = float(raw.rstrip("%"))
-        except ValueError:
-            return None
+        value = number(raw.rstrip("%"))
+    if value is None or not math.isfinite(value):
+        return None
     if unit == "usec":
         return value / 1e6
     if unit == "msec":
@@ -77,134 +66,316 @@ def convert(raw: str | float, unit: InfoUnit) -> float | None:
     return value
 
 
-def _quantile(name: str) -> str:
-    """``p99.9`` -> ``0.999`` (latencystats names percentiles, Prometheus wants quantiles)."""
-    return f"{float(name.lstrip('p')) / 100:g}"
+# --- caps: every family keyed by a name Redis returns has a bounded label set --------
+#: label values per family, the overflow series included (Redis 7.0 has ~240 commands
+#: and ~150 subcommands, but commandstats lists only those called since the last reset)
+MAX_COMMANDS = 200
+#: ``databases`` defaults to 16
+MAX_DATABASES = 64
+#: Redis 7 stops tracking new error prefixes past 128; Redis 6.2 does not, and a
+#: script can make up prefixes (``redis.error_reply``), so we cap the label set too.
+MAX_ERROR_PREFIXES = 128
+#: quantiles per command (``latency-tracking-info-percentiles`` defaults to 3)
+MAX_QUANTILES = 16
+#: a name longer than this (or not printable) never becomes a label value
+MAX_NAME_CHARS = 100
+#: longest value of a redis_instance_info label (longer ones are cut)
+MAX_INFO_LABEL_CHARS = 100
+OVERFLOW_CMD = "other"
+OVERFLOW_DB = "other"
+OVERFLOW_ERROR_PREFIX = "OTHER"
 
 
-def _latency_summary(info: RedisInfo, instance: str) -> SummaryMetricFamily:
-    """latencystats quantiles, with commandstats calls/time as the summary's count/sum."""
+@dataclass
+class Tally:
+    """What one INFO reply lost on its way to metrics: fields skipped (did not parse)
+    and series dropped per family (left out, or folded into its overflow series)."""
+
+    skipped: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+
+
+def split_capped(
+    names: Iterable[str], cap: int, overflow: str, key: Callable[[str], Any] | None = None
+) -> tuple[list[str], list[str]]:
+    """``(kept, rest)``: at most ``cap`` label values with the overflow series counted.
+
+    Names are kept in ``key`` order (stable from scrape to scrape: a name that was
+    kept stays kept while the set only grows, so a summed overflow never goes down);
+    names that cannot be label values always go to the rest.  When nothing is left
+    over, all ``cap`` values are names."""
+    every = list(names)
+    valid = [n for n in every if 0 < len(n) <= MAX_NAME_CHARS and n.isprintable() and n != overflow]
+    valid.sort(key=key)
+    room = cap if len(valid) == len(every) and len(valid) <= cap else cap - 1
+    kept = valid[:room]
+    if len(kept) == len(every):
+        return kept, []
+    chosen = set(kept)
+    return kept, [name for name in every if name not in chosen]
+
+
+def _db_number(name: str) -> tuple[int, str]:
+    return (int(name[2:]), name) if name[2:].isdigit() else (1 << 62, name)
+
+
+def bounded_errorstats(errorstats: dict[str, float]) -> dict[str, float]:
+    """At most :data:`MAX_ERROR_PREFIXES` label values: the first prefixes in sorted
+    order keep their own series, the rest are summed under ``OTHER``."""
+    kept, rest = split_capped(errorstats, MAX_ERROR_PREFIXES, OVERFLOW_ERROR_PREFIX)
+    bounded = {name: errorstats[name] for name in kept}
+    if rest:
+        bounded[OVERFLOW_ERROR_PREFIX] = math.fsum(errorstats[name] for name in rest)
+    return bounded
+
+
+def _quantile(percentile: str) -> tuple[float, str]:
+    """``p99.9`` -> ``(0.999, "0.999")`` (the parser has checked the name)."""
+    value = float(percentile[1:]) / 100
+    return value, f"{value:g}"
+
+
+def _latency_summary(info: RedisInfo, instance: str, tally: Tally) -> SummaryMetricFamily:
+    """latencystats quantiles, with commandstats calls/time as the summary's count/sum.
+
+    Percentiles cannot be summed: commands beyond the cap are dropped, not folded."""
     spec = metrics.REDIS_LATENCY_PERCENTILES
     label_names = [name for name in spec.labels if name != "quantile"]
     family = SummaryMetricFamily(spec.family, spec.help, labels=label_names)
-    for cmd, percentiles in sorted(info.latencystats.items()):
+    latency = info.latencystats
+    kept, rest = split_capped(latency, MAX_COMMANDS, OVERFLOW_CMD)
+    tally.dropped[spec.name] += sum(latency.width(cmd) + 2 for cmd in rest)
+    for cmd in kept:
+        percentiles = latency[cmd]
+        if not percentiles:
+            continue
         labels = dict(zip(label_names, (instance, cmd), strict=True))
-        for name, usec in percentiles.items():
-            family.samples.append(
-                Sample(spec.name, {**labels, "quantile": _quantile(name)}, usec / 1e6)
-            )
+        by_label: dict[str, float] = {}  # p99 and p99.0 are one quantile
+        for _, label, usec in sorted(
+            (*_quantile(name), usec) for name, usec in percentiles.items()
+        ):
+            by_label.setdefault(label, usec)
+        if len(by_label) > MAX_QUANTILES:
+            tally.dropped[spec.name] += len(by_label) - MAX_QUANTILES
+        for label, usec in list(by_label.items())[:MAX_QUANTILES]:
+            family.samples.append(Sample(spec.name, {**labels, "quantile": label}, usec / 1e6))
         stats = info.commandstats.get(cmd, {})
         family.samples.append(Sample(f"{spec.name}_count", labels, stats.get("calls", 0.0)))
         family.samples.append(Sample(f"{spec.name}_sum", labels, stats.get("usec", 0.0) / 1e6))
     return family
 
 
-#: Redis 7 stops tracking new error prefixes past 128; Redis 6.2 does not, and a
-#: script can make up prefixes (``redis.error_reply``), so we cap the label set too.
-MAX_ERROR_PREFIXES = 128
-OVERFLOW_ERROR_PREFIX = "OTHER"
+def _record_families(
+    records: Records,
+    table: tuple[metrics.InfoField, ...],
+    instance: str,
+    overflow: str,
+    cap: int,
+    tally: Tally,
+    *,
+    key: Callable[[str], Any] | None = None,
+    summable: Callable[[metrics.InfoField], bool] = lambda item: True,
+) -> Iterator[Metric]:
+    """One family per table row over capped names; the rest summed into ``overflow``
+    for rows where a sum means something, else dropped."""
+    kept, rest = split_capped(records, cap, overflow, key)
+    folded = records.fold(rest, [item.field for item in table]) if rest else {}
+    for item in table:
+        family = item.spec.new_family()
+        for name in kept:
+            stats = records[name]
+            if item.field in stats:
+                family.add_metric([instance, name], convert(stats[item.field], item.unit) or 0.0)
+        total, lines = folded.get(item.field, (0.0, 0))
+        tally.dropped[item.spec.name] += lines
+        if lines and summable(item):
+            family.add_metric([instance, overflow], convert(total, item.unit) or 0.0)
+        if family.samples:
+            yield family
 
 
-def bounded_errorstats(errorstats: dict[str, float]) -> dict[str, float]:
-    """At most :data:`MAX_ERROR_PREFIXES` label values: the first prefixes in sorted
-    order keep their own series, the rest are summed under ``OTHER``."""
-    ordered = sorted(errorstats.items())
-    if len(ordered) <= MAX_ERROR_PREFIXES:
-        return dict(ordered)
-    kept = dict(ordered[: MAX_ERROR_PREFIXES - 1])
-    kept[OVERFLOW_ERROR_PREFIX] = sum(count for _, count in ordered[MAX_ERROR_PREFIXES - 1 :])
-    return kept
+def info_metrics(info: RedisInfo, instance: str, tally: Tally | None = None) -> Iterator[Metric]:
+    """Metric families for one parsed INFO reply; fields this server lacks are skipped.
 
-
-def info_metrics(info: RedisInfo, instance: str) -> Iterator[Metric]:
-    """Metric families for one parsed INFO reply; fields this server lacks are skipped."""
+    Every family keyed by a name Redis returns is capped (``MAX_*``); ``tally``
+    receives what was skipped and dropped on the way."""
+    tally = Tally() if tally is None else tally
     for section, fields in metrics.REDIS_INFO_FIELDS.items():
         for item in fields:
             raw = info.get(section, item.field)
             value = None if raw is None else convert(raw, item.unit)
             if value is None:
+                tally.skipped += raw is not None  # present, but not a number
                 continue
             family = item.spec.new_family()
             family.add_metric([instance], value)
             yield family
 
-    for item in metrics.REDIS_COMMANDSTATS:
-        family = item.spec.new_family()
-        for cmd, stats in sorted(info.commandstats.items()):
-            if item.field in stats:
-                family.add_metric([instance, cmd], convert(stats[item.field], item.unit) or 0.0)
-        if family.samples:
-            yield family
+    yield from _record_families(
+        info.commandstats, metrics.REDIS_COMMANDSTATS, instance, OVERFLOW_CMD, MAX_COMMANDS, tally
+    )
 
     if info.latencystats:
-        yield _latency_summary(info, instance)
+        yield _latency_summary(info, instance, tally)
 
     if info.errorstats:
         family = metrics.REDIS_ERRORS.new_family()
-        for prefix, count in bounded_errorstats(info.errorstats).items():
+        bounded = bounded_errorstats(info.errorstats)
+        for prefix, count in bounded.items():
             family.add_metric([instance, prefix], count)
+        if OVERFLOW_ERROR_PREFIX in bounded:
+            tally.dropped[metrics.REDIS_ERRORS.name] += len(info.errorstats) - len(bounded) + 1
         yield family
 
-    for item in metrics.REDIS_KEYSPACE:
-        family = item.spec.new_family()
-        for db, stats in sorted(info.keyspace.items()):
-            if item.field in stats:
-                family.add_metric([instance, db], convert(stats[item.field], item.unit) or 0.0)
-        if family.samples:
-            yield family
+    yield from _record_families(
+        info.keyspace,
+        metrics.REDIS_KEYSPACE,
+        instance,
+        OVERFLOW_DB,
+        MAX_DATABASES,
+        tally,
+        key=_db_number,
+        summable=lambda item: item.unit == "number",  # keys, expires; not avg_ttl
+    )
 
     family = metrics.REDIS_INSTANCE_INFO.new_family()
     details = [
-        next((v for s in info.fields.values() if (v := s.get(name)) is not None), "")
+        next((v for s in info.fields.values() if (v := s.get(name)) is not None), "")[
+            :MAX_INFO_LABEL_CHARS
+        ]
         for name in metrics.REDIS_INSTANCE_INFO_FIELDS
     ]
     family.add_metric([instance, *details], 1.0)
+    tally.skipped += info.skipped  # lines, and record lines read (and found bad) above
     yield family
 
 
+#: the largest INFO reply read (a real INFO ALL is tens of kB; past this the reply is
+#: refused unread, before it can fill memory)
+MAX_INFO_BYTES = 32 * 1024 * 1024
+#: the longest array reply read (INFO is one bulk string; this bounds PING and the like)
+MAX_ARRAY_ITEMS = 1024
+
+
+class ReplyTooLarge(redis.InvalidResponse):
+    """A reply larger than the collector reads (error class ``parse``)."""
+
+
+#: the longest line read (a status, an error, a length header)
+MAX_LINE_BYTES = 64 * 1024
+
+
+class CappedParser(_RESP2Parser):
+    """redis-py's RESP2 parser with bounds: a line (status, error, length header) over
+    :data:`MAX_LINE_BYTES`, a bulk string over :data:`MAX_INFO_BYTES` or an array over
+    :data:`MAX_ARRAY_ITEMS` is refused before its body is read (the connection is
+    then dropped, unread bytes and all), so a reply cannot fill memory."""
+
+    def _read_response(self, disable_decoding: bool = False) -> Any:
+        buffer = self._buffer
+        if buffer is None:  # not connected: let redis-py say so
+            return super()._read_response(disable_decoding=disable_decoding)  # type: ignore[no-untyped-call]
+        start = buffer.get_pos()
+        raw = _bounded_line(buffer)
+        if raw[:1] in (b"$", b"*"):
+            limit = MAX_INFO_BYTES if raw[:1] == b"$" else MAX_ARRAY_ITEMS
+            try:
+                size = int(raw[1:])
+            except ValueError:
+                raise redis.InvalidResponse("Protocol Error: bad length") from None
+            if size > limit:
+                raise ReplyTooLarge(f"reply of {size} (over {limit}) refused")
+        buffer.rewind(start)  # the whole line is buffered now: the base reads it again
+        return super()._read_response(disable_decoding=disable_decoding)  # type: ignore[no-untyped-call]
+
+
+def _bounded_line(buffer: SocketBuffer) -> bytes:
+    """``SocketBuffer.readline`` that gives up past :data:`MAX_LINE_BYTES`."""
+    data = buffer._buffer.readline()
+    while not data.endswith(b"\r\n"):
+        if len(data) > MAX_LINE_BYTES:
+            raise ReplyTooLarge(f"line over {MAX_LINE_BYTES} bytes refused")
+        buffer._read_from_socket()
+        data += buffer._buffer.readline()
+    return data[:-2]
+
+
 def redis_client(url: str, timeout: float, redis_kwargs: dict[str, Any] | None = None) -> Any:
-    """A client whose every call fails within ``timeout`` and never retries (scrape-bound)."""
-    return redis.Redis.from_url(
+    """A client whose every call fails within ``timeout`` and never retries (scrape-bound),
+    reading replies through :class:`CappedParser` (RESP2, the default protocol)."""
+    client = redis.Redis.from_url(
         url,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
         **(redis_kwargs or {}),
     )
+    options = client.connection_pool.connection_kwargs
+    if str(options.get("protocol") or 2) == "2":
+        options["parser_class"] = CappedParser
+    return client
+
+
+#: the counter ErrorCounts keeps for failed scrapes
+_ERRORS = "errors"
+_SKIPPED = "skipped"
+_DROPPED = "dropped:"
 
 
 class ErrorCounts:
-    """Failed scrapes per instance, kept beyond one collector (thread-safe, bounded).
+    """Failed scrapes, skipped INFO fields and dropped series per instance, kept beyond
+    one collector (thread-safe, bounded).
 
-    ``/scrape`` builds a collector per request; were the count the collector's
+    ``/scrape`` builds a collector per request; were the counts the collector's
     own, ``cache_exporter_scrape_errors_total`` would start at 0 on every
     request, a counter going backwards whose ``rate()`` is 0 while a target
     keeps failing.  The least recently scraped instance is forgotten beyond
-    ``max_instances`` (its counter then restarts at 0, which Prometheus reads
+    ``max_instances`` (its counters then restart at 0, which Prometheus reads
     as a reset), so arbitrary targets cannot grow memory without bound.
     """
 
     def __init__(self, max_instances: int = 10_000) -> None:
         self.max_instances = max_instances
-        self._counts: OrderedDict[str, int] = OrderedDict()
+        self._counts: OrderedDict[str, Counter[str]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def add(self, instance: str) -> None:
+    def add(self, instance: str, amount: int = 1, what: str = _ERRORS) -> None:
         with self._lock:
-            self._counts[instance] = self._counts.get(instance, 0) + 1
+            counts = self._counts.get(instance)
+            if counts is None:
+                counts = self._counts[instance] = Counter()
+            counts[what] += amount
             self._counts.move_to_end(instance)
             while len(self._counts) > self.max_instances:
                 self._counts.popitem(last=False)
 
-    def get(self, instance: str) -> int:
+    def get(self, instance: str, what: str = _ERRORS) -> int:
         with self._lock:
             if instance in self._counts:
                 self._counts.move_to_end(instance)
-            return self._counts.get(instance, 0)
+            return self._counts.get(instance, Counter())[what]
+
+    def dropped(self, instance: str) -> dict[str, int]:
+        """Series dropped so far per family name."""
+        with self._lock:
+            counts = self._counts.get(instance, Counter())
+            return {
+                k[len(_DROPPED) :]: v for k, v in sorted(counts.items()) if k.startswith(_DROPPED)
+            }
+
+    def record(self, instance: str, tally: Tally) -> None:
+        """Fold one scrape's skipped fields and dropped series in."""
+        self.add(instance, tally.skipped, _SKIPPED)
+        for family, count in tally.dropped.items():
+            if count:
+                self.add(instance, count, _DROPPED + family)
 
 
 class RedisInfoCollector(Collector):
-    """Reads ``INFO ALL`` on each scrape and reports its own health alongside."""
+    """Reads ``INFO ALL`` on each scrape and reports its own health alongside.
+
+    The deadline (``timeout``) covers the round trip, the parse and building the
+    families, and the families are capped, so rendering them is bounded too."""
 
     def __init__(
         self,
@@ -216,13 +387,14 @@ class RedisInfoCollector(Collector):
         errors: ErrorCounts | None = None,
     ) -> None:
         self.instance = instance
-        #: failed scrapes per instance; /scrape shares one across its per-request collectors
+        #: per-instance counters; /scrape shares one across its per-request collectors
         self._errors = ErrorCounts() if errors is None else errors
         self._timeout = timeout
         self._deadline = Deadline(f"redis {instance}")
         self._client = redis_client(redis_url, timeout, redis_kwargs)
         # keep INFO's raw text: the parser is ours, tested on captures
         self._client.set_response_callback("INFO", lambda response, **_: response)
+        self._repeats = RepeatFilter()
 
     def describe(self) -> list[Metric]:
         """Families by name only, so registering never talks to Redis."""
@@ -231,6 +403,8 @@ class RedisInfoCollector(Collector):
             metrics.EXPORTER_SCRAPE_DURATION,
             metrics.EXPORTER_SCRAPE_ERRORS,
             metrics.EXPORTER_LAST_SCRAPE_ERROR,
+            metrics.INFO_FIELDS_SKIPPED,
+            metrics.SERIES_DROPPED,
         )
         return [
             SummaryMetricFamily(spec.family, spec.help)
@@ -239,7 +413,7 @@ class RedisInfoCollector(Collector):
             for spec in specs
         ]
 
-    def _bounded(self, call: Callable[[], Any]) -> Any:
+    def _bounded(self, call: Callable[[], T]) -> T:
         """``call()`` within the timeout as a wall-clock deadline, not just per socket read."""
         try:
             return self._deadline.run(call, self._timeout)
@@ -248,32 +422,61 @@ class RedisInfoCollector(Collector):
             self._client.connection_pool.disconnect()
             raise
 
-    def read_info(self) -> RedisInfo:
-        """One INFO ALL round trip, parsed; raises on any failure or after the timeout."""
-        raw = self._bounded(lambda: self._client.execute_command("INFO", "ALL"))
-        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-        return parse_info(text)
+    def _scrape(self, stop_at: float) -> tuple[list[Metric], Tally]:
+        """INFO ALL, parsed and turned into families (in the deadline's helper thread)."""
+        raw = self._client.execute_command("INFO", "ALL")
+        if isinstance(raw, bytes):
+            text = raw.decode("utf-8", "replace")
+        elif isinstance(raw, str):
+            text = raw
+        else:
+            raise InfoParseError(f"INFO: expected text, got {type(raw).__name__}")
+        tally = Tally()
+        info = parse_info(text, stop_at=stop_at)
+        return list(info_metrics(info, self.instance, tally)), tally
 
     def ping(self) -> None:
         """Raise unless Redis answers within the timeout (readiness)."""
         self._bounded(self._client.ping)
 
     def collect(self) -> Iterator[Metric]:
+        """INFO's families, then ``redis_up`` and the self-metrics, whatever happened."""
         started = time.perf_counter()
         families: list[Metric] = []
         failure = ""
         try:
-            families = list(info_metrics(self.read_info(), self.instance))
-        except (redis.RedisError, OSError, InfoParseError) as exc:
+            stop_at = time.monotonic() + self._timeout
+            families, tally = self._bounded(lambda: self._scrape(stop_at))
+        except Exception as exc:  # whatever the reply did, redis_up and ours are served
             failure = error_class(exc)
             self._errors.add(self.instance)
             log.warning("scrape of Redis %s failed: %s", self.instance, failure)
+        else:
+            self._errors.record(self.instance, tally)
+            self._report(tally)
         yield from families
+        yield from self._self_metrics(failure, time.perf_counter() - started)
+
+    def _report(self, tally: Tally) -> None:
+        """One log line when a reply starts losing fields or series (again)."""
+        if not tally.skipped and not any(tally.dropped.values()):
+            self._repeats.reset()
+            return
+        dropped = ", ".join(f"{f} {n}" for f, n in sorted(tally.dropped.items()) if n)
+        reason = f"{tally.skipped} fields skipped; series dropped: {dropped or 'none'}"
+        log.log(
+            self._repeats.level(reason),
+            "INFO of Redis %s: %s (fields that do not parse, families over their cap)",
+            self.instance,
+            reason,
+        )
+
+    def _self_metrics(self, failure: str, seconds: float) -> Iterator[Metric]:
         up = metrics.REDIS_UP.new_family()
         up.add_metric([self.instance], 0.0 if failure else 1.0)
         yield up
         duration = metrics.EXPORTER_SCRAPE_DURATION.new_family()
-        duration.add_metric([self.instance], time.perf_counter() - started)
+        duration.add_metric([self.instance], seconds)
         yield duration
         errors = metrics.EXPORTER_SCRAPE_ERRORS.new_family()
         errors.add_metric([self.instance], float(self._errors.get(self.instance)))
@@ -281,6 +484,13 @@ class RedisInfoCollector(Collector):
         last = metrics.EXPORTER_LAST_SCRAPE_ERROR.new_family()
         last.add_metric([self.instance, failure], 1.0 if failure else 0.0)
         yield last
+        skipped = metrics.INFO_FIELDS_SKIPPED.new_family()
+        skipped.add_metric([self.instance], float(self._errors.get(self.instance, _SKIPPED)))
+        yield skipped
+        dropped = metrics.SERIES_DROPPED.new_family()
+        for family, count in self._errors.dropped(self.instance).items():
+            dropped.add_metric([self.instance, family], float(count))
+        yield dropped
 
     def close(self) -> None:
         self._client.close()

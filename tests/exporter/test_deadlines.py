@@ -85,7 +85,7 @@ def silent() -> Iterator[Listener]:
 @pytest.fixture
 def trickling() -> Iterator[Listener]:
     """Answers every connection with the start of a huge bulk reply, one byte at a time."""
-    listener = Listener(trickle=b"$100000000\r\n")
+    listener = Listener(trickle=b"$1000000\r\n")
     yield listener
     listener.close()
 

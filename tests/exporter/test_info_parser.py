@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.registry import Collector
 
 from exporter import metrics
-from exporter.collectors.info_parser import InfoParseError, RedisInfo, parse_info
-from exporter.collectors.redis_info import convert, info_metrics
+from exporter.collectors.info_parser import RedisInfo, parse_info
+from exporter.collectors.redis_info import Tally, convert, info_metrics
 from tests.exporter.conftest import DATA, promtool_check, sample
 
 INFO7 = (DATA / "info_redis7.txt").read_text()
@@ -70,16 +70,54 @@ def test_crlf_line_ends_as_redis_sends_them_parse_the_same() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "message"),
+    ("text", "kept", "skipped"),
     [
-        ("# Stats\nkeyspace_hits 12\n", "line 2: expected 'field:value'"),
-        ("# Commandstats\ncmdstat_get:calls=two\n", "cmdstat_get: calls: expected a number"),
-        ("# Keyspace\ndb0:keys\n", "db0: expected key=value pairs"),
+        ("# Stats\nkeyspace_hits 12\nkeyspace_misses:3\n", {"keyspace_misses": "3"}, 1),
+        ("# Stats\n:nameless\nkeyspace_misses:3\n", {"keyspace_misses": "3"}, 1),
     ],
 )
-def test_malformed_info_is_refused_naming_the_line_or_field(text: str, message: str) -> None:
-    with pytest.raises(InfoParseError, match=message):
-        parse_info(text)
+def test_a_line_that_is_not_field_value_is_skipped_and_counted(
+    text: str, kept: dict[str, str], skipped: int
+) -> None:
+    info = parse_info(text)
+    assert info.fields["stats"] == kept
+    assert info.skipped == skipped
+
+
+def test_records_that_do_not_parse_are_skipped_and_counted_the_rest_kept() -> None:
+    text = (
+        "# Commandstats\n"
+        "cmdstat_get:calls=two,usec=5\n"
+        "cmdstat_set:calls=1,usec=nan,failed_calls=inf\n"
+        "cmdstat_del:calls=4,usec=8\n"
+        "cmdstat_:calls=1\n"
+        "# Latencystats\n"
+        "latency_percentiles_usec_get:pabc=1.0,p50=2.0,p101=3,x=4\n"
+        "# Errorstats\n"
+        "errorstat_ERR:nocount\n"
+        "# Keyspace\n"
+        "db0:keys\n"
+        "dbx:keys=1\n"
+        "db1:keys=3,expires=0\n"
+    )
+    info = parse_info(text)
+    assert info.commandstats["get"] == {"usec": 5.0}
+    assert info.commandstats["set"] == {"calls": 1.0}
+    assert info.commandstats["del"] == {"calls": 4.0, "usec": 8.0}
+    assert info.latencystats["get"] == {"p50": 2.0}
+    assert info.errorstats == {}
+    assert dict(info.keyspace) == {"db0": {}, "db1": {"keys": 3.0, "expires": 0.0}}
+    # cmdstat_ (no name), errorstat_ERR, dbx; get, set, the latency line, db0
+    assert info.skipped == 7
+
+
+def test_the_latency_line_that_broke_every_scrape_is_skipped_not_raised() -> None:
+    """``pabc`` once reached the quantile conversion and turned /metrics into a 500."""
+    info = parse_info("# Latencystats\nlatency_percentiles_usec_get:pabc=1.0\n")
+    tally = Tally()
+    text = _render_info(info, tally)
+    assert "redis_latency_percentiles_seconds{" not in text
+    assert tally.skipped == 1
 
 
 @pytest.mark.parametrize(
@@ -93,6 +131,8 @@ def test_malformed_info_is_refused_naming_the_line_or_field(text: str, message: 
         ("ok", "status", 1.0),
         ("err", "status", 0.0),
         ("noeviction", "number", None),
+        ("nan", "number", None),
+        ("inf", "usec", None),
         (16.0, "usec", 16e-6),
     ],
 )
@@ -103,17 +143,22 @@ def test_convert_is_the_one_value_conversion(
 
 
 class _Fixed(Collector):
-    def __init__(self, info: RedisInfo) -> None:
+    def __init__(self, info: RedisInfo, tally: Tally | None = None) -> None:
         self.info = info
+        self.tally = tally
 
     def collect(self):  # type: ignore[no-untyped-def]
-        return info_metrics(self.info, "cache:6379")
+        return info_metrics(self.info, "cache:6379", self.tally)
+
+
+def _render_info(info: RedisInfo, tally: Tally | None = None) -> str:
+    registry = CollectorRegistry()
+    registry.register(_Fixed(info, tally))
+    return generate_latest(registry).decode()
 
 
 def _render(capture: str) -> str:
-    registry = CollectorRegistry()
-    registry.register(_Fixed(parse_info(capture)))
-    return generate_latest(registry).decode()
+    return _render_info(parse_info(capture))
 
 
 def test_redis7_capture_becomes_the_table_metrics_with_converted_units() -> None:

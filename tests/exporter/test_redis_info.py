@@ -62,7 +62,10 @@ def test_error_classes_are_bounded_and_never_the_message() -> None:
         redis.AuthenticationError("invalid username-password pair"): "auth",
         redis.ResponseError("NOAUTH Authentication required."): "auth",
         redis.ResponseError("ERR unknown command"): "response",
-        ValueError("anything else"): "other",
+        ValueError("not a number"): "parse",
+        KeyError("run_id"): "parse",
+        redis.InvalidResponse("Protocol Error"): "parse",
+        RuntimeError("anything else"): "other",
     }
     for exc, expected in cases.items():
         assert error_class(exc) == expected
