@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -111,10 +112,12 @@ class AsyncLeaseRenewer:
     """:class:`LeaseRenewer` for asyncio: one task per lock the service holds, renewing
     its lease every third of a lease until the lock is released, is no longer ours
     (or Redis is unavailable: ``renew`` returns False), or :meth:`stop`
-    (``AsyncCacheService.aclose``) cancels it."""
+    (``AsyncCacheService.aclose``) cancels it.  ``renew``, the service's bound method,
+    is held weakly, so the service is not in a reference cycle through its renewer
+    and is freed as soon as it is dropped."""
 
     def __init__(self, renew: Callable[[str, str], Awaitable[bool]], interval: float) -> None:
-        self._renew = renew
+        self._renew = weakref.WeakMethod(renew)
         self._interval = interval
         #: (lock key, token) -> the task renewing its lease
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -138,7 +141,8 @@ class AsyncLeaseRenewer:
         try:
             while True:
                 await asyncio.sleep(self._interval)
-                if not await self._renew(lock, token):
+                renew = self._renew()
+                if renew is None or not await renew(lock, token):
                     return
         finally:
             self._tasks.pop((lock, token), None)
