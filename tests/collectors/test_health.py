@@ -24,7 +24,7 @@ from exporter.collectors.health import (
     RepeatFilter,
     WorkerHealth,
 )
-from exporter.collectors.keyspace_sampler import KeyspaceSampler
+from exporter.collectors.keyspace_sampler import MAX_DATABASES, KeyspaceSampler, largest_dbs
 from exporter.metrics import (
     COLLECTOR_EVICTIONS,
     COLLECTOR_KEYSPACE_SAMPLER,
@@ -270,3 +270,35 @@ def test_worker_health_serves_both_workers_in_one_registry_and_passes_promtool(
     assert after_stop["up"] == 0.0
     result = promtool_check(text)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- the sampler under a keyspace naming 100 k databases ----------------------------------
+
+
+def test_largest_dbs_keeps_the_databases_with_most_keys() -> None:
+    populated = {db: db % 7 + 1 for db in range(1000)}
+    kept = largest_dbs(populated, limit=10)
+    assert len(kept) == 10
+    assert set(kept.values()) == {7}
+    assert list(kept) == sorted(kept)
+    assert largest_dbs({0: 1, 3: 2}) == {0: 1, 3: 2}
+
+
+def test_the_sampler_samples_at_most_max_databases_and_keeps_no_pool_per_database(
+    fake: FakeRedis, slo: SLO
+) -> None:
+    """100 k keyspace databases once meant 100 k connection pools (and connections)."""
+    sections = {k: list(v) for k, v in BASIC_INFO.items()}
+    sections["Keyspace"] = [f"db{i}:keys={1 + i % 3},expires=0" for i in range(2000)]
+    fake.handler = basic_handler(info_reply(sections))
+    sampler = KeyspaceSampler(fake.url, slo, instance="t", interval=60, pause=0)
+    try:
+        estimate = sampler.run_cycle()
+        selected = {args[1] for args in fake.commands if args[0].upper() == b"SELECT"}
+        pools = len(sampler._clients)
+    finally:
+        sampler.stop()
+    assert estimate is not None
+    assert len(estimate.dbs) == MAX_DATABASES
+    assert len(selected) <= MAX_DATABASES
+    assert pools <= MAX_DATABASES + 1  # the URL's own database, plus the sampled ones
