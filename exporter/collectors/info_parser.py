@@ -51,7 +51,7 @@ class Records(Mapping[str, dict[str, float]]):
         self._raw = raw
         self._latency = latency
         self._parsed: dict[str, dict[str, float]] = {}
-        self._bad: set[str] = set()
+        self._bad: dict[str, None] = {}  # insertion-ordered: the first ones for the log
 
     def __getitem__(self, name: str) -> dict[str, float]:
         found = self._parsed.get(name)
@@ -59,7 +59,7 @@ class Records(Mapping[str, dict[str, float]]):
             found, complete = _records(self._raw[name], self._latency)
             self._parsed[name] = found
             if not complete:
-                self._bad.add(name)
+                self._bad[name] = None
         return found
 
     def __iter__(self) -> Iterator[str]:
@@ -77,6 +77,10 @@ class Records(Mapping[str, dict[str, float]]):
     def width(self, name: str) -> int:
         """How many records line ``name`` holds (without parsing it)."""
         return self._raw[name].count(",") + 1
+
+    def bad_names(self, most: int) -> list[str]:
+        """The first ``most`` lines read so far with a record that did not parse."""
+        return list(self._bad)[:most]
 
     @property
     def skipped(self) -> int:
@@ -124,13 +128,25 @@ class RedisInfo:
     #: lines that did not parse and were left out (records: see ``skipped``)
     skipped_lines: int = 0
     #: the first few of them (field names, cut short), for a log line
-    skipped_names: tuple[str, ...] = ()
+    skipped_lines_names: tuple[str, ...] = ()
 
     @property
     def skipped(self) -> int:
         """Lines left out, plus the lines read so far with a record that did not parse."""
         sections = (self.commandstats, self.latencystats, self.keyspace)
         return self.skipped_lines + sum(records.skipped for records in sections)
+
+    @property
+    def skipped_names(self) -> tuple[str, ...]:
+        """The first few field names of :attr:`skipped`, cut short (for a log line)."""
+        names = list(self.skipped_lines_names)
+        for prefix, records in (
+            (_COMMANDSTAT, self.commandstats),
+            (_LATENCYSTAT, self.latencystats),
+            ("", self.keyspace),
+        ):
+            names += [prefix + name for name in records.bad_names(_EXAMPLES)]
+        return tuple(name[:_EXAMPLE_CHARS] for name in names[:_EXAMPLES])
 
     def get(self, section: str, name: str) -> str | None:
         """Raw value of ``name`` in ``section``, ``None`` when this server lacks it."""
@@ -240,5 +256,5 @@ def parse_info(text: str, *, stop_at: float | None = None) -> RedisInfo:
         errorstats=errorstats,
         keyspace=Records(keyspace),
         skipped_lines=skipped,
-        skipped_names=tuple(examples),
+        skipped_lines_names=tuple(examples),
     )

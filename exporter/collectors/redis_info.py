@@ -422,7 +422,7 @@ class RedisInfoCollector(Collector):
             self._client.connection_pool.disconnect()
             raise
 
-    def _scrape(self, stop_at: float) -> tuple[list[Metric], Tally]:
+    def _scrape(self, stop_at: float) -> tuple[list[Metric], Tally, RedisInfo]:
         """INFO ALL, parsed and turned into families (in the deadline's helper thread)."""
         raw = self._client.execute_command("INFO", "ALL")
         if isinstance(raw, bytes):
@@ -433,7 +433,7 @@ class RedisInfoCollector(Collector):
             raise InfoParseError(f"INFO: expected text, got {type(raw).__name__}")
         tally = Tally()
         info = parse_info(text, stop_at=stop_at)
-        return list(info_metrics(info, self.instance, tally)), tally
+        return list(info_metrics(info, self.instance, tally)), tally, info
 
     def ping(self) -> None:
         """Raise unless Redis answers within the timeout (readiness)."""
@@ -446,30 +446,41 @@ class RedisInfoCollector(Collector):
         failure = ""
         try:
             stop_at = time.monotonic() + self._timeout
-            families, tally = self._bounded(lambda: self._scrape(stop_at))
+            families, tally, info = self._bounded(lambda: self._scrape(stop_at))
         except Exception as exc:  # whatever the reply did, redis_up and ours are served
             failure = error_class(exc)
             self._errors.add(self.instance)
             log.warning("scrape of Redis %s failed: %s", self.instance, failure)
         else:
             self._errors.record(self.instance, tally)
-            self._report(tally)
+            self._report(tally, info)
         yield from families
         yield from self._self_metrics(failure, time.perf_counter() - started)
 
-    def _report(self, tally: Tally) -> None:
-        """One log line when a reply starts losing fields or series (again)."""
-        if not tally.skipped and not any(tally.dropped.values()):
+    def _report(self, tally: Tally, info: RedisInfo) -> None:
+        """One log line when a reply starts skipping fields or dropping a family's
+        series (not one per scrape: the same kinds of loss are logged once a streak)."""
+        families = sorted(f for f, n in tally.dropped.items() if n)
+        if not tally.skipped and not families:
             self._repeats.reset()
             return
-        dropped = ", ".join(f"{f} {n}" for f, n in sorted(tally.dropped.items()) if n)
-        reason = f"{tally.skipped} fields skipped; series dropped: {dropped or 'none'}"
-        log.log(
-            self._repeats.level(reason),
-            "INFO of Redis %s: %s (fields that do not parse, families over their cap)",
-            self.instance,
-            reason,
-        )
+        level = self._repeats.level(f"{bool(tally.skipped)} {families}")
+        if tally.skipped:
+            first = info.skipped_names[0] if info.skipped_names else ""
+            log.log(
+                level,
+                "INFO of Redis %s: %d fields do not parse and were skipped (first: %r)",
+                self.instance,
+                tally.skipped,
+                first,
+            )
+        if families:
+            log.log(
+                level,
+                "INFO of Redis %s: over their caps, series dropped: %s",
+                self.instance,
+                ", ".join(f"{f} {tally.dropped[f]}" for f in families),
+            )
 
     def _self_metrics(self, failure: str, seconds: float) -> Iterator[Metric]:
         up = metrics.REDIS_UP.new_family()

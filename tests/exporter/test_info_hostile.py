@@ -8,6 +8,7 @@ Malformed, hostile and huge replies come from a fake RESP server
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -424,3 +425,26 @@ def test_the_hostile_scrape_output_passes_promtool(fake: FakeRedis) -> None:
     text, _ = _scrape(fake)
     result = promtool_check(text)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_skipped_fields_and_dropped_series_are_logged_once_a_streak_not_per_scrape(
+    fake: FakeRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="exporter")
+    lines = [f"cmdstat_c{i}:calls=1" for i in range(MAX_COMMANDS + 1)]
+    bad = ["latency_percentiles_usec_get:pabc=1.0"]
+    fake.handler = basic_handler(info_reply(_sections(Commandstats=lines, Latencystats=bad)))
+    collector = RedisInfoCollector(fake.url, instance=fake.address, timeout=2.0)
+    registry = CollectorRegistry()
+    registry.register(collector)
+    try:
+        for _ in range(3):
+            generate_latest(registry)
+    finally:
+        collector.close()
+    said = [r for r in caplog.records if "INFO of Redis" in r.getMessage()]
+    warnings = [r.getMessage() for r in said if r.levelno == logging.WARNING]
+    assert len(said) == 6 and len(warnings) == 2
+    assert "1 fields do not parse" in warnings[0]
+    assert "'latency_percentiles_usec_get'" in warnings[0]
+    assert "redis_commands_total 3" in warnings[1]  # the last two c… in sorted order, and get
