@@ -160,7 +160,11 @@ class BackgroundThread:
                 reason,
                 delay,
             )
-            self._pause(delay)
+            try:
+                self._pause(delay)
+            except Exception as exc:  # the wait itself must not end the thread either
+                self.health.failed(exc)
+                self._stop.wait(delay)
 
     def _succeeded(self) -> None:
         """An attempt did its work: health up, the log's streak of failures over."""

@@ -154,6 +154,20 @@ def test_a_loop_that_returns_while_running_is_restarted_too() -> None:
     assert worker.health.last_error == "other"
 
 
+def test_a_wait_between_attempts_that_raises_does_not_end_the_thread() -> None:
+    class BadPause(_Flaky):
+        def _pause(self, seconds: float) -> None:
+            raise KeyError("run_id")
+
+    worker = BadPause([ValueError("x"), ValueError("y")])
+    worker.start()
+    try:
+        _wait(lambda: len(worker.attempts) == 3)
+        assert worker.running
+    finally:
+        worker.stop()
+
+
 # --- the eviction tracker against hostile replies ----------------------------------------
 
 
