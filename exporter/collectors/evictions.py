@@ -19,6 +19,12 @@ the gap is ``unattributed``.  A barrier that does not come back within
 
 ``collect()`` asks the thread for a reconcile and waits at most
 ``collect_timeout`` for it; if Redis is down it serves the last counters.
+Any exception ends one subscription, not the thread: the supervisor of
+:class:`~exporter.collectors._redis.BackgroundThread` reconnects with capped
+exponential backoff, answering reconciles (from ``INFO`` alone) while it waits,
+and ``cache_exporter_collector_*{collector="evictions"}`` say it is failing and
+why.  ``INFO`` is read as raw text through our own parser, so a reply without
+``run_id`` or one that is not text is a parse failure, not a crash.
 Should evictions outrun the thread (tens of thousands per second), Redis drops
 the subscriber at its pubsub output-buffer limit; the thread reconnects and the
 events it missed are counted as ``unattributed``, so the sums stay right.

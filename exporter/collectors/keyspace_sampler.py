@@ -30,6 +30,13 @@ read at all ``cache_size_bytes`` is left out rather than served as 0.
 
 SCAN may return a key twice while Redis rehashes; such duplicates are counted
 like any sampled key (a negligible bias, not worth a per-cycle key set).
+
+At most :data:`MAX_DATABASES` databases are sampled per cycle (the ones with
+the most keys; keys elsewhere are not counted, and the log says so once), and
+pools of databases no longer sampled are closed.  A cycle that fails for any
+reason (Redis down, a keyspace reply that does not parse) ends the attempt;
+the supervisor of :class:`~exporter.collectors._redis.BackgroundThread`
+restarts it with backoff and reports it in ``cache_exporter_collector_*``.
 """
 
 from __future__ import annotations

@@ -6,6 +6,21 @@ trickles in, or a host name that never resolves, outlasts any socket timeout),
 so a down, stalled or crawling Redis gives ``redis_up 0`` and the error class
 quickly instead of hanging the scrape.  What becomes a metric is the tables in
 :mod:`exporter.metrics`; this module only converts values and emits.
+
+Whatever answers on the port, ``redis_up`` and the self-metrics are served:
+
+* the deadline covers the round trip, the parse and building the families; the
+  reply is read through :class:`CappedParser` (at most :data:`MAX_INFO_BYTES`,
+  refused from its length header before it is read);
+* a field that does not parse is skipped and counted
+  (``cache_exporter_info_fields_skipped_total``), never a failed scrape;
+* every family keyed by a name Redis returns is capped (``MAX_COMMANDS``,
+  ``MAX_DATABASES``, ``MAX_ERROR_PREFIXES``, ``MAX_QUANTILES``): the first names
+  in a stable order keep their series, the rest are summed into one overflow
+  series (``cmd="other"``, ``db="other"``, ``err="OTHER"``) where a sum means
+  something and dropped where not (percentiles, average TTLs), and
+  ``cache_exporter_series_dropped_total{family}`` counts them.  So the output,
+  and the time to render it, are bounded (a few thousand series at most).
 """
 
 from __future__ import annotations
