@@ -22,9 +22,9 @@ from exporter.metrics import LATENCY_BUCKETS, OPERATIONS, RESERVED_TYPE_NAMES, T
 SUPPORTED_VERSIONS = (1,)
 DEFAULT_SLO_NAME = "slo.yaml"
 
-#: each unit's count has at most 9 digits, so parsing a duration can never overflow
+#: each unit's count has at most 12 digits (one more cannot be a sane duration)
 _DURATION_RE = re.compile(
-    r"^(?:(\d{1,9})d)?(?:(\d{1,9})h)?(?:(\d{1,9})m(?!s))?(?:(\d{1,9})s)?(?:(\d{1,9})ms)?$"
+    r"^(?:(\d{1,12})d)?(?:(\d{1,12})h)?(?:(\d{1,12})m(?!s))?(?:(\d{1,12})s)?(?:(\d{1,12})ms)?$"
 )
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -103,7 +103,10 @@ def parse_duration(text: str) -> timedelta:
     if not match or not any(match.groups()):
         raise ValueError(f"not a duration: {text!r}")
     d, h, m, s, ms = (int(g) if g else 0 for g in match.groups())
-    return timedelta(days=d, hours=h, minutes=m, seconds=s, milliseconds=ms)
+    try:
+        return timedelta(days=d, hours=h, minutes=m, seconds=s, milliseconds=ms)
+    except OverflowError:  # beyond timedelta's 999999999 days
+        raise ValueError(f"not a duration: {text!r} is too long") from None
 
 
 def format_duration(value: timedelta) -> str:
