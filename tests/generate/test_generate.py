@@ -268,3 +268,108 @@ def test_rules_read_only_contract_metrics_and_recorded_series(production: dict[s
     for rule in rules_of(production):
         unknown = metric_names(str(rule["expr"])) - contract - recorded - {"up"}
         assert not unknown, (rule.get("alert") or rule.get("record"), unknown)
+
+
+# --- all or nothing (#10 item 8) ---------------------------------------------------
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (hidden ones too: a left-over staging folder shows)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def previous_output(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
+    """A folder holding a first generation's output, and a hand-made file beside it."""
+    out = tmp_path / "out"
+    assert main(["generate", "--out", str(out)]) == 0
+    (out / "alerts" / "README.md").write_text("kept\n")
+    return out, snapshot(out)
+
+
+def test_a_failure_while_moving_files_into_place_leaves_the_previous_output(
+    tmp_path: Path,
+    previous_output: tuple[Path, dict[str, bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every changed file is already in place but the last when the last rename fails:
+    the ones moved are put back, byte for byte, and the staging folder is gone."""
+    import exporter.generate as generate
+
+    out, before = previous_output
+    moved: list[Path] = []
+    real_install = generate._install
+
+    def install(staged: Path, target: Path) -> None:
+        if len(moved) == 5:
+            raise OSError(28, "No space left on device", str(target))
+        moved.append(target)
+        real_install(staged, target)
+
+    monkeypatch.setattr(generate, "_install", install)
+    other = slo_file(tmp_path, window="7d")  # every rule and test file changes
+    assert main(["generate", "--slo", str(other), "--out", str(out)]) == 2
+    assert len(moved) == 5  # five files had been replaced before the failure
+    assert snapshot(out) == before
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and "No space left on device" in err[-1]
+    assert f"nothing under {out} was changed" in err[-1]
+    monkeypatch.undo()  # and the same run without the fault writes everything
+    assert main(["generate", "--slo", str(other), "--out", str(out)]) == 0
+    assert snapshot(out) != before and not list(out.glob(".cache-slo-generate-*"))
+
+
+def test_a_failure_while_staging_leaves_the_previous_output(
+    tmp_path: Path,
+    previous_output: tuple[Path, dict[str, bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import exporter.generate as generate
+
+    out, before = previous_output
+    written: list[Path] = []
+    real_write = generate._write_file
+
+    def write_file(path: Path, text: str) -> None:
+        if len(written) == 3:
+            raise OSError(122, "Disk quota exceeded", str(path))
+        written.append(path)
+        real_write(path, text)
+
+    monkeypatch.setattr(generate, "_write_file", write_file)
+    assert main(["generate", "--slo", str(slo_file(tmp_path, window="7d")), "--out", str(out)]) == 2
+    assert written and all(out in p.parents for p in written)  # staged inside --out
+    assert snapshot(out) == before
+
+
+def test_a_failed_first_generation_leaves_no_folder_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import exporter.generate as generate
+
+    def install(staged: Path, target: Path) -> None:
+        raise OSError(13, "Permission denied", str(target))
+
+    monkeypatch.setattr(generate, "_install", install)
+    out = tmp_path / "new" / "out"
+    assert main(["generate", "--out", str(out)]) == 2
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_refused_slo_file_writes_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(slo_file(tmp_path).read_text().replace("window: 30d", "window: 1ms"))
+    out = tmp_path / "out"
+    assert main(["generate", "--slo", str(bad), "--out", str(out)]) == 2
+    assert not out.exists()
+
+
+def test_an_unchanged_file_is_not_rewritten(
+    previous_output: tuple[Path, dict[str, bytes]],
+) -> None:
+    out, _ = previous_output
+    rules = out / "alerts" / c.FILE_OPERATIONAL
+    inode = rules.stat().st_ino
+    assert main(["generate", "--out", str(out)]) == 0
+    assert rules.stat().st_ino == inode
