@@ -92,6 +92,7 @@ ERROR_CLASSES = (
     "circuit_open",  # call skipped because the breaker is open
     "serialization",  # a stored value could not be decoded
     "response",  # Redis answered with an error (OOM, WRONGTYPE, ...)
+    "protocol",  # the reply is not Redis protocol: something else listens there
     "other",
 )
 

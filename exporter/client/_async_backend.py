@@ -11,10 +11,20 @@ What differs lives here:
   held lock) and the pub/sub listener (:class:`AsyncSubscription`: a task);
 - waiting until a listener is subscribed (:func:`wait_ready`) and calling a
   handler, which may be a coroutine function (:func:`call_handler` awaits it);
-- the client's retry object (:func:`no_retries`) and the cluster rule: redis-py's
+- the client's retry object (:func:`no_retries`) and the cluster rules: redis-py's
   asyncio ``RedisCluster`` has no pub/sub, so :func:`refuse_cluster_pubsub`
   makes ``subscribe`` and ``on_invalidate`` refuse it with
-  :class:`~exporter.client.errors.CacheConfigError`.
+  :class:`~exporter.client.errors.CacheConfigError`, and has no ``publish``, so
+  :func:`publisher` sends ``PUBLISH`` to one node (Redis Cluster forwards it to
+  subscribers on every node);
+- the per-call deadline (:func:`deadline`, :func:`bounded_iter`): redis.asyncio's
+  connection pool holds a lock while one task connects, so without a deadline
+  concurrent callers of an unreachable or frozen Redis wait one connect after
+  another (50 callers: 50 timeouts in a row).  Every Redis call of the service
+  runs inside ``async with backend.deadline(self.deadline):``; when it expires the
+  call fails as a ``timeout`` (see :func:`exporter.client.core.call_deadline`).
+  ``scripts/unasync.py`` drops these blocks from the sync service, whose calls are
+  bounded by redis-py's socket timeouts alone (a thread cannot be interrupted).
 
 Like the ``redis.asyncio`` client under it, an ``AsyncCacheService`` belongs to
 one event loop (its single-flight table and renewal tasks included).
@@ -24,10 +34,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from asyncio import sleep
-from collections.abc import Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any, TypeVar
 
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -41,20 +53,53 @@ __all__ = [
     "AsyncSubscription",
     "Handler",
     "InvalidationHandler",
+    "bounded_iter",
     "call_handler",
+    "deadline",
     "no_retries",
+    "publisher",
     "refuse_cluster_pubsub",
     "sleep",
     "wait_ready",
 ]
 
 M = TypeVar("M")
+T = TypeVar("T")
 
 #: a subscriber's handler: called with each decoded message in the listener task;
 #: it may be a coroutine function (its coroutine is awaited)
 Handler = Callable[[Any], Any]
 #: an ``on_invalidate`` handler (sync or async), given each invalidation message
 InvalidationHandler = Callable[[dict[str, Any]], Any]
+
+
+#: ``async with deadline(seconds):`` cancels the Redis call inside after ``seconds``
+#: (``None``: never) and raises ``TimeoutError`` (counted as ``timeout``) in its place
+#: (``asyncio.timeout`` itself: no wrapper frame on the hot path)
+deadline = asyncio.timeout
+
+
+async def bounded_iter(items: AsyncIterable[T], seconds: float | None) -> AsyncIterator[T]:
+    """``items`` (e.g. ``scan_iter``), each step within ``seconds``: a long scan is
+    bounded per round trip, not as a whole."""
+    it = aiter(items)
+    while True:
+        try:
+            async with deadline(seconds):
+                item = await anext(it)
+        except StopAsyncIteration:
+            return
+        yield item
+
+
+def publisher(client: Any, is_cluster: bool) -> Callable[..., Any]:
+    """``client.publish``; on an asyncio ``RedisCluster`` (which has none) ``PUBLISH``
+    sent to the default node: Redis Cluster propagates it to every node's subscribers."""
+    if not is_cluster:
+        return client.publish  # type: ignore[no-any-return]
+    return functools.partial(
+        client.execute_command, "PUBLISH", target_nodes=RedisCluster.DEFAULT_NODE
+    )
 
 
 def no_retries() -> Retry:

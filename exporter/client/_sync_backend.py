@@ -12,14 +12,24 @@ module: the same names, for threads.
 - waiting until a listener is subscribed (:func:`wait_ready`) and calling a
   handler (:func:`call_handler`: a plain call, in the listener thread);
 - the client's retry object (:func:`no_retries`); redis-py's sync
-  ``RedisCluster`` has pub/sub, so :func:`refuse_cluster_pubsub` refuses nothing.
+  ``RedisCluster`` has pub/sub, so :func:`refuse_cluster_pubsub` refuses nothing
+  and :func:`publisher` is the client's own ``publish``;
+- the per-call deadline: none beyond redis-py's own socket timeouts (a blocked
+  thread cannot be interrupted).  A sync call waits at most the connect timeout
+  plus the socket timeout (redis-py's sync pool connects outside its lock, so
+  callers never queue behind each other's connects), except against a server that
+  drips bytes, each within the socket timeout.  ``scripts/unasync.py`` drops the
+  async service's ``async with backend.deadline(...)`` blocks, so the sync hot path
+  pays nothing for them; :func:`deadline` (a no-op) and :func:`bounded_iter` (the
+  iterable itself) exist so the two backends offer the same names.
 
 A ``CacheService`` may be shared by any number of threads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from time import sleep
 from typing import Any, TypeVar
 
@@ -35,19 +45,38 @@ __all__ = [
     "LeaseRenewer",
     "SingleFlight",
     "Subscription",
+    "bounded_iter",
     "call_handler",
+    "deadline",
     "no_retries",
+    "publisher",
     "refuse_cluster_pubsub",
     "sleep",
     "wait_ready",
 ]
 
 M = TypeVar("M")
+T = TypeVar("T")
 
 #: a subscriber's handler: called with each decoded message in the listener thread
 Handler = Callable[[Any], None]
 #: an ``on_invalidate`` handler, given each invalidation message
 InvalidationHandler = Callable[[dict[str, Any]], None]
+
+
+def deadline(seconds: float | None) -> AbstractContextManager[None]:
+    """No deadline: the generated service never enters one (see the module docstring)."""
+    return nullcontext()
+
+
+def bounded_iter(items: Iterable[T], seconds: float | None) -> Iterable[T]:
+    """``items`` themselves: each round trip is bounded by redis-py's socket timeout."""
+    return items
+
+
+def publisher(client: Any, is_cluster: bool) -> Callable[..., Any]:
+    """``client.publish`` (sync ``RedisCluster`` has one too)."""
+    return client.publish  # type: ignore[no-any-return]
 
 
 def no_retries() -> Retry:

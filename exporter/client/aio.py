@@ -14,6 +14,14 @@ lease), never including loader time, which goes to ``cache_compute_seconds``.
 Each call records its outcome with one call: a success through the recorder
 (:mod:`exporter.client.recorder`), a failure through ``_failed``.
 
+Deadline: no call waits longer than ``self.deadline`` for Redis (the client's
+connect timeout plus its socket timeout: :func:`exporter.client.core.call_deadline`),
+a scan of any length no longer per round trip; a call that reaches it fails open
+as a ``timeout`` and feeds the breaker.  How each side keeps it (the event loop's
+pool connects under a lock, so every call here runs in a ``backend.deadline``
+block; threads rely on redis-py's socket timeouts, and the generator drops those
+blocks) is in :mod:`exporter.client._async_backend`.
+
 Cluster: a ``redis.asyncio.cluster.RedisCluster`` client is accepted.  Multi-key
 operations are never atomic across hash slots: ``mget`` uses
 ``mget_nonatomic``, ``mset``/``set_with_tags``/``incr`` use non-transactional
@@ -82,6 +90,7 @@ class AsyncCacheService(ServiceCore):
         self._extend = any_client.register_script(EXTEND_SCRIPT)
         self._renewer = backend.AsyncLeaseRenewer(self._renew_lease, self.lock_lease_ms / 3000)
         self._pop_tag = any_client.register_script(POP_TAG_SCRIPT)
+        self._publish = backend.publisher(client, self.is_cluster)
         self._lat_get = self._i.latency["get"]
         self._lat_mget = self._i.latency["mget"]
         self._lat_goc = self._i.latency["get_or_compute"]
@@ -119,13 +128,30 @@ class AsyncCacheService(ServiceCore):
     async def _call(
         self, op: str, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
     ) -> T | Any:
-        """Run one Redis call with breaker, latency and error accounting; MISSING on failure."""
+        """Run one Redis call (a command, a pipeline, or a few in a row) within the
+        deadline, with breaker, latency and error accounting; MISSING on failure."""
         if self.breaker.open_until and self._blocked(op):
             return MISSING
         latency = self._i.latency[op]
         t0 = perf_counter()
         try:
-            result = await fn(*args, **kwargs)
+            async with backend.deadline(self.deadline):
+                result = await fn(*args, **kwargs)
+        except Exception as exc:
+            self._failed(op, exc, perf_counter() - t0)
+            return MISSING
+        self._record((latency, perf_counter() - t0, None, None))
+        return result
+
+    async def _call_steps(self, op: str, fn: Callable[[], Awaitable[T]]) -> T | Any:
+        """:meth:`_call` for a scan of any length: ``fn`` puts each of its round trips
+        within the deadline itself."""
+        if self.breaker.open_until and self._blocked(op):
+            return MISSING
+        latency = self._i.latency[op]
+        t0 = perf_counter()
+        try:
+            result = await fn()
         except Exception as exc:
             self._failed(op, exc, perf_counter() - t0)
             return MISSING
@@ -140,7 +166,8 @@ class AsyncCacheService(ServiceCore):
             return None
         t0 = perf_counter()
         try:
-            data = await self.redis.get(key)
+            async with backend.deadline(self.deadline):
+                data = await self.redis.get(key)
         except Exception as exc:
             self._failed("get", exc, perf_counter() - t0, key)
             return None
@@ -175,7 +202,8 @@ class AsyncCacheService(ServiceCore):
             return [None] * len(keys)
         t0 = perf_counter()
         try:
-            raw = await self._mget(keys)
+            async with backend.deadline(self.deadline):
+                raw = await self._mget(keys)
         except Exception as exc:
             self._failed("mget", exc, perf_counter() - t0, keys)
             return [None] * len(keys)
@@ -231,16 +259,19 @@ class AsyncCacheService(ServiceCore):
         async def run() -> int:
             removed = 0
             chunk: list[Any] = []
-            async for key in self.redis.scan_iter(match=str(checked), count=batch):
+            keys = self.redis.scan_iter(match=str(checked), count=batch)
+            async for key in backend.bounded_iter(keys, self.deadline):
                 chunk.append(key)
                 if len(chunk) >= batch:
-                    removed += int(await self.redis.unlink(*chunk))
+                    async with backend.deadline(self.deadline):
+                        removed += int(await self.redis.unlink(*chunk))
                     chunk.clear()
             if chunk:
-                removed += int(await self.redis.unlink(*chunk))
+                async with backend.deadline(self.deadline):
+                    removed += int(await self.redis.unlink(*chunk))
             return removed
 
-        result = await self._call("delete_pattern", run)
+        result = await self._call_steps("delete_pattern", run)
         return 0 if result is MISSING else int(result)
 
     async def incr(self, key: str, amount: int = 1, ttl: Seconds | None = None) -> int | None:
@@ -312,7 +343,8 @@ class AsyncCacheService(ServiceCore):
             return MISSING, 0.0, 0.0
         t0 = perf_counter()
         try:
-            data = await self.redis.get(key)
+            async with backend.deadline(self.deadline):
+                data = await self.redis.get(key)
         except Exception as exc:
             self._failed("get_or_compute", exc, perf_counter() - t0, key)
             return MISSING, 0.0, 0.0
@@ -461,21 +493,28 @@ class AsyncCacheService(ServiceCore):
             dropped = 0
             cursor = 0
             while True:
-                cursor, members = await self.redis.sscan(tag_key, cursor, count=200)
+                async with backend.deadline(self.deadline):
+                    cursor, members = await self.redis.sscan(tag_key, cursor, count=200)
                 if members:
-                    pipe = self.redis.pipeline(transaction=False)
-                    for m in members:
-                        pipe.exists(m)
-                    found = await pipe.execute()
-                    gone = [m for m, n in zip(members, found, strict=True) if not n]
+                    async with backend.deadline(self.deadline):
+                        gone = await self._gone(members)
                     if gone:
-                        dropped += int(await self.redis.srem(tag_key, *gone))
-                        dropped -= await self._retag(tag_key, gone)
+                        async with backend.deadline(self.deadline):
+                            dropped += int(await self.redis.srem(tag_key, *gone))
+                            dropped -= await self._retag(tag_key, gone)
                 if cursor == 0:
                     return dropped
 
-        result = await self._call("set_with_tags", run)
+        result = await self._call_steps("set_with_tags", run)
         return 0 if result is MISSING else int(result)
+
+    async def _gone(self, members: list[Any]) -> list[Any]:
+        """The members whose keys no longer exist."""
+        pipe = self.redis.pipeline(transaction=False)
+        for m in members:
+            pipe.exists(m)
+        found = await pipe.execute()
+        return [m for m, n in zip(members, found, strict=True) if not n]
 
     async def _retag(self, tag_key: str, removed: list[Any]) -> int:
         """Put back removed members that exist again (written between prune's EXISTS
@@ -545,7 +584,7 @@ class AsyncCacheService(ServiceCore):
     async def publish(self, channel: str, message: Any) -> int:
         """Publish a serialized message; receivers reached (0 if Redis is unavailable)."""
         payload = self._encode(self._i.other, message)
-        result = await self._call("publish", self.redis.publish, channel, payload)
+        result = await self._call("publish", self._publish, channel, payload)
         return 0 if result is MISSING else int(result)
 
     async def subscribe(

@@ -72,6 +72,27 @@ def xfetch_due(delta: float, expiry: float, now: float, beta: float) -> bool:
     return now - delta * beta * math.log(1.0 - random.random()) >= expiry
 
 
+def call_deadline(client: Any) -> float | None:
+    """The longest one Redis call of the service may take: the client's connect
+    timeout plus its socket timeout, the worst case of a sync call that must connect
+    first (redis-py uses the socket timeout when no connect timeout is set).  ``None``
+    (no deadline) when the client has no socket timeout: it would wait forever too.
+
+    On the asyncio side every Redis call runs within this deadline
+    (``backend.deadline``): redis.asyncio's pool connects under a lock, so without one
+    concurrent callers of a frozen or unreachable Redis queue behind each other's
+    connects, one timeout after another."""
+    getter = getattr(client, "get_connection_kwargs", None)
+    kwargs = getter() if callable(getter) else {}
+    socket_timeout = kwargs.get("socket_timeout")
+    if not isinstance(socket_timeout, int | float) or socket_timeout <= 0:
+        return None
+    connect = kwargs.get("socket_connect_timeout")
+    if not isinstance(connect, int | float) or connect <= 0:
+        connect = socket_timeout
+    return float(connect + socket_timeout)
+
+
 def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     service = {k: v for k, v in options.items() if k in SERVICE_OPTIONS}
     redis_opts = {k: v for k, v in options.items() if k not in SERVICE_OPTIONS}
@@ -165,6 +186,8 @@ class ServiceCore:
         self._cluster_seeds: dict[str, Any] = (
             dict(nodes_manager.startup_nodes) if nodes_manager is not None else {}
         )
+        #: seconds one Redis call may take at most (see :func:`call_deadline`)
+        self.deadline = call_deadline(client)
         #: running listeners (Subscription / AsyncSubscription); close() stops them
         self.subscriptions: set[Any] = set()
 

@@ -36,10 +36,14 @@ ERROR_TABLE: tuple[tuple[type[BaseException], str], ...] = (
     (rex.ClusterError, "connection"),  # "TTL exhausted": every retry failed
     (rex.SlotNotCoveredError, "connection"),  # part of the cluster is unreachable
     (OSError, "connection"),
+    # what answered is not Redis (an HTTP or TLS port, garbage on the wire): a reply
+    # that does not parse as RESP
+    (rex.InvalidResponse, "protocol"),
     (rex.ResponseError, "response"),
 )
 #: error classes that mean "Redis is unreachable": these feed the circuit breaker
-BREAKER_ERRORS = frozenset({"timeout", "connection"})
+#: (``protocol``: something answers, but not Redis, which is as good as unreachable)
+BREAKER_ERRORS = frozenset({"timeout", "connection", "protocol"})
 
 
 def error_class(exc: BaseException) -> str:

@@ -16,6 +16,14 @@ lease), never including loader time, which goes to ``cache_compute_seconds``.
 Each call records its outcome with one call: a success through the recorder
 (:mod:`exporter.client.recorder`), a failure through ``_failed``.
 
+Deadline: no call waits longer than ``self.deadline`` for Redis (the client's
+connect timeout plus its socket timeout: :func:`exporter.client.core.call_deadline`),
+a scan of any length no longer per round trip; a call that reaches it fails open
+as a ``timeout`` and feeds the breaker.  How each side keeps it (the event loop's
+pool connects under a lock, so every call here runs in a ``backend.deadline``
+block; threads rely on redis-py's socket timeouts, and the generator drops those
+blocks) is in :mod:`exporter.client._sync_backend`.
+
 Cluster: a ``redis.cluster.RedisCluster`` client is accepted.  Multi-key
 operations are never atomic across hash slots: ``mget`` uses
 ``mget_nonatomic``, ``mset``/``set_with_tags``/``incr`` use non-transactional
@@ -72,9 +80,7 @@ T = TypeVar("T")
 class CacheService(ServiceCore):
     """Instrumented, tenant-isolated, fail-open cache over a ``redis`` client."""
 
-    def __init__(
-        self, client: redis.Redis | redis.cluster.RedisCluster, **options: Any
-    ) -> None:
+    def __init__(self, client: redis.Redis | redis.cluster.RedisCluster, **options: Any) -> None:
         super().__init__(client, **options)
         self.redis: Any = client
         any_client: Any = client
@@ -84,6 +90,7 @@ class CacheService(ServiceCore):
         self._extend = any_client.register_script(EXTEND_SCRIPT)
         self._renewer = backend.LeaseRenewer(self._renew_lease, self.lock_lease_ms / 3000)
         self._pop_tag = any_client.register_script(POP_TAG_SCRIPT)
+        self._publish = backend.publisher(client, self.is_cluster)
         self._lat_get = self._i.latency["get"]
         self._lat_mget = self._i.latency["mget"]
         self._lat_goc = self._i.latency["get_or_compute"]
@@ -118,16 +125,30 @@ class CacheService(ServiceCore):
 
     # --- plumbing -------------------------------------------------------------------
 
-    def _call(
-        self, op: str, fn: Callable[..., T], *args: Any, **kwargs: Any
-    ) -> T | Any:
-        """Run one Redis call with breaker, latency and error accounting; MISSING on failure."""
+    def _call(self, op: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | Any:
+        """Run one Redis call (a command, a pipeline, or a few in a row) within the
+        deadline, with breaker, latency and error accounting; MISSING on failure."""
         if self.breaker.open_until and self._blocked(op):
             return MISSING
         latency = self._i.latency[op]
         t0 = perf_counter()
         try:
             result = fn(*args, **kwargs)
+        except Exception as exc:
+            self._failed(op, exc, perf_counter() - t0)
+            return MISSING
+        self._record((latency, perf_counter() - t0, None, None))
+        return result
+
+    def _call_steps(self, op: str, fn: Callable[[], T]) -> T | Any:
+        """:meth:`_call` for a scan of any length: ``fn`` puts each of its round trips
+        within the deadline itself."""
+        if self.breaker.open_until and self._blocked(op):
+            return MISSING
+        latency = self._i.latency[op]
+        t0 = perf_counter()
+        try:
+            result = fn()
         except Exception as exc:
             self._failed(op, exc, perf_counter() - t0)
             return MISSING
@@ -233,7 +254,8 @@ class CacheService(ServiceCore):
         def run() -> int:
             removed = 0
             chunk: list[Any] = []
-            for key in self.redis.scan_iter(match=str(checked), count=batch):
+            keys = self.redis.scan_iter(match=str(checked), count=batch)
+            for key in backend.bounded_iter(keys, self.deadline):
                 chunk.append(key)
                 if len(chunk) >= batch:
                     removed += int(self.redis.unlink(*chunk))
@@ -242,7 +264,7 @@ class CacheService(ServiceCore):
                 removed += int(self.redis.unlink(*chunk))
             return removed
 
-        result = self._call("delete_pattern", run)
+        result = self._call_steps("delete_pattern", run)
         return 0 if result is MISSING else int(result)
 
     def incr(self, key: str, amount: int = 1, ttl: Seconds | None = None) -> int | None:
@@ -289,9 +311,7 @@ class CacheService(ServiceCore):
 
     # --- get_or_compute -----------------------------------------------------------------
 
-    def get_or_compute(
-        self, key: str, loader: Callable[[], T], ttl: Seconds | None = None
-    ) -> T:
+    def get_or_compute(self, key: str, loader: Callable[[], T], ttl: Seconds | None = None) -> T:
         """Cached value of ``key``, or ``loader()``'s result stored with the type's TTL.
 
         Stampede-safe (see :mod:`exporter.client.stampede`); if Redis is
@@ -343,9 +363,7 @@ class CacheService(ServiceCore):
         finally:
             self._release_lock(key, token)
 
-    def _fill(
-        self, key: str, loader: Callable[[], T], ti: TypeChildren, px: int
-    ) -> T:
+    def _fill(self, key: str, loader: Callable[[], T], ti: TypeChildren, px: int) -> T:
         """Leader of this process: take the Redis lock or wait for whoever holds it, as
         long as it holds it (its lease is renewed while it lives) and at most
         ``lock_max_wait``; a lock that disappears without a value is taken over."""
@@ -410,9 +428,7 @@ class CacheService(ServiceCore):
             self._renewer.release(lock, token)
             self._call("get_or_compute", self._release, keys=[lock], args=[token])
 
-    def _compute_and_store(
-        self, key: str, loader: Callable[[], T], ti: TypeChildren, px: int
-    ) -> T:
+    def _compute_and_store(self, key: str, loader: Callable[[], T], ti: TypeChildren, px: int) -> T:
         t0 = perf_counter()
         value = loader()
         delta = perf_counter() - t0
@@ -465,19 +481,23 @@ class CacheService(ServiceCore):
             while True:
                 cursor, members = self.redis.sscan(tag_key, cursor, count=200)
                 if members:
-                    pipe = self.redis.pipeline(transaction=False)
-                    for m in members:
-                        pipe.exists(m)
-                    found = pipe.execute()
-                    gone = [m for m, n in zip(members, found, strict=True) if not n]
+                    gone = self._gone(members)
                     if gone:
                         dropped += int(self.redis.srem(tag_key, *gone))
                         dropped -= self._retag(tag_key, gone)
                 if cursor == 0:
                     return dropped
 
-        result = self._call("set_with_tags", run)
+        result = self._call_steps("set_with_tags", run)
         return 0 if result is MISSING else int(result)
+
+    def _gone(self, members: list[Any]) -> list[Any]:
+        """The members whose keys no longer exist."""
+        pipe = self.redis.pipeline(transaction=False)
+        for m in members:
+            pipe.exists(m)
+        found = pipe.execute()
+        return [m for m, n in zip(members, found, strict=True) if not n]
 
     def _retag(self, tag_key: str, removed: list[Any]) -> int:
         """Put back removed members that exist again (written between prune's EXISTS
@@ -498,9 +518,7 @@ class CacheService(ServiceCore):
         pipe.execute()
         return len(back)
 
-    def invalidate_tag(
-        self, tag: str, *, tenant: str | None = None, broadcast: bool = True
-    ) -> int:
+    def invalidate_tag(self, tag: str, *, tenant: str | None = None, broadcast: bool = True) -> int:
         """Delete every key recorded under ``tag`` (of ``tenant``) and the tag set itself;
         broadcast the deleted keys on the invalidation channel.  Keys removed."""
         tag_key = self.keys.tag_key(tag, tenant)
@@ -525,9 +543,7 @@ class CacheService(ServiceCore):
         found = self._call("version", self.redis.get, self.keys.version_key(base))
         return self._versioned(base, found)
 
-    def bump_version(
-        self, type_name: str, *parts: str, tenant: str | None = None
-    ) -> int | None:
+    def bump_version(self, type_name: str, *parts: str, tenant: str | None = None) -> int | None:
         """Move readers to a new version; the counter outlives two TTLs of the type."""
         base = self.key(type_name, *parts, tenant=tenant)
         px = 2 * self._ttl_for(self._i.classify(base), None)
@@ -547,7 +563,7 @@ class CacheService(ServiceCore):
     def publish(self, channel: str, message: Any) -> int:
         """Publish a serialized message; receivers reached (0 if Redis is unavailable)."""
         payload = self._encode(self._i.other, message)
-        result = self._call("publish", self.redis.publish, channel, payload)
+        result = self._call("publish", self._publish, channel, payload)
         return 0 if result is MISSING else int(result)
 
     def subscribe(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import threading
@@ -15,10 +16,10 @@ import redis
 import redis.exceptions as rex
 from prometheus_client import CollectorRegistry
 
-from exporter.client import AsyncCacheService, CacheConfigError
+from exporter.client import INVALIDATION_CHANNEL, AsyncCacheService, CacheConfigError
 from exporter.client.instrumentation import error_class
 from tests.client.both import Cache
-from tests.client.conftest import MakeCache, async_xfail, sample
+from tests.client.conftest import MakeCache, sample
 from tests.support.processes import RedisServer, free_port, require_binary
 
 
@@ -85,17 +86,40 @@ def test_mget_mset_span_slots(ccache: Cache, registry: CollectorRegistry) -> Non
     assert 3_598_000 < ccache.redis.pttl(keys[7]) <= 3_600_000
 
 
-@async_xfail(
-    "invalidate_tag broadcasts with PUBLISH, which redis.asyncio's RedisCluster lacks: "
-    "AttributeError reaches the caller (after the keys were deleted)"
-)
-def test_tags_invalidate_across_slots(ccache: Cache) -> None:
-    keys = [ccache.key("organization", str(n), tenant="t") for n in range(20)]
-    for k in keys:
-        ccache.set_with_tags(k, 1, ["all"], tenant="t")
-    assert len(slots(ccache, keys)) > 5
-    assert ccache.invalidate_tag("all", tenant="t") == 20
-    assert ccache.mget(keys) == [None] * 20
+def test_tags_invalidate_across_slots_and_the_broadcast_reaches_every_node(
+    ccache: Cache,
+) -> None:
+    """Both sides broadcast on a cluster (redis.asyncio's ``RedisCluster`` has no
+    ``publish``: the async service sends ``PUBLISH`` to one node), and Redis Cluster
+    delivers it to subscribers of every primary."""
+    clients: list[Any] = []  # a Redis client closes its pool, pubsub included, when freed
+    listeners = []
+    for node in ccache.redis.get_primaries():
+        clients.append(redis.Redis(host=node.host, port=node.port))
+        pubsub = clients[-1].pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(INVALIDATION_CHANNEL)
+        listeners.append(pubsub)
+    try:
+        keys = [ccache.key("organization", str(n), tenant="t") for n in range(20)]
+        for k in keys:
+            ccache.set_with_tags(k, 1, ["all"], tenant="t")
+        assert len(slots(ccache, keys)) > 5
+        assert ccache.invalidate_tag("all", tenant="t") == 20
+        assert ccache.mget(keys) == [None] * 20
+        for pubsub in listeners:
+            message = None
+            deadline = time.monotonic() + 5
+            while message is None and time.monotonic() < deadline:
+                message = pubsub.get_message(timeout=0.1)  # None: nothing, or a confirmation
+            assert message is not None, "no broadcast reached this node's subscriber"
+            body = json.loads(message["data"])
+            assert body["tags"] == ["all"] and sorted(body["keys"]) == sorted(keys)
+        assert ccache.publish("elsewhere", "hello") == 0  # a number, not a per-node dict
+    finally:
+        for pubsub in listeners:
+            pubsub.close()
+        for client in clients:
+            client.close()
 
 
 def test_delete_pattern_scans_every_primary(ccache: Cache) -> None:
