@@ -1,15 +1,35 @@
 """The few Prometheus HTTP API calls the status page needs, over httpx.
 
-Every answer is checked for Prometheus' envelope (``status``/``data``), so a URL
-that points at some other server fails as a query error, never as a 500.
+Every answer is checked for Prometheus' envelope (``status``/``data``) and for
+the shape of its data, so a URL that points at some other server, or a server
+that answers oddly, fails as a query error, never as a 500.  No answer is read
+past :data:`MAX_ANSWER_BYTES` (after decompression), and no more than
+:data:`MAX_ITEMS` samples, points, rules or alerts are taken from one answer,
+so however large an answer is the page stays small.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 import httpx
+
+#: the most bytes read of one answer (a status page's answers are a few KiB; a
+#: Prometheus with many rules lists them in well under a MiB)
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
+#: the most samples, points, rule names or firing alerts taken from one answer
+MAX_ITEMS = 5000
+#: the most labels kept of one alert
+MAX_LABELS = 32
+#: the longest query failure reason kept
+MAX_REASON_CHARS = 200
+
+
+class AnswerError(ValueError):
+    """An answer of the wrong shape, or too large, to be a Prometheus API answer."""
+
 
 #: what a failed query raises: transport errors, Prometheus' own error, or an answer
 #: of an unexpected shape
@@ -26,12 +46,52 @@ QUERY_ERRORS: tuple[type[Exception], ...] = (
 
 def reason(exc: Exception) -> str:
     """What to tell a reader about a failed query (Prometheus' message if it sent one)."""
-    return str(exc) if isinstance(exc, RuntimeError) else type(exc).__name__
+    text = str(exc) if isinstance(exc, RuntimeError | AnswerError) else type(exc).__name__
+    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 3] + "..."
 
 
 def _number(raw: Any) -> float | None:
+    """A sample value (Prometheus sends them as strings); ``None`` when not finite."""
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise AnswerError(f"a sample value is a {type(raw).__name__}, not a number")
     value = float(raw)
     return None if math.isnan(value) or math.isinf(value) else value
+
+
+def _list(data: dict[str, Any], key: str, what: str) -> list[Any]:
+    """``data[key]`` as a list (missing or null: empty), at most :data:`MAX_ITEMS` long."""
+    value = data.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise AnswerError(f"{what} is a {type(value).__name__}, not a list")
+    return value[:MAX_ITEMS]
+
+
+def _dict(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise AnswerError(f"{what} is a {type(value).__name__}, not an object")
+    return value
+
+
+def _pair(value: Any, what: str) -> tuple[Any, Any]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise AnswerError(f"{what} is not a [time, value] pair")
+    return value[0], value[1]
+
+
+def alert_labels(alert: Any) -> dict[str, str] | None:
+    """The labels of an alert from ``/api/v1/alerts`` as text (``None``: not an alert).
+
+    An alert without labels (or with labels that are not text) still counts: it
+    shows as ``?`` rather than failing the page."""
+    if not isinstance(alert, dict):
+        return None
+    raw = alert.get("labels")
+    if not isinstance(raw, dict):
+        return {}
+    labels = {k: v for k, v in raw.items() if isinstance(k, str) and isinstance(v, str)}
+    return dict(sorted(labels.items())[:MAX_LABELS]) if len(labels) > MAX_LABELS else labels
 
 
 class PrometheusAPI:
@@ -40,13 +100,27 @@ class PrometheusAPI:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
 
+    async def _read(self, path: str, params: dict[str, Any] | None) -> tuple[httpx.Response, bytes]:
+        """The answer's status and body, read no further than :data:`MAX_ANSWER_BYTES`."""
+        async with self.client.stream("GET", path, params=params) as response:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_ANSWER_BYTES:
+                    raise AnswerError(
+                        f"{path}: answer larger than {MAX_ANSWER_BYTES // (1024 * 1024)} MiB"
+                    )
+                chunks.append(chunk)
+        return response, b"".join(chunks)
+
     async def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        response = await self.client.get(path, params=params)
+        response, content = await self._read(path, params)
         try:
-            body = response.json()
-        except ValueError:
+            body = json.loads(content)
+        except (ValueError, RecursionError):
             response.raise_for_status()  # not JSON: an HTTP error says more
-            raise
+            raise AnswerError(f"{path}: not a Prometheus API answer (not JSON)") from None
         if response.is_error and not (isinstance(body, dict) and body.get("status") == "error"):
             response.raise_for_status()
         if not isinstance(body, dict) or "status" not in body:
@@ -60,41 +134,59 @@ class PrometheusAPI:
     async def scalar(self, expr: str) -> float | None:
         """First sample of an instant query; ``None`` when empty or not a number."""
         data = await self._get("/api/v1/query", {"query": expr})
-        result = data.get("result") or []
-        return _number(result[0]["value"][1]) if result else None
+        result = _list(data, "result", "the result")
+        if not result:
+            return None
+        return _number(_pair(_dict(result[0], "a sample").get("value"), "a sample's value")[1])
 
     async def by_label(self, expr: str, label: str) -> dict[str, float]:
         """An instant vector as ``{value of label: sample}``, numbers only."""
         data = await self._get("/api/v1/query", {"query": expr})
         out = {}
-        for sample in data.get("result") or []:
-            value = _number(sample["value"][1])
-            if value is not None:
-                out[str(sample["metric"].get(label, ""))] = value
+        for raw in _list(data, "result", "the result"):
+            sample = _dict(raw, "a sample")
+            metric = sample.get("metric") or {}
+            key = _dict(metric, "a sample's labels").get(label, "")
+            value = _number(_pair(sample.get("value"), "a sample's value")[1])
+            if isinstance(key, str) and value is not None:
+                out[key] = value
         return out
 
     async def series(
         self, expr: str, start: float, end: float, step: int
     ) -> list[tuple[float, float]]:
-        """The first series of a range query, numbers only."""
+        """The first series of a range query, finite numbers only."""
         data = await self._get(
             "/api/v1/query_range", {"query": expr, "start": start, "end": end, "step": step}
         )
-        result = data.get("result") or []
+        result = _list(data, "result", "the result")
         if not result:
             return []
         points = []
-        for ts, raw in result[0]["values"]:
-            value = _number(raw)
-            if value is not None:
-                points.append((float(ts), value))
+        for raw in _list(_dict(result[0], "a series"), "values", "a series' values"):
+            ts, raw_value = _pair(raw, "a point")
+            time, value = _number(ts), _number(raw_value)
+            if time is not None and value is not None:
+                points.append((time, value))
         return points
 
     async def recorded_names(self) -> set[str]:
         """Names of the recording rules this Prometheus evaluates."""
         data = await self._get("/api/v1/rules", {"type": "record"})
-        return {rule["name"] for group in data.get("groups", []) for rule in group["rules"]}
+        names: set[str] = set()
+        for group in _list(data, "groups", "the rule groups"):
+            for rule in _list(_dict(group, "a rule group"), "rules", "a group's rules"):
+                name = _dict(rule, "a rule").get("name")
+                if isinstance(name, str) and len(names) < MAX_ITEMS:
+                    names.add(name)
+        return names
 
     async def firing_alerts(self) -> list[dict[str, Any]]:
+        """The firing alerts, each as ``{"labels": {name: text}, "state": "firing"}``."""
         data = await self._get("/api/v1/alerts")
-        return [a for a in data.get("alerts", []) if a.get("state") == "firing"]
+        found = []
+        for alert in _list(data, "alerts", "the alerts"):
+            labels = alert_labels(alert)
+            if labels is not None and alert.get("state") == "firing":
+                found.append({"labels": labels, "state": "firing"})
+        return found

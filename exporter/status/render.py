@@ -1,7 +1,8 @@
 """The page as HTML: the view model through autoescaping Jinja2 templates.
 
 The templates (``templates/``, package data) place values and escape every one
-of them; nothing here builds markup by hand.
+of them; nothing here builds markup by hand.  Every placed value also passes
+:func:`shown`, so no control or bidi character from Prometheus reaches the page.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from markupsafe import Markup
 
 from exporter.slo import SLO
 from exporter.status.aggregate import Page
-from exporter.status.view import REFRESH_SECONDS, page_view
+from exporter.status.view import REFRESH_SECONDS, clean, page_view
 
 _BETWEEN_TAGS = re.compile(r">\s+<")
 
@@ -23,6 +24,14 @@ def spaceless(markup: str) -> Markup:
     return Markup(_BETWEEN_TAGS.sub("><", str(markup)))
 
 
+def shown(value: object) -> object:
+    """Every value a template places, cleaned of control and bidi characters (the view
+    already does so; this holds for any value a template change might add)."""
+    if isinstance(value, Markup):
+        return Markup(clean(str(value)))
+    return clean(value) if isinstance(value, str) else value
+
+
 ENV = Environment(
     loader=PackageLoader("exporter.status", "templates"),
     autoescape=select_autoescape(["html"]),
@@ -30,6 +39,7 @@ ENV = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
     keep_trailing_newline=True,  # the stylesheet ends in one, like any text file
+    finalize=shown,
 )
 ENV.filters["spaceless"] = spaceless
 
