@@ -88,3 +88,46 @@ def test_the_two_backends_offer_the_same_names() -> None:
     assert translated == sorted(_sync_backend.__all__)
     for name in _sync_backend.__all__:
         assert hasattr(_sync_backend, name), name
+
+
+def test_deadline_blocks_are_dropped_and_their_bodies_dedented() -> None:
+    """The sync service has no per-call deadline block (a thread cannot be interrupted)
+    and its hot path pays nothing for one."""
+    script = load_script()
+    source = (
+        "        try:\n"
+        "            async with backend.deadline(self.deadline):\n"
+        "                data = await self.redis.get(\n"
+        "                    key\n"
+        "                )\n"
+        "\n"
+        "                more = 1\n"
+        "        except Exception:\n"
+        "            pass\n"
+    )
+    expected = (
+        "        try:\n"
+        "            data = self.redis.get(\n"
+        "                key\n"
+        "            )\n"
+        "\n"
+        "            more = 1\n"
+        "        except Exception:\n"
+        "            pass\n"
+    )
+    lines = script.drop_blocks(source.splitlines(keepends=True))
+    assert "".join(map(script.unasync_line, lines)) == expected
+    text = (ROOT / "exporter" / "client" / "sync.py").read_text()
+    assert "deadline(" not in text
+    get = text[text.index("    def get(self, key: str)") : text.index("    def mget(")]
+    assert "        try:\n            data = self.redis.get(key)\n" in get
+
+
+def test_the_generated_client_is_format_clean() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "exporter/client/sync.py"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr

@@ -15,7 +15,7 @@ What differs lives here:
   asyncio ``RedisCluster`` has no pub/sub, so :func:`refuse_cluster_pubsub`
   makes ``subscribe`` and ``on_invalidate`` refuse it with
   :class:`~exporter.client.errors.CacheConfigError`, and has no ``publish``, so
-  :func:`publisher` sends ``PUBLISH`` to one node (Redis Cluster forwards it to
+  :func:`publish` sends ``PUBLISH`` to one node (Redis Cluster forwards it to
   subscribers on every node);
 - the per-call deadline (:func:`deadline`, :func:`bounded_iter`): redis.asyncio's
   connection pool holds a lock while one task connects, so without a deadline
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from asyncio import sleep
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any, TypeVar
@@ -57,7 +56,7 @@ __all__ = [
     "call_handler",
     "deadline",
     "no_retries",
-    "publisher",
+    "publish",
     "refuse_cluster_pubsub",
     "sleep",
     "wait_ready",
@@ -92,14 +91,15 @@ async def bounded_iter(items: AsyncIterable[T], seconds: float | None) -> AsyncI
         yield item
 
 
-def publisher(client: Any, is_cluster: bool) -> Callable[..., Any]:
-    """``client.publish``; on an asyncio ``RedisCluster`` (which has none) ``PUBLISH``
-    sent to the default node: Redis Cluster propagates it to every node's subscribers."""
-    if not is_cluster:
-        return client.publish  # type: ignore[no-any-return]
-    return functools.partial(
-        client.execute_command, "PUBLISH", target_nodes=RedisCluster.DEFAULT_NODE
-    )
+async def publish(client: Any, is_cluster: bool, channel: str, payload: bytes) -> Any:
+    """``client.publish(channel, payload)``; on an asyncio ``RedisCluster`` (which has no
+    ``publish``) ``PUBLISH`` sent to the default node: Redis Cluster propagates it to
+    the subscribers of every node."""
+    if is_cluster:
+        return await client.execute_command(
+            "PUBLISH", channel, payload, target_nodes=RedisCluster.DEFAULT_NODE
+        )
+    return await client.publish(channel, payload)
 
 
 def no_retries() -> Retry:

@@ -13,7 +13,7 @@ module: the same names, for threads.
   handler (:func:`call_handler`: a plain call, in the listener thread);
 - the client's retry object (:func:`no_retries`); redis-py's sync
   ``RedisCluster`` has pub/sub, so :func:`refuse_cluster_pubsub` refuses nothing
-  and :func:`publisher` is the client's own ``publish``;
+  and :func:`publish` calls the client's own ``publish``;
 - the per-call deadline: none beyond redis-py's own socket timeouts (a blocked
   thread cannot be interrupted).  A sync call waits at most the connect timeout
   plus the socket timeout (redis-py's sync pool connects outside its lock, so
@@ -49,7 +49,7 @@ __all__ = [
     "call_handler",
     "deadline",
     "no_retries",
-    "publisher",
+    "publish",
     "refuse_cluster_pubsub",
     "sleep",
     "wait_ready",
@@ -74,9 +74,9 @@ def bounded_iter(items: Iterable[T], seconds: float | None) -> Iterable[T]:
     return items
 
 
-def publisher(client: Any, is_cluster: bool) -> Callable[..., Any]:
-    """``client.publish`` (sync ``RedisCluster`` has one too)."""
-    return client.publish  # type: ignore[no-any-return]
+def publish(client: Any, is_cluster: bool, channel: str, payload: bytes) -> Any:
+    """``client.publish(channel, payload)`` (sync ``RedisCluster`` has one too)."""
+    return client.publish(channel, payload)
 
 
 def no_retries() -> Retry:

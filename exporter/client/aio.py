@@ -90,7 +90,6 @@ class AsyncCacheService(ServiceCore):
         self._extend = any_client.register_script(EXTEND_SCRIPT)
         self._renewer = backend.AsyncLeaseRenewer(self._renew_lease, self.lock_lease_ms / 3000)
         self._pop_tag = any_client.register_script(POP_TAG_SCRIPT)
-        self._publish = backend.publisher(client, self.is_cluster)
         self._lat_get = self._i.latency["get"]
         self._lat_mget = self._i.latency["mget"]
         self._lat_goc = self._i.latency["get_or_compute"]
@@ -584,7 +583,9 @@ class AsyncCacheService(ServiceCore):
     async def publish(self, channel: str, message: Any) -> int:
         """Publish a serialized message; receivers reached (0 if Redis is unavailable)."""
         payload = self._encode(self._i.other, message)
-        result = await self._call("publish", self._publish, channel, payload)
+        result = await self._call(
+            "publish", backend.publish, self.redis, self.is_cluster, channel, payload
+        )
         return 0 if result is MISSING else int(result)
 
     async def subscribe(
