@@ -29,6 +29,11 @@ _LATENCYSTAT = "latency_percentiles_usec_"
 _ERRORSTAT = "errorstat_"
 #: lines parsed between two looks at the clock (when a deadline is given)
 _CLOCK_EVERY = 2048
+#: lines kept per record section (commandstats, latencystats, errorstats, keyspace):
+#: a real server lists a few hundred at most; past this, lines are only counted
+#: (:attr:`RedisInfo.excess`), so a reply naming 100 k commands costs a split, not
+#: 100 k records to sort and sum
+MAX_SECTION_LINES = 10_000
 #: skipped names kept for the log (each cut to this many characters)
 _EXAMPLES = 3
 _EXAMPLE_CHARS = 60
@@ -129,6 +134,8 @@ class RedisInfo:
     skipped_lines: int = 0
     #: the first few of them (field names, cut short), for a log line
     skipped_lines_names: tuple[str, ...] = ()
+    #: record section -> lines past :data:`MAX_SECTION_LINES`, left out unread
+    excess: dict[str, int] = field(default_factory=dict)
 
     @property
     def skipped(self) -> int:
@@ -205,6 +212,13 @@ def parse_info(text: str, *, stop_at: float | None = None) -> RedisInfo:
     keyspace: dict[str, str] = {}
     skipped = 0
     examples: list[str] = []
+    excess: dict[str, int] = {}
+
+    def room(kept: Mapping[str, object], key: str, section: str) -> bool:
+        if len(kept) < MAX_SECTION_LINES or key in kept:
+            return True
+        excess[section] = excess.get(section, 0) + 1
+        return False
 
     def skip(name: str) -> None:
         nonlocal skipped
@@ -227,26 +241,31 @@ def parse_info(text: str, *, stop_at: float | None = None) -> RedisInfo:
         if not sep or not name:
             skip(line)
         elif section == "commandstats" and name.startswith(_COMMANDSTAT):
-            if name == _COMMANDSTAT:
+            cmd = name[len(_COMMANDSTAT) :]
+            if not cmd:
                 skip(name)
-            else:
-                commandstats[name[len(_COMMANDSTAT) :]] = value
+            elif room(commandstats, cmd, section):
+                commandstats[cmd] = value
         elif section == "latencystats" and name.startswith(_LATENCYSTAT):
-            if name == _LATENCYSTAT:
+            cmd = name[len(_LATENCYSTAT) :]
+            if not cmd:
                 skip(name)
-            else:
-                latencystats[name[len(_LATENCYSTAT) :]] = value
+            elif room(latencystats, cmd, section):
+                latencystats[cmd] = value
         elif section == "errorstats" and name.startswith(_ERRORSTAT):
+            prefix = name[len(_ERRORSTAT) :]
+            if not room(errorstats, prefix, section):
+                continue
             records, _ = _records(value)
-            if "count" in records and name != _ERRORSTAT:
-                errorstats[name[len(_ERRORSTAT) :]] = records["count"]
+            if "count" in records and prefix:
+                errorstats[prefix] = records["count"]
             else:
                 skip(name)
         elif section == "keyspace":
-            if _is_db(name):
-                keyspace[name] = value
-            else:
+            if not _is_db(name):
                 skip(name)
+            elif room(keyspace, name, section):
+                keyspace[name] = value
         else:
             fields.setdefault(section, {})[name] = value
     return RedisInfo(
@@ -257,4 +276,5 @@ def parse_info(text: str, *, stop_at: float | None = None) -> RedisInfo:
         keyspace=Records(keyspace),
         skipped_lines=skipped,
         skipped_lines_names=tuple(examples),
+        excess=excess,
     )

@@ -58,6 +58,7 @@ from exporter.collectors._redis import (
     url_db,
 )
 from exporter.collectors.health import CollectorHealth, RepeatFilter
+from exporter.collectors.info_parser import InfoParseError, parse_info
 from exporter.metrics import (
     CACHE_KEYS,
     CACHE_SIZE,
@@ -231,7 +232,9 @@ class KeyspaceSampler(BackgroundThread):
         self._types = slo.type_names
         self._classify = KeyClassifier(slo)
         self._main_pool = connection_pool(redis_url, self._redis_kwargs)
-        self._clients: dict[int, Any] = {url_db(self._main_pool): client(self._main_pool)}
+        main = client(self._main_pool)
+        main.set_response_callback("INFO", lambda response, **_: response)  # our parser reads it
+        self._clients: dict[int, Any] = {url_db(self._main_pool): main}
         self._estimate: Estimate | None = None
         self._warned_memory = False
         self._warned_dbs = False
@@ -286,7 +289,7 @@ class KeyspaceSampler(BackgroundThread):
         started = time.monotonic()
         deadline = started + self.cycle_budget
         main = self._clients[url_db(self._main_pool)]
-        populated = self._bounded_dbs(dbs_with_keys(main.info("keyspace")))
+        populated = self._bounded_dbs(dbs_with_keys(self._keyspace(main)))
         total = sum(populated.values())
         samples = []
         self._progress = 0
@@ -306,6 +309,15 @@ class KeyspaceSampler(BackgroundThread):
             self._cycles += 1
             self._cond.notify_all()
         return estimate
+
+    @staticmethod
+    def _keyspace(main: Any) -> Mapping[str, Mapping[str, float]]:
+        """``INFO keyspace`` through our parser (bounded, never raises on the text)."""
+        raw = main.execute_command("INFO", "keyspace")
+        if not isinstance(raw, bytes | str):
+            raise InfoParseError(f"INFO keyspace: expected text, got {type(raw).__name__}")
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        return parse_info(text).keyspace
 
     def _bounded_dbs(self, populated: dict[int, int]) -> dict[int, int]:
         """At most :data:`MAX_DATABASES` databases; clients of databases no longer

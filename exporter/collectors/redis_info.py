@@ -190,9 +190,11 @@ def _record_families(
     *,
     key: Callable[[str], Any] | None = None,
     summable: Callable[[metrics.InfoField], bool] = lambda item: True,
+    excess: int = 0,
 ) -> Iterator[Metric]:
     """One family per table row over capped names; the rest summed into ``overflow``
-    for rows where a sum means something, else dropped."""
+    for rows where a sum means something, else dropped.  ``excess`` lines the parser
+    did not keep count as dropped in every family (one each)."""
     kept, rest = split_capped(records, cap, overflow, key)
     folded = records.fold(rest, [item.field for item in table]) if rest else {}
     for item in table:
@@ -202,7 +204,7 @@ def _record_families(
             if item.field in stats:
                 family.add_metric([instance, name], convert(stats[item.field], item.unit) or 0.0)
         total, lines = folded.get(item.field, (0.0, 0))
-        tally.dropped[item.spec.name] += lines
+        tally.dropped[item.spec.name] += lines + excess
         if lines and summable(item):
             family.add_metric([instance, overflow], convert(total, item.unit) or 0.0)
         if family.samples:
@@ -227,11 +229,18 @@ def info_metrics(info: RedisInfo, instance: str, tally: Tally | None = None) -> 
             yield family
 
     yield from _record_families(
-        info.commandstats, metrics.REDIS_COMMANDSTATS, instance, OVERFLOW_CMD, MAX_COMMANDS, tally
+        info.commandstats,
+        metrics.REDIS_COMMANDSTATS,
+        instance,
+        OVERFLOW_CMD,
+        MAX_COMMANDS,
+        tally,
+        excess=info.excess.get("commandstats", 0),
     )
 
     if info.latencystats:
         yield _latency_summary(info, instance, tally)
+    tally.dropped[metrics.REDIS_LATENCY_PERCENTILES.name] += info.excess.get("latencystats", 0)
 
     if info.errorstats:
         family = metrics.REDIS_ERRORS.new_family()
@@ -241,6 +250,7 @@ def info_metrics(info: RedisInfo, instance: str, tally: Tally | None = None) -> 
         if OVERFLOW_ERROR_PREFIX in bounded:
             tally.dropped[metrics.REDIS_ERRORS.name] += len(info.errorstats) - len(bounded) + 1
         yield family
+    tally.dropped[metrics.REDIS_ERRORS.name] += info.excess.get("errorstats", 0)
 
     yield from _record_families(
         info.keyspace,
@@ -251,6 +261,7 @@ def info_metrics(info: RedisInfo, instance: str, tally: Tally | None = None) -> 
         tally,
         key=_db_number,
         summable=lambda item: item.unit == "number",  # keys, expires; not avg_ttl
+        excess=info.excess.get("keyspace", 0),
     )
 
     family = metrics.REDIS_INSTANCE_INFO.new_family()

@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 
 from exporter import metrics
 from exporter.collectors import redis_info
-from exporter.collectors.info_parser import parse_info
+from exporter.collectors.info_parser import MAX_SECTION_LINES, parse_info
 from exporter.collectors.redis_info import (
     MAX_COMMANDS,
     MAX_DATABASES,
@@ -337,6 +337,20 @@ def test_error_prefixes_beyond_the_cap_are_folded_and_counted() -> None:
     assert tally.dropped["redis_errors_total"] == 51
 
 
+def test_lines_past_the_section_cap_are_counted_not_kept() -> None:
+    lines = [f"cmdstat_c{i}:calls=1" for i in range(MAX_SECTION_LINES + 5)]
+    lines += [f"errorstat_E{i}:count=1" for i in range(3)]
+    info = parse_info(
+        "# Commandstats\n" + "\n".join(lines[:-3]) + "\n# Errorstats\n" + "\n".join(lines[-3:])
+    )
+    assert len(info.commandstats) == MAX_SECTION_LINES
+    assert info.excess == {"commandstats": 5}
+    assert len(info.errorstats) == 3
+    tally = Tally()
+    list(info_metrics(info, INST, tally))
+    assert tally.dropped["redis_commands_total"] == MAX_SECTION_LINES + 5 - (MAX_COMMANDS - 1)
+
+
 def test_instance_info_labels_are_cut_short() -> None:
     text = _render("# Server\nredis_version:" + "9" * 10_000 + "\n")
     version = _label_values(text, "redis_instance_info", "redis_version").pop()
@@ -353,13 +367,14 @@ def test_126k_commands_scrape_within_the_deadline_with_bounded_series(fake: Fake
     assert elapsed < 5.0
     series = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
     assert series < 1_000
-    # the first names in sorted order are all "cmd…"; "get" (2 calls) is folded too
+    # the parser keeps MAX_SECTION_LINES lines ("get" and cmd0..cmd9998); of those the
+    # first names in sorted order are all "cmd…", and "get" (2 calls) is folded too
     other = sample(text, "redis_commands_total", instance=fake.address, cmd="other")
-    assert other == 126_000 - (MAX_COMMANDS - 1) + 2
+    assert other == MAX_SECTION_LINES - MAX_COMMANDS + 2
     dropped = sample(
         text, metrics.SERIES_DROPPED.name, instance=fake.address, family="redis_commands_total"
     )
-    assert dropped is not None and dropped > 100_000
+    assert dropped == 126_001 - (MAX_COMMANDS - 1)  # every line without its own series
     assert promtool_check(text).returncode == 0
 
 
@@ -370,7 +385,12 @@ def test_100k_databases_scrape_with_bounded_series(fake: FakeRedis) -> None:
     assert sample(text, "redis_up", instance=fake.address) == 1.0
     assert elapsed < 5.0
     assert len(_label_values(text, "redis_db_keys", "db")) == MAX_DATABASES
-    assert sample(text, "redis_db_keys", instance=fake.address, db="other") == 100_000 - 63
+    other = sample(text, "redis_db_keys", instance=fake.address, db="other")
+    assert other == MAX_SECTION_LINES - (MAX_DATABASES - 1)
+    dropped = sample(
+        text, metrics.SERIES_DROPPED.name, instance=fake.address, family="redis_db_keys"
+    )
+    assert dropped == 100_000 - (MAX_DATABASES - 1)
 
 
 # --- the deadline covers parsing; the reply size is bounded -------------------------------

@@ -92,6 +92,23 @@ def basic_handler(info: bytes) -> Handler:
     return handle
 
 
+def sectioned_handler(sections: dict[str, list[str]]) -> Handler:
+    """Like :func:`basic_handler`, but ``INFO <section>`` answers with that section
+    alone (as Redis does) and ``INFO``/``INFO ALL`` with every one."""
+    full = info_reply(sections)
+    by_name = {name.lower(): info_reply({name: lines}) for name, lines in sections.items()}
+    rest = basic_handler(full)
+
+    def handle(args: list[bytes]) -> bytes | None:
+        if args and args[0].upper() == b"INFO" and len(args) > 1:
+            wanted = args[1].decode("latin-1").lower()
+            if wanted not in ("all", "everything", "default"):
+                return by_name.get(wanted, bulk(""))
+        return rest(args)
+
+    return handle
+
+
 class FakeRedis:
     """A loopback TCP server speaking just enough RESP to answer from ``handler``."""
 
