@@ -22,7 +22,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from exporter.rules.conventions import ALERT_LOW_HIT_RATE
@@ -286,7 +286,9 @@ json_values = st.recursive(
     ),
     max_leaves=12,
 )
-texts = st.text(max_size=16) | st.sampled_from(["firing", "session", "all", "get", "NaN", "+Inf"])
+texts = st.text(st.characters() | st.sampled_from(UNSHOWN), max_size=16) | st.sampled_from(
+    ["firing", "session", "all", "get", "NaN", "+Inf"]
+)
 anything = json_values | texts
 labels = st.dictionaries(texts, texts, max_size=5) | anything
 sample_value = st.lists(st.floats() | st.integers() | texts, min_size=2, max_size=2) | anything
@@ -306,15 +308,23 @@ rule_groups = st.lists(
     max_size=3,
 )
 alerts = st.lists(
-    st.fixed_dictionaries({"labels": labels, "state": st.sampled_from(["firing", "pending"])})
+    st.fixed_dictionaries(
+        {"state": st.sampled_from(["firing", "pending"])}, optional={"labels": labels}
+    )
     | anything,
     max_size=6,
 )
 
 
 def envelope(data: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    status = st.sampled_from(["success", "success", "success", "error"]) | anything
-    return st.fixed_dictionaries({"status": status, "data": data}) | anything
+    """Mostly well-formed envelopes (so the shapes inside get exercised), some not."""
+    status = st.sampled_from(["success", "error"]) | anything
+    return st.one_of(
+        st.fixed_dictionaries({"status": st.just("success"), "data": data}),
+        st.fixed_dictionaries({"status": st.just("success"), "data": data}),
+        st.fixed_dictionaries({"status": status, "data": data | anything}),
+        anything,
+    )
 
 
 answers = st.fixed_dictionaries(
@@ -337,19 +347,31 @@ def transport(answers: dict[str, Any], status: int) -> httpx.MockTransport:
 
 
 async def page_for(answers: dict[str, Any], status: int) -> str | None:
-    """The page's HTML, or ``None`` where the router answers 503."""
+    """The page's HTML, or ``None`` where the router answers 503: only when the rules
+    listing, the first call, fails; nothing else may fail the page."""
     async with httpx.AsyncClient(
         base_url="http://prometheus", transport=transport(answers, status)
     ) as client:
+        api = PrometheusAPI(client)
         try:
-            page = await collect(PrometheusAPI(client), SLO)
+            await api.recorded_names()
         except QUERY_ERRORS:
             return None
+        page = await collect(api, SLO)
     return render(page, SLO, "http://prometheus")
+
+
+#: the issue's two findings, always tried first (the fuzz finds them too, but not every run)
+SEEDS = [
+    {**DEFAULTS, "/api/v1/alerts": firing({"state": "firing"})},
+    {**DEFAULTS, "/api/v1/alerts": firing({"state": "firing", "labels": {"a": "\u202e\x1b"}})},
+]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(answers=answers, status=statuses)
+@example(answers=SEEDS[0], status=200)
+@example(answers=SEEDS[1], status=200)
 def test_fuzz_any_json_answers_give_a_page_or_a_clean_error(
     answers: dict[str, Any], status: int
 ) -> None:
@@ -362,7 +384,7 @@ def test_fuzz_any_json_answers_give_a_page_or_a_clean_error(
     assert len(html) < 200_000
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(answers=answers)
 def test_fuzz_only_the_rules_listing_can_fail_the_whole_page(answers: dict[str, Any]) -> None:
     answers["/api/v1/rules"] = ok({"groups": []})
