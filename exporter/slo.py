@@ -211,13 +211,25 @@ class FieldDoc:
 SLO_FIELDS: tuple[FieldDoc, ...] = (
     FieldDoc("version", "integer", True, "", "Format version of the file; only 1 exists."),
     FieldDoc(
-        "window", "duration", True, "", "Window every objective is measured over (budget period)."
+        "window",
+        "duration, 7d-365d",
+        True,
+        "",
+        "Window every objective is measured over (budget period). The burn-rate windows "
+        "scale with it (5m x window/30d is the shortest): below 7d they would be shorter "
+        "than a minute.",
     ),
     FieldDoc("hit_rate", "mapping", True, "", "The overall hit-rate objective."),
-    FieldDoc("hit_rate.objective", "ratio (0-1)", True, "", "Overall hit rate target (ADR: 0.80)."),
+    FieldDoc(
+        "hit_rate.objective",
+        "ratio (0-1, 6 decimals at most)",
+        True,
+        "",
+        "Overall hit rate target (ADR: 0.80).",
+    ),
     FieldDoc(
         "hit_rate.min_read_rate",
-        "reads/second",
+        "reads/second: 0 or 0.000001-1000000",
         False,
         "0.1",
         "Below this read rate a hit-rate alert stays silent (low-traffic guard).",
@@ -232,9 +244,14 @@ SLO_FIELDS: tuple[FieldDoc, ...] = (
         "Calls faster than this are good; must be a cache_latency_seconds bucket boundary.",
     ),
     FieldDoc(
-        "latency.objective", "ratio (0-1)", True, "", "Fraction of calls within the threshold."
+        "latency.objective",
+        "ratio (0.5-1, 6 decimals at most)",
+        True,
+        "",
+        "Fraction of calls within the threshold; also the quantile the ADR's latency alert "
+        "reads (0.99: p99), so it must be above 0.5.",
     ),
-    FieldDoc("key_types", "list", True, "", "The kinds of cached data, one entry each."),
+    FieldDoc("key_types", "list, 1-100", True, "", "The kinds of cached data, one entry each."),
     FieldDoc(
         "key_types[].name",
         "name",
@@ -244,7 +261,11 @@ SLO_FIELDS: tuple[FieldDoc, ...] = (
     ),
     FieldDoc("key_types[].prefix", "string", False, "the name", "First key segment (prefix:...)."),
     FieldDoc(
-        "key_types[].ttl", "duration", True, "", "TTL set() applies when the caller gives none."
+        "key_types[].ttl",
+        "duration, 1s-365d",
+        True,
+        "",
+        "TTL set() applies when the caller gives none.",
     ),
     FieldDoc(
         "key_types[].tenant_scoped",
@@ -255,7 +276,7 @@ SLO_FIELDS: tuple[FieldDoc, ...] = (
     ),
     FieldDoc(
         "key_types[].hit_rate_objective",
-        "ratio (0-1)",
+        "ratio (0-1, 6 decimals at most)",
         False,
         "none",
         "Per-type hit-rate target; alerts and burn-rate rules are generated for it.",
