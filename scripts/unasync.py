@@ -6,7 +6,7 @@ through the substitutions below, in order.  What truly differs between the sides
 is in exporter/client/_async_backend.py and _sync_backend.py, so the service
 itself translates token by token, with two more steps:
 
-- a per-call deadline block, ``async with backend.deadline(...):``, is dropped and
+- a per-call deadline block, ``with self._deadlines:``, is dropped and
   its body dedented: a thread cannot be interrupted (redis-py's socket timeouts
   bound the sync calls), and the sync hot path must not pay for a no-op context;
 - the result goes through ``ruff format`` (the project's settings), so the
@@ -55,7 +55,7 @@ SUBS = [
 ]
 COMPILED = [(re.compile(pattern), replacement) for pattern, replacement in SUBS]
 #: a block header the sync service drops (its body is dedented one level)
-DROPPED_BLOCK = re.compile(r"^( *)async with backend\.deadline\(.*\):\s*$")
+DROPPED_BLOCK = re.compile(r"^( *)with self\._deadlines:\s*$")
 INDENT = "    "
 
 

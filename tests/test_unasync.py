@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -96,7 +97,7 @@ def test_deadline_blocks_are_dropped_and_their_bodies_dedented() -> None:
     script = load_script()
     source = (
         "        try:\n"
-        "            async with backend.deadline(self.deadline):\n"
+        "            with self._deadlines:\n"
         "                data = await self.redis.get(\n"
         "                    key\n"
         "                )\n"
@@ -118,7 +119,7 @@ def test_deadline_blocks_are_dropped_and_their_bodies_dedented() -> None:
     lines = script.drop_blocks(source.splitlines(keepends=True))
     assert "".join(map(script.unasync_line, lines)) == expected
     text = (ROOT / "exporter" / "client" / "sync.py").read_text()
-    assert "deadline(" not in text
+    assert not re.search(r"^ *with self\._deadlines:$", text, re.MULTILINE)
     get = text[text.index("    def get(self, key: str)") : text.index("    def mget(")]
     assert "        try:\n            data = self.redis.get(key)\n" in get
 

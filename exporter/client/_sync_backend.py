@@ -19,8 +19,8 @@ module: the same names, for threads.
   plus the socket timeout (redis-py's sync pool connects outside its lock, so
   callers never queue behind each other's connects), except against a server that
   drips bytes, each within the socket timeout.  ``scripts/unasync.py`` drops the
-  async service's ``async with backend.deadline(...)`` blocks, so the sync hot path
-  pays nothing for them; :func:`deadline` (a no-op) and :func:`bounded_iter` (the
+  async service's ``with self._deadlines:`` blocks, so the sync hot path pays
+  nothing for them; :class:`Deadlines` (a no-op) and :func:`bounded_iter` (the
   iterable itself) exist so the two backends offer the same names.
 
 A ``CacheService`` may be shared by any number of threads.
@@ -29,7 +29,6 @@ A ``CacheService`` may be shared by any number of threads.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager, nullcontext
 from time import sleep
 from typing import Any, TypeVar
 
@@ -40,6 +39,7 @@ from exporter.client.pubsub import Subscription
 from exporter.client.stampede import LeaseRenewer, SingleFlight
 
 __all__ = [
+    "Deadlines",
     "Handler",
     "InvalidationHandler",
     "LeaseRenewer",
@@ -47,7 +47,6 @@ __all__ = [
     "Subscription",
     "bounded_iter",
     "call_handler",
-    "deadline",
     "no_retries",
     "publish",
     "refuse_cluster_pubsub",
@@ -64,12 +63,23 @@ Handler = Callable[[Any], None]
 InvalidationHandler = Callable[[dict[str, Any]], None]
 
 
-def deadline(seconds: float | None) -> AbstractContextManager[None]:
-    """No deadline: the generated service never enters one (see the module docstring)."""
-    return nullcontext()
+class Deadlines:
+    """No deadline: the generated service never enters one (see the module docstring);
+    ``seconds`` is the bound redis-py's own timeouts give a sync call."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
-def bounded_iter(items: Iterable[T], seconds: float | None) -> Iterable[T]:
+def bounded_iter(items: Iterable[T], deadlines: Deadlines) -> Iterable[T]:
     """``items`` themselves: each round trip is bounded by redis-py's socket timeout."""
     return items
 

@@ -18,7 +18,7 @@ Deadline: no call waits longer than ``self.deadline`` for Redis (the client's
 connect timeout plus its socket timeout: :func:`exporter.client.core.call_deadline`),
 a scan of any length no longer per round trip; a call that reaches it fails open
 as a ``timeout`` and feeds the breaker.  How each side keeps it (the event loop's
-pool connects under a lock, so every call here runs in a ``backend.deadline``
+pool connects under a lock, so every call here runs in a ``with self._deadlines:``
 block; threads rely on redis-py's socket timeouts, and the generator drops those
 blocks) is in :mod:`exporter.client._async_backend`.
 
@@ -56,6 +56,7 @@ from exporter.client.core import (
     INVALIDATION_CHANNEL,
     MISSING,
     ServiceCore,
+    call_deadline,
     split_options,
     xfetch_due,
 )
@@ -85,6 +86,7 @@ class AsyncCacheService(ServiceCore):
         self.redis: Any = client
         any_client: Any = client
         self.is_cluster = isinstance(client, redis.asyncio.cluster.RedisCluster)
+        self._deadlines = backend.Deadlines(call_deadline(client))
         self._flight = backend.AsyncSingleFlight()
         self._release = any_client.register_script(RELEASE_SCRIPT)
         self._extend = any_client.register_script(EXTEND_SCRIPT)
@@ -95,6 +97,16 @@ class AsyncCacheService(ServiceCore):
         self._lat_goc = self._i.latency["get_or_compute"]
         self._mget = any_client.mget_nonatomic if self.is_cluster else any_client.mget
         self._loads = self.serializer.loads
+
+    @property
+    def deadline(self) -> float | None:
+        """Seconds one Redis call may take at most (``None``: no socket timeout, no
+        bound): see :func:`exporter.client.core.call_deadline`."""
+        return self._deadlines.seconds
+
+    @deadline.setter
+    def deadline(self, seconds: float | None) -> None:
+        self._deadlines.seconds = seconds
 
     @classmethod
     def from_url(cls, url: str, *, cluster: bool = False, **options: Any) -> AsyncCacheService:
@@ -134,7 +146,7 @@ class AsyncCacheService(ServiceCore):
         latency = self._i.latency[op]
         t0 = perf_counter()
         try:
-            async with backend.deadline(self.deadline):
+            with self._deadlines:
                 result = await fn(*args, **kwargs)
         except Exception as exc:
             self._failed(op, exc, perf_counter() - t0)
@@ -165,7 +177,7 @@ class AsyncCacheService(ServiceCore):
             return None
         t0 = perf_counter()
         try:
-            async with backend.deadline(self.deadline):
+            with self._deadlines:
                 data = await self.redis.get(key)
         except Exception as exc:
             self._failed("get", exc, perf_counter() - t0, key)
@@ -201,7 +213,7 @@ class AsyncCacheService(ServiceCore):
             return [None] * len(keys)
         t0 = perf_counter()
         try:
-            async with backend.deadline(self.deadline):
+            with self._deadlines:
                 raw = await self._mget(keys)
         except Exception as exc:
             self._failed("mget", exc, perf_counter() - t0, keys)
@@ -259,14 +271,14 @@ class AsyncCacheService(ServiceCore):
             removed = 0
             chunk: list[Any] = []
             keys = self.redis.scan_iter(match=str(checked), count=batch)
-            async for key in backend.bounded_iter(keys, self.deadline):
+            async for key in backend.bounded_iter(keys, self._deadlines):
                 chunk.append(key)
                 if len(chunk) >= batch:
-                    async with backend.deadline(self.deadline):
+                    with self._deadlines:
                         removed += int(await self.redis.unlink(*chunk))
                     chunk.clear()
             if chunk:
-                async with backend.deadline(self.deadline):
+                with self._deadlines:
                     removed += int(await self.redis.unlink(*chunk))
             return removed
 
@@ -342,7 +354,7 @@ class AsyncCacheService(ServiceCore):
             return MISSING, 0.0, 0.0
         t0 = perf_counter()
         try:
-            async with backend.deadline(self.deadline):
+            with self._deadlines:
                 data = await self.redis.get(key)
         except Exception as exc:
             self._failed("get_or_compute", exc, perf_counter() - t0, key)
@@ -492,13 +504,13 @@ class AsyncCacheService(ServiceCore):
             dropped = 0
             cursor = 0
             while True:
-                async with backend.deadline(self.deadline):
+                with self._deadlines:
                     cursor, members = await self.redis.sscan(tag_key, cursor, count=200)
                 if members:
-                    async with backend.deadline(self.deadline):
+                    with self._deadlines:
                         gone = await self._gone(members)
                     if gone:
-                        async with backend.deadline(self.deadline):
+                        with self._deadlines:
                             dropped += int(await self.redis.srem(tag_key, *gone))
                             dropped -= await self._retag(tag_key, gone)
                 if cursor == 0:

@@ -79,7 +79,7 @@ def call_deadline(client: Any) -> float | None:
     (no deadline) when the client has no socket timeout: it would wait forever too.
 
     On the asyncio side every Redis call runs within this deadline
-    (``backend.deadline``): redis.asyncio's pool connects under a lock, so without one
+    (``backend.Deadlines``): redis.asyncio's pool connects under a lock, so without one
     concurrent callers of a frozen or unreachable Redis queue behind each other's
     connects, one timeout after another."""
     getter = getattr(client, "get_connection_kwargs", None)
@@ -186,8 +186,6 @@ class ServiceCore:
         self._cluster_seeds: dict[str, Any] = (
             dict(nodes_manager.startup_nodes) if nodes_manager is not None else {}
         )
-        #: seconds one Redis call may take at most (see :func:`call_deadline`)
-        self.deadline = call_deadline(client)
         #: running listeners (Subscription / AsyncSubscription); close() stops them
         self.subscriptions: set[Any] = set()
 

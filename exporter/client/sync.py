@@ -20,7 +20,7 @@ Deadline: no call waits longer than ``self.deadline`` for Redis (the client's
 connect timeout plus its socket timeout: :func:`exporter.client.core.call_deadline`),
 a scan of any length no longer per round trip; a call that reaches it fails open
 as a ``timeout`` and feeds the breaker.  How each side keeps it (the event loop's
-pool connects under a lock, so every call here runs in a ``backend.deadline``
+pool connects under a lock, so every call here runs in a ``with self._deadlines:``
 block; threads rely on redis-py's socket timeouts, and the generator drops those
 blocks) is in :mod:`exporter.client._sync_backend`.
 
@@ -58,6 +58,7 @@ from exporter.client.core import (
     INVALIDATION_CHANNEL,
     MISSING,
     ServiceCore,
+    call_deadline,
     split_options,
     xfetch_due,
 )
@@ -85,6 +86,7 @@ class CacheService(ServiceCore):
         self.redis: Any = client
         any_client: Any = client
         self.is_cluster = isinstance(client, redis.cluster.RedisCluster)
+        self._deadlines = backend.Deadlines(call_deadline(client))
         self._flight = backend.SingleFlight()
         self._release = any_client.register_script(RELEASE_SCRIPT)
         self._extend = any_client.register_script(EXTEND_SCRIPT)
@@ -95,6 +97,16 @@ class CacheService(ServiceCore):
         self._lat_goc = self._i.latency["get_or_compute"]
         self._mget = any_client.mget_nonatomic if self.is_cluster else any_client.mget
         self._loads = self.serializer.loads
+
+    @property
+    def deadline(self) -> float | None:
+        """Seconds one Redis call may take at most (``None``: no socket timeout, no
+        bound): see :func:`exporter.client.core.call_deadline`."""
+        return self._deadlines.seconds
+
+    @deadline.setter
+    def deadline(self, seconds: float | None) -> None:
+        self._deadlines.seconds = seconds
 
     @classmethod
     def from_url(cls, url: str, *, cluster: bool = False, **options: Any) -> CacheService:
@@ -254,7 +266,7 @@ class CacheService(ServiceCore):
             removed = 0
             chunk: list[Any] = []
             keys = self.redis.scan_iter(match=str(checked), count=batch)
-            for key in backend.bounded_iter(keys, self.deadline):
+            for key in backend.bounded_iter(keys, self._deadlines):
                 chunk.append(key)
                 if len(chunk) >= batch:
                     removed += int(self.redis.unlink(*chunk))

@@ -207,3 +207,51 @@ def test_a_server_that_answers_but_is_not_redis_opens_the_circuit(
         assert errors(registry, "get")["other"] == 0
     finally:
         server.close()
+
+
+async def test_the_async_deadline_behaves_like_asyncio_timeout() -> None:
+    """``Deadlines``: expiry is a TimeoutError inside the block only; a call that ends
+    in time leaves no cancellation behind; the caller's own cancellation stays one;
+    nested blocks share the outer deadline; many calls in flight expire each at its
+    own time."""
+    from exporter.client._async_backend import Deadlines
+
+    deadlines = Deadlines(0.1)
+    with deadlines:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.15)  # no cancellation left pending once the block is left
+
+    t0 = time.perf_counter()
+    with pytest.raises(TimeoutError), deadlines:
+        await asyncio.sleep(5)
+    assert 0.09 < time.perf_counter() - t0 < 0.1 + MARGIN
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+    with pytest.raises(TimeoutError), deadlines, deadlines:  # nested: the outer deadline
+        await asyncio.sleep(5)
+
+    async def cancelled_by_caller() -> None:
+        with deadlines:
+            await asyncio.sleep(5)
+
+    task = asyncio.create_task(cancelled_by_caller())
+    await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    async def call(delay: float) -> str:
+        try:
+            with deadlines:
+                await asyncio.sleep(delay)
+        except TimeoutError:
+            return "timeout"
+        return "done"
+
+    results = await asyncio.gather(*(call(d) for d in (0.01, 0.05, 0.3, 0.02, 0.5)))
+    assert results == ["done", "done", "timeout", "done", "timeout"]
+    assert not deadlines._due  # nothing left behind
+
+    unbounded = Deadlines(None)
+    with unbounded:
+        await asyncio.sleep(0.01)
