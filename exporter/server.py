@@ -34,6 +34,7 @@ from prometheus_client.exposition import choose_encoder
 
 from exporter import config
 from exporter.collectors.evictions import EvictionTracker
+from exporter.collectors.health import WorkerHealth
 from exporter.collectors.keyspace_sampler import KeyspaceSampler
 from exporter.collectors.redis_info import ErrorCounts, RedisInfoCollector, error_class
 from exporter.config import ConfigError, Settings
@@ -156,6 +157,8 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     extra = _background_collectors(settings) if background else []
     for collector in extra:
         registry.register(collector)
+    if extra:  # one family per name in a registry: the workers' health is served together
+        registry.register(WorkerHealth(extra))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

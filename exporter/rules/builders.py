@@ -423,6 +423,27 @@ def operational_alerts(ctx: Context) -> Group:
                 ),
             ),
         ),
+        Rule(
+            alert=c.ALERT_COLLECTOR_DOWN,
+            expr=f"{sli.selector(m.COLLECTOR_UP, exp)} == 0",
+            for_=ctx.for_(timedelta(minutes=15)),
+            labels=(("severity", c.SEVERITY_TICKET),),
+            annotations=(
+                (
+                    "summary",
+                    "Cache exporter's {{ $labels.collector }} for {{ $labels.instance }} "
+                    "keeps failing",
+                ),
+                (
+                    "description",
+                    "The exporter's background {{ $labels.collector }} for Redis "
+                    "{{ $labels.instance }} has not recovered for "
+                    f"{format_duration(timedelta(minutes=15))} ({m.COLLECTOR_UP.name} = "
+                    "{{ $value }}): it restarts with backoff, and its per-type series "
+                    f"are stale. {m.COLLECTOR_LAST_ERROR.name} names the error class.",
+                ),
+            ),
+        ),
     ]
     return Group(c.GROUP_OPERATIONAL, tuple(rules))
 

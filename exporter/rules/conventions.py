@@ -39,6 +39,7 @@ ALERT_MEMORY_NEAR_MAX = "RedisMemoryNearMax"
 ALERT_EVICTION_SURGE = "CacheEvictionSurge"
 ALERT_CLIENT_ERRORS = "CacheClientErrors"
 ALERT_SCRAPE_ERRORS = "CacheExporterScrapeErrors"
+ALERT_COLLECTOR_DOWN = "CacheExporterCollectorDown"
 
 ALL_ALERTS = (
     ALERT_LOW_HIT_RATE,
@@ -52,6 +53,7 @@ ALL_ALERTS = (
     ALERT_EVICTION_SURGE,
     ALERT_CLIENT_ERRORS,
     ALERT_SCRAPE_ERRORS,
+    ALERT_COLLECTOR_DOWN,
 )
 
 # --- label values -----------------------------------------------------------------

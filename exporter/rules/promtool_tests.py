@@ -420,6 +420,23 @@ class Scenarios:
         ok.expect(timedelta(minutes=end), rule, [])
         return [fire, ok]
 
+    def collector_down(self) -> list[Case]:
+        (rule,) = self.rules(c.ALERT_COLLECTOR_DOWN)
+        lab = {**self.exp, "instance": INSTANCE, "collector": m.COLLECTOR_EVICTIONS}
+        for_ = rule.for_ or timedelta(0)
+        down_at, end = 5, self.steps(for_) + 10
+        fire = self.case(
+            f"{rule.alert}: a collector failing for longer than {format_duration(for_)} fires",
+            [series(m.COLLECTOR_UP.name, lab, f"1x{down_at} 0x{end - down_at}")],
+        )
+        fire.expect(timedelta(minutes=end), rule, [(rule, 0.0, lab)])
+        recovers = self.case(
+            f"{rule.alert}: a collector that recovers after a restart is silent",
+            [series(m.COLLECTOR_UP.name, lab, f"1x{down_at} 0x3 1x{end}")],
+        )
+        recovers.expect(timedelta(minutes=end), rule, [])
+        return [fire, recovers]
+
     def metrics_absent(self) -> list[Case]:
         cases = []
         for rule in self.rules(c.ALERT_METRICS_ABSENT):
@@ -629,6 +646,7 @@ def render_rule_tests(
                 + sc.eviction_surge()
                 + sc.client_errors()
                 + sc.scrape_errors()
+                + sc.collector_down()
             ),
         ),
     }

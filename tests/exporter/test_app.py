@@ -263,6 +263,13 @@ def test_background_sampler_and_eviction_tracker_are_wired_into_metrics(redis_ur
     assert keys == 20.0
     assert (sample(text, "cache_size_bytes", layer="redis", type="session") or 0) > 0
     assert evicted == 0.0  # the eviction tracker is wired in too
+    inst = instance_of(redis_url)
+    for collector in ("keyspace_sampler", "evictions"):  # and their health, served together
+        assert sample(text, "cache_exporter_collector_up", instance=inst, collector=collector)
+        restarts = sample(
+            text, "cache_exporter_collector_restarts_total", instance=inst, collector=collector
+        )
+        assert restarts == 0.0
 
 
 @pytest.mark.parametrize(
