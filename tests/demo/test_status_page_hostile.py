@@ -107,7 +107,9 @@ class FakePrometheus:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     @property
@@ -119,11 +121,20 @@ class FakePrometheus:
         self.server.server_close()
 
 
-@pytest.fixture
-def fake() -> Iterator[FakePrometheus]:
+@pytest.fixture(scope="module")
+def fake_server() -> Iterator[FakePrometheus]:
     server = FakePrometheus()
     yield server
     server.close()
+
+
+@pytest.fixture
+def fake(fake_server: FakePrometheus) -> FakePrometheus:
+    """The module's fake Prometheus, answering like an empty one until told otherwise."""
+    fake_server.answers = dict(DEFAULTS)
+    fake_server.status = {}
+    fake_server.sent = 0
+    return fake_server
 
 
 def get_page(fake: FakePrometheus) -> httpx.Response:
