@@ -373,3 +373,23 @@ def test_an_unchanged_file_is_not_rewritten(
     inode = rules.stat().st_ino
     assert main(["generate", "--out", str(out)]) == 0
     assert rules.stat().st_ino == inode
+
+
+def test_a_generator_refusal_is_one_line_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Should any SLO file the loader accepts still trip the generator (a scenario it
+    cannot build), the run ends with one line naming the file, before writing."""
+    import exporter.generate as generate
+
+    def render_all(*args: object, **kwargs: object) -> None:
+        raise ValueError("scenario for CacheHitRateBudgetBurn page 2m/10s is ambiguous")
+
+    monkeypatch.setattr(generate, "render_all", render_all)
+    slo = slo_file(tmp_path)
+    out = tmp_path / "out"
+    assert main(["generate", "--slo", str(slo), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"error: {slo}: rules cannot be generated for it (scenario for")
+    assert not out.exists()
