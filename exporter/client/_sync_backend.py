@@ -18,7 +18,9 @@ module: the same names, for threads.
   thread cannot be interrupted).  A sync call waits at most the connect timeout
   plus the socket timeout (redis-py's sync pool connects outside its lock, so
   callers never queue behind each other's connects), except against a server that
-  drips bytes, each within the socket timeout.  ``scripts/unasync.py`` drops the
+  drips bytes, each within the socket timeout, and, with a client built on a
+  ``BlockingConnectionPool`` (``from_url`` never builds one), the pool's own
+  ``timeout`` for a free connection.  ``scripts/unasync.py`` drops the
   async service's ``with self._deadlines:`` blocks, so the sync hot path pays
   nothing for them; :class:`Deadlines` (a no-op) and :func:`bounded_iter` (the
   iterable itself) exist so the two backends offer the same names.
