@@ -17,8 +17,8 @@ Each call records its outcome with one call: a success through the recorder
 (:mod:`exporter.client.recorder`), a failure through ``_failed``.
 
 Deadline: no call waits longer than ``self.deadline`` for Redis (the client's
-connect timeout plus its socket timeout: :func:`exporter.client.core.call_deadline`),
-a scan of any length no longer per round trip; a call that reaches it fails open
+connect timeout plus its socket timeout: :func:`exporter.client.core.call_deadline`;
+a scan of any length, no longer per round trip); a call that reaches it fails open
 as a ``timeout`` and feeds the breaker.  How each side keeps it (the event loop's
 pool connects under a lock, so every call here runs in a ``with self._deadlines:``
 block; threads rely on redis-py's socket timeouts, and the generator drops those
