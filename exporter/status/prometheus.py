@@ -3,7 +3,8 @@
 Every answer is checked for Prometheus' envelope (``status``/``data``) and for
 the shape of its data, so a URL that points at some other server, or a server
 that answers oddly, fails as a query error, never as a 500.  No answer is read
-past :data:`MAX_ANSWER_BYTES` (after decompression), and no more than
+past :data:`MAX_ANSWER_BYTES` (:data:`MAX_RULES_ANSWER_BYTES` for the rules
+listing; both after decompression), and no more than
 :data:`MAX_ITEMS` samples, points, rules or alerts are taken from one answer,
 so however large an answer is the page stays small.
 """
@@ -16,9 +17,15 @@ from typing import Any
 
 import httpx
 
-#: the most bytes read of one answer (a status page's answers are a few KiB; a
-#: Prometheus with many rules lists them in well under a MiB)
-MAX_ANSWER_BYTES = 4 * 1024 * 1024
+#: the most bytes read of one query or alerts answer: the page's queries answer in a
+#: few KiB, a thousand firing alerts in well under a MiB.  JSON of tiny objects takes
+#: about 25 times its size once parsed, and the page's ~30 queries run at once (their
+#: bodies are parsed one at a time), so this bounds the page's memory to tens of MB.
+MAX_ANSWER_BYTES = 1024 * 1024
+#: the rules listing, read alone before the queries, may be larger: a Prometheus
+#: with thousands of recording rules lists them in a few MiB
+MAX_RULES_ANSWER_BYTES = 4 * 1024 * 1024
+RULES_PATH = "/api/v1/rules"
 #: the most samples, points, rule names or firing alerts taken from one answer
 MAX_ITEMS = 5000
 #: the most labels kept of one alert
@@ -101,16 +108,15 @@ class PrometheusAPI:
         self.client = client
 
     async def _read(self, path: str, params: dict[str, Any] | None) -> tuple[httpx.Response, bytes]:
-        """The answer's status and body, read no further than :data:`MAX_ANSWER_BYTES`."""
+        """The answer's status and body, read no further than the path's byte cap."""
+        limit = MAX_RULES_ANSWER_BYTES if path == RULES_PATH else MAX_ANSWER_BYTES
         async with self.client.stream("GET", path, params=params) as response:
             chunks: list[bytes] = []
             size = 0
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
-                if size > MAX_ANSWER_BYTES:
-                    raise AnswerError(
-                        f"{path}: answer larger than {MAX_ANSWER_BYTES // (1024 * 1024)} MiB"
-                    )
+                if size > limit:
+                    raise AnswerError(f"{path}: answer larger than {limit // (1024 * 1024)} MiB")
                 chunks.append(chunk)
         return response, b"".join(chunks)
 
@@ -172,7 +178,7 @@ class PrometheusAPI:
 
     async def recorded_names(self) -> set[str]:
         """Names of the recording rules this Prometheus evaluates."""
-        data = await self._get("/api/v1/rules", {"type": "record"})
+        data = await self._get(RULES_PATH, {"type": "record"})
         names: set[str] = set()
         for group in _list(data, "groups", "the rule groups"):
             for rule in _list(_dict(group, "a rule group"), "rules", "a group's rules"):
