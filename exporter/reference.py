@@ -137,7 +137,8 @@ def render_configuration() -> str:
         "A YAML file, `version: 1`; the shipped default is `exporter/data/slo.yaml`",
         "(ADR-004's numbers). Durations are Prometheus-style (`10ms`, `15m`, `24h`,",
         "`7d`); ratios are fractions (`0.95`). A bad file is refused with the file, the",
-        "field and what was expected.\n",
+        "field and what was expected, on one line. The file is UTF-8, at most 64 KiB,",
+        "without YAML anchors or aliases, at most 8 levels deep, each field given once.\n",
         "| field | type | required | default | meaning |",
         "|---|---|---|---|---|",
     ]
