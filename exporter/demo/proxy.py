@@ -34,6 +34,9 @@ class DelayProxy:
         self.delay = delay
         #: share of forwarded requests that get the delay (1.0: every one)
         self.slow_share = 1.0
+        #: its own generator: drawing from the global one would shift every other
+        #: user's sequence in this process (a seeded workload, a property-test engine)
+        self._rng = random.Random()
         self._listen_port = listen_port
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -134,7 +137,7 @@ class DelayProxy:
                 data = await reader.read(_CHUNK)
                 if not data:
                     break
-                if delayed and self.delay > 0 and random.random() < self.slow_share:
+                if delayed and self.delay > 0 and self._rng.random() < self.slow_share:
                     await asyncio.sleep(self.delay)
                 writer.write(data)
                 await writer.drain()
