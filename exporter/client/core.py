@@ -57,6 +57,11 @@ SERVICE_OPTIONS = frozenset(
 )
 
 
+#: XFetch's draws come from the client's own generator: a library must not move the
+#: application's global random sequence (seeded simulations, property-test engines)
+_xfetch_rng = random.Random()
+
+
 class _Missing:
     """Sentinel: nothing usable was read (miss, failure or undecodable value)."""
 
@@ -69,7 +74,7 @@ def xfetch_due(delta: float, expiry: float, now: float, beta: float) -> bool:
     probability that grows as it nears and with the value's compute time ``delta``."""
     if delta <= 0 or expiry <= 0 or beta <= 0:
         return False
-    return now - delta * beta * math.log(1.0 - random.random()) >= expiry
+    return now - delta * beta * math.log(1.0 - _xfetch_rng.random()) >= expiry
 
 
 def call_deadline(client: Any) -> float | None:
