@@ -122,6 +122,16 @@ def counter(per_interval: float, steps: int) -> str:
     return f"0+{number(_round(per_interval))}x{steps}"
 
 
+def _clear_of_ties(ratio: float, budget: float) -> float:
+    """``ratio``, nudged up (by far less than the gap to the next tier) while its burn
+    rate ``ratio / budget`` sits on a rounding tie of the annotation's ``%.2f``:
+    Prometheus computes the ratio from rates in float64, so on a tie it may land on
+    either side of it (0.94 / 0.8 = 1.175 reads 1.18 there, 1.17 here)."""
+    while abs((ratio / budget * 100) % 1 - 0.5) < 1e-6:
+        ratio *= 1 + 1e-4
+    return ratio
+
+
 def _round(value: float) -> Decimal:
     return Decimal(repr(value)).quantize(Decimal("0.000001")).normalize()
 
@@ -339,7 +349,9 @@ class Scenarios:
         thr = {id(r): float(_tier(r).factor * self._budget(r)) for r in siblings}
         mine = thr[id(rule)]
         higher = [v for v in thr.values() if v > mine]
-        bad = (mine + (min(higher) if higher else 1.0)) / 2
+        bad = _clear_of_ties(
+            (mine + (min(higher) if higher else 1.0)) / 2, float(self._budget(rule))
+        )
         inside = mine * 0.9
         for_ = rule.for_ or timedelta(0)
         end = for_ + 3 * self.interval
