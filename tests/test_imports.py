@@ -75,3 +75,16 @@ def test_the_command_line_builds_without_the_server_extra() -> None:
             "pip install 'cache-slo-exporter[server]'"
         ]
         assert "Traceback" not in done.stderr
+
+
+def test_the_extras_table_names_what_pyproject_installs() -> None:
+    """``cli.EXTRAS`` (import names, checked at run time) and pyproject's extra
+    (distribution names, installed by pip) say the same thing twice: keep them equal."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for extra, modules in EXTRAS.items():
+        wanted = project["optional-dependencies"][extra]
+        names = {re.split(r"[\s<>=!~\[;]", req, maxsplit=1)[0].lower() for req in wanted}
+        assert names == set(modules), (extra, names)
