@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict, cast
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from exporter.redaction import SECRET_QUERY_KEYS, redact_url
 from exporter.slo import SLO, load_slo
@@ -355,7 +355,9 @@ def split_credentials(url: str, password: str | None = None) -> tuple[str, dict[
         kwargs["password"] = password
     netloc = parts.netloc.rsplit("@", 1)[-1]
     query = urlencode([(k, v) for k, v in pairs if k.lower() not in SECRET_QUERY_KEYS])
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)), kwargs
+    # not urlunsplit: with an empty host it writes unix:/path, which redis-py refuses
+    url = f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+    return url + (f"#{parts.fragment}" if parts.fragment else ""), kwargs
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

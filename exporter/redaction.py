@@ -25,6 +25,8 @@ _DSN_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNOR
 UNPARSABLE = "<unparsable URL>"
 #: in free text: a URL's ``user:password@`` (the password is what is masked)
 _TEXT_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s/@:]*):[^\s@/]*@")
+#: in free text: an Authorization header's credentials (``Basic dXNlcjpwdw==``)
+_TEXT_AUTH_SCHEME = re.compile(r"\b(?P<head>(?:Basic|Bearer|Token|Digest)\s+)[A-Za-z0-9+/=._~-]+")
 #: in free text: ``password=...``, ``sslpassword=...``, ``token=...`` (query or DSN form)
 _TEXT_SECRET_VALUE = re.compile(
     r"(?P<head>\b[A-Za-z_]*(?:pass|pwd|secret|token)[A-Za-z_]*\s*=\s*)"
@@ -39,7 +41,7 @@ def is_secret_query_key(name: str) -> bool:
     return lowered in SECRET_QUERY_KEYS or any(part in lowered for part in _SECRET_PARTS)
 
 
-def redact_url(url: str) -> str:
+def redact_url(url: str, *, keep_user: bool = True) -> str:
     """``redis://user:secret@host:6379/0?password=x`` -> ``redis://user:***@host:6379/0?password=***``."""
     try:
         parts = urlsplit(url)
@@ -49,7 +51,9 @@ def redact_url(url: str) -> str:
     if "@" in url and "@" not in parts.netloc:
         return UNPARSABLE  # "user:pw@host" without "//": a password outside any netloc
     netloc = parts.netloc
-    if parts.password is not None:
+    if "@" in netloc and not keep_user:  # a user part alone may be a token
+        netloc = f"{MASK}@{netloc.rsplit('@', 1)[1]}"
+    elif parts.password is not None:
         netloc = f"{parts.username or ''}:{MASK}@{netloc.rsplit('@', 1)[1]}"
     query = parts.query
     if query:
@@ -73,6 +77,7 @@ def redact_text(text: str) -> str:
         if decoded != text and redact_text(decoded) != decoded:
             text = decoded  # a secret hides behind percent-encoding: show it decoded, masked
     text = _TEXT_USERINFO.sub(rf"\g<head>:{MASK}@", text)
+    text = _TEXT_AUTH_SCHEME.sub(rf"\g<head>{MASK}", text)
     return _TEXT_SECRET_VALUE.sub(rf"\g<head>{MASK}", text)
 
 

@@ -24,6 +24,7 @@ import binascii
 import logging
 import secrets
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -41,10 +42,14 @@ from exporter.config import ConfigError, Settings
 from exporter.http_limits import ACCEPT_BATCH, ConnectionLimits, connection_cap
 from exporter.logs import protect_root_handlers, uvicorn_log_config
 from exporter.redaction import redact_dsn
-from exporter.scrape_targets import allowed, default_patterns, parse_target
+from exporter.scrape_targets import Target, allowed, default_patterns, parse_target
 from exporter.slo import SLOError
 
 log = logging.getLogger(__name__)
+
+#: /scrape requests served at once (each may hold a thread for its whole deadline; the
+#: thread pool they share with /metrics has 40)
+SCRAPE_CONCURRENCY = 8
 
 #: shares of the scrape deadline for the collectors that wait on I/O; they run one
 #: after another, so the shares add up to less than 1 (the rest is rendering)
@@ -178,6 +183,8 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        # no 307 to "/metrics/" built from the request's Host header (an open redirect)
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.registry = registry
@@ -220,6 +227,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
 
     #: failed /scrape requests per target, so the counter outlives each request's collector
     scrape_errors = ErrorCounts()
+    scrape_slots = threading.BoundedSemaphore(SCRAPE_CONCURRENCY)
     #: deny by default: without --scrape-allow, only the Redis this exporter watches
     allow = (
         default_patterns(settings.redis_url)
@@ -243,6 +251,16 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
             raise HTTPException(400, f"query parameter 'target': expected {exc}") from None
         if not allowed(checked, allow):
             raise HTTPException(403, f"target not allowed by --scrape-allow ({why_refused})")
+        # sync routes share one thread pool with /metrics: a flood of slow targets must
+        # not take every thread, so /scrape holds at most a few at once
+        if not scrape_slots.acquire(blocking=False):
+            raise HTTPException(503, "too many /scrape requests in flight", {"Retry-After": "1"})
+        try:
+            return _scrape_one(request, checked)
+        finally:
+            scrape_slots.release()
+
+    def _scrape_one(request: Request, checked: Target) -> Response:
         collector = RedisInfoCollector(
             checked.url,  # built from the checked values, never from the request's text
             instance=checked.address,

@@ -117,3 +117,11 @@ def test_the_handler_filter_redacts_any_logger_arguments_and_tracebacks() -> Non
     assert "HTTP Request: GET http://admin:***@prom:9090/api 200" in written
     assert "ValueError: bad DSN host=h password=***" in written
     assert "s3cret" not in written
+
+
+def test_authorization_credentials_in_text_and_lone_users_of_urls_are_masked() -> None:
+    echoed = "bad_data: auth was Basic cHU6UHJvbVNlY3JldFBX and Bearer abc.def-1"
+    assert redact_text(echoed) == "bad_data: auth was Basic *** and Bearer ***"
+    assert redact_url("http://t0ken@prom:9090/x", keep_user=False) == "http://***@prom:9090/x"
+    assert redact_url("http://u:pw@prom:9090", keep_user=False) == "http://***@prom:9090"
+    assert redact_url("redis://acl-user@h:6379/0") == "redis://acl-user@h:6379/0"

@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from exporter.redaction import redact_text
+
 #: the most bytes read of one query or alerts answer: the page's queries answer in a
 #: few KiB, a thousand firing alerts in well under a MiB.  JSON of tiny objects takes
 #: about 25 times its size once parsed, and the page's ~30 queries run at once (their
@@ -54,6 +56,7 @@ QUERY_ERRORS: tuple[type[Exception], ...] = (
 def reason(exc: Exception) -> str:
     """What to tell a reader about a failed query (Prometheus' message if it sent one)."""
     text = str(exc) if isinstance(exc, RuntimeError | AnswerError) else type(exc).__name__
+    text = redact_text(text)  # a proxy's error may echo our Authorization header back
     return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 3] + "..."
 
 

@@ -20,7 +20,7 @@ QUERY_TIMEOUT_SECONDS = 5.0
 def build_router(prometheus_url: str, slo: SLO) -> APIRouter:
     """The status page of ``slo``, read from the Prometheus at ``prometheus_url``."""
     router = APIRouter()
-    shown = redact_url(prometheus_url)
+    shown = redact_url(prometheus_url, keep_user=False)  # a lone user part may be a token
     # credentials travel as an Authorization header, never in a URL httpx could log
     base_url, auth = _split_auth(prometheus_url.rstrip("/"))
 

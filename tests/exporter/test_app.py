@@ -446,3 +446,24 @@ def test_openmetrics_output_passes_the_strict_openmetrics_parser(
 
 def allowed_target(url: str, patterns: tuple[str, ...]) -> bool:
     return allowed(parse_target(url), patterns)
+
+
+def test_serve_reads_a_redis_on_a_unix_socket(
+    redis_factory: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    """``unix:///path.sock`` (as --help documents it) once crashed at startup: the
+    credentials were split off with urlunsplit, which wrote ``unix:/path.sock``."""
+    sock = tmp_path / "redis.sock"
+    redis_factory("--unixsocket", str(sock), "--unixsocketperm", "700")
+    clean = (f"unix://{sock}?db=2", {"password": "pw"})
+    assert split_credentials(f"unix://:pw@{sock}?db=2") == clean
+    with client_for(Settings(redis_url=f"unix://{sock}")) as client:
+        assert sample(client.get("/metrics").text, "redis_up", instance=str(sock)) == 1.0
+
+
+def test_no_redirect_is_built_from_the_host_header(app_client: TestClient) -> None:
+    answer = app_client.get(
+        "/metrics/", headers={"Host": "evil.example"}, follow_redirects=False
+    )
+    assert answer.status_code == 404
+    assert "location" not in answer.headers

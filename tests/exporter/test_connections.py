@@ -7,7 +7,9 @@ file-descriptor limit every accept failed and logged: 1,100 idle sockets under a
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -86,3 +88,35 @@ def test_a_connection_flood_under_a_low_file_limit_keeps_metrics_answering(
         time.sleep(0.5)
         assert max(timed_metrics(exporter) for _ in range(5)) < 2.0
     assert len(exporter.log.splitlines()) < 60, exporter.log[-3000:]
+
+
+def test_a_flood_of_slow_scrapes_does_not_starve_metrics(
+    redis_factory: Callable[..., RedisServer], exporter_factory: StartExporter
+) -> None:
+    """/scrape requests to a frozen target each hold a thread for their deadline; they
+    share the pool with /metrics, so at most a few run at once and the rest get 503."""
+    frozen = socket.socket()
+    frozen.bind(("127.0.0.1", 0))
+    frozen.listen(512)  # the kernel completes every handshake; nobody ever answers
+    port = frozen.getsockname()[1]
+    exporter = exporter_factory("--redis-url", redis_factory().url, "--scrape-allow", "127.0.0.1")
+    target = {"target": f"redis://127.0.0.1:{port}/0"}
+    codes: list[int] = []
+
+    def scrape() -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            answer = httpx.get(exporter.base + "/scrape", params=target, timeout=15)
+            codes.append(answer.status_code)
+
+    try:
+        flood = [threading.Thread(target=scrape) for _ in range(120)]
+        for thread in flood:
+            thread.start()
+        time.sleep(0.3)
+        slowest = max(timed_metrics(exporter) for _ in range(3))
+        for thread in flood:
+            thread.join(30)
+    finally:
+        frozen.close()
+    assert slowest < 2.0
+    assert codes.count(503) > 0 and codes.count(200) > 0, sorted(set(codes))
