@@ -23,7 +23,6 @@ import logging
 import resource
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -53,9 +52,6 @@ class ConnectionLimits:
     #: open connections not serving a request, oldest first
     idle: OrderedDict[BoundedH11Protocol, None] = field(default_factory=OrderedDict)
     open: set[BoundedH11Protocol] = field(default_factory=set)
-    evicted: int = 0
-    refused: int = 0
-    timed_out: int = 0
 
     def protocol(self) -> type[BoundedH11Protocol]:
         """A protocol class bound to these limits, for ``uvicorn.run(http=...)``."""
@@ -71,7 +67,6 @@ class BoundedH11Protocol(H11Protocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._admitted = self._admit()
         if not self._admitted:
-            self.limits.refused += 1
             transport.abort()
             return
         super().connection_made(transport)
@@ -84,7 +79,6 @@ class BoundedH11Protocol(H11Protocol):
             if not limits.idle:
                 return False
             oldest, _ = limits.idle.popitem(last=False)
-            limits.evicted += 1
             oldest._close()
         return True
 
@@ -125,7 +119,6 @@ class BoundedH11Protocol(H11Protocol):
         self._head_timer = None
         cycle = self.cycle
         if cycle is None or cycle.response_complete:
-            self.limits.timed_out += 1
             self._close()
 
     def _close(self) -> None:
@@ -133,14 +126,3 @@ class BoundedH11Protocol(H11Protocol):
         self.limits.open.discard(self)  # its place is free now (connection_lost comes later)
         if not self.transport.is_closing():
             self.transport.abort()  # no goodbye owed to a client that sent no request
-
-
-def stats(limits: ConnectionLimits) -> dict[str, Any]:
-    """What the limits did so far (for logs and tests)."""
-    return {
-        "open": len(limits.open),
-        "idle": len(limits.idle),
-        "evicted": limits.evicted,
-        "refused": limits.refused,
-        "timed_out": limits.timed_out,
-    }

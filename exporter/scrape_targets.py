@@ -124,18 +124,3 @@ def allowed(target: Target, patterns: tuple[str, ...]) -> bool:
         if _glob(pattern).fullmatch(address if ":" in port_part else host):
             return True
     return False
-
-
-def default_patterns(redis_url: str) -> tuple[str, ...]:
-    """Without ``--scrape-allow``: only the Redis the exporter itself watches."""
-    return (parse_target_quietly(redis_url).address,)
-
-
-def parse_target_quietly(url: str) -> Target:
-    """The configured Redis URL as a target (its own query options are the operator's,
-    so they are not refused here; only where it connects matters)."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        return Target("unix", "", 0, parts.path, 0)
-    host = (parts.hostname or "").lower()
-    return Target(parts.scheme, host, parts.port or DEFAULT_PORT, "", 0)

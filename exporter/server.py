@@ -42,7 +42,7 @@ from exporter.config import ConfigError, Settings
 from exporter.http_limits import ACCEPT_BATCH, ConnectionLimits, connection_cap
 from exporter.logs import protect_root_handlers, uvicorn_log_config
 from exporter.redaction import redact_dsn
-from exporter.scrape_targets import Target, allowed, default_patterns, parse_target
+from exporter.scrape_targets import Target, allowed, parse_target
 from exporter.slo import SLOError
 
 log = logging.getLogger(__name__)
@@ -230,7 +230,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     scrape_slots = threading.BoundedSemaphore(SCRAPE_CONCURRENCY)
     #: deny by default: without --scrape-allow, only the Redis this exporter watches
     allow = (
-        default_patterns(settings.redis_url)
+        (settings.instance,)  # host:port or socket path of --redis-url
         if settings.scrape_allow is None
         else settings.scrape_allow
     )
