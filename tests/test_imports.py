@@ -53,7 +53,11 @@ def test_the_command_line_builds_without_the_server_extra() -> None:
     """Every command's flags (``--help`` included) load without FastAPI and friends;
     ``serve`` and ``demo`` then say which extra to install, in one line, exit 2."""
     blocked = "; ".join(f"sys.modules[{name!r}] = None" for name in SERVER_ONLY)
-    code = f"import sys; {blocked}\nfrom exporter.cli import main\nsys.exit(main(sys.argv[1:]))"
+    code = (
+        f"import sys; {blocked}\n"
+        "from exporter.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))"
+    )
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

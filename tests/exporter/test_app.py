@@ -339,14 +339,11 @@ def test_scrape_reaches_only_the_configured_redis_by_default(
 ) -> None:
     own, other = redis_factory(), redis_factory()
     with client_for(Settings(redis_url=own.url)) as client:
-        assert (
-            sample(
-                client.get("/scrape", params={"target": own.url}).text,
-                "redis_up",
-                instance=instance_of(own.url),
-            )
-            == 1.0
-        )
+        assert sample(
+            client.get("/scrape", params={"target": own.url}).text,
+            "redis_up",
+            instance=instance_of(own.url),
+        ) == 1.0
         refused = client.get("/scrape", params={"target": other.url})
         assert refused.status_code == 403
         assert "only the Redis of --redis-url" in refused.json()["detail"]
@@ -465,6 +462,8 @@ def test_serve_reads_a_redis_on_a_unix_socket(
 
 
 def test_no_redirect_is_built_from_the_host_header(app_client: TestClient) -> None:
-    answer = app_client.get("/metrics/", headers={"Host": "evil.example"}, follow_redirects=False)
+    answer = app_client.get(
+        "/metrics/", headers={"Host": "evil.example"}, follow_redirects=False
+    )
     assert answer.status_code == 404
     assert "location" not in answer.headers

@@ -55,7 +55,9 @@ def timed_metrics(exporter: Exporter) -> float:
 def test_idle_and_slow_connections_are_closed_after_the_header_deadline(
     redis_factory: Callable[..., RedisServer], exporter_factory: StartExporter
 ) -> None:
-    exporter = exporter_factory("--redis-url", redis_factory().url, "--request-header-timeout", "1")
+    exporter = exporter_factory(
+        "--redis-url", redis_factory().url, "--request-header-timeout", "1"
+    )
     with idle_sockets(exporter.port, 30) as idle, idle_sockets(exporter.port, 10) as slow:
         for s in slow:
             s.sendall(b"GET /metrics HTTP/1.1\r\nX-Slow: ")
