@@ -317,9 +317,7 @@ class CacheMetricsMiddleware:
             if not cache_control and policy.cache_control:
                 cache_control = [policy.cache_control.encode()]
                 headers.append((b"cache-control", cache_control[0]))
-            have = {
-                n.strip().lower() for v in vary for n in v.decode("latin-1").split(",")
-            }
+            have = {n.strip().lower() for v in vary for n in v.decode("latin-1").split(",")}
             lacking = [name for name in policy.vary if name not in have]
             if lacking and (not vary or b"*" not in vary):
                 shown = ", ".join(n.title() for n in lacking).encode()

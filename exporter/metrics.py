@@ -700,7 +700,8 @@ NOTIFICATION_LAG = MetricSpec(
 #: values of ``collector`` on the cache_exporter_collector_* families: the background workers
 COLLECTOR_KEYSPACE_SAMPLER = "keyspace_sampler"
 COLLECTOR_EVICTIONS = "evictions"
-COLLECTORS = (COLLECTOR_KEYSPACE_SAMPLER, COLLECTOR_EVICTIONS)
+COLLECTOR_CDN_LOGS = "cdn_logs"
+COLLECTORS = (COLLECTOR_KEYSPACE_SAMPLER, COLLECTOR_EVICTIONS, COLLECTOR_CDN_LOGS)
 COLLECTOR_UP = MetricSpec(
     "cache_exporter_collector_up",
     "gauge",
