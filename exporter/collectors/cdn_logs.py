@@ -356,6 +356,10 @@ class CdnLogCollector(BackgroundThread, Collector):
             self._succeeded()
             self._stop.wait(self.interval)
 
+    def close(self) -> None:
+        """Close the followed files (``stop`` does it too)."""
+        self._disconnect()
+
     def _disconnect(self) -> None:
         for handle in self._held.values():
             handle.close()

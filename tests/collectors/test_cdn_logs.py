@@ -1,0 +1,327 @@
+"""The CDN log reader on log files it is handed: CloudFront lines built from AWS'
+documented field list, nginx lines in the documented log_format, rotation,
+restarts, and hostile lines.  The real nginx in front of a real app is in
+tests/test_edge_nginx.py."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from exporter.collectors.cdn_logs import (
+    CLOUDFRONT_FIELDS,
+    MAX_LINE,
+    CdnLogCollector,
+    Source,
+)
+
+#: AWS CloudFront developer guide, "Standard logging reference" > "Log file fields":
+#: the 33 fields of a standard log line, in order (the #Fields: header names them)
+AWS_FIELDS = (
+    "date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status "
+    "cs(Referer) cs(User-Agent) cs-uri-query cs(Cookie) x-edge-result-type x-edge-request-id "
+    "x-host-header cs-protocol cs-bytes time-taken x-forwarded-for ssl-protocol ssl-cipher "
+    "x-edge-response-result-type cs-protocol-version fle-status fle-encrypted-fields c-port "
+    "time-to-first-byte x-edge-detailed-result-type sc-content-type sc-content-len "
+    "sc-range-start sc-range-end"
+).split()
+
+
+@pytest.fixture(autouse=True)
+def _close_readers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every reader a test makes closes its followed files at the end."""
+    made: list[CdnLogCollector] = []
+    original = CdnLogCollector.__init__
+
+    def init(self: CdnLogCollector, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(CdnLogCollector, "__init__", init)
+    yield
+    for reader in made:
+        reader.close()
+
+
+def cf_line(stem: str, result: str, fields: list[str] = AWS_FIELDS, **extra: str) -> str:
+    """One CloudFront log line: every documented field, plausible values."""
+    values = {
+        "date": "2026-11-29",
+        "time": "17:01:02",
+        "x-edge-location": "FRA56-P1",
+        "sc-bytes": "1045",
+        "c-ip": "192.0.2.10",
+        "cs-method": "GET",
+        "cs(Host)": "d111111abcdef8.cloudfront.net",
+        "cs-uri-stem": stem,
+        "sc-status": "200",
+        "cs(Referer)": "-",
+        "cs(User-Agent)": "Mozilla/5.0%20(X11)",
+        "cs-uri-query": "token=SECRET",
+        "cs(Cookie)": "-",
+        "x-edge-result-type": result,
+        "x-edge-request-id": "Xy1-abcd==",
+        "x-host-header": "app.example.com",
+        "cs-protocol": "https",
+        "cs-bytes": "120",
+        "time-taken": "0.004",
+        "x-forwarded-for": "-",
+        "ssl-protocol": "TLSv1.3",
+        "ssl-cipher": "TLS_AES_128_GCM_SHA256",
+        "x-edge-response-result-type": result,
+        "cs-protocol-version": "HTTP/2.0",
+        "fle-status": "-",
+        "fle-encrypted-fields": "-",
+        "c-port": "51234",
+        "time-to-first-byte": "0.003",
+        "x-edge-detailed-result-type": result,
+        "sc-content-type": "application/json",
+        "sc-content-len": "900",
+        "sc-range-start": "-",
+        "sc-range-end": "-",
+        **extra,
+    }
+    return "\t".join(values.get(name, "-") for name in fields)
+
+
+def cf_file(path: Path, lines: list[str], fields: list[str] = AWS_FIELDS) -> None:
+    body = "#Version: 1.0\n#Fields: " + " ".join(fields) + "\n" + "".join(f"{x}\n" for x in lines)
+    path.write_bytes(gzip.compress(body.encode()))
+
+
+def samples(collector: CdnLogCollector) -> dict[tuple[str, ...], float]:
+    registry = CollectorRegistry()
+    registry.register(collector)
+    found: dict[tuple[str, ...], float] = {}
+    for family in registry.collect():
+        for sample in family.samples:
+            found[(sample.name, *sorted(sample.labels.items()))] = sample.value  # type: ignore[arg-type]
+    return found
+
+
+def cdn(collector: CdnLogCollector, kind: str, type_: str) -> float:
+    name = f"cache_{kind}_total"
+    return samples(collector)[(name, ("layer", "cdn"), ("type", type_))]
+
+
+def lines_of(collector: CdnLogCollector, fmt: str, outcome: str) -> float:
+    key = ("cache_exporter_cdn_log_lines_total", ("format", fmt), ("outcome", outcome))
+    return samples(collector)[key]
+
+
+def nginx_line(uri: str, cache: str, **extra: str) -> str:
+    pairs = {"time": "2026-11-29T17:00:00+00:00", "method": "GET", "uri": uri, "status": "200"}
+    pairs.update(cache=cache, **extra)
+    return "\t".join(f"{k}={v}" for k, v in pairs.items())
+
+
+def test_cloudfront_result_types_count_as_hits_misses_or_nothing(tmp_path: Path) -> None:
+    logs = tmp_path / "cf"
+    logs.mkdir()
+    cf_file(
+        logs / "E2EXAMPLE.2026-11-29-17.a1b2c3.gz",
+        [
+            cf_line("/api/users/1", "Hit"),
+            cf_line("/api/users/2", "RefreshHit"),
+            cf_line("/api/users/3", "Miss"),
+            cf_line("/static/app.3f2a.js", "Hit"),
+            cf_line("/static/app.3f2a.js", "Miss"),
+            cf_line("/index.html", "Hit"),
+            cf_line("/downloads/report.pdf", "Miss"),
+            cf_line("/api/users/4", "Error"),
+            cf_line("/api/users/5", "LimitExceeded"),
+            cf_line("/api/users/6", "CapacityExceeded"),
+            cf_line("/old", "Redirect"),
+        ],
+    )
+    reader = CdnLogCollector([Source("cloudfront", logs)], tmp_path / "state.json")
+    reader.poll()
+    assert cdn(reader, "hits", "api") == 2
+    assert cdn(reader, "misses", "api") == 1
+    assert (cdn(reader, "hits", "asset"), cdn(reader, "misses", "asset")) == (1, 1)
+    assert cdn(reader, "hits", "html") == 1
+    assert cdn(reader, "misses", "other") == 1
+    # 4 results without a cache lookup + the #Version and #Fields lines
+    assert lines_of(reader, "cloudfront", "ignored") == 6
+    assert lines_of(reader, "cloudfront", "malformed") == 0
+
+
+def test_cloudfront_columns_come_from_the_fields_header(tmp_path: Path) -> None:
+    """A distribution logging extra (newer) fields, or in another order, still reads."""
+    logs = tmp_path / "cf"
+    logs.mkdir()
+    fields = [*reversed(AWS_FIELDS), "origin-fbl", "origin-lbl", "asn", "c-country"]
+    cf_file(logs / "a.gz", [cf_line("/api/x", "Hit", fields), cf_line("/api/y", "Miss", fields)],
+            fields)  # fmt: skip
+    reader = CdnLogCollector([Source("cloudfront", logs)], tmp_path / "state.json")
+    reader.poll()
+    assert (cdn(reader, "hits", "api"), cdn(reader, "misses", "api")) == (1, 1)
+    assert list(CLOUDFRONT_FIELDS) == AWS_FIELDS  # the default when a file has no header
+
+
+def test_each_cloudfront_file_is_counted_once_across_restarts(tmp_path: Path) -> None:
+    logs = tmp_path / "cf"
+    logs.mkdir()
+    state = tmp_path / "state.json"
+    cf_file(logs / "a.gz", [cf_line("/api/a", "Hit")] * 3)
+    first = CdnLogCollector([Source("cloudfront", logs)], state)
+    first.poll()
+    first.poll()
+    assert cdn(first, "hits", "api") == 3
+    cf_file(logs / "b.gz", [cf_line("/api/b", "Hit")] * 2)
+    again = CdnLogCollector([Source("cloudfront", logs)], state)  # a restart
+    again.poll()
+    assert cdn(again, "hits", "api") == 2  # only the new file
+
+
+def test_a_gzip_still_being_written_waits_and_a_corrupt_one_is_given_up(tmp_path: Path) -> None:
+    logs = tmp_path / "cf"
+    logs.mkdir()
+    whole = gzip.compress(("\n".join([cf_line("/api/a", "Hit")] * 50) + "\n").encode())
+    (logs / "a.gz").write_bytes(whole[: len(whole) // 2])
+    (logs / "b.gz").write_bytes(b"\x1f\x8b" + os.urandom(200))
+    reader = CdnLogCollector([Source("cloudfront", logs)], tmp_path / "state.json")
+    reader.poll()
+    assert cdn(reader, "hits", "api") == 0
+    (logs / "a.gz").write_bytes(whole)  # the upload finished
+    reader.poll()
+    assert cdn(reader, "hits", "api") == 50
+    key = ("cache_exporter_cdn_log_files_total", ("format", "cloudfront"), ("outcome", "bad"))
+    assert samples(reader)[key] == 1
+
+
+def test_hostile_cloudfront_lines_are_counted_not_fatal(tmp_path: Path) -> None:
+    logs = tmp_path / "cf"
+    logs.mkdir()
+    huge = cf_line("/api/" + "x" * (4 * MAX_LINE), "Hit")
+    body = "\n".join(
+        [
+            "#Fields: " + " ".join(AWS_FIELDS),
+            cf_line("/api/ok", "Hit"),
+            "only\tthree\tfields",  # wrong field count
+            cf_line("/api/odd", "Teleported"),  # unknown result type
+            huge,
+            cf_line("/api/ok", "Miss"),
+        ]
+    ).encode() + b"\n\x00\xff\xfe binary \x00\t\t\n" + cf_line("/api/last", "Hit").encode()
+    (logs / "a.gz").write_bytes(gzip.compress(body))
+    reader = CdnLogCollector([Source("cloudfront", logs)], tmp_path / "state.json")
+    reader.poll()
+    assert (cdn(reader, "hits", "api"), cdn(reader, "misses", "api")) == (2, 1)
+    assert lines_of(reader, "cloudfront", "malformed") == 3
+    assert lines_of(reader, "cloudfront", "oversized") == 1
+
+
+def test_nginx_statuses_map_to_hits_and_misses(tmp_path: Path) -> None:
+    log_file = tmp_path / "cache.log"
+    statuses = ["HIT", "STALE", "UPDATING", "REVALIDATED", "MISS", "EXPIRED", "BYPASS", "-"]
+    log_file.write_text("".join(nginx_line("/api/a", s, extra="x") + "\n" for s in statuses))
+    reader = CdnLogCollector([Source("nginx", log_file)], tmp_path / "state.json")
+    reader.poll()
+    assert (cdn(reader, "hits", "api"), cdn(reader, "misses", "api")) == (4, 3)
+    assert lines_of(reader, "nginx", "ignored") == 1
+
+
+def test_nginx_partial_lines_wait_and_restarts_resume_where_they_stopped(tmp_path: Path) -> None:
+    log_file = tmp_path / "cache.log"
+    state = tmp_path / "state.json"
+    with open(log_file, "w") as out:
+        out.write(nginx_line("/api/a", "HIT") + "\n" + nginx_line("/api/b", "MI"))
+    reader = CdnLogCollector([Source("nginx", log_file)], state)
+    reader.poll()
+    assert (cdn(reader, "hits", "api"), cdn(reader, "misses", "api")) == (1, 0)
+    with open(log_file, "a") as out:
+        out.write("SS\n")  # the partial line is finished
+    reader.poll()
+    assert cdn(reader, "misses", "api") == 1
+    reader.stop()
+    with open(log_file, "a") as out:
+        out.write(nginx_line("/api/c", "HIT") + "\n")
+    restarted = CdnLogCollector([Source("nginx", log_file)], state)
+    restarted.poll()
+    assert (cdn(restarted, "hits", "api"), cdn(restarted, "misses", "api")) == (1, 0)
+
+
+def test_nginx_rotation_by_rename_and_by_truncation(tmp_path: Path) -> None:
+    log_file = tmp_path / "cache.log"
+    log_file.write_text(nginx_line("/api/a", "HIT") + "\n")
+    reader = CdnLogCollector([Source("nginx", log_file)], tmp_path / "state.json")
+    reader.poll()
+    with open(log_file, "a") as out:  # written after the last poll, before the rename
+        out.write(nginx_line("/api/a", "HIT") + "\n")
+    log_file.rename(tmp_path / "cache.log.1")
+    log_file.write_text(nginx_line("/api/a", "MISS") + "\n")
+    reader.poll()
+    assert (cdn(reader, "hits", "api"), cdn(reader, "misses", "api")) == (2, 1)
+    log_file.write_text(nginx_line("/static/x.css", "HIT") + "\n")  # copytruncate
+    reader.poll()
+    assert cdn(reader, "hits", "asset") == 1
+    assert (cdn(reader, "hits", "api"), cdn(reader, "misses", "api")) == (2, 1)
+
+
+def test_rotation_while_stopped_finishes_the_renamed_file(tmp_path: Path) -> None:
+    log_file = tmp_path / "cache.log"
+    state = tmp_path / "state.json"
+    log_file.write_text(nginx_line("/api/a", "HIT") + "\n")
+    CdnLogCollector([Source("nginx", log_file)], state).poll()
+    with open(log_file, "a") as out:
+        out.write(nginx_line("/api/b", "MISS") + "\n")
+    log_file.rename(tmp_path / "cache.log.1")
+    log_file.write_text(nginx_line("/api/c", "HIT") + "\n")
+    restarted = CdnLogCollector([Source("nginx", log_file)], state)
+    restarted.poll()
+    assert (cdn(restarted, "hits", "api"), cdn(restarted, "misses", "api")) == (1, 1)
+
+
+def test_a_huge_line_is_skipped_in_bounded_memory(tmp_path: Path) -> None:
+    log_file = tmp_path / "cache.log"
+    with open(log_file, "wb") as out:
+        out.write(nginx_line("/api/a", "HIT").encode() + b"\n")
+        out.write(b"uri=/api/" + b"y" * (16 * 1024 * 1024))  # 16 MiB, no newline yet
+    reader = CdnLogCollector([Source("nginx", log_file)], tmp_path / "state.json")
+    tracemalloc.start()
+    reader.poll()
+    with open(log_file, "ab") as out:
+        out.write(b"z" * 1024 + b"\n" + nginx_line("/api/b", "MISS").encode() + b"\n")
+    reader.poll()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2 * 1024 * 1024
+    assert (cdn(reader, "hits", "api"), cdn(reader, "misses", "api")) == (1, 1)
+    assert lines_of(reader, "nginx", "oversized") == 1
+
+
+def test_unreadable_state_starts_at_the_logs_end_instead_of_recounting(tmp_path: Path) -> None:
+    log_file = tmp_path / "cache.log"
+    state = tmp_path / "state.json"
+    log_file.write_text(nginx_line("/api/a", "HIT") + "\n")
+    state.write_bytes(b"\x00garbage")
+    reader = CdnLogCollector([Source("nginx", log_file)], state)
+    reader.poll()
+    assert cdn(reader, "hits", "api") == 0
+    with open(log_file, "a") as out:
+        out.write(nginx_line("/api/a", "HIT") + "\n")
+    reader.poll()
+    assert cdn(reader, "hits", "api") == 1
+
+
+def test_the_state_file_is_replaced_atomically(tmp_path: Path) -> None:
+    log_file = tmp_path / "cache.log"
+    state = tmp_path / "state.json"
+    log_file.write_text(nginx_line("/api/a", "HIT") + "\n")
+    reader = CdnLogCollector([Source("nginx", log_file)], state)
+    reader.poll()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache.log", "state.json"]
+
+
+@pytest.mark.parametrize("text", ["nginx", "ftp:/x", "cloudfront:", "/var/log/x"])
+def test_a_bad_source_names_what_is_expected(text: str) -> None:
+    with pytest.raises(ValueError, match="cloudfront:DIRECTORY or nginx:FILE"):
+        Source.parse(text)
