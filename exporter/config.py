@@ -315,6 +315,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("cdn_state_file", "--cdn-state-file", "CACHE_EXPORTER_CDN_STATE_FILE", _state_file,
            None, "File where the CDN log reader keeps its positions, so a restart never "
            "counts a line twice (required with --cdn-log)."),
+    Option("cdn_poll_interval", "--cdn-poll-interval", "CACHE_EXPORTER_CDN_POLL_INTERVAL",
+           _seconds, 10.0, "Seconds between reads of the CDN logs."),
     Option("path_classes", "--path-classes", "CACHE_EXPORTER_PATH_CLASSES", _file, None,
            "YAML file of path classes (the type label of the CDN layer) and their "
            "Cache-Control policies (default: ADR-004's api, asset and html)."),
@@ -359,6 +361,7 @@ class Settings:
     #: CDN log sources (format, path) and where their reader keeps its positions
     cdn_logs: tuple[tuple[str, Path], ...] = ()
     cdn_state_file: Path | None = None
+    cdn_poll_interval: float = 10.0
     path_classes: PathClasses = field(default_factory=PathClasses)
 
     @property
@@ -506,5 +509,6 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
         redis_password=redis_password,
         cdn_logs=values["cdn_log"] or (),
         cdn_state_file=values["cdn_state_file"],
+        cdn_poll_interval=values["cdn_poll_interval"],
         path_classes=path_classes,
     )

@@ -176,6 +176,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
             settings.cdn_state_file,
             settings.path_classes,
             instance=settings.instance,
+            interval=settings.cdn_poll_interval,
         )
         layers.append(cdn)
         workers.append(cdn)

@@ -24,14 +24,41 @@ from exporter.collectors.cdn_logs import (
 
 #: AWS CloudFront developer guide, "Standard logging reference" > "Log file fields":
 #: the 33 fields of a standard log line, in order (the #Fields: header names them)
-AWS_FIELDS = (
-    "date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status "
-    "cs(Referer) cs(User-Agent) cs-uri-query cs(Cookie) x-edge-result-type x-edge-request-id "
-    "x-host-header cs-protocol cs-bytes time-taken x-forwarded-for ssl-protocol ssl-cipher "
-    "x-edge-response-result-type cs-protocol-version fle-status fle-encrypted-fields c-port "
-    "time-to-first-byte x-edge-detailed-result-type sc-content-type sc-content-len "
-    "sc-range-start sc-range-end"
-).split()
+AWS_FIELDS = [
+    "date",
+    "time",
+    "x-edge-location",
+    "sc-bytes",
+    "c-ip",
+    "cs-method",
+    "cs(Host)",
+    "cs-uri-stem",
+    "sc-status",
+    "cs(Referer)",
+    "cs(User-Agent)",
+    "cs-uri-query",
+    "cs(Cookie)",
+    "x-edge-result-type",
+    "x-edge-request-id",
+    "x-host-header",
+    "cs-protocol",
+    "cs-bytes",
+    "time-taken",
+    "x-forwarded-for",
+    "ssl-protocol",
+    "ssl-cipher",
+    "x-edge-response-result-type",
+    "cs-protocol-version",
+    "fle-status",
+    "fle-encrypted-fields",
+    "c-port",
+    "time-to-first-byte",
+    "x-edge-detailed-result-type",
+    "sc-content-type",
+    "sc-content-len",
+    "sc-range-start",
+    "sc-range-end",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -201,16 +228,20 @@ def test_hostile_cloudfront_lines_are_counted_not_fatal(tmp_path: Path) -> None:
     logs = tmp_path / "cf"
     logs.mkdir()
     huge = cf_line("/api/" + "x" * (4 * MAX_LINE), "Hit")
-    body = "\n".join(
-        [
-            "#Fields: " + " ".join(AWS_FIELDS),
-            cf_line("/api/ok", "Hit"),
-            "only\tthree\tfields",  # wrong field count
-            cf_line("/api/odd", "Teleported"),  # unknown result type
-            huge,
-            cf_line("/api/ok", "Miss"),
-        ]
-    ).encode() + b"\n\x00\xff\xfe binary \x00\t\t\n" + cf_line("/api/last", "Hit").encode()
+    body = (
+        "\n".join(
+            [
+                "#Fields: " + " ".join(AWS_FIELDS),
+                cf_line("/api/ok", "Hit"),
+                "only\tthree\tfields",  # wrong field count
+                cf_line("/api/odd", "Teleported"),  # unknown result type
+                huge,
+                cf_line("/api/ok", "Miss"),
+            ]
+        ).encode()
+        + b"\n\x00\xff\xfe binary \x00\t\t\n"
+        + cf_line("/api/last", "Hit").encode()
+    )
     (logs / "a.gz").write_bytes(gzip.compress(body))
     reader = CdnLogCollector([Source("cloudfront", logs)], tmp_path / "state.json")
     reader.poll()
