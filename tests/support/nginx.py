@@ -8,6 +8,7 @@ format, and is stopped by the fixture that started it.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -65,7 +66,8 @@ class Nginx:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Nginx:
-        binary = require_binary("nginx")
+        # Debian installs it in /usr/sbin, which a non-login PATH may lack
+        binary = shutil.which("nginx", path="/usr/sbin") or require_binary("nginx")
         (self.prefix / "tmp").mkdir(parents=True, exist_ok=True)
         config = self.prefix / "nginx.conf"
         config.write_text(
