@@ -315,6 +315,7 @@ class CdnLogCollector(BackgroundThread, Collector):
         for source in self.sources:
             for outcome in metrics.CDN_LINE_OUTCOMES:
                 self._counts.lines[(source.format, outcome)] = 0
+        self._saved: str | None = None
         self._state = self._load_state()
         self._held: dict[str, IO[bytes]] = {}  # nginx: the open handle being followed
 
@@ -341,12 +342,16 @@ class CdnLogCollector(BackgroundThread, Collector):
 
     def _save_state(self) -> None:
         self._state.pop("fresh", None)
+        text = json.dumps(self._state, separators=(",", ":"))
+        if text == self._saved:  # nothing moved: no write, no fsync
+            return
         tmp = self.state_file.with_name(f".{self.state_file.name}.{os.getpid()}.tmp")
         with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(self._state, handle, separators=(",", ":"))
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, self.state_file)
+        self._saved = text
 
     # --- polling -----------------------------------------------------------------------
 
