@@ -50,10 +50,9 @@ from weakref import WeakKeyDictionary
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
+from exporter.client.families import client_metrics
 from exporter.metrics import (
     API_LATENCY,
-    CACHE_HITS,
-    CACHE_MISSES,
     CACHE_POLICY_VIOLATIONS,
     HTTP_METHODS,
     LAYER_BROWSER,
@@ -123,12 +122,11 @@ class HttpMetrics:
             list(CACHE_POLICY_VIOLATIONS.labels),
             registry=registry,
         )
-        self.hits = Counter(
-            CACHE_HITS.family, CACHE_HITS.help, list(CACHE_HITS.labels), registry=registry
-        )
-        self.misses = Counter(
-            CACHE_MISSES.family, CACHE_MISSES.help, list(CACHE_MISSES.labels), registry=registry
-        )
+        # the client's own families: one registry holds cache_hits_total once, and an
+        # app that uses the cache client serves both layers from it
+        shared = client_metrics(registry)
+        self.hits = shared.hits
+        self.misses = shared.misses
         self.known_types: set[str] = set()
         self.add_types(types)
 

@@ -164,3 +164,22 @@ def test_custom_classes_bound_the_type_label(registry: CollectorRegistry) -> Non
     text = text_of(registry)
     assert sample(text, "cache_hits_total", layer="browser", type="users") == 1
     assert sample(text, "cache_misses_total", layer="browser", type="other") == 1
+
+
+def test_the_app_serves_redis_and_browser_layers_from_one_registry(
+    registry: CollectorRegistry,
+) -> None:
+    """The cache client and the middleware share cache_hits_total in one registry
+    (registering the name twice would fail at start)."""
+    import fakeredis
+
+    from exporter.client import CacheService
+
+    cache = CacheService(fakeredis.FakeRedis(), registry=registry)
+    client = TestClient(make_app(registry))
+    cache.get(cache.key("user", "u1"))
+    client.get("/api/users/u1", headers={"If-None-Match": '"u1"'})
+    cache.close()
+    text = text_of(registry)
+    assert sample(text, "cache_misses_total", layer="redis", type="user") == 1
+    assert sample(text, "cache_hits_total", layer="browser", type="api") == 1

@@ -27,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "sli": {"metrics", "slo", "rules.conventions", "rules.model"},
     "client": {"metrics", "slo"},
     "collectors": {"metrics", "slo", "redaction", "paths"},
-    "asgi": {"metrics", "paths"},
+    "asgi": {"metrics", "paths", "client"},
     "rules": {"metrics", "slo", "sli", "rules.conventions", "rules.model"},
     "dashboards": {"metrics", "slo", "sli", "rules", "rules.conventions", "rules.model"},
     "status": {"metrics", "slo", "sli", "rules.conventions", "redaction"},
