@@ -60,7 +60,7 @@ from exporter.metrics import (
     ROUTE_OTHER,
     ROUTE_UNMATCHED,
 )
-from exporter.paths import POLICIES, PathClasses, violations
+from exporter.paths import POLICIES, PathClasses, Policy, violations
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -76,6 +76,10 @@ CACHE_HEADER = b"x-app-cache"
 _POLICY_STATUSES = frozenset({200, 203, 204, 206, 304})
 _CONDITIONAL = frozenset({b"if-none-match", b"if-modified-since"})
 _DROPPED_ON_304 = frozenset({b"content-length", b"content-type", b"content-encoding"})
+#: each policy's Cache-Control value as sent
+_ENCODED = {name: (p.cache_control or "").encode() for name, p in POLICIES.items()}
+#: distinct (policy, Cache-Control, Vary) verdicts remembered
+_MAX_VERDICTS = 1024
 
 
 class _Mark:
@@ -189,6 +193,7 @@ class CacheMetricsMiddleware:
         self._routes: set[str] = set()
         self._templates: dict[int, str] = {}
         self._templates_of: int | None = None
+        self._verdicts: dict[tuple[str, tuple[bytes, ...], tuple[bytes, ...]], tuple[str, ...]] = {}
 
     # --- route templates -------------------------------------------------------------
 
@@ -306,23 +311,35 @@ class CacheMetricsMiddleware:
                     self.metrics.misses.labels(LAYER_BROWSER, type_).inc()
 
     def _policy(
-        self, headers: list[tuple[bytes, bytes]], policy: Any, type_: str
+        self, headers: list[tuple[bytes, bytes]], policy: Policy, type_: str
     ) -> list[tuple[bytes, bytes]]:
         """Apply the class's headers where missing, then count what still breaks it."""
         cache_control = [v for n, v in headers if n.lower() == b"cache-control"]
         vary = [v for n, v in headers if n.lower() == b"vary"]
+        applied = False
         if self.apply_policy:
             if not cache_control and policy.cache_control:
-                cache_control = [policy.cache_control.encode()]
-                headers.append((b"cache-control", cache_control[0]))
-            have = {n.strip().lower() for v in vary for n in v.decode("latin-1").split(",")}
-            lacking = [name for name in policy.vary if name not in have]
-            if lacking and (not vary or b"*" not in vary):
-                shown = ", ".join(n.title() for n in lacking).encode()
-                vary = [*vary, shown]
-                headers.append((b"vary", shown))
-        joined_cc = b", ".join(cache_control).decode("latin-1") if cache_control else None
-        joined_vary = b", ".join(vary).decode("latin-1") if vary else None
-        for rule in violations(policy, joined_cc, joined_vary):
+                headers.append((b"cache-control", _ENCODED[policy.name]))
+                applied = True
+            if policy.vary:
+                have = {n.strip().lower() for v in vary for n in v.decode("latin-1").split(",")}
+                lacking = (
+                    [name for name in policy.vary if name not in have] if vary else policy.vary
+                )
+                if lacking and b"*" not in vary:
+                    shown = ", ".join(n.title() for n in lacking).encode()
+                    vary = [*vary, shown]
+                    headers.append((b"vary", shown))
+            if applied:
+                return headers  # the policy's own Cache-Control: nothing to check
+        key = (policy.name, tuple(cache_control), tuple(vary))
+        broken = self._verdicts.get(key)
+        if broken is None:
+            joined_cc = b", ".join(cache_control).decode("latin-1") if cache_control else None
+            joined_vary = b", ".join(vary).decode("latin-1") if vary else None
+            broken = tuple(violations(policy, joined_cc, joined_vary))
+            if len(self._verdicts) < _MAX_VERDICTS:  # apps send few distinct headers
+                self._verdicts[key] = broken
+        for rule in broken:
             self.metrics.violations.labels(type_, rule).inc()
         return headers

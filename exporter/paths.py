@@ -85,11 +85,11 @@ class PathClass:
     policy: PolicyName = "none"
 
     def matches(self, path: str) -> bool:
-        lowered = path.lower()
+        # str.startswith/endswith take a tuple: one C call per kind of pattern
         return (
             path in self.exact
-            or any(path.startswith(p) for p in self.prefixes)
-            or any(lowered.endswith(s) for s in self.suffixes)
+            or (bool(self.prefixes) and path.startswith(self.prefixes))
+            or (bool(self.suffixes) and path.lower().endswith(self.suffixes))
         )
 
 
