@@ -278,6 +278,17 @@ class _Tally:
     files: Counter[tuple[str, str]] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
 
+    def add(self, other: _Tally) -> None:
+        self.cdn.update(other.cdn)
+        self.lines.update(other.lines)
+        self.files.update(other.files)
+        self.errors.update(other.errors)
+
+
+def _copy(own: dict[str, Any]) -> dict[str, Any]:
+    """A source's state, copied one level deep (its ``done`` names are a flat dict)."""
+    return {key: dict(value) if isinstance(value, dict) else value for key, value in own.items()}
+
 
 class CdnLogCollector(BackgroundThread, Collector):
     """``cache_{hits,misses}_total{layer="cdn"}`` from CDN logs, polled every
@@ -341,8 +352,8 @@ class CdnLogCollector(BackgroundThread, Collector):
         return data
 
     def _save_state(self) -> None:
-        self._state.pop("fresh", None)
-        text = json.dumps(self._state, separators=(",", ":"))
+        kept = {key: value for key, value in self._state.items() if key != "fresh"}
+        text = json.dumps(kept, separators=(",", ":"))
         if text == self._saved:  # nothing moved: no write, no fsync
             return
         tmp = self.state_file.with_name(f".{self.state_file.name}.{os.getpid()}.tmp")
@@ -352,6 +363,7 @@ class CdnLogCollector(BackgroundThread, Collector):
             os.fsync(handle.fileno())
         os.replace(tmp, self.state_file)
         self._saved = text
+        self._state.pop("fresh", None)  # positions are ours from now on
 
     # --- polling -----------------------------------------------------------------------
 
@@ -371,24 +383,45 @@ class CdnLogCollector(BackgroundThread, Collector):
         self._held.clear()
 
     def poll(self) -> None:
-        """Read what is new in every source, write the state, then publish the counts."""
+        """Read what is new in every source, write the state, then publish the counts.
+
+        A source that fails mid-read keeps its previous position and its lines of
+        this poll are dropped; a state that cannot be written rolls every position
+        back and publishes nothing: a line is never counted twice, at worst read
+        again on the next poll."""
         with self._poll_lock:
+            sources: dict[str, Any] = self._state["sources"]
+            snapshot = {key: _copy(own) for key, own in sources.items()}
             tally = _Tally()
             for source in self.sources:
-                own = self._state["sources"].setdefault(source.key, {})
+                own = sources.setdefault(source.key, {})
+                local = _Tally()
                 try:
                     if source.format == "cloudfront":
-                        self._poll_directory(source, own, tally)
+                        self._poll_directory(source, own, local)
                     else:
-                        self._poll_file(source, own, tally)
+                        self._poll_file(source, own, local)
                 except OSError as exc:
+                    sources[source.key] = _copy(snapshot.get(source.key, {}))
+                    self._drop(source.key)
                     tally.errors[source.format] += 1
                     level = self._repeats.level(f"{source.key}:{type(exc).__name__}")
                     log.log(level, "CDN log %s: cannot read (%s)", source.key, exc.strerror)
-            self._save_state()
+                    continue
+                tally.add(local)
+            try:
+                self._save_state()
+            except OSError:
+                self._state["sources"] = snapshot
+                self._disconnect()  # reopened at the restored positions next time
+                raise
             with self._lock:
-                for part in ("cdn", "lines", "files", "errors"):
-                    getattr(self._counts, part).update(getattr(tally, part))
+                self._counts.add(tally)
+
+    def _drop(self, key: str) -> None:
+        handle = self._held.pop(key, None)
+        if handle is not None:
+            handle.close()
 
     def _count(self, fmt: str, outcome: Outcome, path: str | None, tally: _Tally) -> None:
         tally.lines[(fmt, outcome)] += 1
@@ -458,8 +491,7 @@ class CdnLogCollector(BackgroundThread, Collector):
                 MAX_FILE_BYTES,
             )
             return "bad"
-        for part in ("cdn", "lines"):
-            getattr(tally, part).update(getattr(local, part))
+        tally.add(local)
         return "done"
 
     # nginx: one file, followed across rotation

@@ -356,3 +356,65 @@ def test_the_state_file_is_replaced_atomically(tmp_path: Path) -> None:
 def test_a_bad_source_names_what_is_expected(text: str) -> None:
     with pytest.raises(ValueError, match="cloudfront:DIRECTORY or nginx:FILE"):
         Source.parse(text)
+
+
+def test_a_state_that_cannot_be_written_publishes_nothing_and_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log_file = tmp_path / "cache.log"
+    log_file.write_text(nginx_line("/api/a", "HIT") + "\n")
+    reader = CdnLogCollector([Source("nginx", log_file)], tmp_path / "state.json")
+
+    def refuse(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "replace", refuse)
+        with pytest.raises(OSError):
+            reader.poll()
+    assert cdn(reader, "hits", "api") == 0
+    with open(log_file, "a") as out:
+        out.write(nginx_line("/api/a", "HIT") + "\n")
+    reader.poll()
+    assert cdn(reader, "hits", "api") == 2  # both lines, each once
+
+
+def test_an_unreadable_source_is_counted_and_the_others_still_read(tmp_path: Path) -> None:
+    (tmp_path / "missing-dir").mkdir()
+    log_file = tmp_path / "cache.log"
+    log_file.write_text(nginx_line("/api/a", "MISS") + "\n")
+    gone = tmp_path / "missing-dir" / "cf"
+    reader = CdnLogCollector(
+        [Source("cloudfront", gone), Source("nginx", log_file)], tmp_path / "state.json"
+    )
+    reader.poll()
+    assert cdn(reader, "misses", "api") == 1
+    key = ("cache_exporter_cdn_poll_errors_total", ("format", "cloudfront"))
+    assert samples(reader)[key] == 1
+
+
+def test_postgres_and_cdn_share_one_cache_hits_family(tmp_path: Path) -> None:
+    from prometheus_client import generate_latest
+    from prometheus_client.core import CounterMetricFamily
+
+    from exporter.collectors._merge import Merged
+
+    class Postgres:
+        def describe(self) -> Iterator[CounterMetricFamily]:
+            yield CounterMetricFamily("cache_hits", "Reads answered by the cache.", labels=[])
+
+        def collect(self) -> Iterator[CounterMetricFamily]:
+            family = CounterMetricFamily("cache_hits", "x", labels=["layer", "type"])
+            family.add_metric(["postgres", "buffer"], 7)
+            yield family
+
+    log_file = tmp_path / "cache.log"
+    log_file.write_text(nginx_line("/api/a", "HIT") + "\n")
+    reader = CdnLogCollector([Source("nginx", log_file)], tmp_path / "state.json")
+    reader.poll()
+    registry = CollectorRegistry()
+    registry.register(Merged([Postgres(), reader]))  # type: ignore[list-item]
+    text = generate_latest(registry).decode()
+    assert text.count("# TYPE cache_hits_total counter") == 1
+    assert 'cache_hits_total{layer="postgres",type="buffer"} 7.0' in text
+    assert 'cache_hits_total{layer="cdn",type="api"} 1.0' in text
