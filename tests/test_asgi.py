@@ -183,3 +183,17 @@ def test_the_app_serves_redis_and_browser_layers_from_one_registry(
     text = text_of(registry)
     assert sample(text, "cache_misses_total", layer="redis", type="user") == 1
     assert sample(text, "cache_hits_total", layer="browser", type="api") == 1
+
+
+def test_an_endpoint_that_raises_counts_as_5xx_under_its_route(registry: CollectorRegistry) -> None:
+    app = FastAPI()
+
+    @app.get("/api/boom/{n}")
+    def boom(n: int) -> None:
+        raise RuntimeError("boom")
+
+    app.add_middleware(CacheMetricsMiddleware, registry=registry)
+    client = TestClient(app, raise_server_exceptions=False)
+    assert client.get("/api/boom/1").status_code == 500
+    assert count(registry, route="/api/boom/{n}", method="GET", status_class="5xx",
+                 cached="false") == 1  # fmt: skip

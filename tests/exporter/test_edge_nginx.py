@@ -8,6 +8,7 @@ sent and the 304s received.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -145,6 +146,20 @@ def test_cdn_counts_match_nginx_log_and_responses_and_survive_a_restart(
     text = _wait_for_lines(again, 2)
     assert sample(text, "cache_hits_total", layer="cdn", type="api") == 1
     assert sample(text, "cache_misses_total", layer="cdn", type="api") == 1
+
+    # logrotate's way: rename, then SIGUSR1 makes nginx reopen its log at the path
+    _send(nginx, [("/api/items/1", {})])  # written to the file about to be renamed
+    nginx.log.rename(nginx.log.with_name("cache.log.1"))
+    _send(nginx, [("/api/items/9", {})])  # nginx still writes to the renamed file
+    assert nginx.proc is not None
+    nginx.proc.send_signal(signal.SIGUSR1)
+    end = time.monotonic() + 10
+    while not nginx.log.exists() and time.monotonic() < end:
+        time.sleep(0.05)
+    _send(nginx, [("/api/items/1", {}), ("/api/items/10", {})])
+    text = _wait_for_lines(again, 6)
+    assert sample(text, "cache_hits_total", layer="cdn", type="api") == 4
+    assert sample(text, "cache_misses_total", layer="cdn", type="api") == 2
 
 
 def test_browser_layer_counts_the_conditional_requests_the_app_answered(
