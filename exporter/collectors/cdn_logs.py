@@ -511,7 +511,7 @@ class CdnLogCollector(BackgroundThread, Collector):
         held_stat = os.fstat(held.fileno())
         if (now.st_dev, now.st_ino) != (held_stat.st_dev, held_stat.st_ino):
             # renamed: what was written to the old file before the switch is read now
-            self._drain(held, own, tally, MAX_BYTES_PER_POLL, final=True)
+            self._drain(held, own, tally, None, final=True)  # it will not grow: to its end
             held.close()
             fresh = open(source.path, "rb")  # noqa: SIM115 - held across polls
             self._held[key] = fresh
@@ -546,7 +546,7 @@ class CdnLogCollector(BackgroundThread, Collector):
                     was = os.fstat(previous.fileno())
                     if (was.st_dev, was.st_ino) == (own.get("dev"), own.get("ino")):
                         previous.seek(own.get("offset", 0))
-                        self._drain(previous, dict(own), tally, MAX_BYTES_PER_POLL, final=True)
+                        self._drain(previous, dict(own), tally, None, final=True)
             except FileNotFoundError:
                 pass
             self._remember(handle, own, 0)
@@ -577,9 +577,12 @@ class CdnLogCollector(BackgroundThread, Collector):
         handle: IO[bytes],
         own: dict[str, Any],
         tally: _Tally,
-        max_bytes: int,
+        max_bytes: int | None,
         final: bool = False,
     ) -> None:
+        """Count the complete lines from the saved offset (at most ``max_bytes``); with
+        ``final`` (a rotated file, read to its end) the last line counts even without
+        its newline."""
         offset = own.get("offset", 0)
         handle.seek(offset)
         reader = LineReader(handle.read, skipping=bool(own.get("skipping")))
