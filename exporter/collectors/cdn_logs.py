@@ -446,6 +446,8 @@ class CdnLogCollector(BackgroundThread, Collector):
         for name in names:
             if name in done or read >= MAX_FILES_PER_POLL:
                 continue
+            if self._stop.is_set():  # shutting down: the rest waits for the next start
+                break
             if len(done) >= MAX_REMEMBERED:
                 log.warning(
                     "CDN log %s: over %d files unread, the rest wait", source.key, MAX_REMEMBERED
