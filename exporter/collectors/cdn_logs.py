@@ -86,6 +86,8 @@ MAX_REMEMBERED = 100_000
 #: bytes of a file's start whose hash tells a truncated-and-rewritten log apart
 HEAD_BYTES = 256
 STATE_VERSION = 1
+#: the state holds at most MAX_REMEMBERED names: a larger file is not ours
+MAX_STATE_BYTES = 32 * 1024 * 1024
 
 #: CloudFront's columns when a file has no #Fields line (AWS' documented order)
 CLOUDFRONT_FIELDS: tuple[str, ...] = (
@@ -334,7 +336,11 @@ class CdnLogCollector(BackgroundThread, Collector):
 
     def _load_state(self) -> dict[str, Any]:
         try:
-            data = json.loads(self.state_file.read_bytes()[: 16 * 1024 * 1024])
+            with open(self.state_file, "rb") as handle:
+                raw = handle.read(MAX_STATE_BYTES + 1)
+            if len(raw) > MAX_STATE_BYTES:
+                raise ValueError("state file too large")
+            data = json.loads(raw)
         except FileNotFoundError:
             return {"version": STATE_VERSION, "sources": {}}
         except (OSError, ValueError) as exc:
