@@ -287,6 +287,20 @@ class _Tally:
         self.errors.update(other.errors)
 
 
+def _valid_own(own: Any) -> bool:
+    """Whether one source's saved state has the shape this reader writes."""
+    if not isinstance(own, dict):
+        return False
+    ints = ("dev", "ino", "offset", "head_len")
+    if any(k in own and (type(own[k]) is not int or own[k] < 0) for k in ints):
+        return False
+    if not isinstance(own.get("skipping", False), bool):
+        return False
+    if not isinstance(own.get("head", ""), str):
+        return False
+    return isinstance(own.get("done", {}), dict)
+
+
 def _copy(own: dict[str, Any]) -> dict[str, Any]:
     """A source's state, copied one level deep (its ``done`` names are a flat dict)."""
     return {key: dict(value) if isinstance(value, dict) else value for key, value in own.items()}
@@ -353,8 +367,11 @@ class CdnLogCollector(BackgroundThread, Collector):
         if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
             log.warning("CDN log state %s: not version %d, ignored", self.state_file, STATE_VERSION)
             return {"version": STATE_VERSION, "sources": {}, "fresh": True}
-        if not isinstance(data.get("sources"), dict):
-            data["sources"] = {}
+        sources = data.get("sources")
+        if not isinstance(sources, dict) or not all(map(_valid_own, sources.values())):
+            log.warning("CDN log state %s: malformed, starting from the logs' current ends",
+                        self.state_file)  # fmt: skip
+            return {"version": STATE_VERSION, "sources": {}, "fresh": True}
         return data
 
     def _save_state(self) -> None:

@@ -329,11 +329,23 @@ def test_a_huge_line_is_skipped_in_bounded_memory(tmp_path: Path) -> None:
     assert lines_of(reader, "nginx", "oversized") == 1
 
 
-def test_unreadable_state_starts_at_the_logs_end_instead_of_recounting(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "saved",
+    [
+        b"\x00garbage",
+        b'{"version": 1, "sources": {"nginx:x": {"offset": "abc"}}}',
+        b'{"version": 1, "sources": {"nginx:x": {"offset": -5}}}',
+        b'{"version": 1, "sources": []}',
+        b'{"version": 7, "sources": {}}',
+    ],
+)
+def test_unreadable_state_starts_at_the_logs_end_instead_of_recounting(
+    tmp_path: Path, saved: bytes
+) -> None:
     log_file = tmp_path / "cache.log"
     state = tmp_path / "state.json"
     log_file.write_text(nginx_line("/api/a", "HIT") + "\n")
-    state.write_bytes(b"\x00garbage")
+    state.write_bytes(saved)
     reader = CdnLogCollector([Source("nginx", log_file)], state)
     reader.poll()
     assert cdn(reader, "hits", "api") == 0
