@@ -36,8 +36,9 @@ default) a 200 whose ``ETag`` matches the request's ``If-None-Match`` is sent as
 a 304 without its body, so apps that set ETags get revalidation for free.
 
 Nothing here imports Starlette: the middleware reads ``scope["route"]``, which
-Starlette's router sets on the request's scope, and walks the app's routes once
-to learn the full template of routes under a mount.
+the router sets on the request's scope (FastAPI's for its own routes only), or
+else ``scope["endpoint"]`` (a plain route's endpoint, a mount's app such as
+``StaticFiles``), and walks the app's routes once to learn full templates.
 """
 
 from __future__ import annotations
@@ -192,39 +193,62 @@ class CacheMetricsMiddleware:
         self._children: dict[tuple[str, str, str, str], Any] = {}
         self._routes: set[str] = set()
         self._templates: dict[int, str] = {}
-        self._templates_of: int | None = None
+        self._endpoints: dict[int, str] = {}
+        self._unknown: set[int] = set()
+        self._learned = False
         self._verdicts: dict[tuple[str, tuple[bytes, ...], tuple[bytes, ...]], tuple[str, ...]] = {}
 
     # --- route templates -------------------------------------------------------------
 
     def _learn_routes(self, app: Any) -> None:
-        """Map each route object (by id) to its full template, mounts included."""
+        """Map each route object (by id) to its full template, mounts included, and each
+        endpoint or mounted app (``scope["endpoint"]``) to its route's template."""
         found: dict[int, str] = {}
+        #: id of a route's endpoint or a mount's app -> template ("" when ambiguous)
+        endpoints: dict[int, str] = {}
 
         def walk(routes: Iterable[Any], prefix: str, depth: int) -> None:
             for route in routes:
                 path = getattr(route, "path", None)
                 if not isinstance(path, str):
                     continue
-                found[id(route)] = prefix + path
+                template = prefix + path
+                found[id(route)] = template
+                # what the router leaves in scope["endpoint"]: a route's endpoint, a
+                # mount's app; one that serves two templates tells neither apart ("")
+                target = getattr(route, "endpoint", None) or getattr(route, "app", None)
+                if target is not None:
+                    key = id(target)
+                    endpoints[key] = template if endpoints.get(key, template) == template else ""
                 children = getattr(route, "routes", None)
                 if children and depth < 8:
-                    walk(children, prefix + path, depth + 1)
+                    walk(children, template, depth + 1)
 
         walk(getattr(app, "routes", None) or (), "", 0)
         self._templates = found
-        self._templates_of = len(found)
+        self._endpoints = endpoints
 
-    def _route_label(self, app: Any, route: Any) -> str:
-        if route is None:
-            return ROUTE_UNMATCHED
-        template = self._templates.get(id(route))
-        if template is None and app is not None:
-            self._learn_routes(app)  # a route added after the first request
+    def _route_label(self, app: Any, route: Any, endpoint: Any) -> str:
+        """The template of the route that served the request; FastAPI's router marks
+        ``scope["route"]`` for its own routes only, so a mounted app (StaticFiles) is
+        found by ``scope["endpoint"]``, the mounted app itself."""
+        if not self._learned and app is not None:
+            self._learn_routes(app)
+            self._learned = True
+        if route is not None:
             template = self._templates.get(id(route))
-        if template is None:
-            path = getattr(route, "path", None)
-            template = path if isinstance(path, str) else ROUTE_UNMATCHED
+            if template is None and app is not None and id(route) not in self._unknown:
+                self._learn_routes(app)  # a route added after the first request
+                template = self._templates.get(id(route))
+                if template is None and len(self._unknown) < MAX_ROUTES:
+                    self._unknown.add(id(route))  # not in the tree: never walk for it again
+            if template is None:
+                path = getattr(route, "path", None)
+                template = path if isinstance(path, str) else ROUTE_UNMATCHED
+        elif endpoint is not None and self._endpoints.get(id(endpoint)):
+            template = self._endpoints[id(endpoint)]
+        else:
+            return ROUTE_UNMATCHED
         if template not in self._routes:
             if len(self._routes) >= MAX_ROUTES:
                 return ROUTE_OTHER
@@ -298,7 +322,7 @@ class CacheMetricsMiddleware:
             _current.reset(token)
             seconds = time.perf_counter() - start
             labels = (
-                self._route_label(app, scope.get("route")),
+                self._route_label(app, scope.get("route"), scope.get("endpoint")),
                 method if method in HTTP_METHODS else METHOD_OTHER,
                 _status_class(status),
                 "true" if mark.cached else "false",

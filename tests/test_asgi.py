@@ -5,6 +5,8 @@ and uvicorn is in tests/exporter/test_edge_nginx.py."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CollectorRegistry, generate_latest
@@ -196,4 +198,55 @@ def test_an_endpoint_that_raises_counts_as_5xx_under_its_route(registry: Collect
     client = TestClient(app, raise_server_exceptions=False)
     assert client.get("/api/boom/1").status_code == 500
     assert count(registry, route="/api/boom/{n}", method="GET", status_class="5xx",
+                 cached="false") == 1  # fmt: skip
+
+
+def test_static_files_revalidate_by_etag_and_get_the_immutable_policy(
+    registry: CollectorRegistry, tmp_path: Path
+) -> None:
+    """Starlette's StaticFiles answers If-None-Match itself; every file under the
+    mount shares its template, and gets the asset class's year-long policy."""
+    from fastapi.staticfiles import StaticFiles
+
+    (tmp_path / "app.3f2a.js").write_text("console.log(1)")
+    (tmp_path / "vendor.9c1b.js").write_text("console.log(2)")
+    app = FastAPI()
+    app.mount("/static", StaticFiles(directory=tmp_path))
+    app.add_middleware(CacheMetricsMiddleware, registry=registry)
+    client = TestClient(app)
+    first = client.get("/static/app.3f2a.js")
+    assert first.headers["cache-control"] == "public, max-age=31536000, immutable"
+    again = client.get("/static/app.3f2a.js", headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304
+    client.get("/static/vendor.9c1b.js")
+    text = text_of(registry)
+    assert sample(text, "cache_hits_total", layer="browser", type="asset") == 1
+    assert count(registry, route="/static", method="GET", status_class="2xx", cached="false") == 2
+    assert "app.3f2a" not in text
+
+
+def test_plain_starlette_routes_in_a_fastapi_app_are_found_by_endpoint(
+    registry: CollectorRegistry,
+) -> None:
+    """FastAPI's router marks scope["route"] for its own routes only."""
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def plain(request: object) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    async def twice(request: object) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    app = FastAPI()
+    app.router.routes.append(Route("/plain/{n}", plain))
+    app.router.routes.append(Route("/a/{n}", twice))
+    app.router.routes.append(Route("/b/{n}", twice))
+    app.add_middleware(CacheMetricsMiddleware, registry=registry)
+    client = TestClient(app)
+    client.get("/plain/1")
+    client.get("/a/1")  # one endpoint, two templates: cannot tell which
+    assert count(registry, route="/plain/{n}", method="GET", status_class="2xx",
+                 cached="false") == 1  # fmt: skip
+    assert count(registry, route="unmatched", method="GET", status_class="2xx",
                  cached="false") == 1  # fmt: skip
