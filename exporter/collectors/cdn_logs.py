@@ -242,6 +242,7 @@ class _CloudFrontColumns:
 
     def use(self, names: list[str]) -> bool:
         if "cs-uri-stem" not in names or "x-edge-result-type" not in names:
+            self.count = -1  # the lines below it cannot be read: each is malformed
             return False
         self.count = len(names)
         self.stem = names.index("cs-uri-stem")

@@ -347,3 +347,39 @@ def test_postgres_and_cdn_share_one_cache_hits_family(tmp_path: Path) -> None:
     assert text.count("# TYPE cache_hits_total counter") == 1
     assert 'cache_hits_total{layer="postgres",type="buffer"} 7.0' in text
     assert 'cache_hits_total{layer="cdn",type="api"} 1.0' in text
+
+
+def test_a_fields_header_without_the_needed_columns_makes_its_lines_malformed(
+    tmp_path: Path,
+) -> None:
+    logs = tmp_path / "cf"
+    logs.mkdir()
+    body = "#Fields: date time sc-status\n2026-11-29\t17:00:00\t200\n" + cf_line("/api/a", "Hit")
+    (logs / "a.gz").write_bytes(gzip.compress(body.encode()))
+    reader = CdnLogCollector([Source("cloudfront", logs)], tmp_path / "state.json")
+    reader.poll()
+    assert cdn(reader, "hits", "api") == 0
+    assert lines_of(reader, "cloudfront", "malformed") == 3  # the header and both lines
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"\x00\xff\xfe\x01binary\x00",
+        b"uri=/api/a\tstatus=200",  # no cache field
+        b"uri=/api/a\tcache=WARP",  # unknown status
+        b"cache=HIT\tstatus=200",  # no uri
+        b"uri=relative\tcache=HIT",
+        b"uri=/api/\xff\xfe\tcache=HIT",  # not UTF-8: counted, path decoded with U+FFFD
+        b"",
+    ],
+)
+def test_hostile_nginx_lines(tmp_path: Path, line: bytes) -> None:
+    log_file = tmp_path / "cache.log"
+    log_file.write_bytes(line + b"\n" + nginx_line("/api/ok", "MISS").encode() + b"\n")
+    reader = CdnLogCollector([Source("nginx", log_file)], tmp_path / "state.json")
+    reader.poll()
+    assert cdn(reader, "misses", "api") == 1
+    counted = cdn(reader, "hits", "api")
+    malformed = lines_of(reader, "nginx", "malformed")
+    assert (counted, malformed) == ((1, 0) if b"\xff\xfe\tcache" in line else (0, 1))
