@@ -40,8 +40,8 @@ class Objective:
 
     @property
     def type(self) -> str:
-        """The ``type`` label its alerts carry (``all`` for the latency objective too)."""
-        return self.sli.value if self.kind == sli.HIT_RATE else m.TYPE_ALL
+        """The ``type`` label its alerts carry (``all`` for the latency objectives too)."""
+        return self.sli.value if self.kind in (sli.HIT_RATE, sli.LAYER_HIT_RATE) else m.TYPE_ALL
 
     @property
     def operation(self) -> str:
@@ -74,13 +74,18 @@ def budget_is_recorded(recorded: set[str]) -> bool:
 
 
 def objectives(slo: SLO) -> list[Objective]:
-    """The SLO file's objectives, in page order: overall, per type, latency."""
+    """The SLO file's objectives, in page order: overall, per type, the other layers, the
+    API, latency."""
     rows = []
     for o in sli.objectives(slo):
         if o.kind == sli.LATENCY:
             lat = slo.latency
             title = f"{lat.operation.upper()} within {format_duration(lat.threshold)}"
             rows.append(Objective(f"latency-{o.value}", title, o))
+        elif o.kind == sli.API_LATENCY:
+            rows.append(Objective("api-latency", o.title, o))
+        elif o.kind == sli.LAYER_HIT_RATE:
+            rows.append(Objective(f"hit-rate-{o.layer}-{o.value}", o.title, o))
         elif o.value == m.TYPE_ALL:
             rows.append(Objective("hit-rate-all", "Hit rate, all types", o))
         else:
