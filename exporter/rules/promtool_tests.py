@@ -406,8 +406,8 @@ class Scenarios:
         own = _tier(rule)
         tier = f"{own.severity} {c.window_name(own.long)}/{c.window_name(own.short)}"
         label_set = {**self.place, key: ident}
-        if objective.layer:
-            ident = f"{objective.layer} {ident}"  # the case names tell the layers apart
+        #: the case names tell the layers apart
+        what = f"{objective.layer} {ident}" if objective.layer else ident
 
         def make(ratio: float, per_min: float) -> list[dict[str, str]]:
             if name == c.ALERT_LATENCY_BURN:
@@ -429,16 +429,16 @@ class Scenarios:
             return out
 
         fire = self.case(
-            f"{name} {ident} {tier}: error ratio {number(_round(bad))} fires", make(bad, busy)
+            f"{name} {what} {tier}: error ratio {number(_round(bad))} fires", make(bad, busy)
         )
         fire.expect(end, rule, firing(bad, end))
         ok = self.case(
-            f"{name} {ident} {tier}: error ratio {number(_round(inside))} is below the tier",
+            f"{name} {what} {tier}: error ratio {number(_round(inside))} is below the tier",
             make(inside, busy),
         )
         ok.expect(end, rule, firing(inside, end))
         quiet = self.case(
-            f"{name} {ident} {tier}: {number(_round(self.quiet / 60))} reads/s is too few",
+            f"{name} {what} {tier}: {number(_round(self.quiet / 60))} reads/s is too few",
             make(bad, self.quiet),
         )
         quiet.expect(end, rule, [])
