@@ -406,6 +406,7 @@ class Scenarios:
         own = _tier(rule)
         tier = f"{own.severity} {c.window_name(own.long)}/{c.window_name(own.short)}"
         label_set = {**self.place, key: ident}
+        unit = "requests" if name == c.ALERT_API_LATENCY_BURN else "reads"
         #: the case names tell the layers apart
         what = f"{objective.layer} {ident}" if objective.layer else ident
 
@@ -438,7 +439,7 @@ class Scenarios:
         )
         ok.expect(end, rule, firing(inside, end))
         quiet = self.case(
-            f"{name} {what} {tier}: {number(_round(self.quiet / 60))} reads/s is too few",
+            f"{name} {what} {tier}: {number(_round(self.quiet / 60))} {unit}/s is too few",
             make(bad, self.quiet),
         )
         quiet.expect(end, rule, [])
@@ -698,7 +699,9 @@ class Scenarios:
     def healthy(self, steps: int, reset: int | None = None) -> list[dict[str, str]]:
         """Every series the rules read, healthy: each key type well inside its objective
         (the last one new, starting a quarter of the way in), GET latency well inside,
-        Redis up with room, a steady eviction rate above the surge floor, no errors."""
+        Redis up with room, a steady eviction rate above the surge floor, no errors; the
+        other layers' objectives and the API objective (when the SLO file has them) well
+        inside, and no Cache-Control policy violation."""
         objectives = [o.target for o in sli.objectives(self.slo)]
         miss = min(1 - t for t in objectives) / 4
         # a type with its own objective (if any), `other`, and the last type, new: enough
