@@ -171,6 +171,9 @@ async def test_without_recording_rules_the_page_falls_back_to_raw_queries(stack:
     assert page.p99 is not None and page.p99 > 0
     assert "organization" in page.other_types and "session" not in page.other_types
     for row in page.rows:
+        if row.objective.kind == sli.API_LATENCY:  # the demo runs no middleware yet (above)
+            assert row.now is None and row.budget_left is None, row.objective.key
+            continue
         assert row.now is not None and 0 <= row.now <= 1, row.objective.key
         assert row.budget_left is not None and row.budget_left <= 1, row.objective.key
     html = render(page, stack.slo, stack.urls["prometheus"])
@@ -202,6 +205,7 @@ async def test_a_query_prometheus_fails_blanks_its_values_not_the_page(stack: St
     assert page.failed and all("timeout" in reason for reason in page.failed)
     assert len(page.failed) == len(page.rows)
     assert all(row.series == [] for row in page.rows)
-    assert all(row.now is not None and row.budget_left is not None for row in page.rows)
+    fed = [row for row in page.rows if row.objective.kind != sli.API_LATENCY]  # no middleware
+    assert all(row.now is not None and row.budget_left is not None for row in fed)
     html = render(page, stack.slo, stack.urls["prometheus"])
     assert 'id="failed-queries"' in html
