@@ -34,10 +34,12 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import choose_encoder
 
 from exporter import config
+from exporter.collectors.cluster import ClusterCollector
 from exporter.collectors.evictions import EvictionTracker
 from exporter.collectors.health import WorkerHealth
 from exporter.collectors.keyspace_sampler import KeyspaceSampler
 from exporter.collectors.redis_info import ErrorCounts, RedisInfoCollector, error_class
+from exporter.collectors.targets import TargetWorkers, Worker
 from exporter.config import ConfigError, Settings
 from exporter.http_limits import ACCEPT_BATCH, ConnectionLimits, connection_cap
 from exporter.logs import protect_root_handlers, uvicorn_log_config
@@ -82,6 +84,54 @@ def _background_collectors(settings: Settings) -> list[KeyspaceSampler | Evictio
             collect_timeout=_budget(settings, "evictions"),
         ),
     ]
+
+
+def _target_workers(settings: Settings, target: Target) -> list[Worker]:
+    """A /scrape target's sampler and eviction tracker, as the main Redis has them."""
+    return [
+        KeyspaceSampler(
+            target.url,
+            settings.slo,
+            instance=target.address,
+            redis_kwargs=target.credentials(),
+            **settings.sampler,
+        ),
+        EvictionTracker(
+            target.url,
+            settings.slo,
+            instance=target.address,
+            redis_kwargs=target.credentials(),
+            configure_notifications=settings.configure_notifications,
+            collect_timeout=_budget(settings, "evictions"),
+        ),
+    ]
+
+
+def _main_collectors(
+    settings: Settings, background: bool
+) -> tuple[RedisInfoCollector | ClusterCollector, list[KeyspaceSampler | EvictionTracker]]:
+    """What /metrics serves about --redis-url: one node's INFO and its workers, or with
+    --cluster every node's (the cluster collector runs its own workers)."""
+    url, kwargs = settings.redis_target
+    if settings.cluster:
+        cluster = ClusterCollector(
+            url,
+            settings.slo,
+            instance=settings.instance,
+            timeout=_redis_timeout(settings),
+            redis_kwargs=kwargs,
+            refresh=settings.cluster_refresh,
+            background=background,
+            sample_replicas=settings.cluster_sample_replicas,
+            sampler=dict(settings.sampler),
+            configure_notifications=settings.configure_notifications,
+            evictions_timeout=_budget(settings, "evictions"),
+        )
+        return cluster, []
+    info = RedisInfoCollector(
+        url, instance=settings.instance, timeout=_redis_timeout(settings), redis_kwargs=kwargs
+    )
+    return info, _background_collectors(settings) if background else []
 
 
 def _authorized(settings: Settings, request: Request) -> bool:
@@ -146,9 +196,11 @@ Prometheus that evaluates the generated rules.</p>
 
 def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     """The exporter's app; ``background=False`` leaves out the sampler threads."""
-    url, kwargs = settings.redis_target
-    info = RedisInfoCollector(
-        url, instance=settings.instance, timeout=_redis_timeout(settings), redis_kwargs=kwargs
+    info, extra = _main_collectors(settings, background)
+    targets: TargetWorkers[Target] = TargetWorkers(
+        lambda target: _target_workers(settings, target),
+        max_targets=settings.scrape_max_targets,
+        idle_timeout=settings.scrape_target_idle,
     )
     registry = CollectorRegistry()
     registry.register(info)
@@ -159,7 +211,8 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         registry.register(
             PostgresCollector(settings.postgres_dsn, timeout=_budget(settings, "postgres"))
         )
-    extra = _background_collectors(settings) if background else []
+    if background and settings.scrape_allow != ():
+        registry.register(targets)
     for collector in extra:
         registry.register(collector)
     if extra:  # one family per name in a registry: the workers' health is served together
@@ -167,11 +220,16 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if isinstance(info, ClusterCollector):
+            info.start()  # the topology, and the workers of every node
         for collector in extra:
             collector.start()
+        if background:
+            targets.start()
         try:
             yield
         finally:
+            targets.stop()
             for collector in extra:
                 collector.stop()
             info.close()
@@ -270,6 +328,8 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         )
         one_off = CollectorRegistry()
         one_off.register(collector)
+        if background:  # the per-type families, from workers that outlive this request
+            one_off.register(targets.view(checked, checked.address))
         try:
             return _exposition(one_off, request.headers.get("accept", ""))
         finally:

@@ -38,8 +38,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -233,7 +233,7 @@ class ClusterCollector(Collector):
         parts = urlsplit(redis_url)
         self.instance = instance
         self._scheme = "rediss" if parts.scheme == "rediss" else "redis"
-        self._seed = instance
+        self._seed_url = redis_url  # any node (a socket path too): asked when no known one answers
         self._seed_host = parts.hostname or "127.0.0.1"
         self._kwargs = dict(redis_kwargs or {})
         self._slo = slo
@@ -273,21 +273,23 @@ class ClusterCollector(Collector):
         return f"{self._scheme}://{address}/0"
 
     def _candidates(self) -> list[str]:
-        """Where to read the topology: healthy masters, then any known node; the seed last."""
+        """URLs to read the topology from: healthy masters, then any known node; the
+        seed (``redis_url``) last."""
         known = sorted(self._topology.nodes, key=lambda n: (n.state != "ok", n.role != "master"))
-        first = [a for a in dict.fromkeys(n.address for n in known) if a != self._seed]
-        return [*first[: MAX_DISCOVERY_ATTEMPTS - 1], self._seed]
+        urls = [self.node_url(n.address) for n in known]
+        first = [url for url in dict.fromkeys(urls) if url != self._seed_url]
+        return [*first[: MAX_DISCOVERY_ATTEMPTS - 1], self._seed_url]
 
     def refresh(self) -> bool:
         """Read the topology from the first node that answers and apply it; False (the
         last topology kept, the next scrape tries again) when none did."""
         deadline = time.monotonic() + self._timeout
         failure: Exception | None = None
-        for address in self._candidates():
+        for url in self._candidates():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            client = redis_client(self.node_url(address), remaining, self._kwargs)
+            client = redis_client(url, remaining, self._kwargs)
             client.set_response_callback("CLUSTER NODES", lambda response, **_: response)
             try:
                 raw = client.execute_command("CLUSTER NODES")
