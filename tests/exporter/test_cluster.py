@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.collectors.cluster import ClusterNode, parse_cluster_nodes
-from exporter.config import SamplerOptions, Settings
+from exporter.config import SamplerOptions, Settings, instance_of
 from exporter.server import create_app
 from tests.exporter.conftest import promtool_check, sample
 from tests.support.cluster import LocalCluster
@@ -185,15 +185,22 @@ def test_one_node_finds_every_node_and_the_sums_cover_every_master(
     cluster: LocalCluster,
 ) -> None:
     write_keys(cluster.url, users=120)
-    with cluster_exporter(cluster.nodes[-1].url) as client:  # a replica as the seed
+    seed_url = cluster.nodes[-1].url  # a replica as the seed
+    expired = {"layer": "redis", "type": "session", "reason": "expired"}
+    with cluster_exporter(seed_url) as client:
         wait_subscribed(client, cluster)
         write_keys(cluster.url, sessions_expiring=40)
         text = scrape_until(
             client,
-            lambda t: sample(t, "cache_keys", layer="redis", type="user") == 120
-            and sample(t, "cache_evictions_total", layer="redis", type="session",
-                       reason="expired") == 40,
-        )  # fmt: skip
+            lambda t: (
+                sample(t, "cache_keys", layer="redis", type="user") == 120
+                and sample(t, "cache_evictions_total", **expired) == 40
+            ),
+        )
+        assert client.get("/readyz").status_code == 200
+        # /scrape of one cluster node serves its CLUSTER INFO as well
+        one = client.get("/scrape", params={"target": seed_url}).text
+        assert sample(one, "redis_cluster_state", instance=instance_of(seed_url)) == 1.0
     roles = node_roles(text)
     assert len(roles) == 6
     assert sorted(role for role, _ in roles.values()) == ["master"] * 3 + ["replica"] * 3
