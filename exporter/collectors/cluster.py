@@ -47,6 +47,7 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from exporter import metrics
+from exporter.collectors._deadline import Deadline
 from exporter.collectors.evictions import EvictionTracker
 from exporter.collectors.health import RepeatFilter, WorkerHealth, error_class
 from exporter.collectors.keyspace_sampler import Estimate, KeyspaceSampler
@@ -261,6 +262,7 @@ class ClusterCollector(Collector):
         self._lock = threading.RLock()
         self._pool = ThreadPoolExecutor(MAX_PARALLEL, thread_name_prefix="cluster-scrape")
         self._repeats = RepeatFilter()
+        self._deadline = Deadline(f"cluster {instance} discovery")
         self._stopping: list[threading.Thread] = []
 
     # --- topology ---------------------------------------------------------------------
@@ -292,7 +294,10 @@ class ClusterCollector(Collector):
             client = redis_client(url, remaining, self._kwargs)
             client.set_response_callback("CLUSTER NODES", lambda response, **_: response)
             try:
-                raw = client.execute_command("CLUSTER NODES")
+                # a wall-clock bound: socket timeouts alone let a trickling reply run on
+                raw = self._deadline.run(
+                    partial(client.execute_command, "CLUSTER NODES"), remaining
+                )
                 text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
                 topology = parse_cluster_nodes(text, self._seed_host, self._max_nodes)
                 if not topology.nodes:
@@ -301,6 +306,7 @@ class ClusterCollector(Collector):
                 failure = exc
                 continue
             finally:
+                client.connection_pool.disconnect()  # also ends an abandoned call's read
                 client.close()
             self._discoveries["ok"] += 1
             self._apply(topology)

@@ -12,11 +12,13 @@ import redis
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collectors.cluster import ClusterNode, parse_cluster_nodes
+from exporter.collectors.cluster import ClusterCollector, ClusterNode, parse_cluster_nodes
 from exporter.config import SamplerOptions, Settings, instance_of
 from exporter.server import create_app
+from exporter.slo import load_slo
 from tests.exporter.conftest import promtool_check, sample
 from tests.support.cluster import LocalCluster
+from tests.support.resp import FakeRedis, bulk
 
 # --- the parser -----------------------------------------------------------------------
 
@@ -274,3 +276,31 @@ def test_a_killed_master_is_followed_to_its_promoted_replica(cluster: LocalClust
         seed = f"127.0.0.1:{cluster.nodes[0].port}"
         ok = sample(after, "cache_exporter_cluster_discoveries_total", instance=seed, result="ok")
         assert ok is not None and ok >= 2  # read again after the failure, not only at start
+
+
+# --- hostile seeds (a fake server: replies a real cluster node never gives) ----------
+
+
+def test_a_silent_seed_fails_discovery_within_the_deadline() -> None:
+    with FakeRedis(lambda args: None) as fake:
+        collector = ClusterCollector(fake.url, load_slo(), instance=fake.address, timeout=0.5,
+                                     background=False)  # fmt: skip
+        started = time.monotonic()
+        families = {f.name: f for f in collector.collect()}
+        assert time.monotonic() - started < 2.0
+        collector.stop()
+    discoveries = families["cache_exporter_cluster_discoveries"].samples
+    assert {s.labels["result"]: s.value for s in discoveries} == {"ok": 0.0, "error": 1.0}
+    assert collector.topology.nodes == ()
+
+
+def test_a_garbage_topology_reply_is_dropped_line_by_line_and_counted() -> None:
+    good = "abc 127.0.0.1:1@2 myself,master - 0 0 1 connected 0-16383"
+    reply = "\n".join(["\x00garbage"] * 100 + [good, "x" * 5000])
+    with FakeRedis(lambda args: bulk(reply)) as fake:
+        collector = ClusterCollector(fake.url, load_slo(), instance=fake.address, timeout=0.5,
+                                     background=False)  # fmt: skip
+        assert collector.refresh()
+        collector.stop()
+    assert [n.address for n in collector.topology.nodes] == ["127.0.0.1:1"]
+    assert collector.topology.dropped == 101
