@@ -241,3 +241,27 @@ def test_the_service_follows_a_failover_to_the_promoted_replica(
     finally:
         cache.close()
         redis_cluster.heal()
+
+
+def test_the_service_follows_a_slot_migration(
+    make_cache: MakeCache, redis_cluster: LocalCluster, cluster_url: str
+) -> None:
+    """Slots (and their keys) move to another master while the service runs: redis-py
+    follows the MOVED replies, and no call fails."""
+    cache = make_cache(cluster_url, cluster=True, registry=(registry := CollectorRegistry()))
+    keys = [cache.key("user", str(n)) for n in range(200)]
+    assert cache.mset({k: n for n, k in enumerate(keys)})
+    source = next(
+        n for n in redis_cluster.nodes if n.port == cache.redis.get_node_from_key(keys[0]).port
+    )
+    target = next(m for m in redis_cluster.masters() if m is not source)
+    redis_cluster.reshard(source, target, 200)
+    try:
+        assert cache.mget(keys) == list(range(200))
+        assert cache.set(keys[0], "moved?") and cache.get(keys[0]) == "moved?"
+        moved = [k for k in keys if cache.redis.get_node_from_key(k).port == target.port]
+        assert moved, "no key of the test moved"
+        assert sample(registry, "cache_errors_total", layer="redis", operation="get",
+                      error="other") == 0  # fmt: skip
+    finally:
+        cache.close()

@@ -304,3 +304,24 @@ def test_a_garbage_topology_reply_is_dropped_line_by_line_and_counted() -> None:
         collector.stop()
     assert [n.address for n in collector.topology.nodes] == ["127.0.0.1:1"]
     assert collector.topology.dropped == 101
+
+
+def test_the_sums_stay_whole_through_a_slot_migration(cluster: LocalCluster) -> None:
+    """Slots and their keys move between masters (redis-cli --cluster reshard): the
+    per-node view shows the keys moving, and the per-type sums count every key once."""
+    write_keys(cluster.url, users=150)
+    with cluster_exporter(cluster.url, cluster_refresh=1.0) as client:
+        scrape_until(client, lambda t: sample(t, "cache_keys", layer="redis", type="user") == 150)
+        source, target = cluster.masters()[:2]
+        inst = f"127.0.0.1:{target.port}"
+        before = sample(client.get("/metrics").text, "redis_db_keys", db="db0", instance=inst)
+        cluster.reshard(source, target, 3000)
+        text = scrape_until(
+            client,
+            lambda t: (
+                (sample(t, "redis_db_keys", db="db0", instance=inst) or 0) > (before or 0)
+                and sample(t, "cache_keys", layer="redis", type="user") == 150
+            ),
+        )
+    masters = [a for a, (role, _) in node_roles(text).items() if role == "master"]
+    assert sum(sample(text, "redis_db_keys", db="db0", instance=a) or 0 for a in masters) == 150

@@ -122,6 +122,21 @@ class LocalCluster:
             assert time.monotonic() < deadline, f"127.0.0.1:{replica.port} was not promoted"
             time.sleep(0.1)
 
+    def node_id(self, node: RedisServer) -> str:
+        with self.client(node) as conn:
+            return str(conn.execute_command("CLUSTER MYID").decode())
+
+    def reshard(self, source: RedisServer, target: RedisServer, slots: int) -> None:
+        """Move ``slots`` slots, keys included, from master ``source`` to ``target``
+        (``redis-cli --cluster reshard``: MIGRATE and CLUSTER SETSLOT, as an operator does)."""
+        subprocess.run(
+            [require_binary("redis-cli"), "--cluster", "reshard", f"127.0.0.1:{source.port}",
+             "--cluster-from", self.node_id(source), "--cluster-to", self.node_id(target),
+             "--cluster-slots", str(slots), "--cluster-yes"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        self.wait_ok()
+
     def heal(self) -> None:
         """Restart every killed node (it rejoins as a replica) and wait until settled."""
         for node in self.nodes:
