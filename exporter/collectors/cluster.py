@@ -425,6 +425,8 @@ class ClusterCollector(Collector):
     def ping(self) -> None:
         """Raise unless some node answers (readiness)."""
         with self._lock:
+            if not self._info:  # none known yet (the seed was down): look again
+                self.refresh()
             collectors = list(self._info.values())
         failure: Exception = ConnectionError("no cluster node known yet")
         for info in collectors:
@@ -486,6 +488,9 @@ class ClusterCollector(Collector):
                 if f.name not in (metrics.CACHE_KEYS.family, metrics.CACHE_SIZE.family)
             )
         )
+        if not topology.nodes:  # no node known yet: the seed is down, and says so
+            up = merged[metrics.REDIS_UP.family] = metrics.REDIS_UP.new_family()
+            up.add_metric([self.instance], 0.0)
         yield from merged.values()
         yield from self._per_type_sums()
         yield from self._topology_families(topology)

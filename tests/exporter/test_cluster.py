@@ -292,6 +292,10 @@ def test_a_silent_seed_fails_discovery_within_the_deadline() -> None:
     discoveries = families["cache_exporter_cluster_discoveries"].samples
     assert {s.labels["result"]: s.value for s in discoveries} == {"ok": 0.0, "error": 1.0}
     assert collector.topology.nodes == ()
+    # no node known: the seed itself is reported down, so redis_up alerts fire
+    assert [(s.labels, s.value) for s in families["redis_up"].samples] == [
+        ({"instance": fake.address}, 0.0)
+    ]
 
 
 def test_a_garbage_topology_reply_is_dropped_line_by_line_and_counted() -> None:
