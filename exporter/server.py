@@ -9,7 +9,12 @@ is told to, so by default it reaches only the Redis of ``--redis-url``:
 ``--scrape-allow`` names what else it may reach (``none`` turns it off; see
 :mod:`exporter.scrape_targets`), and basic auth or a bearer token limits who may
 ask.  Scrape work runs in the thread pool, bounded by socket timeouts, so a slow
-Redis never blocks the server.
+Redis never blocks the server.  A target's first ``/scrape`` also starts its own
+keyspace sampler and eviction tracker (per-type families), stopped once it goes
+unscraped for ``--scrape-target-idle`` and capped by ``--scrape-max-targets``
+(:mod:`exporter.collectors.targets`).  With ``--cluster``, ``/metrics`` covers
+every node of the Redis Cluster that ``--redis-url`` belongs to
+(:mod:`exporter.collectors.cluster`).
 
 Series carry ``instance`` = the Redis host:port; scrape this exporter with
 ``honor_labels: true`` so Prometheus keeps it (otherwise it becomes
