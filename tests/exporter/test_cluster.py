@@ -12,7 +12,12 @@ import redis
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collectors.cluster import ClusterCollector, ClusterNode, parse_cluster_nodes
+from exporter.collectors.cluster import (
+    ClusterCollector,
+    ClusterNode,
+    Topology,
+    parse_cluster_nodes,
+)
 from exporter.config import SamplerOptions, Settings, instance_of
 from exporter.server import create_app
 from exporter.slo import load_slo
@@ -329,3 +334,42 @@ def test_the_sums_stay_whole_through_a_slot_migration(cluster: LocalCluster) -> 
         )
     masters = [a for a, (role, _) in node_roles(text).items() if role == "master"]
     assert sum(sample(text, "redis_db_keys", db="db0", instance=a) or 0 for a in masters) == 150
+
+
+def test_a_node_that_leaves_the_topology_keeps_its_evictions_in_the_sums(
+    cluster: LocalCluster,
+) -> None:
+    """A node forgotten by the cluster takes its tracker with it, not its counts: they
+    move to the retired total, so cache_evictions_total never goes down."""
+    collector = ClusterCollector(cluster.url, load_slo(), instance="seed", timeout=2.0,
+                                 configure_notifications=True, refresh=3600)  # fmt: skip
+    collector.start()
+    expired = {"layer": "redis", "type": "session", "reason": "expired"}
+
+    def expired_sessions() -> float:
+        for family in collector.collect():
+            for s in family.samples:
+                if s.name == "cache_evictions_total" and s.labels == expired:
+                    return s.value
+        return 0.0
+
+    conn = redis.RedisCluster.from_url(cluster.url)
+    try:
+        deadline = time.monotonic() + 30
+        while not expired_sessions():  # until the trackers attribute expirations
+            for n in range(30):
+                conn.set(f"session:{n}", "s", px=1)
+            time.sleep(0.3)
+            assert time.monotonic() < deadline, "the trackers never attributed"
+        time.sleep(0.5)  # every expiry of the last batch notified
+        counted = expired_sessions()
+        master = cluster.masters()[0]
+        leaving = f"127.0.0.1:{master.port}"
+        collector._apply(Topology(tuple(n for n in collector.topology.nodes
+                                        if n.address != leaving)))  # fmt: skip
+        assert leaving not in collector._trackers
+        assert sum(collector._retired.values()) > 0  # its counts, kept
+        assert expired_sessions() >= counted
+    finally:
+        conn.close()
+        collector.stop()
