@@ -483,8 +483,11 @@ class RedisInfoCollector(Collector):
 
     def _cluster_info(self, tally: Tally) -> Iterator[Metric]:
         """``CLUSTER INFO`` of a cluster node (``redis_cluster_state`` and the slot counts),
-        one more round trip inside the same deadline."""
-        raw = self._client.execute_command("CLUSTER INFO")
+        one more round trip inside the same deadline; an error reply leaves them out."""
+        try:
+            raw = self._client.execute_command("CLUSTER INFO")
+        except redis.ResponseError:  # refused (ACL, a provider's renamed command): INFO stands
+            return
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
         fields = cluster_info_fields(text)
         for item in metrics.REDIS_CLUSTER_INFO_FIELDS:

@@ -18,12 +18,13 @@ from exporter.collectors.cluster import (
     Topology,
     parse_cluster_nodes,
 )
+from exporter.collectors.redis_info import RedisInfoCollector
 from exporter.config import SamplerOptions, Settings, instance_of
 from exporter.server import create_app
 from exporter.slo import load_slo
 from tests.exporter.conftest import promtool_check, sample
 from tests.support.cluster import LocalCluster
-from tests.support.resp import FakeRedis, bulk
+from tests.support.resp import BASIC_INFO, FakeRedis, basic_handler, bulk, error, info_reply
 
 # --- the parser -----------------------------------------------------------------------
 
@@ -373,3 +374,41 @@ def test_a_node_that_leaves_the_topology_keeps_its_evictions_in_the_sums(
     finally:
         conn.close()
         collector.stop()
+
+
+@pytest.mark.parametrize(
+    ("reply", "state", "skipped"),
+    [
+        (bulk("cluster_state:ok\r\ncluster_slots_ok:abc\r\nno colon\r\n" + "x:y\r\n" * 10_000),
+         1.0, 1),
+        (bulk("cluster_state:fail\r\n"), 0.0, 0),
+        (error("ERR This instance has cluster support disabled"), None, 0),
+    ],
+    ids=["garbage-and-huge", "fail", "refused"],
+)  # fmt: skip
+def test_cluster_info_of_a_hostile_node_costs_fields_not_the_scrape(
+    reply: bytes, state: float | None, skipped: int
+) -> None:
+    """CLUSTER INFO is read when INFO says cluster_enabled:1: a value that is not a
+    number is skipped and counted, and a refused CLUSTER INFO (an ACL, a provider's
+    renamed command) leaves the cluster families out, not the INFO ones."""
+    info = info_reply({**BASIC_INFO, "Cluster": ["cluster_enabled:1"]})
+    rest = basic_handler(info)
+
+    def handle(args: list[bytes]) -> bytes | None:
+        return reply if args[:1] == [b"CLUSTER"] else rest(args)
+
+    with FakeRedis(handle) as fake:
+        collector = RedisInfoCollector(fake.url, instance=fake.address, timeout=1.0)
+        families = {f.name: f for f in collector.collect()}
+        collector.close()
+    inst = {"instance": fake.address}
+    assert families["redis_up"].samples[0].value == 1.0
+    assert "redis_keyspace_hits" in families
+    if state is None:
+        assert "redis_cluster_state" not in families
+        return
+    cluster_state = families["redis_cluster_state"].samples[0]
+    assert (cluster_state.labels, cluster_state.value) == (inst, state)
+    assert "redis_cluster_slots_ok" not in families
+    assert families["cache_exporter_info_fields_skipped"].samples[0].value == skipped
