@@ -32,13 +32,16 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
 
 from exporter import config
+from exporter.collectors._merge import Merged
 from exporter.collectors.cluster import ClusterCollector
 from exporter.collectors.evictions import EvictionTracker
 from exporter.collectors.health import WorkerHealth
@@ -51,6 +54,9 @@ from exporter.logs import protect_root_handlers, uvicorn_log_config
 from exporter.redaction import redact_dsn
 from exporter.scrape_targets import Target, allowed, parse_target
 from exporter.slo import SLOError
+
+if TYPE_CHECKING:
+    from exporter.collectors.cdn_logs import CdnLogCollector
 
 log = logging.getLogger(__name__)
 
@@ -210,24 +216,45 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     registry = CollectorRegistry()
     registry.register(info)
     ProcessCollector(registry=registry)
+    #: collectors that both yield cache_hits_total/cache_misses_total (other layers)
+    layers: list[Collector] = []
     if settings.postgres_dsn:
         from exporter.collectors.postgres import PostgresCollector
 
-        registry.register(
+        layers.append(
             PostgresCollector(settings.postgres_dsn, timeout=_budget(settings, "postgres"))
         )
+    workers: list[KeyspaceSampler | EvictionTracker | CdnLogCollector] = []
+    if settings.cdn_logs and settings.cdn_state_file is not None:
+        from exporter.collectors.cdn_logs import CdnLogCollector, Source
+
+        cdn = CdnLogCollector(
+            [Source(fmt, path) for fmt, path in settings.cdn_logs],  # type: ignore[arg-type]
+            settings.cdn_state_file,
+            settings.path_classes,
+            instance=settings.instance,
+            interval=settings.cdn_poll_interval,
+        )
+        layers.append(cdn)
+        workers.append(cdn)
+    if layers:  # one family per name in a registry
+        registry.register(Merged(layers) if len(layers) > 1 else layers[0])
     if background and settings.scrape_allow != ():
         registry.register(targets)
     for collector in extra:
         registry.register(collector)
-    if extra:  # one family per name in a registry: the workers' health is served together
-        registry.register(WorkerHealth(extra))
+    workers = [*extra, *workers] if background else []
+    cluster = info if isinstance(info, ClusterCollector) else None
+    if workers or (cluster and background):
+        # one family per name in a registry: every worker's health is served together,
+        # the cluster's as its nodes come and go
+        registry.register(WorkerHealth(lambda: [*workers, *(cluster.workers() if cluster else ())]))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if isinstance(info, ClusterCollector):
-            info.start()  # the topology, and the workers of every node
-        for collector in extra:
+        if cluster is not None:
+            cluster.start()  # the topology, and the workers of every node
+        for collector in workers:
             collector.start()
         if background:
             targets.start()
@@ -235,7 +262,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
             yield
         finally:
             targets.stop()
-            for collector in extra:
+            for collector in workers:
                 collector.stop()
             info.close()
 

@@ -49,7 +49,7 @@ from prometheus_client.registry import Collector
 from exporter import metrics
 from exporter.collectors._deadline import Deadline
 from exporter.collectors.evictions import EvictionTracker
-from exporter.collectors.health import RepeatFilter, WorkerHealth, error_class
+from exporter.collectors.health import RepeatFilter, error_class
 from exporter.collectors.keyspace_sampler import Estimate, KeyspaceSampler
 from exporter.collectors.redis_info import ErrorCounts, RedisInfoCollector, redis_client
 from exporter.slo import SLO
@@ -461,10 +461,11 @@ class ClusterCollector(Collector):
         return found
 
     def collect(self) -> Iterator[Metric]:
-        with self._lock:
+        with self._lock:  # one scrape at a time; the lock is not held across a yield
             if self._stale or time.monotonic() >= self._next_refresh:
                 self.refresh()
-            yield from self._collect()
+            families = list(self._collect())
+        yield from families
 
     def _collect(self) -> Iterator[Metric]:
         topology = self._topology
@@ -494,7 +495,12 @@ class ClusterCollector(Collector):
         yield from merged.values()
         yield from self._per_type_sums()
         yield from self._topology_families(topology)
-        yield from WorkerHealth([*self._samplers.values(), *trackers.values()]).collect()
+
+    def workers(self) -> list[KeyspaceSampler | EvictionTracker]:
+        """The samplers and trackers running now (their health is the server's to
+        serve, with its other workers': a registry holds a family name once)."""
+        with self._lock:
+            return [*self._samplers.values(), *self._trackers.values()]
 
     def _tracker_families(self, address: str, tracker: EvictionTracker) -> list[Metric]:
         families = list(tracker.collect())
