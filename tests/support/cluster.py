@@ -114,7 +114,9 @@ class LocalCluster:
             return False
         if int(info["cluster_slots_pfail"]) or int(info["cluster_slots_fail"]):
             return False
-        return replication["role"] == "master" or replication.get("master_link_status") == "up"
+        return bool(
+            replication["role"] == "master" or replication.get("master_link_status") == "up"
+        )
 
     def wait_promoted(self, replica: RedisServer, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
