@@ -673,7 +673,9 @@ class Scenarios:
             series("up", {**self.exp, "instance": "exporter-0:9121"}, f"1x{steps}"),
             series(m.REDIS_MEMORY_USED.name, node, f"1000000000x{steps}"),
             series(m.REDIS_MEMORY_MAX.name, node, f"2000000000x{steps}"),
-            series(m.COLLECTOR_UP.name, {**node, "collector": m.COLLECTOR_EVICTIONS}, f"1x{steps}"),
+            series(
+                m.COLLECTOR_UP.name, {**node, "collector": m.COLLECTOR_EVICTIONS}, f"1x{steps}"
+            ),
             series(m.EXPORTER_SCRAPE_ERRORS.name, node, self._series_values(0, steps, 0, reset)),
         ]
         return out
