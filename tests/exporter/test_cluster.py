@@ -222,6 +222,14 @@ def test_one_node_finds_every_node_and_the_sums_cover_every_master(
     # the sums are the masters': one sampler per master, none on the replicas
     masters = {a for a, (role, _) in roles.items() if role == "master"}
     assert instances(text, "cache_exporter_sampler_cycles_total") == masters
+    # every node's workers report their health on /metrics, as the cluster has them now
+    for address in roles:
+        evictions = {"instance": address, "collector": "evictions"}
+        assert sample(text, "cache_exporter_collector_up", **evictions) == 1.0
+        sampled = {"instance": address, "collector": "keyspace_sampler"}
+        assert sample(text, "cache_exporter_collector_up", **sampled) == (
+            1.0 if address in masters else None
+        )
     assert (sample(text, "cache_size_bytes", layer="redis", type="user") or 0) > 120 * 100
     seed = f"127.0.0.1:{cluster.nodes[-1].port}"
     assert sample(text, "cache_exporter_cluster_nodes", instance=seed, role="replica") == 3
