@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "collectors": {"metrics", "slo", "redaction"},
     "rules": {"metrics", "slo", "sli", "rules.conventions", "rules.model"},
     "dashboards": {"metrics", "slo", "sli", "rules", "rules.conventions", "rules.model"},
-    "status": {"metrics", "slo", "sli", "rules.conventions", "redaction"},
+    "status": {"metrics", "slo", "sli", "rules", "rules.conventions", "redaction"},
     "kubernetes": set(),
     "generate": {"slo", "rules", "dashboards", "kubernetes"},
     "scrape_targets": set(),

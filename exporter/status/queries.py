@@ -11,15 +11,23 @@ from dataclasses import dataclass
 
 from exporter import metrics as m
 from exporter import sli
-from exporter.rules.conventions import RECORD_BUDGET_REMAINING, record_hit_ratio
+from exporter.rules.conventions import record_hit_ratio, window_name
+from exporter.rules.windows import scaled_tiers, tiers_for_budget
 from exporter.slo import SLO, format_duration, parse_duration
 
 #: rate window of the "now" value and the sparklines
 NOW_WINDOW = "5m"
-#: window of the displayed burn rate (the classic fast-burn long window)
-BURN_WINDOW = "1h"
 #: the quantile shown beside the latency objective
 P99 = "0.99"
+
+
+@dataclass(frozen=True)
+class BurnWindow:
+    """A burn-rate alert tier of one objective: its long window and when it fires."""
+
+    window: str  # the tier's long window, as named in the alert's ``long_window`` label
+    factor: float  # the alert fires above this burn rate (over both of its windows)
+    severity: str
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,8 @@ class Objective:
     key: str  # stable id (the HTML id)
     title: str
     sli: sli.Objective
+    #: the burn-rate tiers its alerts use (after capping), fastest first
+    burns: tuple[BurnWindow, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -62,29 +72,21 @@ class Objective:
             return self.recorded(window)
         return self.expr(window)
 
-    def budget_query(self, window: str, recorded: set[str]) -> str:
-        """Budget left if recorded, else the window's SLI (:func:`budget_is_recorded`)."""
-        if budget_is_recorded(recorded):
-            return self.sli.recorded_budget_left()
-        return self.sli_query(window, recorded)
-
-
-def budget_is_recorded(recorded: set[str]) -> bool:
-    return RECORD_BUDGET_REMAINING in recorded
-
-
 def objectives(slo: SLO) -> list[Objective]:
     """The SLO file's objectives, in page order: overall, per type, latency."""
     rows = []
+    tiers = scaled_tiers(slo.window)
     for o in sli.objectives(slo):
+        kept, _ = tiers_for_budget(tiers, sli.error_budget(o.target))
+        burns = tuple(BurnWindow(window_name(t.long), float(t.factor), t.severity) for t in kept)
         if o.kind == sli.LATENCY:
             lat = slo.latency
-            title = f"{lat.operation.upper()} within {format_duration(lat.threshold)}"
-            rows.append(Objective(f"latency-{o.value}", title, o))
+            key, title = f"latency-{o.value}", f"{lat.operation.upper()} within {format_duration(lat.threshold)}"
         elif o.value == m.TYPE_ALL:
-            rows.append(Objective("hit-rate-all", "Hit rate, all types", o))
+            key, title = "hit-rate-all", "Hit rate, all types"
         else:
-            rows.append(Objective(f"hit-rate-{o.value}", f"Hit rate, {o.value}", o))
+            key, title = f"hit-rate-{o.value}", f"Hit rate, {o.value}"
+        rows.append(Objective(key, title, o, burns))
     return rows
 
 
