@@ -204,6 +204,4 @@ async def collect(
     with_objective = {r.objective.type for r in rows if r.objective.kind == sli.HIT_RATE}
     others = [kt.name for kt in slo.key_types if kt.name not in with_objective]
     other_types = {t: by_type[t] for t in (*others, m.TYPE_OTHER) if t in by_type}
-    return Page(
-        rows, p99, firing, bool(recorded), other_types, failed, am_state, start, end
-    )
+    return Page(rows, p99, firing, bool(recorded), other_types, failed, am_state, start, end)

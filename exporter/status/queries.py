@@ -72,6 +72,7 @@ class Objective:
             return self.recorded(window)
         return self.expr(window)
 
+
 def objectives(slo: SLO) -> list[Objective]:
     """The SLO file's objectives, in page order: overall, per type, latency."""
     rows = []
@@ -81,7 +82,10 @@ def objectives(slo: SLO) -> list[Objective]:
         burns = tuple(BurnWindow(window_name(t.long), float(t.factor), t.severity) for t in kept)
         if o.kind == sli.LATENCY:
             lat = slo.latency
-            key, title = f"latency-{o.value}", f"{lat.operation.upper()} within {format_duration(lat.threshold)}"
+            key, title = (
+                f"latency-{o.value}",
+                f"{lat.operation.upper()} within {format_duration(lat.threshold)}",
+            )
         elif o.value == m.TYPE_ALL:
             key, title = "hit-rate-all", "Hit rate, all types"
         else:

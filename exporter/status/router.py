@@ -19,9 +19,7 @@ from exporter.status.render import render, render_error
 QUERY_TIMEOUT_SECONDS = 5.0
 
 
-def build_router(
-    prometheus_url: str, slo: SLO, alertmanager_url: str | None = None
-) -> APIRouter:
+def build_router(prometheus_url: str, slo: SLO, alertmanager_url: str | None = None) -> APIRouter:
     """The status page of ``slo``, read from the Prometheus at ``prometheus_url``; with
     ``alertmanager_url``, alerts Alertmanager holds back (silenced, inhibited) show so."""
     router = APIRouter()

@@ -13,21 +13,24 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from exporter import sli
+from exporter.redaction import redact_url
 from exporter.slo import SLO, format_duration
 from exporter.status.aggregate import (
     AM_NOT_CONFIGURED,
     AM_OK,
     AT_RISK,
     BROKEN,
-    NO_DATA as STATE_NO_DATA,
     OK,
     SPARK_SECONDS,
     Page,
     Row,
 )
-from exporter.redaction import redact_url
+from exporter.status.aggregate import NO_DATA as STATE_NO_DATA
 from exporter.status.queries import NOW_WINDOW
 
+#: the signs a multiple and a negative offset are written with (not "x" and "-")
+TIMES = "\N{MULTIPLICATION SIGN}"
+MINUS = "\N{MINUS SIGN}"
 #: page reload interval (a meta refresh: the page has no script)
 REFRESH_SECONDS = 15
 NO_DATA = "no data"
@@ -110,15 +113,15 @@ def formatted(value: float | None, spec: str) -> str:
 
 
 def times(value: float) -> str:
-    """A multiple: ``×1.05``, ``×14.4``, ``×100``, ``×1,234``."""
+    """A multiple, the sign first: 1.05, 14.4, 100, 1,234 (3 significant digits below 100)."""
     if not math.isfinite(value) or abs(value) >= MAX_FIXED:
-        return f"×{value:.3g}"
-    return f"×{value:,.0f}" if abs(value) >= 100 else f"×{value:.3g}"
+        return f"{TIMES}{value:.3g}"
+    return f"{TIMES}{value:,.0f}" if abs(value) >= 100 else f"{TIMES}{value:.3g}"
 
 
 def budget_text(left: float | None) -> str:
     """Budget left as a share (``16.0 % left``); overspent as how many budgets were
-    spent (``overspent ×100``), never as a negative percentage."""
+    spent (``overspent`` and the multiple), never as a negative percentage."""
     if left is None:
         return NO_DATA
     if left < 0:
@@ -127,7 +130,7 @@ def budget_text(left: float | None) -> str:
 
 
 def burn_text(value: float | None) -> str:
-    return NO_DATA if value is None else f"{_number(value, '.2f')}×"
+    return NO_DATA if value is None else f"{_number(value, '.2f')}{TIMES}"
 
 
 def more(total: int, shown: int) -> str:
@@ -168,9 +171,13 @@ def _promql_string(value: str) -> str:
 
 
 def alert_series(labels: dict[str, str]) -> str:
-    """The ``ALERTS`` series of one firing alert (its labels, ``alertstate="firing"``)."""
+    """The ``ALERTS`` series of one firing alert (its labels, ``alertstate="firing"``);
+    a label too long to show is left out of it too (the link stays short, and still
+    finds the alert)."""
     matchers = [
-        f"{k}={_promql_string(v)}" for k, v in sorted(labels.items()) if _LABEL_NAME.fullmatch(k)
+        f"{k}={_promql_string(v)}"
+        for k, v in sorted(labels.items())
+        if _LABEL_NAME.fullmatch(k) and len(k) <= MAX_VALUE_CHARS and len(v) <= MAX_VALUE_CHARS
     ]
     return "ALERTS{" + ", ".join([*matchers, 'alertstate="firing"']) + "}"
 
@@ -194,6 +201,7 @@ def safe_link(url: str | None) -> str:
 class Tick:
     x: str
     text: str
+    anchor: str = "middle"  # the last tick ends at the plot's right edge
 
 
 @dataclass(frozen=True)
@@ -205,6 +213,8 @@ class Sparkline:
     points: str = ""
     target_y: str = ""
     target_label: str = ""
+    #: the objective's label sits above its line, or below when the line is at the top
+    target_dy: str = "-3"
     last_x: str = ""
     last_y: str = ""
     label: str = ""
@@ -258,7 +268,7 @@ def sparkline(
 
     hours = round((t1 - t0) / 3600)
     ticks = [
-        Tick(f"{x(t1 - h * 3600):.1f}", "now" if h == 0 else f"−{h} h")
+        Tick(f"{x(t1 - h * 3600):.1f}", f"{MINUS}{h} h" if h else "now", "middle" if h else "end")
         for h in range(hours, -1, -1)
     ] if hours >= 1 else []  # fmt: skip
     last_t, last_v = points[-1]
@@ -268,6 +278,7 @@ def sparkline(
         points=" ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in points),
         target_y=f"{y(target):.1f}",
         target_label=f"objective {percent(target, 1)}",
+        target_dy="-3" if y(target) > PLOT_TOP + 12 else "10",
         last_x=f"{x(last_t):.1f}",
         last_y=f"{y(last_v):.1f}",
         label=label,
@@ -315,8 +326,8 @@ def alert_line(alert: dict[str, Any], base: str) -> AlertLine:
 @dataclass(frozen=True)
 class BurnCell:
     window: str  # the tier's long window ("1h")
-    value: str  # the burn rate over it ("0.98×")
-    fires_at: str  # the tier's factor ("14.4×")
+    value: str  # the burn rate over it ("0.98" and the sign)
+    fires_at: str  # the tier's factor ("14.4" and the sign)
     severity: str
     over: bool  # above the tier's factor (its alert fires if the short window agrees)
 
@@ -369,7 +380,7 @@ def card(row: Row, page: Page, slo: SLO, base: str) -> Card:
             BurnCell(
                 b.tier.window,
                 burn_text(b.value),
-                f"{b.tier.factor:g}×",
+                f"{b.tier.factor:g}{TIMES}",
                 b.tier.severity,
                 b.value is not None and b.value > b.tier.factor,
             )
@@ -430,7 +441,10 @@ def alertmanager_note(state: str) -> str:
     if state == AM_NOT_CONFIGURED:
         return ("No Alertmanager configured (--alertmanager-url): whether each alert is "
                 "delivered or held back is not known.")  # fmt: skip
-    return f"Alertmanager could not be read ({clean(state, 200)}): whether each alert is delivered or held back is not known."
+    return (
+        f"Alertmanager could not be read ({clean(state, 200)}): whether each alert is "
+        "delivered or held back is not known."
+    )
 
 
 def page_view(page: Page, slo: SLO, prometheus: str) -> PageView:
