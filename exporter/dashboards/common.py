@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 import attr
@@ -18,6 +19,7 @@ from grafanalib import core as g
 from exporter import metrics as m
 from exporter.metrics import MetricSpec
 from exporter.rules.config import RuleConfig
+from exporter.rules.conventions import record_hit_ratio
 
 DATASOURCE = "${datasource}"
 #: the application(s) using the instrumented client: their job and scrape targets
@@ -31,7 +33,7 @@ EXPORTER_JOB = 'job=~"$exporter_job"'
 FLEET_LABELS = ("service", "cluster")
 FLEET = ", ".join(f'{name}=~"${name}"' for name in FLEET_LABELS)
 #: a recording every service writes: where the fleet variables find their values
-FLEET_SOURCE = "cache_type:cache_hit_ratio:rate5m"
+FLEET_SOURCE = record_hit_ratio(timedelta(minutes=5))
 RATE = "$__rate_interval"
 PANEL_HEIGHT = 8
 STAT_HEIGHT = PANEL_HEIGHT // 2 + 1
