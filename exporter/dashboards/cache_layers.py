@@ -65,11 +65,12 @@ def build(slo: SLO) -> g.Dashboard:
         )
     )
     return dashboard(
+        slo,
         TITLE,
         "How much of each read is answered at each layer the exporter can measure.",
         panels,
         ["cache", "layers"],
-        variables=("service", "cluster", "app_job", "exporter_job", "instance"),
+        variables=("app_job", "exporter_job", "instance"),
         instance_from=f"up{{{APP_JOB}}}",
-        annotations=[alert_annotation()],
+        annotations=[alert_annotation(slo)],
     )

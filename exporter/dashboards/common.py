@@ -20,6 +20,7 @@ from exporter import metrics as m
 from exporter.metrics import MetricSpec
 from exporter.rules.config import RuleConfig
 from exporter.rules.conventions import record_hit_ratio
+from exporter.slo import SLO
 
 DATASOURCE = "${datasource}"
 #: the application(s) using the instrumented client: their job and scrape targets
@@ -28,10 +29,6 @@ APP_JOB = 'job=~"$app_job"'
 #: the exporter's job; ``redis_*`` series keep the Redis address as ``instance``
 EXPORTER = 'job=~"$exporter_job", instance=~"$instance"'
 EXPORTER_JOB = 'job=~"$exporter_job"'
-#: the fleet labels every recording and alert carries (the service, then the SLO file's
-#: grouping labels); a selector ``=~".*"`` also matches series without the label
-FLEET_LABELS = ("service", "cluster")
-FLEET = ", ".join(f'{name}=~"${name}"' for name in FLEET_LABELS)
 #: a recording every service writes: where the fleet variables find their values
 FLEET_SOURCE = record_hit_ratio(timedelta(minutes=5))
 RATE = "$__rate_interval"
@@ -47,27 +44,48 @@ def uid_for(title: str) -> str:
     return f"{slug[:31]}-{digest}"
 
 
-def _query_variable(name: str, label: str, query: str) -> g.Template:
-    """A multi-value variable from ``label_values(...)``, "All" (any value) by default."""
+def _query_variable(name: str, label: str, query: str, default: str = "$__all") -> g.Template:
+    """A multi-value variable from ``label_values(...)`` with "All" (any value, also
+    none: ``.*``), on ``default`` at first ("All" unless told)."""
     return g.Template(name=name, label=label, query=query, dataSource=DATASOURCE,
-                      includeAll=True, multi=True, allValue=".*", default="$__all")  # fmt: skip
+                      includeAll=True, multi=True, allValue=".*", default=default)  # fmt: skip
 
 
-#: every variable a dashboard may use, by name, in the order they are shown
-VARIABLES: dict[str, Callable[[str], g.Template]] = {
-    "service": lambda _: _query_variable(
-        "service", "Service", f"label_values({FLEET_SOURCE}, service)"
-    ),
-    "cluster": lambda _: _query_variable(
-        "cluster", "Cluster", f"label_values({FLEET_SOURCE}, cluster)"
-    ),
+def fleet_labels(slo: SLO) -> tuple[str, ...]:
+    """The labels every recording and alert of the SLO file carries: ``service``, then
+    the file's ``group_by`` labels (``cluster``, ``namespace``)."""
+    return ("service", *slo.service.group_by)
+
+
+def fleet_scope(slo: SLO) -> str:
+    """``service=~"$service", cluster=~"$cluster"``: the fleet variables as matchers."""
+    return ", ".join(f'{name}=~"${name}"' for name in fleet_labels(slo))
+
+
+def fleet_legend(slo: SLO, text: str) -> str:
+    """``text`` and the grouping labels, so one line per placement tells which it is."""
+    return " ".join([text, *(f"{{{{{label}}}}}" for label in slo.service.group_by)])
+
+
+def fleet_variables(slo: SLO) -> list[g.Template]:
+    """``service`` (the SLO file's by default) and one variable per grouping label."""
+    query = f"label_values({FLEET_SOURCE}, service)"
+    service = _query_variable("service", "Service", query, slo.service.name)
+    return [service] + [
+        _query_variable(label, label.capitalize(), f"label_values({FLEET_SOURCE}, {label})")
+        for label in slo.service.group_by
+    ]
+
+
+#: the job and instance variables a dashboard may use, by name, in the order shown
+VARIABLES: dict[str, Callable[..., g.Template]] = {
     # the application's job: whoever exposes the client's counters
-    "app_job": lambda _: _query_variable(
-        "app_job", "Application job", f"label_values({m.CACHE_HITS.name}, job)"
+    "app_job": lambda _, default="$__all": _query_variable(
+        "app_job", "Application job", f"label_values({m.CACHE_HITS.name}, job)", default
     ),
     # the exporter's job: whoever exposes redis_up
-    "exporter_job": lambda _: _query_variable(
-        "exporter_job", "Exporter job", f"label_values({m.REDIS_UP.name}, job)"
+    "exporter_job": lambda _, default="$__all": _query_variable(
+        "exporter_job", "Exporter job", f"label_values({m.REDIS_UP.name}, job)", default
     ),
     "instance": lambda source: _query_variable(
         "instance", "Instance", f"label_values({source}, instance)"
@@ -75,8 +93,8 @@ VARIABLES: dict[str, Callable[[str], g.Template]] = {
 }
 
 
-def templating(variables: Sequence[str], instance_from: str) -> g.Templating:
-    """The datasource, then ``variables`` (names of :data:`VARIABLES`).
+def templating(slo: SLO, variables: Sequence[str], instance_from: str) -> g.Templating:
+    """The datasource, the fleet variables, then ``variables`` (names of :data:`VARIABLES`).
 
     ``instance_from`` is the series whose ``instance`` values the panels filter on:
     ``up`` of the application's job (its scrape targets) or ``redis_up`` of the
@@ -84,7 +102,14 @@ def templating(variables: Sequence[str], instance_from: str) -> g.Templating:
     """
     datasource = g.Template(name="datasource", label="Data source", query="prometheus",
                             type="datasource")  # fmt: skip
-    return g.Templating([datasource, *(VARIABLES[v](instance_from) for v in variables)])
+    jobs = {"app_job": dict(slo.service.app), "exporter_job": dict(slo.service.exporter)}
+    chosen = []
+    for name in variables:
+        if "job" in jobs.get(name, {}):  # the SLO file's own job selected first
+            chosen.append(VARIABLES[name](instance_from, jobs[name]["job"]))
+        else:
+            chosen.append(VARIABLES[name](instance_from))
+    return g.Templating([datasource, *fleet_variables(slo), *chosen])
 
 
 def sel(spec: MetricSpec | str, extra: str = "", *, suffix: str = "", scope: str = EXPORTER) -> str:
@@ -97,7 +122,7 @@ def sel(spec: MetricSpec | str, extra: str = "", *, suffix: str = "", scope: str
 _SELECTOR_START = re.compile(r"\{(?=\s*(\}?))")
 
 
-def scoped(expr: str, scope: str = FLEET) -> str:
+def scoped(expr: str, scope: str) -> str:
     """``expr`` with ``scope``'s matchers added to each of its series selectors.
 
     Recorded SLIs come from :mod:`exporter.sli` with their own equality matchers
@@ -270,6 +295,7 @@ def layout(panels: Sequence[g.Panel]) -> list[g.Panel]:
 
 
 def dashboard(
+    slo: SLO,
     title: str,
     description: str,
     panels: Sequence[g.Panel],
@@ -287,13 +313,13 @@ def dashboard(
         timezone="utc",
         refresh="30s",
         annotations=g.Annotations(list=list(annotations)),
-        templating=templating(variables, instance_from),
+        templating=templating(slo, variables, instance_from),
         panels=layout(panels),
         time=g.Time("now-6h", "now"),
     ).auto_panel_ids()
 
 
-def alert_annotation(scope: str = FLEET) -> dict[str, Any]:
+def alert_annotation(slo: SLO) -> dict[str, Any]:
     """Firing alerts (Prometheus' ``ALERTS`` series) as annotations on every panel."""
     return {
         "name": "Alerts firing",
@@ -301,7 +327,7 @@ def alert_annotation(scope: str = FLEET) -> dict[str, Any]:
         "enable": True,
         "hide": False,
         "iconColor": "red",
-        "expr": f'ALERTS{{alertstate="firing", {scope}}}',
+        "expr": f'ALERTS{{alertstate="firing", {fleet_scope(slo)}}}',
         "step": "60s",
         "titleFormat": "{{alertname}} ({{severity}})",
         "textFormat": "{{slo}} {{type}}{{operation}} {{long_window}}",

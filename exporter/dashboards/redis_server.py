@@ -29,7 +29,6 @@ PER_JOB = (
 
 
 def build(slo: SLO) -> g.Dashboard:
-    del slo  # the server view has no SLO thresholds; kept for a uniform builder signature
     limit = float(RuleConfig().memory_used_ratio_max)
     used, maxmem = sel(m.REDIS_MEMORY_USED), sel(m.REDIS_MEMORY_MAX)
     redis = f'layer="{m.LAYER_REDIS}"'
@@ -78,11 +77,12 @@ def build(slo: SLO) -> g.Dashboard:
         timeseries("Mean time per command", [(f"{per_cmd} / {calls_cmd}", "{{cmd}}")], unit="s"),
     ]  # fmt: skip
     return dashboard(
+        slo,
         TITLE,
         "Redis INFO and the exporter's per-type estimates (keys, size, evictions).",
         panels,
         ["cache", "redis"],
-        variables=("service", "cluster", "exporter_job", "instance"),
+        variables=("exporter_job", "instance"),
         instance_from=f"{m.REDIS_UP.name}{{{EXPORTER_JOB}}}",
-        annotations=[alert_annotation()],
+        annotations=[alert_annotation(slo)],
     )

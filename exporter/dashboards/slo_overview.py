@@ -10,6 +10,7 @@ thresholds from the SLO file.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -23,6 +24,8 @@ from exporter.dashboards.common import (
     RATE,
     alert_annotation,
     dashboard,
+    fleet_legend,
+    fleet_scope,
     heatmap,
     runbook_links,
     scoped,
@@ -69,13 +72,19 @@ def _tiers(slo: SLO, o: sli.Objective) -> tuple[BurnTier, ...]:
     return kept
 
 
+def fleet_objectives(slo: SLO) -> tuple[sli.Objective, ...]:
+    """The objectives with the ``service`` matcher left to the ``$service`` variable."""
+    return tuple(replace(o, service="") for o in sli.objectives(slo))
+
+
 def budget_stats(slo: SLO, objectives: tuple[sli.Objective, ...]) -> list[g.Panel]:
     window = format_duration(slo.window)
     budget_steps = steps("red", (0.0, "orange"), (0.25, "green"))
     return [
         stat(
             f"Budget left: {_what(o)}",
-            scoped(o.recorded_budget_left()),
+            scoped(o.recorded_budget_left(), fleet_scope(slo)),
+            legend=fleet_legend(slo, "{{service}}"),
             thresholds=budget_steps,
             description=f"Error budget left over {window} (100% untouched, 0% spent; "
             "'overspent': the objective is missed over the window).",
@@ -101,8 +110,12 @@ def sli_panels(slo: SLO, objectives: tuple[sli.Objective, ...]) -> list[g.Panel]
                 [
                     (o.raw(APP, RATE), f"{name} (selected instances)"),
                     (
-                        scoped(o.recorded(RECORDED_WINDOW)),
-                        f"{name} as alerted on ({format_duration(RECORDED_WINDOW)})",
+                        scoped(o.recorded(RECORDED_WINDOW), fleet_scope(slo)),
+                        fleet_legend(
+                            slo,
+                            f"{name} as alerted on ({format_duration(RECORDED_WINDOW)}) "
+                            "{{service}}",
+                        ),
                     ),
                 ],
                 unit="percentunit",
@@ -134,7 +147,10 @@ def burn_panels(slo: SLO, objectives: tuple[sli.Objective, ...]) -> list[g.Panel
             timeseries(
                 f"Burn rate: {_what(o)}",
                 [
-                    (scoped(sli.burn_rate(o.recorded(window), o.target)), format_duration(window))
+                    (
+                        scoped(sli.burn_rate(o.recorded(window), o.target), fleet_scope(slo)),
+                        fleet_legend(slo, format_duration(window)),
+                    )
                     for window in windows
                 ],
                 thresholds=steps("green", *zip(factors, colours, strict=False)),
@@ -217,7 +233,10 @@ def burn_down(slo: SLO, objectives: tuple[sli.Objective, ...]) -> g.Panel:
     window = format_duration(slo.window)
     return timeseries(
         f"Error budget left over the last {window}",
-        [(scoped(o.recorded_budget_left()), _what(o)) for o in objectives],
+        [
+            (scoped(o.recorded_budget_left(), fleet_scope(slo)), fleet_legend(slo, _what(o)))
+            for o in objectives
+        ],
         unit="percentunit",
         thresholds=steps("red", (0.0, "green")),
         time_from=window,
@@ -227,7 +246,7 @@ def burn_down(slo: SLO, objectives: tuple[sli.Objective, ...]) -> g.Panel:
 
 
 def build(slo: SLO) -> g.Dashboard:
-    objectives = sli.objectives(slo)
+    objectives = fleet_objectives(slo)
     panels: list[g.Panel] = [
         *budget_stats(slo, objectives),
         *sli_panels(slo, objectives),
@@ -261,12 +280,13 @@ def build(slo: SLO) -> g.Dashboard:
         ),
     ]
     return dashboard(
+        slo,
         TITLE,
         "Cache SLOs from the SLO file: budgets, each SLI against its objective, the burn "
         "rates the alerts use, hit rate per key type, GET latency.",
         panels,
         ["cache", "slo"],
-        variables=("service", "cluster", "app_job", "instance"),
+        variables=("app_job", "instance"),
         instance_from=f"up{{{APP_JOB}}}",
-        annotations=[alert_annotation()],
+        annotations=[alert_annotation(slo)],
     )

@@ -163,7 +163,7 @@ def test_separate_variables_for_the_application_and_the_exporter_job(
         for var in dashboard["templating"]["list"][1:]:
             assert var["includeAll"] and var["allValue"] == ".*", (path, var["name"])
     overview = used_by["dashboards/cache-slo-overview.json"]
-    assert {"app_job", "service", "cluster"} <= overview and "exporter_job" not in overview
+    assert {"app_job", "service"} <= overview and "exporter_job" not in overview
     server = used_by["dashboards/cache-redis-server.json"]
     assert "exporter_job" in server and "app_job" not in server
     assert {"app_job", "exporter_job"} <= used_by["dashboards/cache-layers.json"]
@@ -445,25 +445,60 @@ def stat_panel(width: int) -> Any:
     return stat("b", "up", width=width)
 
 
-def test_fleet_variables_narrow_every_recorded_series(
-    dashboards: dict[str, dict[str, Any]],
+FLEET_SLO = (
+    "version: 1\nwindow: 28d\n"
+    "service: {name: checkout, app_selector: {job: checkout-api}, "
+    "exporter_selector: {job: checkout-cache-exporter}, group_by: [cluster, namespace]}\n"
+    "hit_rate: {objective: 0.85, min_read_rate: 0.1}\n"
+    "latency: {operation: get, threshold: 5ms, objective: 0.995}\n"
+    "key_types:\n"
+    "  - {name: session, ttl: 1h, tenant_scoped: false, hit_rate_objective: 0.97}\n"
+)
+
+
+@pytest.mark.parametrize("grouped", [False, True], ids=["shipped", "service-and-group-by"])
+def test_fleet_variables_narrow_every_recorded_series_and_alert(
+    grouped: bool, dashboards: dict[str, dict[str, Any]], tmp_path: Path
 ) -> None:
-    """Every recorded SLI, budget and burn rate carries the service and cluster
-    selectors (``=~".*"`` also matches series without them, so it works either way)."""
-    recorded = {
-        r.record for f in generate_rules(load_slo()).files for g in f.groups for r in g.rules
-    } - {None}
+    """Every recorded SLI, budget and burn rate and the ALERTS annotation carry the
+    ``service`` variable and one per grouping label of the SLO file; the service
+    variable starts on the file's own service, the job variables on its selectors."""
+    slo = load_slo()
+    if grouped:
+        (tmp_path / "slo.yaml").write_text(FLEET_SLO)
+        slo = load_slo(tmp_path / "slo.yaml")
+        dashboards = {
+            f"dashboards/{name}": json.loads(text)
+            for name, text in render_dashboards(slo, "slo.yaml").items()
+        }
+    labels = ("service", *slo.service.group_by)
+    recorded = {r.record for f in generate_rules(slo).files for g in f.groups for r in g.rules} - {
+        None
+    }
     count = 0
     for path, dashboard in dashboards.items():
+        variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+        assert [n for n in variables if n in labels or n == "cluster"] == list(labels), path
+        assert variables["service"]["current"]["value"] == slo.service.name, path
+        for name in ("app_job", "exporter_job"):
+            if name in variables:
+                assert variables[name]["current"]["value"].startswith(
+                    ("checkout-", "cache-") if grouped else "cache-"
+                ), (path, name)
         for where, expr in queries(dashboard):
             if where.startswith("variable"):
                 continue
             for name, matchers in re.findall(r"([\w:]+)\{([^}]*)\}", expr):
                 if name in recorded or name == "ALERTS":
-                    assert 'service=~"$service"' in matchers, (path, where, name)
-                    assert 'cluster=~"$cluster"' in matchers, (path, where, name)
+                    for label in labels:
+                        assert f'{label}=~"${label}"' in matchers, (path, where, name, label)
+                    assert 'service="' not in matchers  # the variable, not a fixed service
                     count += 1
     assert count > 20
+    overview = dashboards["dashboards/cache-slo-overview.json"]
+    if grouped:  # one line per placement: the legends name it
+        burn = next(p for p in overview["panels"] if p["title"].startswith("Burn rate: "))
+        assert all("{{cluster}} {{namespace}}" in t["legendFormat"] for t in burn["targets"])
 
 
 def test_scoped_adds_matchers_to_every_selector() -> None:
