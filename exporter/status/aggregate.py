@@ -25,8 +25,10 @@ from exporter.status.alertmanager import AlertmanagerAPI, Held, match
 from exporter.status.prometheus import QUERY_ERRORS, PrometheusAPI, reason
 from exporter.status.queries import (
     NOW_WINDOW,
+    SERVICES_FROM,
     BurnWindow,
     Objective,
+    Selection,
     hit_ratio_by_type,
     objectives,
     p99_expr,
@@ -122,6 +124,9 @@ class Page:
     #: the sparklines' time span (epoch seconds)
     spark_start: float = 0.0
     spark_end: float = 0.0
+    #: whose series the page shows, and the services Prometheus has recordings of
+    selection: Selection | None = None
+    services: list[str] = field(default_factory=list)
 
 
 def alerts_for(objective: Objective, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -157,12 +162,27 @@ async def _held_back(alertmanager: AlertmanagerAPI | None) -> tuple[list[Held], 
         return [], reason(exc)
 
 
+async def _services(api: PrometheusAPI, recorded: set[str]) -> list[str]:
+    """The services to offer; none when unknown (the page then offers no switch)."""
+    if SERVICES_FROM not in recorded:
+        return []
+    try:
+        return await api.label_values("service", SERVICES_FROM)
+    except QUERY_ERRORS:
+        return []
+
+
 async def collect(
-    api: PrometheusAPI, slo: SLO, alertmanager: AlertmanagerAPI | None = None
+    api: PrometheusAPI,
+    slo: SLO,
+    alertmanager: AlertmanagerAPI | None = None,
+    chosen: Selection | None = None,
 ) -> Page:
-    """Query everything the page shows, concurrently."""
+    """Query everything the page shows, concurrently, for the ``chosen`` service and
+    placement (default: the SLO file's service, every placement)."""
+    chosen = chosen or Selection(slo.service.name)
     recorded = await api.recorded_names()
-    rows = [Row(o, burns=[Burn(b) for b in o.burns]) for o in objectives(slo)]
+    rows = [Row(o, burns=[Burn(b) for b in o.burns]) for o in objectives(slo, chosen)]
     end = time.time()
     start = end - SPARK_SECONDS
     window = format_duration(slo.window)
@@ -181,8 +201,9 @@ async def collect(
     jobs += [
         _soft(api.scalar(p99_expr(slo)), None, failed),
         _soft(api.firing_alerts(), [], failed),
-        _soft(api.by_label(hit_ratio_by_type(recorded), "type"), {}, failed),
+        _soft(api.by_label(hit_ratio_by_type(recorded, chosen), "type"), {}, failed),
         _held_back(alertmanager),
+        _services(api, recorded),
     ]
     results = await asyncio.gather(*jobs)
     at = 0
@@ -194,7 +215,8 @@ async def collect(
             at += 1
             if value is not None:
                 burn.value = sli.burn_rate_value(value, row.objective.target)
-    p99, firing, by_type, (held, am_state) = results[at:]
+    p99, firing, by_type, (held, am_state), services = results[at:]
+    firing = [a for a in firing if chosen.matches(a["labels"])]
     for alert in firing:
         entry = match(alert["labels"], held)
         if entry is not None:
@@ -204,4 +226,7 @@ async def collect(
     with_objective = {r.objective.type for r in rows if r.objective.kind == sli.HIT_RATE}
     others = [kt.name for kt in slo.key_types if kt.name not in with_objective]
     other_types = {t: by_type[t] for t in (*others, m.TYPE_OTHER) if t in by_type}
-    return Page(rows, p99, firing, bool(recorded), other_types, failed, am_state, start, end)
+    return Page(
+        rows, p99, firing, bool(recorded), other_types, failed, am_state, start, end,
+        chosen, services,
+    )  # fmt: skip

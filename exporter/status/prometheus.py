@@ -213,6 +213,26 @@ class PrometheusAPI:
                     names.add(name)
         return names
 
+    async def label_values(self, label: str, match: str) -> list[str]:
+        """The values ``label`` takes on the series ``match`` selects (sorted, text only)."""
+        data = await self._get_list(f"/api/v1/label/{label}/values", {"match[]": match})
+        return sorted({v for v in data[:MAX_ITEMS] if isinstance(v, str)})
+
+    async def _get_list(self, path: str, params: dict[str, Any]) -> list[Any]:
+        """An API answer whose ``data`` is a list (the label values endpoint)."""
+        response, content = await self._read(path, params)
+        try:
+            body = json.loads(content)
+        except (ValueError, RecursionError):
+            response.raise_for_status()
+            raise AnswerError(f"{path}: not a Prometheus API answer (not JSON)") from None
+        if not isinstance(body, dict) or body.get("status") != "success":
+            raise RuntimeError(f"{path}: not a successful Prometheus API answer")
+        data = body.get("data")
+        if not isinstance(data, list):
+            raise AnswerError(f"{path}: the values are not a list")
+        return data
+
     async def firing_alerts(self) -> list[dict[str, Any]]:
         """The firing alerts, each as ``{"labels": {name: text}, "state": "firing",
         "annotations": {name: text}}`` (only the annotations the page shows)."""

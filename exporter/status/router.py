@@ -6,7 +6,7 @@ from contextlib import AsyncExitStack
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from exporter.redaction import redact_url
@@ -14,6 +14,7 @@ from exporter.slo import SLO
 from exporter.status.aggregate import collect
 from exporter.status.alertmanager import AlertmanagerAPI
 from exporter.status.prometheus import QUERY_ERRORS, PrometheusAPI, reason
+from exporter.status.queries import SelectionError, selection
 from exporter.status.render import render, render_error
 
 QUERY_TIMEOUT_SECONDS = 5.0
@@ -29,7 +30,11 @@ def build_router(prometheus_url: str, slo: SLO, alertmanager_url: str | None = N
     am = _split_auth(alertmanager_url.rstrip("/")) if alertmanager_url else None
 
     @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def status_page() -> HTMLResponse:
+    async def status_page(request: Request) -> HTMLResponse:
+        try:  # ?service= and the SLO file's grouping labels (?cluster=) narrow the series
+            chosen = selection(slo, dict(request.query_params))
+        except SelectionError as exc:
+            return HTMLResponse(render_error(str(exc)), status_code=400)
         async with AsyncExitStack() as stack:
             client = await stack.enter_async_context(
                 httpx.AsyncClient(base_url=base_url, auth=auth, timeout=QUERY_TIMEOUT_SECONDS)
@@ -41,7 +46,7 @@ def build_router(prometheus_url: str, slo: SLO, alertmanager_url: str | None = N
                 )
                 alertmanager = AlertmanagerAPI(am_client)
             try:  # the rules listing tells whether Prometheus answers at all
-                page = await collect(PrometheusAPI(client), slo, alertmanager)
+                page = await collect(PrometheusAPI(client), slo, alertmanager, chosen)
             except QUERY_ERRORS as exc:
                 return HTMLResponse(
                     render_error(f"Prometheus at {shown} could not be queried ({reason(exc)})."),

@@ -26,7 +26,7 @@ from exporter.status.aggregate import (
     Row,
 )
 from exporter.status.aggregate import NO_DATA as STATE_NO_DATA
-from exporter.status.queries import NOW_WINDOW
+from exporter.status.queries import NOW_WINDOW, SERVICE_VALUE
 
 #: the signs a multiple and a negative offset are written with (not "x" and "-")
 TIMES = "\N{MULTIPLICATION SIGN}"
@@ -425,6 +425,11 @@ class PageView:
     #: "N more not shown" under the firing and held-back lists when they were cut
     more_firing: str = ""
     more_held: str = ""
+    #: the service shown, its placement filter (``cluster=eu-1``), and every service
+    #: to switch to: (name, link, is the one shown)
+    service: str = ""
+    placement: str = ""
+    services: list[tuple[str, str, bool]] = field(default_factory=list)
 
 
 def summary(rows: list[Row]) -> str:
@@ -445,6 +450,17 @@ def alertmanager_note(state: str) -> str:
         f"Alertmanager could not be read ({clean(state, 200)}): whether each alert is "
         "delivered or held back is not known."
     )
+
+
+def services(page: Page, slo: SLO) -> list[tuple[str, str, bool]]:
+    """Links to the page of each service Prometheus has recordings of (the current
+    placement filter kept); empty when there is no other service to switch to."""
+    current = page.selection.service if page.selection else slo.service.name
+    groups = list(page.selection.groups) if page.selection else []
+    names = sorted({n for n in page.services if SERVICE_VALUE.fullmatch(n)} | {current})
+    if len(names) < 2:
+        return []
+    return [(n, "?" + urlencode([("service", n), *groups]), n == current) for n in names]
 
 
 def page_view(page: Page, slo: SLO, prometheus: str) -> PageView:
@@ -469,4 +485,7 @@ def page_view(page: Page, slo: SLO, prometheus: str) -> PageView:
         other_types=[(clean(name), percent(value)) for name, value in page.other_types.items()],
         failed=[clean(reason, 200) for reason in page.failed],
         window=window,
+        service=page.selection.service if page.selection else slo.service.name,
+        placement=", ".join(f"{k}={v}" for k, v in page.selection.groups) if page.selection else "",
+        services=services(page, slo),
     )

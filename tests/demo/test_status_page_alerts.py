@@ -172,3 +172,27 @@ def test_alert_labels_are_escaped_by_the_template() -> None:
     ) in html
     labels = '<span class="labels"> severity=page, type=a&amp;b</span></li>'
     assert f'">X&lt;script&gt;</a>{labels}' in html
+
+
+def test_grouping_labels_of_the_slo_file_narrow_the_page(tmp_path: Path) -> None:
+    """``?cluster=`` narrows every recorded query and the alerts when the SLO file groups
+    by cluster; a label the file does not group by is ignored; a bad value is refused."""
+    from exporter.status.queries import Selection, SelectionError, objectives, selection
+
+    (tmp_path / "slo.yaml").write_text(
+        "version: 1\nwindow: 30d\nservice: {name: checkout, group_by: [cluster]}\n"
+        "hit_rate: {objective: 0.8, min_read_rate: 0.1}\n"
+        "latency: {operation: get, threshold: 10ms, objective: 0.99}\n"
+        "key_types:\n  - {name: session, ttl: 1h, tenant_scoped: false}\n"
+    )
+    slo = load_slo(tmp_path / "slo.yaml")
+    chosen = selection(slo, {"cluster": "eu-1", "namespace": "ignored"})
+    assert chosen == Selection("checkout", (("cluster", "eu-1"),))
+    for o in objectives(slo, chosen):
+        assert o.recorded("5m").endswith('cluster="eu-1"}'), o.key
+        assert 'service="checkout"' in o.recorded("5m")
+    assert chosen.matches({"service": "checkout", "cluster": "eu-1"})
+    assert not chosen.matches({"service": "checkout", "cluster": "us-2"})
+    assert not chosen.matches({"service": "other"})
+    with pytest.raises(SelectionError, match="cluster: expected"):
+        selection(slo, {"cluster": 'eu"}'})

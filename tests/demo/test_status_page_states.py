@@ -33,7 +33,7 @@ from exporter.rules.builders import recording_windows
 from exporter.rules.config import RuleConfig
 from exporter.slo import load_slo
 from exporter.status import build_router
-from exporter.status.queries import NOW_WINDOW, objectives
+from exporter.status.queries import NOW_WINDOW, Selection, objectives
 from exporter.status.view import MINUS, TIMES
 from tests.demo.test_status_page import CHROMIUM_FLAGS, sections
 from tests.support.processes import free_port, require_binary
@@ -48,6 +48,9 @@ SLI = {
     "hit-rate-llm-response": 0.70,  # objective 60 %: met, its (inhibited) alert fires
     "latency-get": 0.0,  # objective 99 %: every call slow, the budget spent 100 times
 }
+#: a second service in the same Prometheus: every objective met, one alert of its own
+OTHER = "checkout"
+OTHER_SLI = 0.995
 RUNBOOKS = RuleConfig()
 #: alert name, labels; the silenced and the inhibited one are named by their type
 FIRING: list[tuple[str, dict[str, str]]] = [
@@ -58,6 +61,10 @@ FIRING: list[tuple[str, dict[str, str]]] = [
     (c.ALERT_HIT_RATE_BURN, {"severity": "ticket", "slo": c.SLO_HIT_RATE,
                              "type": "llm-response", "long_window": "1d", "short_window": "2h"}),
 ]  # fmt: skip
+for _name, _labels_ in FIRING:
+    _labels_["service"] = SLO.service.name
+#: the other service's alert: never on this service's page
+OTHER_ALERT = (c.ALERT_LOW_HIT_RATE, {"severity": "ticket", "type": "session", "service": OTHER})
 SECRET = "s3cret-pw"
 
 
@@ -68,16 +75,17 @@ def _labels(selector: str) -> dict[str, str]:
 
 def rules_file(path: Path) -> Path:
     records = []
-    for o in objectives(SLO):
-        for window in recording_windows(SLO):
-            series = o.sli.recorded(window)
-            records.append(
-                {
-                    "record": series.split("{", 1)[0],
-                    "expr": f"vector({SLI[o.key]})",
-                    "labels": _labels(series),
-                }
-            )
+    for service, value in ((SLO.service.name, None), (OTHER, OTHER_SLI)):
+        for o in objectives(SLO, Selection(service)):
+            for window in recording_windows(SLO):
+                series = o.sli.recorded(window)
+                records.append(
+                    {
+                        "record": series.split("{", 1)[0],
+                        "expr": f"vector({value or SLI[o.key]})",
+                        "labels": _labels(series),
+                    }
+                )
     alerts = [
         {
             "alert": name,
@@ -85,7 +93,7 @@ def rules_file(path: Path) -> Path:
             "labels": labels,
             "annotations": {"runbook_url": RUNBOOKS.runbook_url(name), "summary": f"{name} test"},
         }
-        for name, labels in FIRING
+        for name, labels in [*FIRING, OTHER_ALERT]
     ]
     groups = [
         {"name": "constant-slis", "interval": "1s", "rules": records},
@@ -285,7 +293,8 @@ def test_links_lead_to_prometheus_graphs_and_runbooks_without_credentials(
     assert hrefs
     prometheus = live["prometheus"]
     for href in hrefs:
-        assert href.startswith((f"{prometheus}/graph?", "https://")), href
+        # Prometheus graphs, runbooks, or this page for another service
+        assert href.startswith((f"{prometheus}/graph?", "https://", "?service=")), href
     # every card's title links to the graph of the very SLI it shows
     for o in objectives(SLO):
         link = re.search(r'class="sli-link" href="([^"]*)"', _card(dom, o.key))
@@ -343,3 +352,42 @@ def test_without_alertmanager_the_page_says_delivery_is_unknown(live: dict[str, 
     # the alerts are still listed, as firing in Prometheus
     firing = html.split('id="firing"', 1)[1]
     assert c.ALERT_LOW_HIT_RATE in firing
+
+
+def test_a_service_selector_switches_to_another_services_series_and_alerts(
+    live: dict[str, str], dom: str, tmp_path: Path
+) -> None:
+    """The same Prometheus holds two services: the page shows the SLO file's by default,
+    links to the other, and ``?service=`` shows the other's series and only its alerts."""
+    assert '<strong id="service">cache-app</strong>' in dom
+    nav = dom.split('id="services"', 1)[1].split("</nav>", 1)[0]
+    assert "<strong>cache-app</strong>" in nav and 'href="?service=checkout"' in nav
+    assert OTHER not in dom.split('id="firing"', 1)[1]  # its alert is not this page's
+    other = chromium(tmp_path, "--dump-dom", f"{live['page']}?service={OTHER}").stdout
+    assert '<strong id="service">checkout</strong>' in other
+    states = {key: body.split("|", 1)[0] for key, body in sections(other).items()}
+    assert states == {
+        **{key: "objective ok" for key in SLI},
+        "hit-rate-session": "objective at-risk",  # its own alert fires
+    }
+    firing = other.split('id="firing"', 1)[1]
+    assert "service=checkout" in firing and "service=cache-app" not in firing
+    for o in objectives(SLO):
+        link = re.search(r'class="sli-link" href="([^"]*)"', sections(other)[o.key])
+        assert (
+            link
+            and 'service="checkout"'
+            in parse_qs(urlsplit(unescape(link.group(1))).query)["g0.expr"][0]
+        )
+
+
+@pytest.mark.parametrize(
+    "query", ['service=x"}or vector(1)', "service=UPPER", "service=" + "a" * 80]
+)
+def test_a_service_the_page_cannot_name_is_refused_in_one_line(
+    live: dict[str, str], query: str
+) -> None:
+    response = httpx.get(f"{live['page']}?{query}", timeout=10)
+    assert response.status_code == 400
+    assert "service: expected a lower-case name" in response.text
+    assert "Traceback" not in response.text
