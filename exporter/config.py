@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypedDict, cast
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
+from exporter.paths import PathClassError, PathClasses, load_classes
 from exporter.redaction import SECRET_QUERY_KEYS, redact_url
 from exporter.slo import SLO, load_slo
 
@@ -204,6 +205,32 @@ def _patterns(text: str) -> tuple[str, ...]:
     return found
 
 
+CDN_FORMATS = ("cloudfront", "nginx")
+
+
+def _cdn_logs(text: str) -> tuple[tuple[str, Path], ...]:
+    """``cloudfront:DIR`` and ``nginx:FILE`` sources, comma-separated."""
+    found = []
+    for part in (p.strip() for p in text.split(",")):
+        kind, sep, where = part.partition(":")
+        if not sep or kind not in CDN_FORMATS or not where:
+            raise ValueError("comma-separated cloudfront:DIRECTORY or nginx:FILE")
+        path = Path(where)
+        if kind == "cloudfront" and not path.is_dir():
+            raise ValueError(f"cloudfront:DIRECTORY naming a directory (none at {where!r})")
+        if kind == "nginx" and not path.parent.is_dir():
+            raise ValueError(f"nginx:FILE in an existing directory (none at {str(path.parent)!r})")
+        found.append((kind, path))
+    return tuple(found)
+
+
+def _state_file(text: str) -> Path:
+    path = Path(text)
+    if not path.parent.is_dir() or path.is_dir():
+        raise ValueError(f"a file path in an existing directory ({text!r})")
+    return path
+
+
 def _log_level(text: str) -> str:
     level = text.strip().upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -284,6 +311,18 @@ OPTIONS: tuple[Option, ...] = (
            "CACHE_EXPORTER_REQUEST_HEADER_TIMEOUT", _seconds, DEFAULT_HEADER_TIMEOUT,
            "Seconds a connection has to send a complete request head, after connecting "
            "or after its last response, before it is closed."),
+    Option("cdn_log", "--cdn-log", "CACHE_EXPORTER_CDN_LOG", _cdn_logs, None,
+           "CDN access logs to count layer=\"cdn\" hits and misses from, comma-separated: "
+           "cloudfront:DIR (a directory CloudFront standard logs are delivered to) or "
+           "nginx:FILE (a proxy_cache log in the cache_slo log_format)."),
+    Option("cdn_state_file", "--cdn-state-file", "CACHE_EXPORTER_CDN_STATE_FILE", _state_file,
+           None, "File where the CDN log reader keeps its positions, so a restart never "
+           "counts a line twice (required with --cdn-log)."),
+    Option("cdn_poll_interval", "--cdn-poll-interval", "CACHE_EXPORTER_CDN_POLL_INTERVAL",
+           _seconds, 10.0, "Seconds between reads of the CDN logs."),
+    Option("path_classes", "--path-classes", "CACHE_EXPORTER_PATH_CLASSES", _file, None,
+           "YAML file of path classes (the type label of the CDN layer) and their "
+           "Cache-Control policies (default: ADR-004's api, asset and html)."),
     Option("log_level", "--log-level", "CACHE_EXPORTER_LOG_LEVEL", _log_level, "INFO",
            "debug, info, warning or error."),
 )  # fmt: skip
@@ -323,6 +362,11 @@ class Settings:
     scrape_allow: tuple[str, ...] | None = None
     log_level: str = "INFO"
     redis_password: str | None = field(default=None, repr=False)
+    #: CDN log sources (format, path) and where their reader keeps its positions
+    cdn_logs: tuple[tuple[str, Path], ...] = ()
+    cdn_state_file: Path | None = None
+    cdn_poll_interval: float = 10.0
+    path_classes: PathClasses = field(default_factory=PathClasses)
 
     @property
     def redis_display(self) -> str:
@@ -442,6 +486,12 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
             if values[f"sample_{key}"] is not None
         },
     )
+    if values["cdn_log"] and values["cdn_state_file"] is None:
+        raise ConfigError("--cdn-state-file", "a state file when --cdn-log is set")
+    try:
+        path_classes = load_classes(values["path_classes"])
+    except PathClassError as exc:
+        raise ConfigError(where["path_classes"], str(exc)) from None
     host, port = values["listen"]
     return Settings(
         redis_url=values["redis_url"],
@@ -462,4 +512,8 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
         scrape_allow=values["scrape_allow"],
         log_level=values["log_level"],
         redis_password=redis_password,
+        cdn_logs=values["cdn_log"] or (),
+        cdn_state_file=values["cdn_state_file"],
+        cdn_poll_interval=values["cdn_poll_interval"],
+        path_classes=path_classes,
     )

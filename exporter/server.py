@@ -27,13 +27,16 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
 
 from exporter import config
+from exporter.collectors._merge import Merged
 from exporter.collectors.evictions import EvictionTracker
 from exporter.collectors.health import WorkerHealth
 from exporter.collectors.keyspace_sampler import KeyspaceSampler
@@ -44,6 +47,9 @@ from exporter.logs import protect_root_handlers, uvicorn_log_config
 from exporter.redaction import redact_dsn
 from exporter.scrape_targets import Target, allowed, parse_target
 from exporter.slo import SLOError
+
+if TYPE_CHECKING:
+    from exporter.collectors.cdn_logs import CdnLogCollector
 
 log = logging.getLogger(__name__)
 
@@ -153,26 +159,44 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     registry = CollectorRegistry()
     registry.register(info)
     ProcessCollector(registry=registry)
+    #: collectors that both yield cache_hits_total/cache_misses_total (other layers)
+    layers: list[Collector] = []
     if settings.postgres_dsn:
         from exporter.collectors.postgres import PostgresCollector
 
-        registry.register(
+        layers.append(
             PostgresCollector(settings.postgres_dsn, timeout=_budget(settings, "postgres"))
         )
+    workers: list[KeyspaceSampler | EvictionTracker | CdnLogCollector] = []
+    if settings.cdn_logs and settings.cdn_state_file is not None:
+        from exporter.collectors.cdn_logs import CdnLogCollector, Source
+
+        cdn = CdnLogCollector(
+            [Source(fmt, path) for fmt, path in settings.cdn_logs],  # type: ignore[arg-type]
+            settings.cdn_state_file,
+            settings.path_classes,
+            instance=settings.instance,
+            interval=settings.cdn_poll_interval,
+        )
+        layers.append(cdn)
+        workers.append(cdn)
+    if layers:  # one family per name in a registry
+        registry.register(Merged(layers) if len(layers) > 1 else layers[0])
     extra = _background_collectors(settings) if background else []
     for collector in extra:
         registry.register(collector)
-    if extra:  # one family per name in a registry: the workers' health is served together
-        registry.register(WorkerHealth(extra))
+    workers = [*extra, *workers] if background else []
+    if workers:  # one family per name in a registry: the workers' health is served together
+        registry.register(WorkerHealth(workers))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        for collector in extra:
+        for collector in workers:
             collector.start()
         try:
             yield
         finally:
-            for collector in extra:
+            for collector in workers:
                 collector.stop()
             info.close()
 

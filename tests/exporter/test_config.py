@@ -151,3 +151,39 @@ def test_a_malformed_postgres_dsn_is_refused_at_startup_without_echoing_it(dsn: 
     with pytest.raises(ConfigError, match="--postgres-dsn: expected a libpq") as caught:
         resolve(_args("--postgres-dsn", dsn), environ={})
     assert "hun" not in str(caught.value)
+
+
+def test_cdn_logs_take_sources_a_state_file_and_path_classes(tmp_path: Path) -> None:
+    (tmp_path / "cf").mkdir()
+    classes = tmp_path / "paths.yaml"
+    classes.write_text("version: 1\nclasses: [{name: reports, prefixes: [/r/], policy: api}]\n")
+    env = {"CACHE_EXPORTER_CDN_LOG": f"cloudfront:{tmp_path / 'cf'},nginx:{tmp_path / 'a.log'}"}
+    settings = resolve(
+        _args("--cdn-state-file", str(tmp_path / "s.json"), "--path-classes", str(classes)),
+        environ=env,
+    )
+    assert settings.cdn_logs == (("cloudfront", tmp_path / "cf"), ("nginx", tmp_path / "a.log"))
+    assert settings.cdn_state_file == tmp_path / "s.json"
+    assert settings.path_classes.types == ("reports", "other")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--cdn-log", "akamai:/x"), "--cdn-log: expected comma-separated cloudfront:DIRECTORY"),
+        (("--cdn-log", "cloudfront:/no/such/dir"), "naming a directory"),
+        (("--cdn-log", "nginx:/no/such/dir/a.log"), "in an existing directory"),
+        (("--cdn-log", "nginx:/tmp/a.log"), "--cdn-state-file: expected a state file"),
+        (("--cdn-state-file", "/no/such/dir/s.json"), "a file path in an existing directory"),
+    ],
+)
+def test_bad_cdn_settings_name_the_flag(argv: tuple[str, ...], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        resolve(_args(*argv), environ={})
+
+
+def test_a_bad_path_class_file_names_the_flag_and_the_field(tmp_path: Path) -> None:
+    bad = tmp_path / "paths.yaml"
+    bad.write_text("version: 1\nclasses: [{name: other, prefixes: [/x]}]\n")
+    with pytest.raises(ConfigError, match=r"--path-classes: expected .*classes\[0\]\.name"):
+        resolve(_args("--path-classes", str(bad)), environ={})
