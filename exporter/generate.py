@@ -72,7 +72,7 @@ def render_all(
         notes.append(f"profile {profile.name}: promtool tests are written for production only")
     from exporter.dashboards import render_dashboards
 
-    dashboards = render_dashboards(slo, source)
+    dashboards = render_dashboards(slo, source, config)
     for name, text in dashboards.items():
         files[f"{DASHBOARDS_DIR}/{name}"] = text
     if profile is PRODUCTION:  # what a cluster runs: the production rules only

@@ -19,12 +19,14 @@ from exporter.dashboards.common import (
     timeseries,
 )
 from exporter.rules.builders import percent
+from exporter.rules.config import RuleConfig
 from exporter.slo import SLO
 
 TITLE = "Cache layers"
 
 
-def build(slo: SLO) -> g.Dashboard:
+def build(slo: SLO, config: RuleConfig) -> g.Dashboard:
+    del config  # the layers have no alert of their own to link a runbook for
     layers = (
         # the client's counters: the application's job and scrape targets
         ("Redis, client-side", sli.hit_ratio(APP, RATE, layer=m.LAYER_REDIS)),

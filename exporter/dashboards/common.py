@@ -131,9 +131,8 @@ def scoped(expr: str, scope: str) -> str:
     return _SELECTOR_START.sub(lambda mt: "{" + scope + ("" if mt.group(1) else ", "), expr)
 
 
-def runbook_links(*alerts: str) -> list[dict[str, object]]:
+def runbook_links(config: RuleConfig, *alerts: str) -> list[dict[str, object]]:
     """Panel links to the runbooks of ``alerts`` (the URL the rules annotate them with)."""
-    config = RuleConfig()
     return [
         {"title": f"Runbook: {alert}", "url": config.runbook_url(alert), "type": "link",
          "targetBlank": True, "asDropdown": False, "icon": "doc", "includeVars": False,

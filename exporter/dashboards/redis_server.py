@@ -28,8 +28,8 @@ PER_JOB = (
 )
 
 
-def build(slo: SLO) -> g.Dashboard:
-    limit = float(RuleConfig().memory_used_ratio_max)
+def build(slo: SLO, config: RuleConfig) -> g.Dashboard:
+    limit = float(config.memory_used_ratio_max)
     used, maxmem = sel(m.REDIS_MEMORY_USED), sel(m.REDIS_MEMORY_MAX)
     redis = f'layer="{m.LAYER_REDIS}"'
 
@@ -45,10 +45,10 @@ def build(slo: SLO) -> g.Dashboard:
     panels: list[g.Panel] = [
         stat("Redis up", f"min({sel(m.REDIS_UP)})", unit="none",
              thresholds=steps("red", (1.0, "green")), width=6,
-             links=runbook_links(c.ALERT_REDIS_DOWN, c.ALERT_EXPORTER_DOWN)),
+             links=runbook_links(config, c.ALERT_REDIS_DOWN, c.ALERT_EXPORTER_DOWN)),
         stat("Memory used of maxmemory", f"max({used} / ({maxmem} > 0))",
              thresholds=steps("green", (limit, "red")), width=6,
-             links=runbook_links(c.ALERT_MEMORY_NEAR_MAX)),
+             links=runbook_links(config, c.ALERT_MEMORY_NEAR_MAX)),
         stat("Connected clients", f"sum({sel(m.REDIS_CONNECTED_CLIENTS)})", unit="none",
              width=6),
         stat("Keys (sampled estimate)", f"sum({sel(m.CACHE_KEYS, redis, scope=EXPORTER_JOB)})",
@@ -62,7 +62,7 @@ def build(slo: SLO) -> g.Dashboard:
                              rate=True), "{{type}}"),
                     (f"sum(rate({sel(m.REDIS_EVICTED_KEYS)}[{RATE}]))", "Redis total")],
                    unit="ops", description=PER_JOB,
-                   links=runbook_links(c.ALERT_EVICTION_SURGE)),
+                   links=runbook_links(config, c.ALERT_EVICTION_SURGE)),
         timeseries("Expirations by type (TTL)",
                    [(by_type(m.CACHE_EVICTIONS, f'{redis}, reason="{m.REASON_EXPIRED}"',
                              rate=True), "{{type}}"),

@@ -37,6 +37,7 @@ from exporter.dashboards.common import (
 )
 from exporter.rules import conventions as c
 from exporter.rules.builders import percent, quantile_name
+from exporter.rules.config import RuleConfig
 from exporter.rules.model import number
 from exporter.rules.windows import BurnTier, scaled_tiers, tiers_for_budget
 from exporter.slo import SLO, format_duration
@@ -95,7 +96,9 @@ def budget_stats(slo: SLO, objectives: tuple[sli.Objective, ...]) -> list[g.Pane
     ]
 
 
-def sli_panels(slo: SLO, objectives: tuple[sli.Objective, ...]) -> list[g.Panel]:
+def sli_panels(
+    slo: SLO, config: RuleConfig, objectives: tuple[sli.Objective, ...]
+) -> list[g.Panel]:
     """Each SLI against its objective: raw (the selected app instances) and recorded."""
     panels: list[g.Panel] = []
     for o, w in zip(objectives, widths(len(objectives), 3), strict=True):
@@ -124,13 +127,15 @@ def sli_panels(slo: SLO, objectives: tuple[sli.Objective, ...]) -> list[g.Panel]
                 value_max=1,
                 description=f"The SLI against its objective ({percent(o.target)}, the "
                 f"threshold line), judged over {format_duration(slo.window)}.",
-                links=runbook_links(*_alerts(o)),
+                links=runbook_links(config, *_alerts(o)),
             )
         )
     return panels
 
 
-def burn_panels(slo: SLO, objectives: tuple[sli.Objective, ...]) -> list[g.Panel]:
+def burn_panels(
+    slo: SLO, config: RuleConfig, objectives: tuple[sli.Objective, ...]
+) -> list[g.Panel]:
     """Burn rate over each window the objective's alerts read, lines at their factors."""
     panels: list[g.Panel] = []
     for o, w in zip(objectives, widths(len(objectives), 3), strict=True):
@@ -158,7 +163,7 @@ def burn_panels(slo: SLO, objectives: tuple[sli.Objective, ...]) -> list[g.Panel
                 description="How many times faster than sustainable the "
                 f"{format_duration(slo.window)} budget is spent, over each window the alerts "
                 f"read ({rules}).",
-                links=runbook_links(_alerts(o)[1]),
+                links=runbook_links(config, _alerts(o)[1]),
             )
         )
     return panels
@@ -194,7 +199,7 @@ def hit_rate_by_type(slo: SLO) -> g.Panel:
     )
 
 
-def latency_panels(slo: SLO) -> list[g.Panel]:
+def latency_panels(slo: SLO, config: RuleConfig) -> list[g.Panel]:
     lat = slo.latency
     quantiles = sorted({0.5, 0.95, lat.objective})
     threshold = format_duration(lat.threshold)
@@ -224,7 +229,7 @@ def latency_panels(slo: SLO) -> list[g.Panel]:
             ],
             unit="s",
             thresholds=steps("green", (lat.threshold_seconds, "red")),
-            links=runbook_links(c.ALERT_HIGH_LATENCY),
+            links=runbook_links(config, c.ALERT_HIGH_LATENCY),
         ),
     ]
 
@@ -245,15 +250,15 @@ def burn_down(slo: SLO, objectives: tuple[sli.Objective, ...]) -> g.Panel:
     )
 
 
-def build(slo: SLO) -> g.Dashboard:
+def build(slo: SLO, config: RuleConfig) -> g.Dashboard:
     objectives = fleet_objectives(slo)
     panels: list[g.Panel] = [
         *budget_stats(slo, objectives),
-        *sli_panels(slo, objectives),
-        *burn_panels(slo, objectives),
+        *sli_panels(slo, config, objectives),
+        *burn_panels(slo, config, objectives),
         burn_down(slo, objectives),
         hit_rate_by_type(slo),
-        *latency_panels(slo),
+        *latency_panels(slo, config),
         timeseries(
             "Reads per second by type",
             [(sli.reads(APP, RATE, by=("type",), layer=REDIS), "{{type}}")],
@@ -276,7 +281,7 @@ def build(slo: SLO) -> g.Dashboard:
             ],
             unit="reqps",
             width=8,
-            links=runbook_links(c.ALERT_CLIENT_ERRORS),
+            links=runbook_links(config, c.ALERT_CLIENT_ERRORS),
         ),
     ]
     return dashboard(

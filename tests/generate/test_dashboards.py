@@ -23,6 +23,7 @@ from exporter.dashboards.common import uid_for
 from exporter.dashboards.fixer import SCHEMA_VERSION
 from exporter.rules import conventions as c
 from exporter.rules.builders import generate_rules, percent
+from exporter.rules.config import RuleConfig
 from exporter.slo import format_duration, load_slo, parse_duration
 
 SCHEMA = json.loads((Path(__file__).parent / "grafana-dashboard.schema.json").read_text())
@@ -111,7 +112,10 @@ def test_every_dashboard_is_valid_against_grafanas_schema(
 
 def test_raw_grafanalib_output_is_not_valid_so_the_fixer_matters() -> None:
     raw = json.loads(
-        json.dumps(next(iter(DASHBOARDS.values()))(load_slo()).to_json_data(), cls=DashboardEncoder)
+        json.dumps(
+            next(iter(DASHBOARDS.values()))(load_slo(), RuleConfig()).to_json_data(),
+            cls=DashboardEncoder,
+        )
     )
     messages = " ".join(e.message for e in jsonschema.Draft7Validator(SCHEMA).iter_errors(raw))
     assert raw["schemaVersion"] == 12
@@ -411,6 +415,17 @@ def test_runbook_links_are_the_runbooks_the_alerts_carry(
                   c.ALERT_LATENCY_BURN, c.ALERT_REDIS_DOWN, c.ALERT_MEMORY_NEAR_MAX,
                   c.ALERT_EVICTION_SURGE, c.ALERT_CLIENT_ERRORS}  # fmt: skip
     assert slo_alerts <= set(linked)
+
+
+def test_runbook_links_follow_the_runbook_base_url_given_to_generate(tmp_path: Path) -> None:
+    from exporter.generate import render_all
+
+    config = RuleConfig(runbook_base_url="https://runbooks.example/cache/")
+    files, _ = render_all(load_slo(), source="slo.yaml", config=config)
+    overview = json.loads(files["dashboards/cache-slo-overview.json"])
+    urls = {link["url"] for p in overview["panels"] for link in p.get("links", [])}
+    assert urls and all(u.startswith("https://runbooks.example/cache/") for u in urls)
+    assert f"https://runbooks.example/cache/{c.ALERT_HIT_RATE_BURN}.md" in urls
 
 
 def test_every_dashboard_tiles_the_grid_without_gaps_or_overlaps(
