@@ -21,7 +21,7 @@ from exporter.rules.conventions import (
     ALERT_LOW_HIT_RATE,
 )
 from exporter.slo import SLO, format_duration
-from exporter.status.alertmanager import AlertmanagerAPI, Held, match
+from exporter.status.alertmanager import AlertmanagerAPI, Held, HeldIndex
 from exporter.status.prometheus import QUERY_ERRORS, PrometheusAPI, reason
 from exporter.status.queries import (
     NOW_WINDOW,
@@ -217,8 +217,9 @@ async def collect(
                 burn.value = sli.burn_rate_value(value, row.objective.target)
     p99, firing, by_type, (held, am_state), services = results[at:]
     firing = [a for a in firing if chosen.matches(a["labels"])]
+    index = HeldIndex(held)
     for alert in firing:
-        entry = match(alert["labels"], held)
+        entry = index.match(alert["labels"])
         if entry is not None:
             alert["held_back"] = entry.reason
     for row in rows:

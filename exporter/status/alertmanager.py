@@ -78,10 +78,31 @@ class AlertmanagerAPI:
         return found
 
 
-def match(labels: dict[str, str], held: list[Held]) -> Held | None:
-    """The held-back entry of a Prometheus alert: Alertmanager's labels are the alert's
-    plus Prometheus' external labels, so every label of the alert must match."""
-    for entry in held:
-        if labels and all(entry.labels.get(k) == v for k, v in labels.items()):
-            return entry
-    return None
+#: the most held-back alerts of one name compared label by label with a firing alert
+#: (beyond, only an exact match of every label is found), so matching stays linear
+MAX_SCAN = 200
+
+
+class HeldIndex:
+    """Held-back alerts looked up by a Prometheus alert's labels.
+
+    Alertmanager's labels are the alert's plus Prometheus' external labels: an exact
+    match is a dict lookup; otherwise the held alerts of the same name are scanned
+    for one that carries every label of the alert (at most :data:`MAX_SCAN` of them)."""
+
+    def __init__(self, held: list[Held]) -> None:
+        self.exact = {frozenset(h.labels.items()): h for h in held}
+        self.by_name: dict[str, list[Held]] = {}
+        for h in held:
+            self.by_name.setdefault(h.labels.get("alertname", ""), []).append(h)
+
+    def match(self, labels: dict[str, str]) -> Held | None:
+        if not labels:
+            return None
+        found = self.exact.get(frozenset(labels.items()))
+        if found is not None:
+            return found
+        for entry in self.by_name.get(labels.get("alertname", ""), [])[:MAX_SCAN]:
+            if all(entry.labels.get(k) == v for k, v in labels.items()):
+                return entry
+        return None

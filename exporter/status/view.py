@@ -44,6 +44,8 @@ _LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: the most firing alerts listed at the bottom, and on one objective's card
 MAX_FIRING_SHOWN = 50
 MAX_CARD_ALERTS_SHOWN = 10
+#: the most services offered to switch to
+MAX_SERVICES_SHOWN = 50
 #: the longest alert name, label value and label list shown
 MAX_NAME_CHARS = 120
 MAX_VALUE_CHARS = 120
@@ -106,10 +108,6 @@ def _number(value: float, spec: str, scale: float = 1) -> str:
 
 def percent(value: float | None, digits: int = 2) -> str:
     return NO_DATA if value is None else f"{_number(value, f'.{digits}f', 100)} %"
-
-
-def formatted(value: float | None, spec: str) -> str:
-    return NO_DATA if value is None else _number(value, spec)
 
 
 def times(value: float) -> str:
@@ -397,12 +395,6 @@ def card(row: Row, page: Page, slo: SLO, base: str) -> Card:
     )
 
 
-def firing_line(alert: dict[str, Any]) -> tuple[str, str]:
-    """An alert as its name and its other labels (``k=v, k=v``), each bounded and cleaned."""
-    line = alert_line(alert, "")
-    return line.name, line.labels
-
-
 @dataclass(frozen=True)
 class PageView:
     """Everything the template places."""
@@ -458,6 +450,9 @@ def services(page: Page, slo: SLO) -> list[tuple[str, str, bool]]:
     current = page.selection.service if page.selection else slo.service.name
     groups = list(page.selection.groups) if page.selection else []
     names = sorted({n for n in page.services if SERVICE_VALUE.fullmatch(n)} | {current})
+    names = names[:MAX_SERVICES_SHOWN] + (
+        [current] if current not in names[:MAX_SERVICES_SHOWN] else []
+    )
     if len(names) < 2:
         return []
     return [(n, "?" + urlencode([("service", n), *groups]), n == current) for n in names]

@@ -196,3 +196,43 @@ def test_grouping_labels_of_the_slo_file_narrow_the_page(tmp_path: Path) -> None
     assert not chosen.matches({"service": "other"})
     with pytest.raises(SelectionError, match="cluster: expected"):
         selection(slo, {"cluster": 'eu"}'})
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (200, b"{}"),
+        (200, b"<html>"),
+        (200, b'[{"labels": 5, "status": "x"}, 7, null, {"status": {"state": "suppressed"}}]'),
+        (500, b"oops"),
+        (200, b"[" + b'{"labels": {"a": "b"}},' * 60_000 + b"{}]"),  # over the 1 MiB cap
+    ],
+    ids=["object", "not-json", "junk-items", "http-500", "huge"],
+)
+async def test_an_odd_alertmanager_answer_leaves_delivery_unknown_not_a_broken_page(
+    status: int, body: bytes
+) -> None:
+    from exporter.status.alertmanager import AlertmanagerAPI
+
+    def prometheus(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v1/alerts":
+            alert = {"state": "firing", "labels": {"alertname": "RedisDown"}}
+            return httpx.Response(200, json={"status": "success", "data": {"alerts": [alert]}})
+        data: object = {"groups": []} if "rules" in request.url.path else {"result": []}
+        return httpx.Response(200, json={"status": "success", "data": data})
+
+    def alertmanager(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, content=body)
+
+    slo = load_slo()
+    prom = httpx.AsyncClient(transport=httpx.MockTransport(prometheus), base_url="http://p")
+    am = httpx.AsyncClient(transport=httpx.MockTransport(alertmanager), base_url="http://a")
+    async with prom, am:
+        page = await collect(PrometheusAPI(prom), slo, AlertmanagerAPI(am))
+    html = render(page, slo, "http://p")
+    if body.startswith(b'[{"labels": 5'):  # a list: read, nothing in it held back
+        assert 'id="alertmanager-note"' not in html
+    else:
+        assert "Alertmanager could not be read" in html
+    assert "RedisDown" in html.split('id="firing"', 1)[1]  # still listed as firing
+    assert 'id="held-back"' not in html
