@@ -151,6 +151,15 @@ def test_status_text_colours_meet_wcag_aa_contrast() -> None:
         "broken value": (colour(".broken .value", "color"), broken_card),
         "labels": (colour("dt", "color"), card),
         "error": (colour(".error", "color"), colour(".error", "background")),
+        "AT RISK state": (
+            colour(".at-risk .state", "color"),
+            colour(".objective.at-risk", "background"),
+        ),
+        "NO DATA state": (colour(".no-data .state", "color"), card),
+        "overspent budget": (colour("dd.overspent", "color"), broken_card),
+        "held back": (colour(".held", "color"), colour(".objective.at-risk", "background")),
+        "note": (colour(".note", "color"), colour(".note", "background")),
+        "links": (colour("a", "color"), card),
     }
     low = {k: round(_contrast(*v), 2) for k, v in pairs.items() if _contrast(*v) < 4.5}
     assert low == {}, low
