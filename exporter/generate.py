@@ -68,8 +68,6 @@ def render_all(
 
         for name, text in render_rule_tests(slo, config, generated, source).items():
             files[f"{RULE_TESTS_DIR}/{name}"] = text
-    else:
-        notes.append(f"profile {profile.name}: promtool tests are written for production only")
     from exporter.dashboards import render_dashboards
 
     dashboards = render_dashboards(slo, source, config)
@@ -78,7 +76,8 @@ def render_all(
     if profile is PRODUCTION:  # what a cluster runs: the production rules only
         rules = {f.name: files[f"{ALERTS_DIR}/{f.name}"] for f in generated.files}
         k8s_name = f"{K8S_NAME}-{slo.service.name}" if one_of_many else K8S_NAME
-        for name, text in render_manifests(rules, dashboards, source=source, name=k8s_name).items():
+        manifests = render_manifests(rules, dashboards, source=source, name=k8s_name)
+        for name, text in manifests.items():
             files[f"{KUBERNETES_DIR}/{name}"] = text
     return files, notes
 
@@ -136,8 +135,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--runbook-base-url",
-        default=DEFAULT_RUNBOOK_BASE_URL,
-        help="prefix of every alert's runbook_url (<base><AlertName>.md)",
+        help="prefix of every alert's runbook_url (<base><AlertName>.md); default: the SLO "
+        "file's service.runbook_base_url, else a placeholder (with a warning)",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="list every note (tiers capped or left out)"
     )
     parser.add_argument(
         "--exporter-job",
@@ -157,7 +159,13 @@ def run(args: argparse.Namespace) -> int:
         exporter_job = (
             None if args.exporter_job is None else _job("--exporter-job", args.exporter_job)
         )
-        config = RuleConfig(runbook_base_url=args.runbook_base_url)
+        if args.runbook_base_url is not None and not re.match(
+            r"^https?://\S{1,500}$", args.runbook_base_url
+        ):
+            raise argparse.ArgumentTypeError(
+                "--runbook-base-url: expected an http(s) URL such as "
+                f"https://wiki.example.com/runbooks/, got {args.runbook_base_url[:80]!r}"
+            )
     except argparse.ArgumentTypeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -190,6 +198,15 @@ def run(args: argparse.Namespace) -> int:
     files: dict[str, str] = {}
     notes: list[str] = []
     for path, slo in zip(paths, slos, strict=True):
+        runbooks = args.runbook_base_url or slo.service.runbook_base_url
+        if runbooks is None:
+            print(
+                f"warning: {slo.source}: runbook links point at the placeholder "
+                f"{DEFAULT_RUNBOOK_BASE_URL}: set service.runbook_base_url in the SLO file "
+                "or pass --runbook-base-url",
+                file=sys.stderr,
+            )
+        config = RuleConfig(runbook_base_url=runbooks or DEFAULT_RUNBOOK_BASE_URL)
         try:
             own, own_notes = render_all(
                 slo,
@@ -206,8 +223,20 @@ def run(args: argparse.Namespace) -> int:
             own_notes = [f"{slo.service.name}: {n}" for n in own_notes]
         files.update(own)
         notes += own_notes
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
+    if args.verbose:
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+    elif notes:
+        print(
+            f"note: {len(notes)} burn-rate tiers adapted to budgets they could never reach "
+            "(capped or left out; each is commented in the rules; --verbose lists them)",
+            file=sys.stderr,
+        )
+    if args.profile != PRODUCTION.name:
+        print(
+            f"note: profile {args.profile}: promtool tests are written for production only",
+            file=sys.stderr,
+        )
     out: Path = args.out if args.out is not None else repo_root()
     if args.check:
         stale = [p for p, text in files.items() if _read(out / p) != text]

@@ -26,8 +26,8 @@ HEADER = (
 def prometheus_rule(rule_files: dict[str, str], name: str = NAME) -> dict[str, Any]:
     """One PrometheusRule carrying every group of every rules file, in name order."""
     groups: list[Any] = []
-    for name in sorted(rule_files):
-        groups.extend((yaml.safe_load(rule_files[name]) or {}).get("groups", []))
+    for file in sorted(rule_files):
+        groups.extend((yaml.safe_load(rule_files[file]) or {}).get("groups", []))
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
