@@ -36,6 +36,12 @@ DEFAULT_SCRAPE_TIMEOUT = 5.0
 DEFAULT_MAX_CONNECTIONS = 256
 FD_RESERVE = 64
 DEFAULT_HEADER_TIMEOUT = 5.0
+#: seconds between reads of a cluster's topology when nothing suggests it changed
+DEFAULT_CLUSTER_REFRESH = 30.0
+#: /scrape targets with background workers at once, and seconds unscraped before
+#: a target's workers stop (a few missed scrapes at the usual 15-60 s interval)
+DEFAULT_SCRAPE_MAX_TARGETS = 64
+DEFAULT_SCRAPE_TARGET_IDLE = 300.0
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
@@ -134,6 +140,16 @@ def _non_negative_seconds(text: str) -> float:
         raise ValueError("a number of seconds, 0 or more") from None
     if value < 0:
         raise ValueError("a number of seconds, 0 or more")
+    return value
+
+
+def _idle_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("a number of seconds, as in 300") from None
+    if not 0 < value <= 86400:
+        raise ValueError("a number of seconds above 0 and at most 86400 (a day)")
     return value
 
 
@@ -297,6 +313,28 @@ OPTIONS: tuple[Option, ...] = (
            "cache-*.internal:6379) or socket paths that /scrape?target= may reach, judged "
            "on where the target connects; 'none' turns /scrape off. Unset: only the Redis "
            "of --redis-url."),
+    Option("scrape_max_targets", "--scrape-max-targets", "CACHE_EXPORTER_SCRAPE_MAX_TARGETS",
+           _positive_int, DEFAULT_SCRAPE_MAX_TARGETS,
+           "/scrape targets served with per-type families (a keyspace sampler and an "
+           "eviction tracker each, started on a target's first scrape) at once; beyond it a "
+           "new target gets its INFO view only, counted in "
+           "cache_exporter_scrape_targets_refused_total."),
+    Option("scrape_target_idle", "--scrape-target-idle", "CACHE_EXPORTER_SCRAPE_TARGET_IDLE",
+           _idle_seconds, DEFAULT_SCRAPE_TARGET_IDLE,
+           "Seconds a /scrape target may go unscraped before its sampler and eviction "
+           "tracker stop (its slot is then free)."),
+    Option("cluster", "--cluster", "CACHE_EXPORTER_CLUSTER", _bool, False,
+           "--redis-url is one node of a Redis Cluster: discover every node (CLUSTER NODES), "
+           "serve each node's INFO and per-type sums over the masters, follow failovers.",
+           switch=True),
+    Option("cluster_sample_replicas", "--cluster-sample-replicas",
+           "CACHE_EXPORTER_CLUSTER_SAMPLE_REPLICAS", _bool, False,
+           "With --cluster: sample key counts and sizes on a healthy replica of each shard "
+           "(its master when it has none), to spare the masters the SCANs.", switch=True),
+    Option("cluster_refresh", "--cluster-refresh", "CACHE_EXPORTER_CLUSTER_REFRESH", _seconds,
+           DEFAULT_CLUSTER_REFRESH,
+           "With --cluster: seconds between topology reads (also read again at the next "
+           "scrape after a node fails or changes role)."),
     Option("prometheus_url", "--prometheus-url", "PROMETHEUS_URL", _http_url, None,
            "Prometheus to query for the SLO status page (http[s]://[user:password@]host:port).",
            secret=True),
@@ -362,6 +400,11 @@ class Settings:
     scrape_allow: tuple[str, ...] | None = None
     log_level: str = "INFO"
     redis_password: str | None = field(default=None, repr=False)
+    scrape_max_targets: int = DEFAULT_SCRAPE_MAX_TARGETS
+    scrape_target_idle: float = DEFAULT_SCRAPE_TARGET_IDLE
+    cluster: bool = False
+    cluster_sample_replicas: bool = False
+    cluster_refresh: float = DEFAULT_CLUSTER_REFRESH
     #: CDN log sources (format, path) and where their reader keeps its positions
     cdn_logs: tuple[tuple[str, Path], ...] = ()
     cdn_state_file: Path | None = None
@@ -476,6 +519,9 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
             )
         bearer = _read_secret(values["bearer_token_file"], where["bearer_token_file"])
 
+    if values["cluster_sample_replicas"] and not values["cluster"]:
+        raise ConfigError(where["cluster_sample_replicas"], "--cluster as well (it picks "
+                          "which cluster nodes to sample)")  # fmt: skip
     sampler_keys = ("batch_size", "budget", "pause", "max_keys", "interval")
     sampler_args = {"budget": "cycle_budget"}
     sampler = cast(
@@ -512,6 +558,11 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
         scrape_allow=values["scrape_allow"],
         log_level=values["log_level"],
         redis_password=redis_password,
+        scrape_max_targets=values["scrape_max_targets"],
+        scrape_target_idle=values["scrape_target_idle"],
+        cluster=values["cluster"],
+        cluster_sample_replicas=values["cluster_sample_replicas"],
+        cluster_refresh=values["cluster_refresh"],
         cdn_logs=values["cdn_log"] or (),
         cdn_state_file=values["cdn_state_file"],
         cdn_poll_interval=values["cdn_poll_interval"],

@@ -736,3 +736,127 @@ SERIES_DROPPED = MetricSpec(
     "because the family reached its cap; family is the metric name.",
     ("instance", "family"),
 )
+
+
+# --- Redis Cluster and many /scrape targets (exporter/collectors/cluster.py, targets.py) ---
+# CLUSTER INFO fields, read from every node whose INFO says cluster_enabled:1; names are
+# the Go redis_exporter's (its cluster_* map), ``cluster_state`` ok -> 1.
+
+REDIS_CLUSTER_INFO_FIELDS: tuple[InfoField, ...] = (
+    InfoField(
+        "cluster_state",
+        _redis_gauge("redis_cluster_state", "1 if this node sees the cluster as ok."),
+        "status",
+    ),
+    InfoField(
+        "cluster_slots_assigned",
+        _redis_gauge("redis_cluster_slots_assigned", "Slots bound to a node."),
+    ),
+    InfoField(
+        "cluster_slots_ok", _redis_gauge("redis_cluster_slots_ok", "Slots of nodes that are up.")
+    ),
+    InfoField(
+        "cluster_slots_pfail",
+        _redis_gauge("redis_cluster_slots_pfail", "Slots of nodes this node suspects down."),
+    ),
+    InfoField(
+        "cluster_slots_fail",
+        _redis_gauge("redis_cluster_slots_fail", "Slots of nodes the cluster agrees are down."),
+    ),
+    InfoField(
+        "cluster_known_nodes", _redis_gauge("redis_cluster_known_nodes", "Nodes this node knows.")
+    ),
+    InfoField(
+        "cluster_size",
+        _redis_gauge("redis_cluster_size", "Masters serving at least one slot."),
+    ),
+    InfoField(
+        "cluster_current_epoch",
+        _redis_gauge("redis_cluster_current_epoch", "The cluster's current epoch."),
+    ),
+    InfoField(
+        "cluster_my_epoch", _redis_gauge("redis_cluster_my_epoch", "This node's config epoch.")
+    ),
+    InfoField(
+        "cluster_stats_messages_sent",
+        _redis_counter("redis_cluster_messages_sent_total", "Cluster-bus messages sent."),
+    ),
+    InfoField(
+        "cluster_stats_messages_received",
+        _redis_counter("redis_cluster_messages_received_total", "Cluster-bus messages received."),
+    ),
+)
+#: roles of a cluster node as discovered (CLUSTER NODES' master / slave flags)
+CLUSTER_ROLES = ("master", "replica")
+#: what CLUSTER NODES says of a node's health: ok, suspected (pfail) or agreed down (fail)
+CLUSTER_NODE_STATES = ("ok", "pfail", "fail")
+REDIS_CLUSTER_NODE = MetricSpec(
+    "redis_cluster_node_info",
+    "gauge",
+    "One series per discovered cluster node (always 1): its role, its master's address "
+    "(replicas; empty for masters) and its state as CLUSTER NODES reports it.",
+    ("instance", "role", "master_instance", "state"),
+)
+CLUSTER_NODES = MetricSpec(
+    "cache_exporter_cluster_nodes",
+    "gauge",
+    "Cluster nodes discovered, per role (instance is the seed address).",
+    ("instance", "role"),
+)
+CLUSTER_DISCOVERIES = MetricSpec(
+    "cache_exporter_cluster_discoveries_total",
+    "counter",
+    "Reads of the cluster's topology (CLUSTER NODES), periodic or after a failure or a "
+    "role change; result is ok or error.",
+    ("instance", "result"),
+)
+CLUSTER_NODES_DROPPED = MetricSpec(
+    "cache_exporter_cluster_nodes_dropped",
+    "gauge",
+    "Nodes of the last topology left unscraped: over the node cap, or lines of CLUSTER "
+    "NODES that did not parse.",
+    ("instance",),
+)
+SCRAPE_TARGETS_LIVE = MetricSpec(
+    "cache_exporter_scrape_targets_live",
+    "gauge",
+    "/scrape targets with a running keyspace sampler and eviction tracker.",
+)
+SCRAPE_TARGETS_MAX = MetricSpec(
+    "cache_exporter_scrape_targets_max",
+    "gauge",
+    "Most /scrape targets with background workers at once (--scrape-max-targets).",
+)
+SCRAPE_TARGETS_REFUSED = MetricSpec(
+    "cache_exporter_scrape_targets_refused_total",
+    "counter",
+    "/scrape requests served without per-type families because every target slot was "
+    "taken (their INFO view is still served).",
+)
+SCRAPE_TARGETS_EXPIRED = MetricSpec(
+    "cache_exporter_scrape_targets_expired_total",
+    "counter",
+    "/scrape targets whose background workers were stopped after going unscraped for "
+    "--scrape-target-idle seconds.",
+)
+SCRAPE_TARGET_WORKERS = MetricSpec(
+    "cache_exporter_scrape_target_workers",
+    "gauge",
+    "In a /scrape response: 1 if this target has background workers (per-type "
+    "families), 0 if the target cap refused them.",
+    ("instance",),
+)
+CLUSTER_METRICS: tuple[MetricSpec, ...] = (
+    *(f.spec for f in REDIS_CLUSTER_INFO_FIELDS),
+    REDIS_CLUSTER_NODE,
+    CLUSTER_NODES,
+    CLUSTER_DISCOVERIES,
+    CLUSTER_NODES_DROPPED,
+)
+SCRAPE_TARGET_METRICS: tuple[MetricSpec, ...] = (
+    SCRAPE_TARGETS_LIVE,
+    SCRAPE_TARGETS_MAX,
+    SCRAPE_TARGETS_REFUSED,
+    SCRAPE_TARGETS_EXPIRED,
+    SCRAPE_TARGET_WORKERS,
+)

@@ -67,6 +67,11 @@ def test_flags_win_over_environment_which_wins_over_defaults() -> None:
         (["--prometheus-url", "prom:9090"], {}, "--prometheus-url: expected an http://"),
         (["--basic-auth-user", "u"], {}, "--basic-auth-user / --basic-auth-password-file"),
         (["--log-level", "loud"], {}, "--log-level: expected one of debug"),
+        (["--scrape-max-targets", "0"], {}, "--scrape-max-targets: expected a whole number"),
+        (["--scrape-target-idle", "0"], {}, "--scrape-target-idle: expected a number of sec"),
+        (["--cluster-refresh", "never"], {}, "--cluster-refresh: expected a number of seconds"),
+        ([], {"CACHE_EXPORTER_CLUSTER": "maybe"}, "CACHE_EXPORTER_CLUSTER: expected true or"),
+        (["--cluster-sample-replicas"], {}, "--cluster-sample-replicas: expected --cluster as"),
     ],
 )
 def test_bad_values_are_refused_naming_flag_or_variable_and_expectation(
@@ -75,6 +80,18 @@ def test_bad_values_are_refused_naming_flag_or_variable_and_expectation(
     with pytest.raises(ConfigError, match=message.replace("?", r"\?")) as caught:
         resolve(_args(*argv), environ=env)
     assert "pw@" not in str(caught.value)
+
+
+def test_cluster_and_target_settings_from_flags_and_environment() -> None:
+    settings = resolve(
+        _args("--cluster", "--cluster-sample-replicas", "--scrape-max-targets", "7"),
+        environ={"CACHE_EXPORTER_CLUSTER_REFRESH": "12", "CACHE_EXPORTER_SCRAPE_TARGET_IDLE": "90"},
+    )
+    assert settings.cluster and settings.cluster_sample_replicas
+    assert (settings.cluster_refresh, settings.scrape_max_targets) == (12.0, 7)
+    assert settings.scrape_target_idle == 90.0
+    default = resolve(_args(), environ={})
+    assert not default.cluster and default.scrape_max_targets == config.DEFAULT_SCRAPE_MAX_TARGETS
 
 
 def test_a_bad_redis_url_error_never_shows_its_password() -> None:
