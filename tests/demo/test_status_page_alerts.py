@@ -245,3 +245,41 @@ async def test_an_odd_alertmanager_answer_leaves_delivery_unknown_not_a_broken_p
         assert "Alertmanager could not be read" in html
     assert "RedisDown" in html.split('id="firing"', 1)[1]  # still listed as firing
     assert 'id="held-back"' not in html
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://runbooks.example/RedisDown.md", True),
+        ("http://wiki/x", True),
+        ("javascript:alert(1)", False),
+        ("data:text/html,<script>", False),
+        ("//evil.example/x", False),
+        ("https://ok.example/\u202ebad", False),
+        ("https://ok.example/a b", False),
+        ("https://x/" + "a" * 3000, False),
+        ("", False),
+    ],
+)
+def test_only_absolute_http_runbook_links_become_links(url: str, shown: bool) -> None:
+    from exporter.status.view import safe_link
+
+    assert safe_link(url) == (url if shown else "")
+
+
+@pytest.mark.parametrize(
+    ("url", "base"),
+    [
+        ("http://admin:s3cret@prom:9090/", "http://prom:9090"),
+        ("https://token@prom.example/prometheus?auth=x#frag", "https://prom.example/prometheus"),
+        ("http://[::1]:9090", "http://[::1]:9090"),
+        ("ftp://prom", ""),
+        ("http://prom:notaport", ""),
+    ],
+)
+def test_links_are_built_on_the_prometheus_url_without_credentials(url: str, base: str) -> None:
+    from exporter.status.view import graph_url, link_base
+
+    assert link_base(url) == base
+    if base:
+        assert graph_url(base, "up").startswith(f"{base}/graph?g0.expr=up")
