@@ -539,18 +539,29 @@ class RedisInfoCollector(Collector):
 
     def _scrape(self, stop_at: float) -> tuple[list[Metric], Tally, RedisInfo]:
         """INFO ALL, parsed and turned into families (in the deadline's helper thread),
-        then what INFO says this server has: CONFIG GET and CLUSTER INFO in one
-        pipelined round trip, or a Sentinel's masters."""
+        then the follow-ups INFO calls for (:meth:`_follow_ups`)."""
         text = _text_reply(self._client.execute_command("INFO", "ALL"), "INFO")
         tally = Tally()
         info = parse_info(text, stop_at=stop_at)
         families = list(info_metrics(info, self.instance, tally))
+        try:
+            families += self._follow_ups(info, tally)
+        except (redis.RedisError, InfoParseError) as exc:  # optional: log and carry on
+            log.warning(
+                "Redis %s: reading CONFIG/CLUSTER INFO/SENTINEL after INFO failed: %s",
+                self.instance,
+                error_class(exc),
+            )
+        return families, tally, info
+
+    def _follow_ups(self, info: RedisInfo, tally: Tally) -> list[Metric]:
+        """What INFO says this server has: a Sentinel's masters (two round trips), or
+        CONFIG GET and, on a cluster node, CLUSTER INFO (one pipelined round trip)."""
         if info.get("server", "redis_mode") == "sentinel":
             masters, peers, dropped = sentinel.read_masters(self._client)
-            families += sentinel.sentinel_metrics(
-                masters, peers, self.instance, dropped, tally.dropped
+            return list(
+                sentinel.sentinel_metrics(masters, peers, self.instance, dropped, tally.dropped)
             )
-            return families, tally, info
         pipe = self._client.pipeline(transaction=False)
         pipe.execute_command("CONFIG", "GET", "max*")
         cluster = info.get("cluster", "cluster_enabled") == "1"
@@ -558,7 +569,7 @@ class RedisInfoCollector(Collector):
             pipe.execute_command("CLUSTER", "INFO")
         replies = pipe.execute(raise_on_error=False)
         config = sentinel.flat_pairs(replies[0])  # {} when CONFIG is renamed or refused
-        families += field_metrics(config, metrics.REDIS_CONFIG_FIELDS, self.instance, tally)
+        families = list(field_metrics(config, metrics.REDIS_CONFIG_FIELDS, self.instance, tally))
         config_up = metrics.REDIS_CONFIG_UP.new_family()
         config_up.add_metric([self.instance], 1.0 if config else 0.0)
         families.append(config_up)
@@ -567,7 +578,7 @@ class RedisInfoCollector(Collector):
             families += field_metrics(
                 fields, metrics.REDIS_CLUSTER_INFO_FIELDS, self.instance, tally
             )
-        return families, tally, info
+        return families
 
     def ping(self) -> None:
         """Raise unless Redis answers within the timeout (readiness)."""
