@@ -22,6 +22,7 @@ from typing import Any, TypedDict, cast
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from exporter.redaction import SECRET_QUERY_KEYS, redact_url
+from exporter.redis_urls import SENTINEL_SCHEMES, is_sentinel_url, parse_sentinel_url
 from exporter.slo import SLO, load_slo
 
 #: 9121 is the Go redis_exporter's port; ours must be able to run beside it
@@ -35,7 +36,7 @@ DEFAULT_SCRAPE_TIMEOUT = 5.0
 DEFAULT_MAX_CONNECTIONS = 256
 FD_RESERVE = 64
 DEFAULT_HEADER_TIMEOUT = 5.0
-REDIS_SCHEMES = ("redis", "rediss", "unix")
+REDIS_SCHEMES = ("redis", "rediss", "unix", *SENTINEL_SCHEMES)
 
 
 class ConfigError(ValueError):
@@ -52,7 +53,10 @@ class ConfigError(ValueError):
 
 
 def instance_of(url: str) -> str:
-    """The ``instance`` label for a Redis URL: ``host:port`` or the socket path, no user."""
+    """The ``instance`` label for a Redis URL: ``host:port`` or the socket path, no user;
+    through Sentinel, the first Sentinel's ``host:port/service`` (stable across failovers)."""
+    if is_sentinel_url(url):
+        return parse_sentinel_url(url).instance
     parts = urlsplit(url)
     if parts.scheme == "unix":
         return parts.path
@@ -67,6 +71,12 @@ def instance_of(url: str) -> str:
 
 def parse_redis_url(text: str) -> str:
     shown = redact_url(text)
+    if is_sentinel_url(text):
+        try:
+            parse_sentinel_url(text)
+        except ValueError as exc:
+            raise ValueError(f"{exc} ({shown})") from None
+        return text
     try:
         parts = urlsplit(text)
         _ = parts.port

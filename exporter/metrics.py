@@ -837,11 +837,12 @@ REDIS_KEYSPACE: tuple[InfoField, ...] = (
     ),
 )
 #: INFO server/replication/memory strings carried as labels of a constant-1 gauge
-REDIS_INSTANCE_INFO_FIELDS = ("redis_version", "redis_mode", "role", "maxmemory_policy")
+#: (tcp_port as the Go exporter's: which node is master behind Sentinel or in a cluster)
+REDIS_INSTANCE_INFO_FIELDS = ("redis_version", "redis_mode", "role", "maxmemory_policy", "tcp_port")
 REDIS_INSTANCE_INFO = MetricSpec(
     "redis_instance_info",
     "gauge",
-    "Version, mode, role and eviction policy of the Redis server (always 1).",
+    "Version, mode, role, eviction policy and port of the Redis server (always 1).",
     ("instance", *REDIS_INSTANCE_INFO_FIELDS),
 )
 

@@ -49,6 +49,7 @@ from redis.retry import Retry
 from exporter import metrics
 from exporter.collectors import sentinel
 from exporter.collectors._deadline import Deadline, DeadlineExceeded
+from exporter.collectors._redis import sentinel_pool
 from exporter.collectors.health import RepeatFilter
 from exporter.collectors.health import error_class as error_class
 from exporter.collectors.info_parser import (
@@ -61,6 +62,7 @@ from exporter.collectors.info_parser import (
     parse_info,
 )
 from exporter.metrics import InfoUnit
+from exporter.redis_urls import is_sentinel_url
 
 log = logging.getLogger(__name__)
 
@@ -416,14 +418,24 @@ def _bounded_line(buffer: SocketBuffer) -> bytes:
 
 def redis_client(url: str, timeout: float, redis_kwargs: dict[str, Any] | None = None) -> Any:
     """A client whose every call fails within ``timeout`` and never retries (scrape-bound),
-    reading replies through :class:`CappedParser` (RESP2, the default protocol)."""
-    client = redis.Redis.from_url(
-        url,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
-        **(redis_kwargs or {}),
-    )
+    reading replies through :class:`CappedParser` (RESP2, the default protocol).  For a
+    ``redis+sentinel://`` URL, the current master, found through Sentinel."""
+    if is_sentinel_url(url):
+        options = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "retry": Retry(NoBackoff(), 0),
+            **(redis_kwargs or {}),
+        }
+        client = redis.Redis(connection_pool=sentinel_pool(url, options))
+    else:
+        client = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+            **(redis_kwargs or {}),
+        )
     options = client.connection_pool.connection_kwargs
     if str(options.get("protocol") or 2) == "2":
         options["parser_class"] = CappedParser
@@ -650,3 +662,6 @@ class RedisInfoCollector(Collector):
 
     def close(self) -> None:
         self._client.close()
+        manager = getattr(self._client.connection_pool, "sentinel_manager", None)
+        for peer in getattr(manager, "sentinels", ()):
+            peer.close()

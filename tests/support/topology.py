@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import redis
+
+from tests.support.processes import RedisServer, SentinelServer
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
@@ -51,3 +54,66 @@ def make_single_node_cluster(port: int) -> None:
         )
     finally:
         client.close()
+
+
+class SentinelGroup:
+    """A master, one replica and one Sentinel (quorum 1) watching them, in ``base``;
+    :meth:`failover` forces a failover and waits until the replica is master."""
+
+    def __init__(self, base: Path, name: str = "mymaster") -> None:
+        self.name = name
+        self.master = RedisServer(base / "master").start()
+        self.replica = RedisServer(
+            base / "replica", extra=["--replicaof", "127.0.0.1", str(self.master.port)]
+        ).start()
+        self.sentinel = SentinelServer(base / "sentinel", self.master.port, name=name).start()
+        wait_linked(self.replica.port)
+        wait_until(lambda: self.known_replicas() >= 1, what="Sentinel knows the replica")
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.sentinel.port}/{self.name}"
+
+    def _sentinel(self) -> redis.Redis:
+        return redis.Redis(port=self.sentinel.port, decode_responses=True)
+
+    def known_replicas(self) -> int:
+        client = self._sentinel()
+        try:
+            return len(client.execute_command("SENTINEL", "REPLICAS", self.name))
+        finally:
+            client.close()
+
+    def master_port(self) -> int:
+        client = self._sentinel()
+        try:
+            _, port = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.name)
+            return int(port)
+        finally:
+            client.close()
+
+    def failover(self, *, old_follows: bool = False) -> int:
+        """Force a failover; the new master's port once Sentinel names it and it says
+        it is master (and, with ``old_follows``, once the old one replicates from it:
+        Sentinel tells it at its next INFO round, about 10 s later)."""
+        before = self.master_port()
+        client = self._sentinel()
+        try:
+            client.execute_command("SENTINEL", "FAILOVER", self.name)
+        finally:
+            client.close()
+        after: int = wait_until(
+            lambda: (port := self.master_port()) != before and port, what="failover"
+        )
+        wait_until(lambda: replication(after).get("role") == "master", what="new master")
+        if old_follows:
+            wait_until(
+                lambda: replication(before).get("master_port") == after,
+                timeout=30,
+                what="old master follows",
+            )
+        return after
+
+    def stop(self) -> None:
+        for process in (self.sentinel, self.replica, self.master):
+            process.stop()
