@@ -239,7 +239,10 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("redis_url", "--redis-url", "REDIS_URL", parse_redis_url, DEFAULT_REDIS_URL,
            "Redis to watch: redis://[user[:password]@]host:port/db, rediss:// for TLS, "
-           "or unix:///path.sock.", secret=True),
+           "unix:///path.sock, or the master Sentinel names: "
+           "redis+sentinel://[:password@]sentinel:26379/service[/db]"
+           "[?sentinel=host2:26379&sentinel_password=...]. A Sentinel's own address "
+           "(redis://sentinel:26379) reports Sentinel's view of its masters.", secret=True),
     Option("redis_password_file", "--redis-password-file", "REDIS_PASSWORD_FILE", _file, None,
            "File holding the Redis password (overrides one in the URL)."),
     Option("listen", "--listen", "CACHE_EXPORTER_LISTEN", _host_port, _host_port(DEFAULT_LISTEN),
