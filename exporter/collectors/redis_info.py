@@ -518,6 +518,7 @@ class RedisInfoCollector(Collector):
         self._timeout = timeout
         self._deadline = Deadline(f"redis {instance}")
         self._client = redis_client(redis_url, timeout, redis_kwargs)
+        self._sentinel = is_sentinel_url(redis_url)
         # keep INFO's raw text: the parser is ours, tested on captures
         self._client.set_response_callback("INFO", lambda response, **_: response)
         self._repeats = RepeatFilter()
@@ -551,7 +552,12 @@ class RedisInfoCollector(Collector):
 
     def _scrape(self, stop_at: float) -> tuple[list[Metric], Tally, RedisInfo]:
         """INFO ALL, parsed and turned into families (in the deadline's helper thread),
-        then the follow-ups INFO calls for (:meth:`_follow_ups`)."""
+        then the follow-ups INFO calls for (:meth:`_follow_ups`).  Through Sentinel, a
+        Sentinel is asked for the master first: when it names another node, idle
+        connections are dropped, so this very scrape reads the new master (a demoted
+        or partitioned old master may still answer, and say it is master)."""
+        if self._sentinel:
+            self._client.connection_pool.get_master_address()
         text = _text_reply(self._client.execute_command("INFO", "ALL"), "INFO")
         tally = Tally()
         info = parse_info(text, stop_at=stop_at)

@@ -92,6 +92,17 @@ class SentinelGroup:
         finally:
             client.close()
 
+    def switched_to(self, port: int) -> bool:
+        client = self._sentinel()
+        try:
+            state = client.execute_command("SENTINEL", "MASTER", self.name)
+            fields = dict(zip(state[::2], state[1::2], strict=True))
+            return fields.get("port") == str(port) and "failover_in_progress" not in fields.get(
+                "flags", ""
+            )
+        finally:
+            client.close()
+
     def failover(self, *, old_follows: bool = False) -> int:
         """Force a failover; the new master's port once Sentinel names it and it says
         it is master (and, with ``old_follows``, once the old one replicates from it:
@@ -106,6 +117,9 @@ class SentinelGroup:
             lambda: (port := self.master_port()) != before and port, what="failover"
         )
         wait_until(lambda: replication(after).get("role") == "master", what="new master")
+        # GET-MASTER-ADDR-BY-NAME names the promoted replica as soon as the failover
+        # starts; SENTINEL MASTER(S), which redis-py reads, once it is over
+        wait_until(lambda: self.switched_to(after), what="Sentinel switched master")
         if old_follows:
             wait_until(
                 lambda: replication(before).get("master_port") == after,
