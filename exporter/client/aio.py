@@ -155,7 +155,8 @@ class AsyncCacheService(ServiceCore):
         self._rec.flush()
         await self.redis.aclose()
         # through Sentinel: the clients of the Sentinels themselves
-        manager = getattr(self.redis.connection_pool, "sentinel_manager", None)
+        pool = getattr(self.redis, "connection_pool", None)  # a RedisCluster has none
+        manager = getattr(pool, "sentinel_manager", None)
         for sentinel in getattr(manager, "sentinels", ()):
             await sentinel.aclose()
 
