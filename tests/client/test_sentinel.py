@@ -3,6 +3,8 @@ follows a forced failover (real redis-server and redis-server --sentinel)."""
 
 from __future__ import annotations
 
+import gc
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -15,7 +17,7 @@ from tests.support.topology import SentinelGroup, wait_until
 
 @pytest.fixture(scope="module")
 def group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelGroup]:
-    """One group for both sides: each test fails over from whichever node is master."""
+    """One group for the module: each test starts from whichever node is master."""
     found = SentinelGroup(tmp_path_factory.mktemp("sentinel-client"))
     yield found
     found.stop()
@@ -29,16 +31,30 @@ def _keys(port: int) -> int:
         client.close()
 
 
-def test_the_client_finds_the_master_through_sentinel_and_follows_a_failover(
+def _flush(port: int) -> None:
+    with redis.Redis(port=port) as raw:
+        raw.flushall()
+
+
+def test_the_client_finds_the_master_through_sentinel(
+    make_cache: MakeCache, group: SentinelGroup, registry: CollectorRegistry
+) -> None:
+    master = group.master_port()
+    _flush(master)
+    cache = make_cache(group.url, registry=registry)
+    assert cache.set("session:found", {"n": 1})
+    assert cache.get("session:found") == {"n": 1}
+    assert _keys(master) == 1  # written on the master Sentinel names
+    cache.close()
+
+
+def test_the_client_follows_a_forced_failover(
     make_cache: MakeCache, group: SentinelGroup, registry: CollectorRegistry
 ) -> None:
     old_master = group.master_port()
-    with redis.Redis(port=old_master) as raw:
-        raw.flushall()
+    _flush(old_master)
     cache = make_cache(group.url, registry=registry)
     assert cache.set("session:before", {"n": 1})
-    assert cache.get("session:before") == {"n": 1}
-    assert _keys(old_master) == 1  # written on the master Sentinel named
 
     # forced: the old master stays up until Sentinel demotes it and drops its clients
     new_master = group.failover(old_follows=True)
@@ -52,3 +68,11 @@ def test_the_client_finds_the_master_through_sentinel_and_follows_a_failover(
     )
     assert cache.get("session:after") == {"n": 2}
     assert cache.get("session:before") == {"n": 1}
+
+    # nothing the failover made is left unclosed
+    cache.close()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    leaked = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert not leaked, leaked

@@ -92,6 +92,17 @@ class SentinelGroup:
         finally:
             client.close()
 
+    def replica_ready(self) -> bool:
+        client = self._sentinel()
+        try:
+            for record in client.execute_command("SENTINEL", "REPLICAS", self.name):
+                fields = dict(zip(record[::2], record[1::2], strict=True))
+                if fields.get("flags") == "slave" and fields.get("master-link-status") == "ok":
+                    return True
+            return False
+        finally:
+            client.close()
+
     def switched_to(self, port: int) -> bool:
         client = self._sentinel()
         try:
@@ -108,6 +119,9 @@ class SentinelGroup:
         it is master (and, with ``old_follows``, once the old one replicates from it:
         Sentinel tells it at its next INFO round, about 10 s later)."""
         before = self.master_port()
+        # Sentinel promotes only a replica its last INFO saw linked (it refreshes every
+        # 10 s): right after an earlier failover the demoted master may not be one yet
+        wait_until(self.replica_ready, timeout=30, what="a replica Sentinel would promote")
         client = self._sentinel()
         try:
             client.execute_command("SENTINEL", "FAILOVER", self.name)
