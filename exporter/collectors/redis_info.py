@@ -366,6 +366,21 @@ def _text_reply(raw: Any, command: str) -> str:
     raise InfoParseError(f"{command}: expected text, got {type(raw).__name__}")
 
 
+#: CLUSTER INFO lines read at most (Redis 7 sends about 30)
+MAX_CLUSTER_INFO_LINES = 256
+
+
+def cluster_info_fields(text: str) -> dict[str, str]:
+    """``field: value`` of a ``CLUSTER INFO`` reply; lines that are not ``name:value``
+    are ignored, and only the first :data:`MAX_CLUSTER_INFO_LINES` are read."""
+    found: dict[str, str] = {}
+    for line in text.split("\n", MAX_CLUSTER_INFO_LINES)[:MAX_CLUSTER_INFO_LINES]:
+        name, sep, value = line.partition(":")
+        if sep and name.strip():
+            found[name.strip()] = value.strip()
+    return found
+
+
 #: the largest INFO reply read (a real INFO ALL is tens of kB; past this the reply is
 #: refused unread, before it can fill memory)
 MAX_INFO_BYTES = 32 * 1024 * 1024
@@ -521,12 +536,14 @@ class RedisInfoCollector(Collector):
         self._sentinel = is_sentinel_url(redis_url)
         # keep INFO's raw text: the parser is ours, tested on captures
         self._client.set_response_callback("INFO", lambda response, **_: response)
+        self._client.set_response_callback("CLUSTER INFO", lambda response, **_: response)
         self._repeats = RepeatFilter()
 
     def describe(self) -> list[Metric]:
         """Families by name only, so registering never talks to Redis."""
         specs = (
             *metrics.REDIS_METRICS,
+            *(item.spec for item in metrics.REDIS_CLUSTER_INFO_FIELDS),
             metrics.EXPORTER_SCRAPE_DURATION,
             metrics.EXPORTER_SCRAPE_ERRORS,
             metrics.EXPORTER_LAST_SCRAPE_ERROR,
@@ -592,7 +609,7 @@ class RedisInfoCollector(Collector):
         config_up.add_metric([self.instance], 1.0 if config else 0.0)
         families.append(config_up)
         if cluster and not isinstance(replies[1], Exception):
-            fields = parse_info(_text_reply(replies[1], "CLUSTER INFO")).fields.get("", {})
+            fields = cluster_info_fields(_text_reply(replies[1], "CLUSTER INFO"))
             families += field_metrics(
                 fields, metrics.REDIS_CLUSTER_INFO_FIELDS, self.instance, tally
             )
