@@ -64,7 +64,7 @@ from exporter.client.errors import CacheSerializationError
 from exporter.client.instrumentation import TypeChildren
 from exporter.client.keys import KeyPattern
 from exporter.client.policy import Seconds
-from exporter.client.serialization import unwrap, wrap
+from exporter.client.serialization import decode_meta, encode_meta
 from exporter.client.stampede import (
     EXTEND_SCRIPT,
     POLL_FIRST,
@@ -189,7 +189,7 @@ class AsyncCacheService(ServiceCore):
         if data is None:
             self._record((self._lat_get, seconds, key, key))
             return None
-        if not data or data[0]:  # plain: get_or_compute's values start with NUL
+        if not data or data[0]:  # not a legacy value (those start with NUL)
             try:
                 value = self._loads(data)
             except Exception:  # undecodable: decoded (and counted) again below
@@ -197,7 +197,7 @@ class AsyncCacheService(ServiceCore):
             else:
                 self._record((self._lat_get, seconds, key, None))
                 return value
-        value = self._decode("get", unwrap(data)[0])
+        value = self._decode("get", self._unwrap(data)[0])
         if value is MISSING:
             self._record((self._lat_get, seconds, key, key))
             return None
@@ -349,21 +349,28 @@ class AsyncCacheService(ServiceCore):
     async def _cached(self, key: str) -> tuple[Any, float, float]:
         """get_or_compute's read: (value, compute seconds, expiry), value ``MISSING`` on a
         miss or when Redis is unavailable; the hit or miss is queued with the latency, as
-        in :meth:`get`."""
+        in :meth:`get`.  One round trip: ``MGET key meta`` reads the value and its
+        early-refresh metadata (the companion key shares the value's hash slot)."""
         if self.breaker.open_until and self._blocked("get_or_compute", key):
             return MISSING, 0.0, 0.0
+        meta_key = self.keys.meta_key(key)
         t0 = perf_counter()
         try:
             with self._deadlines:
-                data = await self.redis.get(key)
+                if meta_key is None:
+                    data, meta = await self.redis.get(key), None
+                else:
+                    data, meta = await self.redis.mget(key, meta_key)
         except Exception as exc:
             self._failed("get_or_compute", exc, perf_counter() - t0, key)
             return MISSING, 0.0, 0.0
         seconds = perf_counter() - t0
         value, delta, expiry = MISSING, 0.0, 0.0
         if data is not None:
-            payload, delta, expiry = unwrap(data)
+            payload, delta, expiry = self._unwrap(data)
             value = self._decode("get_or_compute", payload)
+            if meta is not None and value is not MISSING and not delta:
+                delta, expiry = decode_meta(meta, data)
         self._record((self._lat_goc, seconds, key, key if value is MISSING else None))
         return value, delta, expiry
 
@@ -416,7 +423,7 @@ class AsyncCacheService(ServiceCore):
         data = await self._call("get_or_compute", self.redis.get, key)
         if data is MISSING or data is None:
             return MISSING
-        return self._decode("get_or_compute", unwrap(data)[0])
+        return self._decode("get_or_compute", self._unwrap(data)[0])
 
     async def _acquire(self, key: str) -> str | None:
         """Lock token if we hold the lock, ``""`` if Redis is unavailable (compute
@@ -458,8 +465,21 @@ class AsyncCacheService(ServiceCore):
         value = await loader()
         delta = perf_counter() - t0
         ti.compute.observe(delta)
-        payload = wrap(self._encode(ti, value), delta, time.time() + px / 1000)
-        await self._call("get_or_compute", self.redis.set, key, payload, px=px)
+        payload = self._encode(ti, value)
+        meta_key = self.keys.meta_key(key)
+        if meta_key is None:
+            await self._call("get_or_compute", self.redis.set, key, payload, px=px)
+            return value
+        meta = encode_meta(payload, delta, time.time() + px / 1000)
+
+        async def store() -> None:
+            # the value exactly as serialized; its metadata beside it, same TTL
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.set(key, payload, px=px)
+            pipe.set(meta_key, meta, px=px)
+            await pipe.execute()
+
+        await self._call("get_or_compute", store)
         return value
 
     # --- tags and versions --------------------------------------------------------------
