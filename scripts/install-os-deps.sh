@@ -15,6 +15,7 @@ declare -A NEED=(
   [docker-compose]=docker-compose
   [chromium]=chromium
   [openssl]=openssl  # test certificates for rediss://
+  [node]=nodejs  # tests/client/node: a JavaScript service reading and writing our values
 )
 
 missing=()
