@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,7 +49,7 @@ VALUES: dict[str, Any] = {
 
 
 def node_peer(
-    redis_url: str, *, write: list[dict[str, Any]] = (), read: list[str] = ()  # type: ignore[assignment]
+    redis_url: str, *, write: Sequence[dict[str, Any]] = (), read: Sequence[str] = ()
 ) -> dict[str, Any]:
     """Run the Node.js peer (JSON.stringify on write, JSON.parse on read) on the test's
     Redis; its answers per key read."""
@@ -85,11 +86,11 @@ def test_what_ours_writes_node_reads_as_the_same_object(cache: Cache, redis_url:
     assert cache.set_with_tags(tagged, VALUES["object"], ["org"], tenant="t-1")
     computed = {cache.key("llm-response", f"goc-{name}"): value for name, value in VALUES.items()}
     for key, value in computed.items():
-        assert cache.get_or_compute(key, lambda value=value: value) == value
+        assert cache.get_or_compute(key, lambda v=value: v) == value  # type: ignore[misc]
 
     written = {keys[n]: v for n, v in VALUES.items()} | many | {tagged: VALUES["object"]}
     written |= computed
-    meta_keys = [cache.keys.meta_key(k) for k in computed]
+    meta_keys = [str(cache.keys.meta_key(k)) for k in computed]
     seen = node_peer(redis_url, read=[*written, *meta_keys])
     for key, value in written.items():
         assert seen[key].get("value") == value, (key, seen[key])
@@ -159,8 +160,9 @@ def test_legacy_values_are_still_read_and_rewritten_plain_on_refresh(
     cache.redis.set(due, wrap(by_hand({"v": 2}), 100.0, time.time() - 1), px=60_000)
     assert cache.get(fresh) == {"v": 1}
     assert cache.mget([fresh, due]) == [{"v": 1}, {"v": 2}]
-    assert cache.get_or_compute(fresh, lambda: {"v": "recomputed"}) == {"v": 1}
-    assert cache.get_or_compute(due, lambda: {"v": "recomputed"}) == {"v": "recomputed"}
+    recomputed: dict[str, Any] = {"v": "recomputed"}
+    assert cache.get_or_compute(fresh, lambda: recomputed) == {"v": 1}
+    assert cache.get_or_compute(due, lambda: recomputed) == recomputed
     seen = node_peer(redis_url, read=[fresh, due])
     assert "error" in seen[fresh], "a legacy value is what node cannot read"
     assert seen[due]["value"] == {"v": "recomputed"}
