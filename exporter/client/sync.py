@@ -113,7 +113,7 @@ class CacheService(ServiceCore):
         """Connect with short timeouts and no retries (the cache must not slow callers).
 
         Service options (``slo``, ``registry``, ``serializer``, ``other_ttl``,
-        ``breaker_*``, ``lock_*``, ``xfetch_beta``, ``prune_every``) go to the
+        ``breaker_*``, ``lock_*``, ``xfetch_beta``, ``prune_every``, ``legacy_values``) go to the
         service; everything else to redis-py.
         """
         service, redis_opts = split_options(options)
