@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import time
 import uuid
+import zlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from time import perf_counter
 from typing import Any, TypeVar
@@ -339,20 +340,20 @@ class AsyncCacheService(ServiceCore):
         """
         ti = self._i.classify(key)
         px = self._ttl_for(ti, ttl)
-        value, delta, expiry = await self._cached(key)
+        value, due = await self._cached(key)
         if value is not MISSING:
-            if xfetch_due(delta, expiry, time.time(), self.xfetch_beta):
+            if due:
                 return await self._refresh_early(key, loader, ti, px, value)
             return value  # type: ignore[no-any-return]
         return await self._flight.do(key, lambda: self._fill(key, loader, ti, px))
 
-    async def _cached(self, key: str) -> tuple[Any, float, float]:
-        """get_or_compute's read: (value, compute seconds, expiry), value ``MISSING`` on a
-        miss or when Redis is unavailable; the hit or miss is queued with the latency, as
-        in :meth:`get`.  One round trip: ``MGET key meta`` reads the value and its
-        early-refresh metadata (the companion key shares the value's hash slot)."""
+    async def _cached(self, key: str) -> tuple[Any, bool]:
+        """get_or_compute's read: (value, whether XFetch wants it refreshed early), value
+        ``MISSING`` on a miss or when Redis is unavailable; the hit or miss is queued with
+        the latency, as in :meth:`get`.  One round trip: ``MGET key meta`` reads the value
+        and its early-refresh metadata (the companion key shares the value's hash slot)."""
         if self.breaker.open_until and self._blocked("get_or_compute", key):
-            return MISSING, 0.0, 0.0
+            return MISSING, False
         meta_key = self.keys.meta_key(key)
         t0 = perf_counter()
         try:
@@ -363,16 +364,23 @@ class AsyncCacheService(ServiceCore):
                     data, meta = await self.redis.mget(key, meta_key)
         except Exception as exc:
             self._failed("get_or_compute", exc, perf_counter() - t0, key)
-            return MISSING, 0.0, 0.0
+            return MISSING, False
         seconds = perf_counter() - t0
-        value, delta, expiry = MISSING, 0.0, 0.0
-        if data is not None:
-            payload, delta, expiry = self._unwrap(data)
-            value = self._decode("get_or_compute", payload)
-            if meta is not None and value is not MISSING and not delta:
-                delta, expiry = decode_meta(meta, data)
+        if data is None:
+            self._record((self._lat_goc, seconds, key, key))
+            return MISSING, False
+        payload, delta, expiry = self._unwrap(data)
+        value = self._decode("get_or_compute", payload)
         self._record((self._lat_goc, seconds, key, key if value is MISSING else None))
-        return value, delta, expiry
+        if value is MISSING:
+            return MISSING, False
+        if meta is None or delta:  # no companion, or a legacy value (its own header)
+            return value, xfetch_due(delta, expiry, time.time(), self.xfetch_beta)
+        delta, expiry, crc = decode_meta(meta)
+        # the checksum only matters when a refresh is due: a value someone else wrote
+        # over ours must not be refreshed on our metadata
+        due = xfetch_due(delta, expiry, time.time(), self.xfetch_beta)
+        return value, due and crc == zlib.crc32(data)
 
     async def _refresh_early(
         self, key: str, loader: Callable[[], Awaitable[T]], ti: TypeChildren, px: int, stale: Any

@@ -72,31 +72,26 @@ def encode(serializer: Serializer, value: Any, key_type: str) -> bytes:
 
 
 def encode_meta(payload: bytes, delta: float, expiry: float) -> bytes:
-    """The companion key's value: JSON ``{"delta": compute seconds, "expiry": unix
-    seconds, "crc32": of the value's bytes}``.  The checksum ties it to the value it
+    """The companion key's value: ASCII ``"<delta> <expiry> <crc32>"``, the compute
+    seconds, the expiry in unix seconds and the CRC-32 of the value's bytes (say
+    ``b"0.012345 1764434000.123 2868164313"``).  The checksum ties it to the value it
     was written with, so a value another service wrote over ours is never judged by
-    our old expiry."""
-    return json.dumps(
-        {"delta": round(delta, 6), "expiry": round(expiry, 3), "crc32": zlib.crc32(payload)},
-        separators=(",", ":"),
-    ).encode()
+    our old expiry.  Three numbers rather than JSON: every ``get_or_compute`` hit
+    parses it, and ``split`` + ``float`` cost a fraction of ``json.loads``."""
+    return f"{delta:.6f} {expiry:.3f} {zlib.crc32(payload)}".encode()
 
 
-def decode_meta(meta: bytes | None, payload: bytes) -> tuple[float, float]:
-    """(delta, expiry) from a companion value, if it belongs to ``payload``; (0, 0)
-    (never refreshed early) when it is missing, unreadable or for another value."""
-    if meta is None:
-        return 0.0, 0.0
+def decode_meta(meta: bytes) -> tuple[float, float, int]:
+    """(delta, expiry, crc32) of a companion value; (0, 0, 0) (never refreshed early)
+    when it is unreadable: foreign or hostile data is never an error."""
     try:
-        doc = json.loads(meta)
-        if doc["crc32"] != zlib.crc32(payload):
-            return 0.0, 0.0
-        delta, expiry = float(doc["delta"]), float(doc["expiry"])
-    except Exception:  # hostile or foreign data: no early refresh, never an error
-        return 0.0, 0.0
+        d, e, c = meta.split(b" ")
+        delta, expiry, crc = float(d), float(e), int(c)
+    except ValueError:
+        return 0.0, 0.0, 0
     if not (math.isfinite(delta) and math.isfinite(expiry)):
-        return 0.0, 0.0
-    return delta, expiry
+        return 0.0, 0.0, 0
+    return delta, expiry, crc
 
 
 # --- the legacy header (read during the migration window) ------------------------------

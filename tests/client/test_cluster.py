@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.client import INVALIDATION_CHANNEL, AsyncCacheService, CacheConfigError
 from exporter.client.instrumentation import error_class
+from exporter.client.serialization import encode_meta
 from tests.client.both import Cache
 from tests.client.conftest import MakeCache, sample
 from tests.support.processes import RedisServer, free_port, require_binary
@@ -137,8 +138,7 @@ def test_get_or_compute_reads_value_and_metadata_in_one_slot(
         assert ccache.get_or_compute(key, lambda: "never") == {"n": n}
     # an expiry in the past makes XFetch due: the next call refreshes
     meta_key = str(ccache.keys.meta_key(keys[3]))
-    meta = json.loads(ccache.redis.get(meta_key))
-    ccache.redis.set(meta_key, json.dumps(meta | {"delta": 100.0, "expiry": 1.0}), px=60_000)
+    ccache.redis.set(meta_key, encode_meta(ccache.redis.get(keys[3]), 100.0, 1.0), px=60_000)
     assert ccache.get_or_compute(keys[3], lambda: "refreshed") == "refreshed"
     assert sample(registry, "cache_hits_total", layer="redis", type="user") == 21
     labels = {"layer": "redis", "operation": "get_or_compute", "error": "response"}

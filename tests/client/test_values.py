@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -96,8 +97,11 @@ def test_what_ours_writes_node_reads_as_the_same_object(cache: Cache, redis_url:
         assert seen[key].get("value") == value, (key, seen[key])
         assert cache.redis.get(key) == by_hand(value), key  # byte for byte
         assert seen[key]["stringified"] == seen[key]["text"], f"{key}: not JSON.stringify's"
-    for meta_key in meta_keys:  # the metadata is JSON too, for a service that wants it
-        assert set(seen[meta_key]["value"]) == {"delta", "expiry", "crc32"}, meta_key
+    for key, meta_key in zip(computed, meta_keys, strict=True):
+        # "<compute seconds> <expiry> <crc32 of the value>": any service can read it too
+        delta, expiry, crc = seen[meta_key]["text"].split(" ")
+        assert 0 <= float(delta) < 1 and float(expiry) > time.time(), meta_key
+        assert int(crc) == zlib.crc32(by_hand(computed[key])), meta_key
 
 
 def test_what_node_writes_ours_reads_with_get_mget_and_get_or_compute(

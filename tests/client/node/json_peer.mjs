@@ -8,7 +8,7 @@
 //            "read": ["key", ...]}
 //   result: {"read": {"key": {"text": "<value as UTF-8>", "value": <JSON.parse(text)>,
 //                             "stringified": <JSON.stringify(value)>}
-//                           | {"missing": true} | {"error": "..."}}}
+//                           | {"missing": true} | {"text"?: "...", "error": "..."}}}
 // Writes happen before reads.  Exit status 0 unless the plan or Redis failed.
 
 import net from "node:net";
@@ -127,12 +127,13 @@ async function main() {
         read[key] = { missing: true };
         continue;
       }
+      let text;
       try {
-        const text = utf8.decode(bytes);
+        text = utf8.decode(bytes);
         const value = JSON.parse(text);
         read[key] = { text, value, stringified: JSON.stringify(value) };
       } catch (err) {
-        read[key] = { error: `${err.name}: ${err.message}` };
+        read[key] = { text, error: `${err.name}: ${err.message}` };
       }
     }
     process.stdout.write(JSON.stringify({ read }));
