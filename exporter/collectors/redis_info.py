@@ -276,6 +276,21 @@ def info_metrics(info: RedisInfo, instance: str, tally: Tally | None = None) -> 
     yield family
 
 
+#: CLUSTER INFO lines read at most (Redis 7 sends about 30)
+MAX_CLUSTER_INFO_LINES = 256
+
+
+def cluster_info_fields(text: str) -> dict[str, str]:
+    """``field: value`` of a ``CLUSTER INFO`` reply; lines that are not ``name:value``
+    are ignored, and only the first :data:`MAX_CLUSTER_INFO_LINES` are read."""
+    found: dict[str, str] = {}
+    for line in text.split("\n", MAX_CLUSTER_INFO_LINES)[:MAX_CLUSTER_INFO_LINES]:
+        name, sep, value = line.partition(":")
+        if sep and name.strip():
+            found[name.strip()] = value.strip()
+    return found
+
+
 #: the largest INFO reply read (a real INFO ALL is tens of kB; past this the reply is
 #: refused unread, before it can fill memory)
 MAX_INFO_BYTES = 32 * 1024 * 1024
@@ -420,12 +435,14 @@ class RedisInfoCollector(Collector):
         self._client = redis_client(redis_url, timeout, redis_kwargs)
         # keep INFO's raw text: the parser is ours, tested on captures
         self._client.set_response_callback("INFO", lambda response, **_: response)
+        self._client.set_response_callback("CLUSTER INFO", lambda response, **_: response)
         self._repeats = RepeatFilter()
 
     def describe(self) -> list[Metric]:
         """Families by name only, so registering never talks to Redis."""
         specs = (
             *metrics.REDIS_METRICS,
+            *(item.spec for item in metrics.REDIS_CLUSTER_INFO_FIELDS),
             metrics.EXPORTER_SCRAPE_DURATION,
             metrics.EXPORTER_SCRAPE_ERRORS,
             metrics.EXPORTER_LAST_SCRAPE_ERROR,
@@ -459,7 +476,29 @@ class RedisInfoCollector(Collector):
             raise InfoParseError(f"INFO: expected text, got {type(raw).__name__}")
         tally = Tally()
         info = parse_info(text, stop_at=stop_at)
-        return list(info_metrics(info, self.instance, tally)), tally, info
+        families = list(info_metrics(info, self.instance, tally))
+        if (info.get("cluster", "cluster_enabled") or "").strip() == "1":
+            families.extend(self._cluster_info(tally))
+        return families, tally, info
+
+    def _cluster_info(self, tally: Tally) -> Iterator[Metric]:
+        """``CLUSTER INFO`` of a cluster node (``redis_cluster_state`` and the slot counts),
+        one more round trip inside the same deadline; an error reply leaves them out."""
+        try:
+            raw = self._client.execute_command("CLUSTER INFO")
+        except redis.ResponseError:  # refused (ACL, a provider's renamed command): INFO stands
+            return
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        fields = cluster_info_fields(text)
+        for item in metrics.REDIS_CLUSTER_INFO_FIELDS:
+            found = fields.get(item.field)
+            value = None if found is None else convert(found, item.unit)
+            if value is None:
+                tally.skipped += found is not None
+                continue
+            family = item.spec.new_family()
+            family.add_metric([self.instance], value)
+            yield family
 
     def ping(self) -> None:
         """Raise unless Redis answers within the timeout (readiness)."""
