@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 
 from exporter.client.errors import CacheKeyError
-from exporter.slo import SLO, KeyType
+from exporter.slo import COMPANION_PREFIX, SLO, KeyType
 
 SEPARATOR = ":"
 #: characters percent-encoded inside a segment
@@ -37,7 +37,7 @@ _GLOB_META = re.compile(r"[*?\[\]\\]")
 LOCK_PREFIX = "!lock"
 TAG_PREFIX = "!tag"
 VERSION_PREFIX = "!version"
-META_PREFIX = "!xf"
+META_PREFIX = COMPANION_PREFIX
 
 
 def encode_segment(value: object, what: str) -> str:
