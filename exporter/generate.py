@@ -197,14 +197,14 @@ def run(args: argparse.Namespace) -> int:
         by_service[slo.service.name] = slo.source
     files: dict[str, str] = {}
     notes: list[str] = []
+    warnings: list[str] = []
     for path, slo in zip(paths, slos, strict=True):
         runbooks = args.runbook_base_url or slo.service.runbook_base_url
         if runbooks is None:
-            print(
+            warnings.append(
                 f"warning: {slo.source}: runbook links point at the placeholder "
                 f"{DEFAULT_RUNBOOK_BASE_URL}: set service.runbook_base_url in the SLO file "
-                "or pass --runbook-base-url",
-                file=sys.stderr,
+                "or pass --runbook-base-url"
             )
         config = RuleConfig(runbook_base_url=runbooks or DEFAULT_RUNBOOK_BASE_URL)
         try:
@@ -223,6 +223,8 @@ def run(args: argparse.Namespace) -> int:
             own_notes = [f"{slo.service.name}: {n}" for n in own_notes]
         files.update(own)
         notes += own_notes
+    for warning in warnings:
+        print(warning, file=sys.stderr)
     if args.verbose:
         for note in notes:
             print(f"note: {note}", file=sys.stderr)

@@ -124,9 +124,13 @@ def test_tiers_that_cannot_fire_are_capped_or_left_out_and_said_so() -> None:
 def test_generate_reports_capped_tiers_on_stderr_and_in_the_yaml(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["generate", "--slo", str(slo_file(tmp_path)), "--out", str(tmp_path)]) == 0
+    args = ["generate", "--slo", str(slo_file(tmp_path)), "--out", str(tmp_path)]
+    assert main([*args, "--verbose"]) == 0
     err = capsys.readouterr().err
     assert "hit rate of report reads (objective 0.3)" in err and "capped to" in err
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "burn-rate tiers adapted" in err and "hit rate of report reads" not in err
     text = (tmp_path / "alerts" / c.FILE_SLO_ALERTS).read_text()
     assert "# capped from 14.4x" in text
     assert "# hit rate of report reads (objective 0.3): page tier 14.4x" in text
