@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from exporter.paths import PathClassError, PathClasses, load_classes
 from exporter.redaction import SECRET_QUERY_KEYS, redact_url
+from exporter.redis_urls import SENTINEL_SCHEMES, is_sentinel_url, parse_sentinel_url
 from exporter.slo import SLO, load_slo
 
 #: 9121 is the Go redis_exporter's port; ours must be able to run beside it
@@ -42,7 +43,7 @@ DEFAULT_CLUSTER_REFRESH = 30.0
 #: a target's workers stop (a few missed scrapes at the usual 15-60 s interval)
 DEFAULT_SCRAPE_MAX_TARGETS = 64
 DEFAULT_SCRAPE_TARGET_IDLE = 300.0
-REDIS_SCHEMES = ("redis", "rediss", "unix")
+REDIS_SCHEMES = ("redis", "rediss", "unix", *SENTINEL_SCHEMES)
 
 
 class ConfigError(ValueError):
@@ -59,7 +60,10 @@ class ConfigError(ValueError):
 
 
 def instance_of(url: str) -> str:
-    """The ``instance`` label for a Redis URL: ``host:port`` or the socket path, no user."""
+    """The ``instance`` label for a Redis URL: ``host:port`` or the socket path, no user;
+    through Sentinel, the first Sentinel's ``host:port/service`` (stable across failovers)."""
+    if is_sentinel_url(url):
+        return parse_sentinel_url(url).instance
     parts = urlsplit(url)
     if parts.scheme == "unix":
         return parts.path
@@ -74,6 +78,12 @@ def instance_of(url: str) -> str:
 
 def parse_redis_url(text: str) -> str:
     shown = redact_url(text)
+    if is_sentinel_url(text):
+        try:
+            parse_sentinel_url(text)
+        except ValueError as exc:
+            raise ValueError(f"{exc} ({shown})") from None
+        return text
     try:
         parts = urlsplit(text)
         _ = parts.port
@@ -272,7 +282,10 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("redis_url", "--redis-url", "REDIS_URL", parse_redis_url, DEFAULT_REDIS_URL,
            "Redis to watch: redis://[user[:password]@]host:port/db, rediss:// for TLS, "
-           "or unix:///path.sock.", secret=True),
+           "unix:///path.sock, or the master Sentinel names: "
+           "redis+sentinel://[:password@]sentinel:26379/service[/db]"
+           "[?sentinel=host2:26379&sentinel_password=...]. A Sentinel's own address "
+           "(redis://sentinel:26379) reports Sentinel's view of its masters.", secret=True),
     Option("redis_password_file", "--redis-password-file", "REDIS_PASSWORD_FILE", _file, None,
            "File holding the Redis password (overrides one in the URL)."),
     Option("listen", "--listen", "CACHE_EXPORTER_LISTEN", _host_port, _host_port(DEFAULT_LISTEN),
@@ -338,6 +351,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("prometheus_url", "--prometheus-url", "PROMETHEUS_URL", _http_url, None,
            "Prometheus to query for the SLO status page (http[s]://[user:password@]host:port).",
            secret=True),
+    Option("alertmanager_url", "--alertmanager-url", "ALERTMANAGER_URL", _http_url, None,
+           "Alertmanager the status page asks which firing alerts it holds back (silenced "
+           "or inhibited) (http[s]://[user:password@]host:port).", secret=True),
     Option("max_connections", "--max-connections", "CACHE_EXPORTER_MAX_CONNECTIONS",
            _positive_int, DEFAULT_MAX_CONNECTIONS,
            "HTTP connections open at once; over it, the longest-idle one is closed. Kept "
@@ -392,6 +408,7 @@ class Settings:
     basic_auth_password: str | None = field(default=None, repr=False)
     bearer_token: str | None = field(default=None, repr=False)
     prometheus_url: str | None = None
+    alertmanager_url: str | None = None
     #: host[:port] patterns /scrape may reach; None: any, (): /scrape is off
     scrape_allow: tuple[str, ...] | None = None
     log_level: str = "INFO"
@@ -550,6 +567,7 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
         basic_auth_password=basic_password,
         bearer_token=bearer,
         prometheus_url=values["prometheus_url"],
+        alertmanager_url=values["alertmanager_url"],
         scrape_allow=values["scrape_allow"],
         log_level=values["log_level"],
         redis_password=redis_password,

@@ -406,6 +406,11 @@ REDIS_INFO_FIELDS: dict[str, tuple[InfoField, ...]] = {
             "lazyfree_pending_objects",
             _redis_gauge("redis_lazyfree_pending_objects", "Objects waiting to be freed."),
         ),
+        # the Go exporter emits it with --include-system-metrics; alerts divide by it
+        InfoField(
+            "total_system_memory",
+            _redis_gauge("redis_total_system_memory_bytes", "Memory of the host Redis runs on."),
+        ),
     ),
     "persistence": (
         InfoField("loading", _redis_gauge("redis_loading_dump_file", "1 while loading a dump.")),
@@ -431,11 +436,77 @@ REDIS_INFO_FIELDS: dict[str, tuple[InfoField, ...]] = {
             "rdb_last_bgsave_time_sec",
             _redis_gauge("redis_rdb_last_bgsave_duration_seconds", "Last RDB save time, -1 none."),
         ),
+        # Go exporter: redis_rdb_current_bgsave_duration_sec (-1: none running)
+        InfoField(
+            "rdb_current_bgsave_time_sec",
+            _redis_gauge(
+                "redis_rdb_current_bgsave_duration_seconds", "Age of the running RDB save, -1 none."
+            ),
+        ),
+        InfoField(
+            "rdb_last_cow_size",
+            _redis_gauge("redis_rdb_last_cow_size_bytes", "Copy-on-write memory of the last save."),
+        ),
         InfoField("aof_enabled", _redis_gauge("redis_aof_enabled", "1 if AOF is on.")),
+        InfoField(
+            "aof_rewrite_in_progress",
+            _redis_gauge("redis_aof_rewrite_in_progress", "1 while an AOF rewrite runs."),
+        ),
+        InfoField(
+            "aof_rewrite_scheduled",
+            _redis_gauge("redis_aof_rewrite_scheduled", "1 when an AOF rewrite waits for a save."),
+        ),
+        # Go exporter: redis_aof_last_rewrite_duration_sec / _current_rewrite_duration_sec
+        InfoField(
+            "aof_last_rewrite_time_sec",
+            _redis_gauge(
+                "redis_aof_last_rewrite_duration_seconds", "Last AOF rewrite time, -1 none."
+            ),
+        ),
+        InfoField(
+            "aof_current_rewrite_time_sec",
+            _redis_gauge(
+                "redis_aof_current_rewrite_duration_seconds", "Age of the running rewrite, -1 none."
+            ),
+        ),
+        InfoField(
+            "aof_last_bgrewrite_status",
+            _redis_gauge("redis_aof_last_bgrewrite_status", "1 if the last AOF rewrite succeeded."),
+            "status",
+        ),
         InfoField(
             "aof_last_write_status",
             _redis_gauge("redis_aof_last_write_status", "1 if the last AOF write succeeded."),
             "status",
+        ),
+        InfoField(
+            "aof_last_cow_size",
+            _redis_gauge("redis_aof_last_cow_size_bytes", "Copy-on-write memory of the rewrite."),
+        ),
+        # only while AOF is on
+        InfoField(
+            "aof_current_size",
+            _redis_gauge("redis_aof_current_size_bytes", "Current size of the AOF."),
+        ),
+        InfoField(
+            "aof_base_size",
+            _redis_gauge("redis_aof_base_size_bytes", "AOF size at the last rewrite or start."),
+        ),
+        InfoField(
+            "aof_pending_rewrite",
+            _redis_gauge("redis_aof_pending_rewrite", "1 when a rewrite waits for a save."),
+        ),
+        InfoField(
+            "aof_buffer_length",
+            _redis_gauge("redis_aof_buffer_length", "Size of the AOF buffer."),
+        ),
+        InfoField(
+            "aof_pending_bio_fsync",
+            _redis_gauge("redis_aof_pending_bio_fsync", "fsync jobs queued in the background."),
+        ),
+        InfoField(
+            "aof_delayed_fsync",
+            _redis_gauge("redis_aof_delayed_fsync", "Delayed fsync calls."),
         ),
     ),
     "stats": (
@@ -495,6 +566,20 @@ REDIS_INFO_FIELDS: dict[str, tuple[InfoField, ...]] = {
             "evicted_clients",
             _redis_counter("redis_evicted_clients_total", "Clients evicted (maxmemory-clients)."),
         ),
+        # the Go exporter's names (gauges there, counters in truth: kept as gauges so
+        # the same queries work)
+        InfoField(
+            "sync_full",
+            _redis_gauge("redis_replica_resyncs_full", "Full resyncs served to replicas."),
+        ),
+        InfoField(
+            "sync_partial_ok",
+            _redis_gauge("redis_replica_partial_resync_accepted", "Partial resyncs accepted."),
+        ),
+        InfoField(
+            "sync_partial_err",
+            _redis_gauge("redis_replica_partial_resync_denied", "Partial resyncs denied."),
+        ),
     ),
     "replication": (
         InfoField(
@@ -503,6 +588,35 @@ REDIS_INFO_FIELDS: dict[str, tuple[InfoField, ...]] = {
         InfoField(
             "master_repl_offset",
             _redis_gauge("redis_master_repl_offset", "Replication offset of this server."),
+        ),
+        InfoField(
+            "second_repl_offset",
+            _redis_gauge("redis_second_repl_offset", "Offset up to which the old replid is valid."),
+        ),
+        InfoField(
+            "repl_backlog_size",
+            _redis_gauge("redis_replication_backlog_bytes", "Size of the replication backlog."),
+        ),
+        InfoField(
+            "repl_backlog_active",
+            _redis_gauge("redis_repl_backlog_is_active", "1 while the backlog is kept."),
+        ),
+        InfoField(
+            "repl_backlog_first_byte_offset",
+            _redis_gauge("redis_repl_backlog_first_byte_offset", "First offset in the backlog."),
+        ),
+        InfoField(
+            "repl_backlog_histlen",
+            _redis_gauge("redis_repl_backlog_history_bytes", "Bytes of data in the backlog."),
+        ),
+        # replicas only
+        InfoField(
+            "slave_priority",
+            _redis_gauge("redis_slave_priority", "Replica priority for promotion (0: never)."),
+        ),
+        InfoField(
+            "slave_expires_tracked_keys",
+            _redis_gauge("redis_slave_expires_tracked_keys", "Keys a writable replica expires."),
         ),
     ),
     "cpu": (
@@ -533,7 +647,185 @@ REDIS_INFO_FIELDS: dict[str, tuple[InfoField, ...]] = {
     "cluster": (
         InfoField("cluster_enabled", _redis_gauge("redis_cluster_enabled", "1 in cluster mode.")),
     ),
+    # a Sentinel's INFO (redis_mode:sentinel); per-master lines: REDIS_SENTINEL_MASTER_*
+    "sentinel": (
+        InfoField(
+            "sentinel_masters",
+            _redis_gauge("redis_sentinel_masters", "Masters this Sentinel watches."),
+        ),
+        InfoField("sentinel_tilt", _redis_gauge("redis_sentinel_tilt", "1 while in TILT mode.")),
+        InfoField(
+            "sentinel_running_scripts",
+            _redis_gauge("redis_sentinel_running_scripts", "Scripts running now."),
+        ),
+        InfoField(
+            "sentinel_scripts_queue_length",
+            _redis_gauge("redis_sentinel_scripts_queue_length", "Scripts waiting to run."),
+        ),
+        InfoField(
+            "sentinel_simulate_failure_flags",
+            _redis_gauge("redis_sentinel_simulate_failure_flags", "Simulated failure flags."),
+        ),
+    ),
 }
+
+#: ``CONFIG GET max*`` values operators alert on (the policy is INFO's maxmemory_policy,
+#: a label of redis_instance_info)
+REDIS_CONFIG_FIELDS: tuple[InfoField, ...] = (
+    InfoField(
+        "maxclients",
+        _redis_gauge("redis_config_maxclients", "maxclients setting (CONFIG GET)."),
+    ),
+    InfoField(
+        "maxmemory",
+        _redis_gauge("redis_config_maxmemory", "maxmemory setting in bytes (CONFIG GET)."),
+    ),
+)
+
+# --- replication with labels (as the Go exporter labels them) ---------------------
+_MASTER_LINK = ("instance", "master_host", "master_port")
+#: a replica's view of its master (INFO replication of a replica)
+REDIS_MASTER_LINK_UP = MetricSpec(
+    "redis_master_link_up", "gauge", "1 if the replica's link to its master is up.", _MASTER_LINK
+)
+REDIS_MASTER_LAST_IO = MetricSpec(
+    "redis_master_last_io_seconds_ago",
+    "gauge",
+    "Seconds since the replica last heard from its master (-1 when unlinked).",
+    _MASTER_LINK,
+)
+REDIS_MASTER_SYNC_IN_PROGRESS = MetricSpec(
+    "redis_master_sync_in_progress", "gauge", "1 while the replica syncs.", _MASTER_LINK
+)
+REDIS_SLAVE_REPL_OFFSET = MetricSpec(
+    "redis_slave_repl_offset", "gauge", "Replication offset the replica has.", _MASTER_LINK
+)
+REDIS_SLAVE_INFO = MetricSpec(
+    "redis_slave_info",
+    "gauge",
+    "A replica's master and whether it is read-only (always 1).",
+    (*_MASTER_LINK, "read_only"),
+)
+#: replica fields of INFO replication -> the families above
+REDIS_REPLICA_FIELDS: tuple[InfoField, ...] = (
+    InfoField("master_link_status", REDIS_MASTER_LINK_UP),  # "up" -> 1
+    InfoField("master_last_io_seconds_ago", REDIS_MASTER_LAST_IO),
+    InfoField("master_sync_in_progress", REDIS_MASTER_SYNC_IN_PROGRESS),
+    InfoField("slave_repl_offset", REDIS_SLAVE_REPL_OFFSET),
+)
+_CONNECTED_SLAVE = ("instance", "slave_ip", "slave_port", "slave_state")
+#: a master's view of each replica (``slaveN:ip=..,port=..,state=..,offset=..,lag=..``)
+REDIS_CONNECTED_SLAVE_OFFSET = MetricSpec(
+    "redis_connected_slave_offset_bytes",
+    "gauge",
+    "Replication offset each replica acknowledged.",
+    _CONNECTED_SLAVE,
+)
+REDIS_CONNECTED_SLAVE_LAG = MetricSpec(
+    "redis_connected_slave_lag_seconds",
+    "gauge",
+    "Seconds since each replica last acknowledged.",
+    _CONNECTED_SLAVE,
+)
+
+# --- Sentinel's view of its masters (exporter/collectors/sentinel.py) ---------------
+_SENTINEL_MASTER = ("instance", "master_name", "master_address")
+REDIS_SENTINEL_MASTER_STATUS = MetricSpec(
+    "redis_sentinel_master_status",
+    "gauge",
+    "1 if Sentinel sees the master ok; its status word is a label.",
+    (*_SENTINEL_MASTER, "master_status"),
+)
+REDIS_SENTINEL_MASTER_SLAVES = MetricSpec(
+    "redis_sentinel_master_slaves", "gauge", "Replicas Sentinel knows.", _SENTINEL_MASTER
+)
+REDIS_SENTINEL_MASTER_SENTINELS = MetricSpec(
+    "redis_sentinel_master_sentinels",
+    "gauge",
+    "Sentinels watching the master (this one included).",
+    _SENTINEL_MASTER,
+)
+REDIS_SENTINEL_MASTER_OK_SLAVES = MetricSpec(
+    "redis_sentinel_master_ok_slaves",
+    "gauge",
+    "Replicas not flagged down (SENTINEL REPLICAS).",
+    _SENTINEL_MASTER,
+)
+REDIS_SENTINEL_MASTER_OK_SENTINELS = MetricSpec(
+    "redis_sentinel_master_ok_sentinels",
+    "gauge",
+    "Sentinels not flagged down, this one included (SENTINEL SENTINELS).",
+    _SENTINEL_MASTER,
+)
+#: ``SENTINEL MASTERS`` field -> family (ms values converted: names in base units
+#: where the Go exporter's carry milliseconds)
+REDIS_SENTINEL_MASTER_FIELDS: tuple[InfoField, ...] = (
+    InfoField(
+        "quorum",
+        MetricSpec(
+            "redis_sentinel_master_setting_ckquorum",
+            "gauge",
+            "Sentinels that must agree the master is down.",
+            _SENTINEL_MASTER,
+        ),
+    ),
+    InfoField(
+        "failover-timeout",
+        MetricSpec(
+            "redis_sentinel_master_setting_failover_timeout_seconds",
+            "gauge",
+            "failover-timeout setting.",
+            _SENTINEL_MASTER,
+        ),
+        "msec",
+    ),
+    InfoField(
+        "parallel-syncs",
+        MetricSpec(
+            "redis_sentinel_master_setting_parallel_syncs",
+            "gauge",
+            "Replicas reconfigured at once after a failover.",
+            _SENTINEL_MASTER,
+        ),
+    ),
+    InfoField(
+        "down-after-milliseconds",
+        MetricSpec(
+            "redis_sentinel_master_setting_down_after_seconds",
+            "gauge",
+            "down-after-milliseconds setting, in seconds.",
+            _SENTINEL_MASTER,
+        ),
+        "msec",
+    ),
+    InfoField(
+        "config-epoch",
+        MetricSpec(
+            "redis_sentinel_master_config_epoch",
+            "gauge",
+            "Config epoch of the master (grows on each failover).",
+            _SENTINEL_MASTER,
+        ),
+    ),
+    InfoField(
+        "last-ok-ping-reply",
+        MetricSpec(
+            "redis_sentinel_master_last_ok_ping_reply_seconds",
+            "gauge",
+            "Seconds since the master last answered a PING.",
+            _SENTINEL_MASTER,
+        ),
+        "msec",
+    ),
+)
+REDIS_SENTINEL_METRICS: tuple[MetricSpec, ...] = (
+    REDIS_SENTINEL_MASTER_STATUS,
+    REDIS_SENTINEL_MASTER_SLAVES,
+    REDIS_SENTINEL_MASTER_SENTINELS,
+    REDIS_SENTINEL_MASTER_OK_SLAVES,
+    REDIS_SENTINEL_MASTER_OK_SENTINELS,
+    *(f.spec for f in REDIS_SENTINEL_MASTER_FIELDS),
+)
 
 REDIS_COMMANDS = MetricSpec(
     "redis_commands_total", "counter", "Calls per command (INFO commandstats).", ("instance", "cmd")
@@ -601,11 +893,12 @@ REDIS_KEYSPACE: tuple[InfoField, ...] = (
     ),
 )
 #: INFO server/replication/memory strings carried as labels of a constant-1 gauge
-REDIS_INSTANCE_INFO_FIELDS = ("redis_version", "redis_mode", "role", "maxmemory_policy")
+#: (tcp_port as the Go exporter's: which node is master behind Sentinel or in a cluster)
+REDIS_INSTANCE_INFO_FIELDS = ("redis_version", "redis_mode", "role", "maxmemory_policy", "tcp_port")
 REDIS_INSTANCE_INFO = MetricSpec(
     "redis_instance_info",
     "gauge",
-    "Version, mode, role and eviction policy of the Redis server (always 1).",
+    "Version, mode, role, eviction policy and port of the Redis server (always 1).",
     ("instance", *REDIS_INSTANCE_INFO_FIELDS),
 )
 
@@ -618,6 +911,12 @@ REDIS_METRICS: tuple[MetricSpec, ...] = (
     REDIS_ERRORS,
     *(f.spec for f in REDIS_KEYSPACE),
     REDIS_INSTANCE_INFO,
+    *(f.spec for f in REDIS_REPLICA_FIELDS),
+    REDIS_SLAVE_INFO,
+    REDIS_CONNECTED_SLAVE_OFFSET,
+    REDIS_CONNECTED_SLAVE_LAG,
+    *(f.spec for f in REDIS_CONFIG_FIELDS),
+    *REDIS_SENTINEL_METRICS,
 )
 #: values of ``error`` on cache_exporter_last_scrape_error: a class, never a message
 SCRAPE_ERROR_CLASSES = ("connection", "timeout", "auth", "response", "parse", "other")
@@ -722,6 +1021,13 @@ COLLECTOR_LAST_ERROR = MetricSpec(
     "1 while a background collector is failing; the error class (as on "
     "cache_exporter_last_scrape_error) is the label.",
     ("instance", "collector", "error"),
+)
+REDIS_CONFIG_UP = MetricSpec(
+    "cache_exporter_redis_config_up",
+    "gauge",
+    "1 if CONFIG GET answered on the last scrape; 0 when it is renamed, disabled or "
+    "refused (redis_config_* are then absent, the scrape goes on).",
+    ("instance",),
 )
 INFO_FIELDS_SKIPPED = MetricSpec(
     "cache_exporter_info_fields_skipped_total",

@@ -151,6 +151,7 @@ def test_scrape_of_an_unreachable_target_reports_redis_up_0_quickly(
         ("http://example:80", "query parameter 'target': expected a URL whose scheme"),
         ("redis://:secretpw@h:notaport/0", "query parameter 'target': expected a redis://"),
         ("redis:///0", "query parameter 'target': expected a host"),
+        ("redis+sentinel://:secretpw@h:26379/m", "(Sentinel: use --redis-url)"),
     ],
 )
 def test_scrape_refuses_bad_targets_naming_the_parameter(
