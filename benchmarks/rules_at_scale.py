@@ -1166,7 +1166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=3,
         help="evaluations per group to take the median of (after the first)",
     )
-    ap.add_argument("--max-wait", type=float, default=420, help="seconds per Prometheus run")
+    ap.add_argument("--max-wait", type=float, default=600, help="seconds per Prometheus run")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--slo", type=Path, help="SLO file (default: the shipped one)")
     ap.add_argument("--seed", type=int, default=11)
