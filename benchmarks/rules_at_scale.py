@@ -51,6 +51,7 @@ import contextlib
 import http.server
 import math
 import multiprocessing
+import os
 import random
 import re
 import shutil
@@ -945,6 +946,7 @@ class RunResult:
     errors: list[str]
     sli: dict[str, tuple[float, float]]  # type or "latency" -> (from the rules, exact)
     note: str = ""
+    load: tuple[float, float] = (math.nan, math.nan)  # 1-min load average at start and end
 
     def group_time(self, g: str) -> float:
         return statistics.median(self.groups[g]) if self.groups[g] else math.nan
@@ -1003,6 +1005,7 @@ def run_prometheus(
             ],
         )
         prom.start(timeout=180)
+        load_start = os.getloadavg()[0]
         try:
             seen: dict[str, dict[str, float]] = {}
             errors: set[str] = set()
@@ -1034,7 +1037,7 @@ def run_prometheus(
                     sli[key] = (float(sample["value"][1]), fl.exact(k_from, k_to)[key])
         finally:
             prom.stop()
-    return RunResult(rules.name, groups, sorted(errors), sli)
+    return RunResult(rules.name, groups, sorted(errors), sli, load=(load_start, os.getloadavg()[0]))
 
 
 # --- checking the recorded history against promtool ------------------------------------------
@@ -1281,7 +1284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def print_run(res: RunResult) -> None:
     print(
         f"  {res.rules} rules, evaluation time per group (median of "
-        f"{min((len(v) for v in res.groups.values()), default=0)}+ evaluations):"
+        f"{min((len(v) for v in res.groups.values()), default=0)}+ evaluations; load average "
+        f"{res.load[0]:.1f} at start, {res.load[1]:.1f} at end on {os.cpu_count()} cores):"
     )
     for g in sorted(res.groups):
         times = res.groups[g]
@@ -1299,7 +1303,7 @@ def print_run(res: RunResult) -> None:
 def print_table(rows: list[tuple[int, int, int, int, int, list[RunResult]]]) -> int:
     """One line per configuration and rule set; 1 when the new rules miss a measured target."""
     head = f"{'N':>4} {'days':>4} {'raw':>3} {'OM MB':>6} {'TSDB MB':>7} | {'rules':5} "
-    print(f"\n{head}{'slowest group':>28} {'s':>7}  {'max |SLI-exact| pp':>18}  verdict")
+    print(f"\n{head}{'slowest group':>28} {'s':>7}  {'max |SLI-exact| pp':>18}  load  verdict")
     failed = 0
     for n, days, raw_days, om, size, results in rows:
         lead = f"{n:4d} {days:4d} {raw_days:3d} {om / 1e6:6.0f} {size / 1e6:7.0f} | "
@@ -1322,7 +1326,7 @@ def print_table(rows: list[tuple[int, int, int, int, int, list[RunResult]]]) -> 
                 shown = f"{len(res.errors)} rule errors" if res.errors else ""
             print(
                 f"{lead}{res.rules:5s} {slow:>28} {res.max_time:7.3f}  "
-                f"{res.max_diff_pp:18.4f}  {shown}"
+                f"{res.max_diff_pp:18.4f}  {max(res.load):4.1f}  {shown}"
             )
     measured = any(
         n >= 128 and d >= 30 and any(r.rules == "new" and not r.note for r in rs)
