@@ -285,6 +285,11 @@ def sort_key(kv: tuple[str, str]) -> tuple[bool, str]:
     return kv[0] != "__name__", kv[0]
 
 
+def shown_labels(labels: dict[str, str]) -> str:
+    inner = ",".join(f'{k}="{v}"' for k, v in labels.items() if k not in ("service", "slo"))
+    return f"{{{inner}}}" if inner else ""
+
+
 def fmt_labels(labels: dict[str, str]) -> str:
     inner = ",".join(f'{k}="{v}"' for k, v in labels.items() if k != "__name__")
     return f"{labels['__name__']}{{{inner}}}"
@@ -946,6 +951,7 @@ class RunResult:
     errors: list[str]
     sli: dict[str, tuple[float, float]]  # type or "latency" -> (from the rules, exact)
     note: str = ""
+    slowest_rules: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
     load: tuple[float, float] = (math.nan, math.nan)  # 1-min load average at start and end
 
     def group_time(self, g: str) -> float:
@@ -1008,6 +1014,7 @@ def run_prometheus(
         load_start = os.getloadavg()[0]
         try:
             seen: dict[str, dict[str, float]] = {}
+            rule_times: dict[str, dict[str, dict[str, float]]] = {}  # group -> rule -> time -> s
             errors: set[str] = set()
             deadline = time.monotonic() + max_wait
             while time.monotonic() < deadline:
@@ -1015,6 +1022,12 @@ def run_prometheus(
                     last = g.get("lastEvaluation", "")
                     if last and not last.startswith("0001"):
                         seen.setdefault(g["name"], {})[last] = float(g["evaluationTime"])
+                    if last and not last.startswith("0001"):
+                        for r in g["rules"]:
+                            what = f"{r.get('name')}{shown_labels(r.get('labels') or {})}"
+                            rule_times.setdefault(g["name"], {}).setdefault(what, {})[last] = float(
+                                r.get("evaluationTime", math.nan)
+                            )
                     for r in g["rules"]:
                         if r.get("lastError"):
                             errors.add(f"{g['name']}/{r.get('name')}: {r['lastError'][:200]}")
@@ -1037,7 +1050,24 @@ def run_prometheus(
                     sli[key] = (float(sample["value"][1]), fl.exact(k_from, k_to)[key])
         finally:
             prom.stop()
-    return RunResult(rules.name, groups, sorted(errors), sli, load=(load_start, os.getloadavg()[0]))
+    slowest = {
+        g: sorted(
+            (
+                (what, statistics.median([ts[x] for x in sorted(ts)][1:] or list(ts.values())))
+                for what, ts in rs.items()
+            ),
+            key=lambda x: -x[1],
+        )[:4]
+        for g, rs in rule_times.items()
+    }
+    return RunResult(
+        rules.name,
+        groups,
+        sorted(errors),
+        sli,
+        slowest_rules=slowest,
+        load=(load_start, os.getloadavg()[0]),
+    )
 
 
 # --- checking the recorded history against promtool ------------------------------------------
@@ -1291,6 +1321,9 @@ def print_run(res: RunResult) -> None:
         times = res.groups[g]
         shown = ", ".join(f"{x:.3f}" for x in times)
         print(f"    {g:40s} {res.group_time(g):8.3f} s   [{shown}]")
+        if res.group_time(g) >= 0.1:
+            for what, t in res.slowest_rules.get(g, []):
+                print(f"      {t:8.3f} s  {what}")
     for key, (got, exact) in sorted(res.sli.items()):
         print(
             f"    SLI {key:14s} rules {got * 100:9.4f} %  exact {exact * 100:9.4f} %  "
