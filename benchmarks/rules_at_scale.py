@@ -4,7 +4,7 @@ For each configuration (N instances, D days) this script
 
 1. models a fleet of N instances of an instrumented application (``job="cache-app"``):
    per key type of the SLO file a read rate and a hit ratio that change from day to
-   day and by instance (and one heavy bad day), a daily traffic curve, a latency
+   day and by instance (and a heavy bad day every five days), a daily traffic curve, a latency
    histogram (``exporter.metrics.LATENCY_BUCKETS``) whose shape changes by day and by
    instance, ``cache_errors_total``, and pod restarts (counter resets, plus one
    fleet-wide rollout).  Every counter is a closed-form function of the scrape index,
@@ -29,8 +29,8 @@ For each configuration (N instances, D days) this script
    (``cache_type:cache_hit_ratio:rate30d`` per type, the latency good ratio) and
    compares them with the exact ratios over the same window.
 
-``--raw-days K`` writes raw scrapes for the last K days only (the recorded series
-still cover D days): rules whose long windows read recorded series do not need more,
+A configuration ``NxDrK`` writes raw scrapes for the last K days only (the recorded
+series still cover D days): rules whose long windows read recorded series do not need more,
 so N = 128 x 30 days stays small; rules reading raw counters over 30 days cannot run
 on such data and are reported as ``n/a``.
 
@@ -40,7 +40,13 @@ exact ratio.  The exit code is 1 when the new rules miss a measured target.
 
     .venv/bin/python benchmarks/rules_at_scale.py                       # the issue's table
     .venv/bin/python benchmarks/rules_at_scale.py --configs 8x3 --only old
+    .venv/bin/python benchmarks/rules_at_scale.py --configs 128x30r2 --only new
     .venv/bin/python benchmarks/rules_at_scale.py --check-recorded --configs none
+    .venv/bin/python benchmarks/rules_at_scale.py --rules-old DIR --rules-new DIR
+
+Old rules: ``alerts/*.rules.yml`` of ``--old-ref`` (0fa048f, before issue #11); new
+rules: those of ``--new-ref`` (HEAD).  Evaluation times are wall-clock: on a shared
+machine they move with its load, which each run prints.
 """
 
 from __future__ import annotations
