@@ -21,7 +21,7 @@ from exporter.rules.profiles import PRODUCTION, Profile
 from exporter.rules.windows import (
     ADR_WINDOW,
     BASE_WINDOW,
-    RAW_UP_TO,
+    RECORDED_FROM,
     BurnTier,
     scaled_tiers,
     tiers_for_budget,
@@ -78,8 +78,9 @@ def recording_windows(slo: SLO) -> tuple[timedelta, ...]:
 
 
 def raw_windows(slo: SLO) -> tuple[timedelta, ...]:
-    """Windows measured over the raw counters: up to :data:`RAW_UP_TO`, and the base."""
-    return tuple(w for w in recording_windows(slo) if w <= RAW_UP_TO or w == BASE_WINDOW)
+    """Windows measured over the raw counters: shorter than :data:`RECORDED_FROM`, and
+    the base."""
+    return tuple(w for w in recording_windows(slo) if w < RECORDED_FROM or w == BASE_WINDOW)
 
 
 def long_windows(slo: SLO) -> tuple[timedelta, ...]:
@@ -229,7 +230,7 @@ def _api_sli_rules(ctx: Context, w: timedelta) -> list[Rule]:
 
 
 def long_sli_rules(ctx: Context) -> Group:
-    """The windows above an hour, from the base window's recordings of this service.
+    """The windows from :data:`RECORDED_FROM` on, from this service's base recordings.
 
     Their cost is the number of recorded series (types x placements) times the
     window's evaluations, whatever the number of pods.  They trail the base

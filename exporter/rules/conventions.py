@@ -15,7 +15,7 @@ from exporter.slo import format_duration
 # --- groups -------------------------------------------------------------------
 
 GROUP_SLI = "cache-slo-sli-recordings"
-#: windows longer than an hour, added up from the 5m recordings of GROUP_SLI
+#: windows from 30m on, added up from the 5m recordings of GROUP_SLI
 GROUP_SLI_LONG = "cache-slo-sli-long-windows"
 GROUP_BUDGET = "cache-slo-error-budget"
 GROUP_ADR = "cache-slo-adr-alerts"
