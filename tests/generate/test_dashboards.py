@@ -327,9 +327,10 @@ def test_each_sli_is_drawn_against_its_objective(
     for o in sli.objectives(load_slo()):
         (panel,) = [
             p for t, p in panels.items()
-            if t.startswith(("Hit rate: ", "Latency: "))
+            if t == f"{o.title} (objective {percent(o.target)})"
+            or (t.startswith(("Hit rate: ", "Latency: "))
             and t.endswith(f"(objective {percent(o.target)})")
-            and (o.value in t.lower() or (o.value == "all" and "all reads" in t))
+            and (o.value in t.lower() or (o.value == "all" and "all reads" in t)))
         ]  # fmt: skip
         assert _thresholds(panel) == [o.target], panel["title"]
         exprs = [t["expr"] for t in panel["targets"]]
@@ -354,7 +355,8 @@ def test_burn_rate_panels_use_the_windows_and_factors_of_the_alerts(
         windows = {c.window_name(r.tier.long) for r in own if r.tier}
         windows |= {c.window_name(r.tier.short) for r in own if r.tier}
         factors = sorted({float(r.tier.factor) for r in own if r.tier})
-        what = "GET latency" if o.kind == sli.LATENCY else (
+        what = "GET latency" if o.kind == sli.LATENCY else o.title if o.kind in (
+            sli.API_LATENCY, sli.LAYER_HIT_RATE) else (
             "all reads" if o.value == "all" else f"{o.value} reads")  # fmt: skip
         panel = panels[f"Burn rate: {what}"]
         legends = {t["legendFormat"] for t in panel["targets"]}
@@ -527,3 +529,25 @@ def test_scoped_adds_matchers_to_every_selector() -> None:
     assert scoped('(1 - a{type="x"}) / 0.05 + b{}', 's="1"') == (
         '(1 - a{s="1", type="x"}) / 0.05 + b{s="1"}'
     )
+
+
+def test_every_objective_is_named_by_what_it_measures(
+    dashboards: dict[str, dict[str, Any]],
+) -> None:
+    """Each objective's panels carry its own title and its own burn-rate runbook: the API
+    objective is 'API requests ... within 200ms', not a hit rate of 'true reads'."""
+    overview = dashboards["dashboards/cache-slo-overview.json"]
+    titles = [str(p.get("title", "")) for p in overview["panels"]]
+    assert not [t for t in titles if "true reads" in t or "false reads" in t]
+    slo = load_slo()
+    for o in sli.objectives(slo):
+        if o.kind != sli.API_LATENCY:
+            continue
+        assert f"Budget left: {o.title}" in titles
+        burn = next(p for p in overview["panels"] if p.get("title") == f"Burn rate: {o.title}")
+        assert [link["title"] for link in burn["links"]] == [
+            f"Runbook: {c.ALERT_API_LATENCY_BURN}"
+        ]
+        break
+    else:
+        pytest.fail("the shipped SLO file has an API objective")
