@@ -153,9 +153,9 @@ def run(args: argparse.Namespace) -> int:
         stack = Stack(options)
         print(f"starting the demo ({args.scenario}) in {stack.tmp} ...", flush=True)
         stack.start()
-        print(f"up in {time.monotonic() - started:.1f}s:")
-        for name, url in stack.urls.items():
-            print(f"  {name:<17} {url}")
+        print(f"up in {time.monotonic() - started:.1f}s (run {stack.run_id}):")
+        for name, url in sorted(stack.links.items(), key=lambda kv: _link_rank(kv[0])):
+            print(f"  {name:<20} {url}")
         if "prometheus" not in stack.urls and not args.no_prometheus:
             print("  (prometheus / prometheus-alertmanager not installed: run `make demo`)")
         print("Ctrl-C stops everything.", flush=True)
@@ -175,6 +175,23 @@ def run(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
+
+
+#: the order the demo lists its parts in: the data path first, then where alerts show
+LINK_ORDER = (
+    "redis",
+    "app metrics",
+    "exporter metrics",
+    "SLO status page",
+    "prometheus alerts",
+    "prometheus graph",
+    "alertmanager alerts",
+    "alertmanager CLI",
+)
+
+
+def _link_rank(name: str) -> int:
+    return LINK_ORDER.index(name) if name in LINK_ORDER else len(LINK_ORDER)
 
 
 def _say(text: str) -> None:

@@ -6,7 +6,8 @@ application would be: it reads and writes Redis only through
 ``/metrics`` is the client's own instrumentation.  Its small HTTP server has:
 
 * ``GET /metrics`` - the application's view (client metrics);
-* ``GET /healthz`` - 200 while the loop runs;
+* ``GET /healthz`` - 200 while the loop runs, with this run's token (``$CACHE_SLO_DEMO_TOKEN``,
+  set by the demo) so the demo can tell its own app from another program on the port;
 * ``POST /scenario`` with body ``healthy`` or ``degraded`` - switch the mix
   (degraded: sessions go cold, so the session hit rate collapses).
 
@@ -19,6 +20,7 @@ import argparse
 import os
 import random
 import signal
+import socket
 import sys
 import threading
 import time
@@ -48,7 +50,7 @@ class Cache(Protocol):
 
     def get_or_compute(self, key: str, compute: Callable[[], Any]) -> Any: ...
 
-    def set(self, key: str, value: Any) -> Any: ...
+    def set(self, key: str, value: Any, ttl: float | None = None) -> Any: ...
 
     def incr(self, key: str) -> Any: ...
 
@@ -126,13 +128,19 @@ class Workload:
                 next_at = time.monotonic()
 
 
-def _handler(workload: Workload, registry: CollectorRegistry) -> type[BaseHTTPRequestHandler]:
+#: environment variable with the demo run's token, echoed by /healthz
+TOKEN_ENV = "CACHE_SLO_DEMO_TOKEN"
+
+
+def _handler(
+    workload: Workload, registry: CollectorRegistry, token: str = ""
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path.startswith("/metrics"):
                 self._reply(200, generate_latest(registry), CONTENT_TYPE_LATEST)
             elif self.path == "/healthz":
-                self._reply(200, b"ok\n")
+                self._reply(200, f"ok {token}".strip().encode() + b"\n")
             else:
                 self._reply(404, b"not found\n")
 
@@ -174,11 +182,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--slo", default=None, help="SLO file (default: the shipped one)")
     parser.add_argument("--host", default="127.0.0.1", help="address of /metrics")
     parser.add_argument("--metrics-port", type=int, default=8000)
+    parser.add_argument(
+        "--metrics-fd",
+        type=int,
+        default=None,
+        help="serve /metrics on this inherited, already bound and listening socket "
+        "(the demo binds it, so no other program can take the port in between)",
+    )
     parser.add_argument("--rate", type=float, default=300.0, help="requests per second")
     parser.add_argument("--scenario", choices=SCENARIOS, default="healthy")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--no-warm", action="store_true", help="skip the cache warm-up")
     return parser
+
+
+def _server(args: argparse.Namespace, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """Bind ``--host:--metrics-port``, or adopt the socket ``--metrics-fd`` names."""
+    if args.metrics_fd is None:
+        return ThreadingHTTPServer((args.host, args.metrics_port), handler)
+    server = ThreadingHTTPServer((args.host, 0), handler, bind_and_activate=False)
+    server.socket.close()
+    server.socket = socket.socket(fileno=args.metrics_fd)
+    server.server_address = server.socket.getsockname()[:2]
+    server.server_activate()  # listen() again: harmless on a listening socket
+    return server
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     cache = CacheService.from_url(args.redis_url, slo=slo, registry=registry)
     workload = Workload(cache, slo, rate=args.rate, seed=args.seed)
     workload.set_scenario(args.scenario)
-    server = ThreadingHTTPServer((args.host, args.metrics_port), _handler(workload, registry))
+    handler = _handler(workload, registry, os.environ.get(TOKEN_ENV, ""))
+    server = _server(args, handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
 
