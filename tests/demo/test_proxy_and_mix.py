@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from exporter.demo.command import Snapshot, p99
+from exporter.demo.command import Snapshot, busy_note, p99
 from exporter.demo.mix import HEALTHY, Chooser, Zipf
 from exporter.demo.proxy import DelayProxy
 from exporter.slo import load_slo
@@ -175,3 +175,9 @@ def test_healthy_hit_rates_land_near_the_adr_targets_once_warm(tmp_path: Path) -
         f"an hour of the healthy mix needs ~{hour / 2**20:.0f} MiB, over "
         f"{HEALTHY_HOUR_MEMORY_SHARE:.0%} of maxmemory ({cap / 2**20:.0f} MiB)"
     )
+
+
+def test_the_status_line_says_when_the_machine_is_too_busy_for_latency_to_mean_much() -> None:
+    assert busy_note(9.14, 2) == " | machine busy: load 9.1 on 2 cores"
+    assert busy_note(3.9, 2) == ""
+    assert busy_note(1.0, 0) == ""
