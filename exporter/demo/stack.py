@@ -35,7 +35,7 @@ from exporter.demo.processes import (
 )
 from exporter.demo.proxy import DelayProxy
 from exporter.demo.receiver import Notification, WebhookReceiver
-from exporter.demo.workload import TOKEN_ENV
+from exporter.demo.workload import DELAYED_URL_ENV, TOKEN_ENV
 from exporter.slo import load_slo
 
 #: Prometheus job names: the generator's defaults, which its rules select on
@@ -259,7 +259,12 @@ class Stack:
             port,
             self.tmp,
             # env vars, unlike argv, are not public: the Redis URL may hold a password
-            {"REDIS_URL": self._proxied_url(), TOKEN_ENV: self.run_id},
+            # healthy talks to Redis directly, the slow scenarios through the proxy
+            {
+                "REDIS_URL": self.redis_url,
+                DELAYED_URL_ENV: self._proxied_url(),
+                TOKEN_ENV: self.run_id,
+            },
             identity=self._app_is_ours,
             pass_fds=(sock.fileno(),),
         )
