@@ -181,3 +181,42 @@ def test_the_status_line_says_when_the_machine_is_too_busy_for_latency_to_mean_m
     assert busy_note(9.14, 2) == " | machine busy: load 9.1 on 2 cores"
     assert busy_note(3.9, 2) == ""
     assert busy_note(1.0, 0) == ""
+
+
+def test_healthy_talks_to_redis_directly_and_the_slow_scenarios_through_the_proxy(
+    redis_url: str,
+) -> None:
+    """The route follows the scenario, moving the client's open connections too."""
+    from prometheus_client import CollectorRegistry
+
+    from exporter.client import CacheService
+    from exporter.demo.workload import Route, Workload, address
+
+    slo = load_slo()
+    host, port = address(redis_url)
+    with DelayProxy(host, port, delay=0.2) as proxy:
+        route = Route((host, port), ("127.0.0.1", proxy.port))
+        cache = CacheService.from_url(
+            redis_url,
+            slo=slo,
+            registry=CollectorRegistry(),
+            connection_class=route.connection_class("redis"),
+        )
+        route.pool = cache.redis.connection_pool
+        workload = Workload(cache, slo, rate=0, route=route)
+        key = cache.key("session", "route")
+
+        def get_seconds(scenario: str) -> float:
+            workload.set_scenario(scenario)
+            route.apply()  # what Workload.step does before each request
+            started = time.perf_counter()
+            cache.get(key)
+            return time.perf_counter() - started
+
+        try:
+            assert get_seconds("healthy") < 0.2
+            assert get_seconds("degraded") >= 0.2
+            assert get_seconds("partial") >= 0.2
+            assert get_seconds("healthy") < 0.2
+        finally:
+            cache.close()
