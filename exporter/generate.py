@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import re
 import shutil
@@ -90,7 +91,23 @@ def _job(flag: str, value: str) -> str:
         raise argparse.ArgumentTypeError(
             f"{flag}: expected a Prometheus job name (letters, digits, _ . : / -), got {value!r}"
         )
-    return f'job="{value}"'
+    return value
+
+
+def with_jobs(slo: SLO, app_job: str | None, exporter_job: str | None) -> SLO:
+    """The SLO with its service's ``job`` matchers replaced by the flags given."""
+
+    def swap(matchers: tuple[tuple[str, str], ...], job: str | None) -> tuple[tuple[str, str], ...]:
+        if job is None:
+            return matchers
+        return (("job", job), *((k, v) for k, v in matchers if k != "job"))
+
+    service = dataclasses.replace(
+        slo.service,
+        app=swap(slo.service.app, app_job),
+        exporter=swap(slo.service.exporter, exporter_job),
+    )
+    return dataclasses.replace(slo, service=service)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -112,17 +129,25 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_RUNBOOK_BASE_URL,
         help="prefix of every alert's runbook_url (<base><AlertName>.md)",
     )
-    parser.add_argument("--exporter-job", default="cache-slo-exporter", help="exporter's job")
-    parser.add_argument("--app-job", default="cache-app", help="instrumented app's job")
+    parser.add_argument(
+        "--exporter-job",
+        help="exporter's job (replaces the SLO file's service.exporter_selector job; "
+        "default cache-slo-exporter)",
+    )
+    parser.add_argument(
+        "--app-job",
+        help="instrumented app's job (replaces the SLO file's service.app_selector job; "
+        "default cache-app)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        config = RuleConfig(
-            exporter_selector=_job("--exporter-job", args.exporter_job),
-            app_selector=_job("--app-job", args.app_job),
-            runbook_base_url=args.runbook_base_url,
+        app_job = None if args.app_job is None else _job("--app-job", args.app_job)
+        exporter_job = (
+            None if args.exporter_job is None else _job("--exporter-job", args.exporter_job)
         )
+        config = RuleConfig(runbook_base_url=args.runbook_base_url)
     except argparse.ArgumentTypeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -133,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    slo = load_slo(args.slo)
+    slo = with_jobs(load_slo(args.slo), app_job, exporter_job)
     try:
         files, notes = render_all(
             slo, source=source_name(args.slo), profile=PROFILES[args.profile], config=config

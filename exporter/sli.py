@@ -95,6 +95,11 @@ def _hits_misses(
     )
 
 
+def hits(scope: str, rng: str, *, layer: str, by: Sequence[str] = ()) -> str:
+    """Hits per second (the numerator the long windows sum over time)."""
+    return sum_rate(selector(m.CACHE_HITS, scope, layer=layer), rng, by)
+
+
 def reads(
     scope: str,
     rng: str,
@@ -143,6 +148,27 @@ def calls(
     return sum_rate(selector(m.CACHE_LATENCY, scope, suffix="_count", **labels), rng, by)
 
 
+def latency_good(
+    scope: str,
+    rng: str,
+    *,
+    operation: str,
+    threshold_seconds: float,
+    by: Sequence[str] = ("operation",),
+    layer: str = m.LAYER_REDIS,
+) -> str:
+    """Calls per second within the threshold (the threshold's bucket)."""
+    good = selector(
+        m.CACHE_LATENCY,
+        scope,
+        suffix="_bucket",
+        layer=layer,
+        operation=operation,
+        le=le_value(threshold_seconds),
+    )
+    return sum_rate(good, rng, by)
+
+
 def latency_good_ratio(
     scope: str,
     rng: str,
@@ -155,16 +181,11 @@ def latency_good_ratio(
 ) -> str:
     """Share of calls within the threshold: the threshold's bucket over the count (the
     threshold is a bucket boundary, so nothing is interpolated)."""
-    good = selector(
-        m.CACHE_LATENCY,
-        scope,
-        suffix="_bucket",
-        layer=layer,
-        operation=operation,
-        le=le_value(threshold_seconds),
+    good = latency_good(
+        scope, rng, operation=operation, threshold_seconds=threshold_seconds, by=by, layer=layer
     )
     total = calls(scope, rng, by=by, layer=layer, operation=operation)
-    return f"{sum_rate(good, rng, by)}{layout.div}{total}"
+    return f"{good}{layout.div}{total}"
 
 
 def latency_quantile(
@@ -178,49 +199,54 @@ def latency_quantile(
 # --- client errors --------------------------------------------------------------------
 
 
-def call_attempts(scope: str, rng: str, *, layer: str = m.LAYER_REDIS) -> str:
+def call_attempts(
+    scope: str, rng: str, *, layer: str = m.LAYER_REDIS, by: Sequence[str] = ("operation",)
+) -> str:
     """Calls that reached Redis plus calls the open circuit breaker skipped.
 
     Skipped calls are only counted as ``circuit_open`` errors; without them a total
     outage reads as a few probes (above 100 % failing, or under the traffic guard).
     """
-    reached = calls(scope, rng, layer=layer)
+    reached = calls(scope, rng, layer=layer, by=by)
     skipped = sum_rate(
-        selector(m.CACHE_ERRORS, scope, layer=layer, error=c.ERROR_CIRCUIT_OPEN),
-        rng,
-        ("operation",),
+        selector(m.CACHE_ERRORS, scope, layer=layer, error=c.ERROR_CIRCUIT_OPEN), rng, by
     )
     return f"({reached}\n + ({skipped} or {reached} * 0))"
 
 
-def client_error_ratio(scope: str, rng: str, *, layer: str = m.LAYER_REDIS) -> str:
+def client_error_ratio(
+    scope: str, rng: str, *, layer: str = m.LAYER_REDIS, by: Sequence[str] = ("operation",)
+) -> str:
     """Failed calls over attempted calls, by operation."""
-    errors = sum_rate(selector(m.CACHE_ERRORS, scope, layer=layer), rng, ("operation",))
-    return f"{errors}\n/\n{call_attempts(scope, rng, layer=layer)}"
+    errors = sum_rate(selector(m.CACHE_ERRORS, scope, layer=layer), rng, by)
+    return f"{errors}\n/\n{call_attempts(scope, rng, layer=layer, by=by)}"
 
 
 # --- recorded SLIs ----------------------------------------------------------------------
 
 
-def recorded_reads(window: timedelta, type_: str) -> str:
-    return recorded(c.record_reads(window), type=type_)
-
-
-def recorded_hit_ratio(window: timedelta, type_: str) -> str:
-    return recorded(c.record_hit_ratio(window), type=type_)
-
-
-def recorded_calls(window: timedelta, operation: str) -> str:
-    return recorded(c.record_calls(window), operation=operation)
-
-
-def recorded_latency_good(window: timedelta, operation: str) -> str:
-    return recorded(c.record_latency_good(window), operation=operation)
-
-
 def recorded_budget_left(slo_label: str, **labels: str) -> str:
     """The recorded error budget left of one objective."""
     return recorded(c.RECORD_BUDGET_REMAINING, slo=slo_label, **labels)
+
+
+# --- long windows from recorded short ones ------------------------------------------------
+#
+# A 30-day rate() over raw counters reads every sample of every pod for 30 days at
+# every evaluation.  The long windows instead add up the recorded 5-minute rates
+# (one series per type, whatever the number of pods): the sum of hits-per-second
+# samples over the sum of reads-per-second samples is total hits over total reads,
+# so a busy hour weighs as much as its traffic, as a ratio of increases would.
+
+
+def ratio_over_time(numerator: str, denominator: str, rng: str, layout: Layout = INLINE) -> str:
+    """``sum_over_time(num[rng]) / sum_over_time(den[rng])``: a traffic-weighted ratio."""
+    return f"sum_over_time({numerator}[{rng}]){layout.div}sum_over_time({denominator}[{rng}])"
+
+
+def rate_over_time(per_second: str, rng: str) -> str:
+    """The mean of a recorded per-second rate over ``rng``: the rate over ``rng``."""
+    return f"avg_over_time({per_second}[{rng}])"
 
 
 # --- error budget ---------------------------------------------------------------------
@@ -270,6 +296,8 @@ class Objective:
     target: float
     slo_label: str  # the ``slo`` label of its budget recording and burn-rate alerts
     threshold_seconds: float = 0.0  # latency objectives only
+    #: the ``service`` label its recordings carry ("" selects every service)
+    service: str = ""
 
     def record(self, window: timedelta) -> str:
         """The name of the generator's recording of this SLI over ``window``."""
@@ -277,18 +305,22 @@ class Objective:
             return c.record_hit_ratio(window)
         return c.record_latency_good(window)
 
-    def recorded(self, window: timedelta) -> str:
-        """The generator's recording of this SLI over ``window``, this objective's series."""
-        return recorded(self.record(window), **{self.label: self.value})
+    def _matchers(self, **extra: str) -> dict[str, str]:
+        service = {"service": self.service} if self.service else {}
+        return {**service, self.label: self.value, **extra}
 
-    def recorded_volume(self, window: timedelta) -> str:
+    def recorded(self, window: timedelta, **extra: str) -> str:
+        """The generator's recording of this SLI over ``window``, this objective's series
+        (``extra`` matchers narrow it further: ``cluster="eu-1"``)."""
+        return recorded(self.record(window), **self._matchers(**extra))
+
+    def recorded_volume(self, window: timedelta, **extra: str) -> str:
         """Its recorded reads or calls per second (the low-traffic guard)."""
-        if self.kind == HIT_RATE:
-            return recorded_reads(window, self.value)
-        return recorded_calls(window, self.value)
+        name = c.record_reads(window) if self.kind == HIT_RATE else c.record_calls(window)
+        return recorded(name, **self._matchers(**extra))
 
-    def recorded_budget_left(self) -> str:
-        return recorded_budget_left(self.slo_label, **{self.label: self.value})
+    def recorded_budget_left(self, **extra: str) -> str:
+        return recorded(c.RECORD_BUDGET_REMAINING, slo=self.slo_label, **self._matchers(**extra))
 
     def raw(self, scope: str, rng: str) -> str:
         """The SLI over raw counters, for a Prometheus without the recording rules."""
@@ -302,15 +334,16 @@ class Objective:
 
 def objectives(slo: SLO) -> tuple[Objective, ...]:
     """Overall hit rate, each key type's hit rate (SLO file order), then latency."""
+    service = slo.service.name
     rows = [
-        Objective(HIT_RATE, "type", t, target, c.SLO_HIT_RATE)
+        Objective(HIT_RATE, "type", t, target, c.SLO_HIT_RATE, service=service)
         for t, target in slo.objectives.items()
     ]
     lat = slo.latency
     rows.append(
         Objective(
             LATENCY, "operation", lat.operation, lat.objective, c.SLO_LATENCY,
-            lat.threshold_seconds,
+            lat.threshold_seconds, service,
         )
     )  # fmt: skip
     return tuple(rows)

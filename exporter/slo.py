@@ -28,6 +28,23 @@ _DURATION_RE = re.compile(
 )
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+#: a service name is a label value and part of generated file names: kept to a safe alphabet
+_SERVICE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+_LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,62}$")
+#: most grouping labels and selector matchers a service may declare
+MAX_GROUP_LABELS = 4
+MAX_MATCHERS = 8
+#: labels the generated rules set or aggregate by themselves: a grouping label or a
+#: selector cannot take them (``job`` may select, ``instance`` may not group: one
+#: series per pod is what the aggregation exists to remove)
+RULE_LABELS = frozenset(
+    {"service", "type", "operation", "layer", "le", "slo", "severity", "long_window",
+     "short_window", "error", "reason", "alertname", "component", "collector", "__name__"}
+)  # fmt: skip
+NOT_GROUPING = RULE_LABELS | {"instance", "pod", "job"}
+DEFAULT_SERVICE = "cache-app"
+DEFAULT_APP_JOB = "cache-app"
+DEFAULT_EXPORTER_JOB = "cache-slo-exporter"
 
 
 #: the largest SLO file read (the shipped one is under 2 KiB); larger ones are refused
@@ -150,6 +167,40 @@ class LatencySLO:
         return self.threshold.total_seconds()
 
 
+def _selector_text(matchers: tuple[tuple[str, str], ...]) -> str:
+    """``(("job", "x"),)`` -> ``job="x"`` (values escaped as PromQL strings)."""
+    return ", ".join(
+        f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+        for k, v in matchers
+    )
+
+
+@dataclass(frozen=True)
+class Service:
+    """Who the SLO is for and where its series are: one service of a platform.
+
+    ``name`` becomes the ``service`` label of every recording and alert generated
+    for it, so many services share one Prometheus (or Thanos/Mimir ruler) without
+    merging; ``group_by`` labels (``cluster``, ``namespace``) are kept through every
+    aggregation, one SLI per placement.
+    """
+
+    name: str = DEFAULT_SERVICE
+    #: equality matchers selecting the instrumented application's series
+    app: tuple[tuple[str, str], ...] = (("job", DEFAULT_APP_JOB),)
+    #: equality matchers selecting the exporter's series (Redis, evictions, health)
+    exporter: tuple[tuple[str, str], ...] = (("job", DEFAULT_EXPORTER_JOB),)
+    group_by: tuple[str, ...] = ()
+
+    @property
+    def app_selector(self) -> str:
+        return _selector_text(self.app)
+
+    @property
+    def exporter_selector(self) -> str:
+        return _selector_text(self.exporter)
+
+
 @dataclass(frozen=True)
 class SLO:
     """The validated SLO file."""
@@ -161,6 +212,7 @@ class SLO:
     latency: LatencySLO
     key_types: tuple[KeyType, ...]
     source: str = "<default>"
+    service: Service = field(default_factory=Service)
     _by_prefix: dict[str, KeyType] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -210,6 +262,46 @@ class FieldDoc:
 #: every field the SLO file accepts; the parser's allowed-field sets derive from it
 SLO_FIELDS: tuple[FieldDoc, ...] = (
     FieldDoc("version", "integer", True, "", "Format version of the file; only 1 exists."),
+    FieldDoc(
+        "service",
+        "mapping",
+        False,
+        "",
+        "Which service the objectives are for and how its series are selected; many "
+        "SLO files (one per service) can share one Prometheus.",
+    ),
+    FieldDoc(
+        "service.name",
+        "name (a-z 0-9 _ . -)",
+        False,
+        DEFAULT_SERVICE,
+        "Value of the service label on every generated recording and alert; prefixes the "
+        "generated file names when several SLO files are generated together.",
+    ),
+    FieldDoc(
+        "service.app_selector",
+        "mapping label: value",
+        False,
+        f"job: {DEFAULT_APP_JOB}",
+        "Equality matchers selecting the instrumented application's cache_* series "
+        "(generate --app-job overrides job).",
+    ),
+    FieldDoc(
+        "service.exporter_selector",
+        "mapping label: value",
+        False,
+        f"job: {DEFAULT_EXPORTER_JOB}",
+        "Equality matchers selecting the exporter's redis_* and per-type series "
+        "(generate --exporter-job overrides job).",
+    ),
+    FieldDoc(
+        "service.group_by",
+        f"list of label names, at most {MAX_GROUP_LABELS}",
+        False,
+        "[]",
+        "Placement labels kept through every aggregation (e.g. cluster, namespace): one "
+        "SLI, budget and alert per value. Not instance, pod, job or a label the rules set.",
+    ),
     FieldDoc(
         "window",
         "duration, 7d-365d",
@@ -477,7 +569,59 @@ def parse_slo(raw: Any, source: str = "<string>") -> SLO:
             )
         seen_names.add(kt.name)
         seen_prefixes.add(kt.prefix)
-    return SLO(version, window, hit_objective, min_rate, latency, key_types, source)
+    service = _service(source, top.get("service", {}))
+    return SLO(version, window, hit_objective, min_rate, latency, key_types, source, service)
+
+
+def _matchers(source: str, where: str, raw: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(raw, dict) or not raw or len(raw) > MAX_MATCHERS:
+        raise SLOError(
+            source, where, f"a mapping of 1-{MAX_MATCHERS} label: value matchers (job: my-app)", raw
+        )
+    found = []
+    for key, value in raw.items():
+        if not isinstance(key, str) or not _LABEL_NAME_RE.match(key) or key in RULE_LABELS:
+            raise SLOError(
+                source, where, "label names (letters, digits, _) the rules do not set", key
+            )
+        if not isinstance(value, str) or not value or len(value) > 200 or not value.isprintable():
+            raise SLOError(source, f"{where}.{key}", "a non-empty printable string", value)
+        found.append((key, value))
+    return tuple(found)
+
+
+def _service(source: str, raw: Any) -> Service:
+    data = _mapping(source, "service", raw, _allowed("service"))
+    name = data.get("name", DEFAULT_SERVICE)
+    if not isinstance(name, str) or not _SERVICE_RE.match(name):
+        raise SLOError(
+            source, "service.name", "a lower-case name (a-z, 0-9, _ . -) like 'checkout-api'", name
+        )
+    default = Service()
+    app = default.app
+    if "app_selector" in data:
+        app = _matchers(source, "service.app_selector", data["app_selector"])
+    exporter = default.exporter
+    if "exporter_selector" in data:
+        exporter = _matchers(source, "service.exporter_selector", data["exporter_selector"])
+    group_by = data.get("group_by", [])
+    if not isinstance(group_by, list) or len(group_by) > MAX_GROUP_LABELS:
+        expected = f"a list of at most {MAX_GROUP_LABELS} label names"
+        raise SLOError(source, "service.group_by", expected, group_by)
+    for i, label in enumerate(group_by):
+        if not isinstance(label, str) or not _LABEL_NAME_RE.match(label):
+            raise SLOError(source, f"service.group_by[{i}]", "a label name like 'cluster'", label)
+        if label in NOT_GROUPING:
+            raise SLOError(
+                source,
+                f"service.group_by[{i}]",
+                "a placement label (cluster, namespace, region), not one the rules set or "
+                "one per pod",
+                label,
+            )
+        if label in group_by[:i]:
+            raise SLOError(source, f"service.group_by[{i}]", "a label not listed before", label)
+    return Service(name, app, exporter, tuple(group_by))
 
 
 class _Refused(Exception):

@@ -232,7 +232,11 @@ def test_objectives_follow_the_slo_file() -> None:
         "operation",
         slo.latency.operation,
     )
-    assert latency.recorded(_W) == f'{c.record_latency_good(_W)}{{operation="get"}}'
+    svc = f'service="{slo.service.name}"'
+    assert latency.recorded(_W) == f'{c.record_latency_good(_W)}{{{svc}, operation="get"}}'
+    assert latency.recorded(_W, cluster="eu-1") == (
+        f'{c.record_latency_good(_W)}{{{svc}, operation="get", cluster="eu-1"}}'
+    )
     assert objectives[0].recorded_budget_left() == (
-        f'{c.RECORD_BUDGET_REMAINING}{{slo="{c.SLO_HIT_RATE}", type="{m.TYPE_ALL}"}}'
+        f'{c.RECORD_BUDGET_REMAINING}{{slo="{c.SLO_HIT_RATE}", {svc}, type="{m.TYPE_ALL}"}}'
     )

@@ -20,6 +20,8 @@ from exporter.rules.model import Generated, Group, Rule, RuleFile, decimal, numb
 from exporter.rules.profiles import PRODUCTION, Profile
 from exporter.rules.windows import (
     ADR_WINDOW,
+    BASE_WINDOW,
+    RAW_UP_TO,
     BurnTier,
     scaled_tiers,
     tiers_for_budget,
@@ -49,6 +51,20 @@ class Context:
     def min_rate(self) -> str:
         return number(self.slo.min_read_rate)
 
+    @property
+    def app(self) -> str:
+        """Selects the service's instrumented application (its ``cache_*`` series)."""
+        return self.slo.service.app_selector
+
+    @property
+    def exp(self) -> str:
+        """Selects the exporter(s) of the service's Redis."""
+        return self.slo.service.exporter_selector
+
+    def by(self, *labels: str) -> tuple[str, ...]:
+        """Aggregation labels: the service's placement labels, then ``labels``."""
+        return (*self.slo.service.group_by, *labels)
+
 
 def recording_windows(slo: SLO) -> tuple[timedelta, ...]:
     """Windows the alerts and dashboards read: ADR, every burn tier, the SLO window."""
@@ -61,40 +77,96 @@ def recording_windows(slo: SLO) -> tuple[timedelta, ...]:
 # --- SLIs -------------------------------------------------------------------------------
 
 
+def raw_windows(slo: SLO) -> tuple[timedelta, ...]:
+    """Windows measured over the raw counters: up to :data:`RAW_UP_TO`, and the base."""
+    return tuple(w for w in recording_windows(slo) if w <= RAW_UP_TO or w == BASE_WINDOW)
+
+
+def long_windows(slo: SLO) -> tuple[timedelta, ...]:
+    """Windows added up from the base window's recordings."""
+    return tuple(w for w in recording_windows(slo) if w not in raw_windows(slo))
+
+
 def sli_rules(ctx: Context) -> Group:
-    """Reads, hit ratio (per type and overall) and the latency SLI, per window."""
-    app, lat = ctx.config.app_selector, ctx.slo.latency
-    redis, lines, by_type = m.LAYER_REDIS, sli.LINES, ("type",)
+    """Reads, hit ratio (per type and overall) and the latency SLI over the raw counters,
+    per short window; for the base window also hits and good calls, which the long
+    windows add up."""
+    app, lat = ctx.app, ctx.slo.latency
+    redis, lines = m.LAYER_REDIS, sli.LINES
+    by_type, by_all, by_op = ctx.by("type"), ctx.by(), ctx.by("operation")
     all_type = (("type", m.TYPE_ALL),)
+    op, threshold = lat.operation, lat.threshold_seconds
     rules: list[Rule] = []
-    for w in recording_windows(ctx.slo):
+    for w in raw_windows(ctx.slo):
         r = ctx.rng(w)
         reads, ratio = c.record_reads(w), c.record_hit_ratio(w)
+        if w == BASE_WINDOW:
+            rules += [
+                Rule(record=c.record_hits(w), expr=sli.hits(app, r, layer=redis, by=by_type)),
+                Rule(
+                    record=c.record_hits(w),
+                    expr=sli.hits(app, r, layer=redis, by=by_all),
+                    labels=all_type,
+                ),
+                Rule(
+                    record=c.record_latency_good_calls(w),
+                    expr=sli.latency_good(
+                        app, r, operation=op, threshold_seconds=threshold, by=by_op
+                    ),
+                ),
+            ]
         rules += [
             Rule(record=reads, expr=sli.reads(app, r, layer=redis, by=by_type, layout=lines)),
-            Rule(record=reads, expr=sli.reads(app, r, layer=redis, layout=lines), labels=all_type),
+            Rule(
+                record=reads,
+                expr=sli.reads(app, r, layer=redis, by=by_all, layout=lines),
+                labels=all_type,
+            ),
             Rule(record=ratio, expr=sli.hit_ratio(app, r, layer=redis, by=by_type, layout=lines)),
             Rule(
                 record=ratio,
-                expr=sli.hit_ratio(app, r, layer=redis, layout=lines),
+                expr=sli.hit_ratio(app, r, layer=redis, by=by_all, layout=lines),
                 labels=all_type,
             ),
             Rule(
                 record=c.record_calls(w),
-                expr=sli.calls(app, r, layer=redis, operation=lat.operation),
+                expr=sli.calls(app, r, layer=redis, operation=lat.operation, by=by_op),
             ),
             Rule(
                 record=c.record_latency_good(w),
                 expr=sli.latency_good_ratio(
-                    app,
-                    r,
-                    operation=lat.operation,
-                    threshold_seconds=lat.threshold_seconds,
-                    layout=lines,
+                    app, r, operation=op, threshold_seconds=threshold, by=by_op, layout=lines
                 ),
             ),
         ]
     return Group(c.GROUP_SLI, tuple(rules))
+
+
+def long_sli_rules(ctx: Context) -> Group:
+    """The windows above an hour, from the base window's recordings of this service.
+
+    Their cost is the number of recorded series (types x placements) times the
+    window's evaluations, whatever the number of pods.  They trail the base
+    recordings by at most one evaluation interval (a separate group).
+    """
+    base, svc = BASE_WINDOW, {"service": ctx.slo.service.name}
+    hits = sli.recorded(c.record_hits(base), **svc)
+    reads = sli.recorded(c.record_reads(base), **svc)
+    good = sli.recorded(c.record_latency_good_calls(base), **svc)
+    calls = sli.recorded(c.record_calls(base), **svc)
+    rules: list[Rule] = []
+    for w in long_windows(ctx.slo):
+        r = ctx.rng(w)
+        rules += [
+            Rule(record=c.record_reads(w), expr=sli.rate_over_time(reads, r)),
+            Rule(record=c.record_hit_ratio(w), expr=sli.ratio_over_time(hits, reads, r, sli.LINES)),
+            Rule(record=c.record_calls(w), expr=sli.rate_over_time(calls, r)),
+            Rule(
+                record=c.record_latency_good(w),
+                expr=sli.ratio_over_time(good, calls, r, sli.LINES),
+            ),
+        ]
+    return Group(c.GROUP_SLI_LONG, tuple(rules))
 
 
 def budget_rules(ctx: Context) -> Group:
@@ -147,10 +219,10 @@ def adr_alerts(ctx: Context) -> Group:
             )
         )
     lat = ctx.slo.latency
-    app, r = ctx.config.app_selector, ctx.rng(w)
+    app, r = ctx.app, ctx.rng(w)
     redis, op = m.LAYER_REDIS, lat.operation
     quantile = sli.latency_quantile(
-        number(lat.objective), app, r, layer=redis, operation=op, by=("operation",)
+        number(lat.objective), app, r, layer=redis, operation=op, by=ctx.by("operation")
     )
     threshold = format_duration(lat.threshold)
     rules.append(
@@ -159,7 +231,8 @@ def adr_alerts(ctx: Context) -> Group:
             expr=(
                 f"{quantile}\n"
                 f"> {number(lat.threshold_seconds)}\n"
-                f"and\n{sli.calls(app, r, layer=redis, operation=op)} >= {ctx.min_rate}"
+                f"and\n{sli.calls(app, r, layer=redis, operation=op, by=ctx.by('operation'))} "
+                f">= {ctx.min_rate}"
             ),
             for_=ctx.for_(ADR_LATENCY_FOR),
             labels=(("severity", c.SEVERITY_TICKET), ("operation", lat.operation)),
@@ -284,13 +357,16 @@ def burn_rate_alerts(ctx: Context, notes: list[str]) -> Group:
 def operational_alerts(ctx: Context) -> Group:
     """Redis and exporter health, memory, eviction surges, client errors, scrape errors."""
     cfg = ctx.config
-    exp = cfg.exporter_selector
+    exp, app = ctx.exp, ctx.app
     r5 = ctx.rng(timedelta(minutes=5))
-    r1h = ctx.rng(timedelta(hours=1))
+    hour = timedelta(hours=1)
+    r1h = ctx.rng(hour)
     evictions = sli.selector(m.CACHE_EVICTIONS, exp, layer=m.LAYER_REDIS, reason=m.REASON_MAXMEMORY)
     used, maxmem = sli.selector(m.REDIS_MEMORY_USED, exp), sli.selector(m.REDIS_MEMORY_MAX, exp)
-    ev_rate = sli.sum_rate(evictions, r5, ("type",))
-    call_rate = sli.call_attempts(cfg.app_selector, r5)
+    by_type, by_op = ctx.by("type"), ctx.by("operation")
+    ev_rate = sli.sum_rate(evictions, r5, by_type)
+    call_rate = sli.call_attempts(app, r5, by=by_op)
+    scrape_errors = sli.selector(m.EXPORTER_SCRAPE_ERRORS, exp)
     rules = [
         Rule(
             alert=c.ALERT_REDIS_DOWN,
@@ -324,7 +400,7 @@ def operational_alerts(ctx: Context) -> Group:
     ]
     for spec, selector, component, source in (
         (m.REDIS_UP, exp, "exporter", "the cache exporter"),
-        (m.CACHE_LATENCY, cfg.app_selector, "app", "the instrumented application"),
+        (m.CACHE_LATENCY, app, "app", "the instrumented application"),
     ):
         suffix = "_count" if spec.kind == "histogram" else ""
         name = spec.name + suffix
@@ -368,10 +444,16 @@ def operational_alerts(ctx: Context) -> Group:
             expr=(
                 f"{ev_rate} > {number(cfg.eviction_rate_per_second_min)}\n"
                 f"and\n{ev_rate}\n> {number(cfg.eviction_surge_factor)} * "
-                f"{sli.sum_rate(evictions, r1h, ('type',))}"
+                f"{sli.sum_rate(evictions, r1h, by_type)}\n"
+                f"and\nsum by ({', '.join(by_type)}) ({evictions} offset {r1h})"
             ),
             for_=ctx.for_(timedelta(minutes=5)),
             labels=(("severity", c.SEVERITY_TICKET),),
+            comment=(
+                "the offset term: only types evicted from an hour ago on, so a young series "
+                "(new deployment, new type, Prometheus without history) has a full hour to "
+                "compare with, not an under-read one"
+            ),
             annotations=(
                 ("summary", "Eviction surge for {{ $labels.type }} keys"),
                 (
@@ -385,7 +467,7 @@ def operational_alerts(ctx: Context) -> Group:
         Rule(
             alert=c.ALERT_CLIENT_ERRORS,
             expr=(
-                f"{sli.client_error_ratio(cfg.app_selector, r5)}\n"
+                f"{sli.client_error_ratio(app, r5, by=by_op)}\n"
                 f"> {number(cfg.client_error_ratio_max)}\n"
                 f"and\n{call_rate} >= {ctx.min_rate}"
             ),
@@ -406,10 +488,7 @@ def operational_alerts(ctx: Context) -> Group:
             alert=c.ALERT_SCRAPE_ERRORS,
             # per minute: a scrape fails at most once per scrape interval, and a
             # per-second rate reads as "16.67m" (milli) in the description
-            expr=(
-                f"{sli.sum_rate(sli.selector(m.EXPORTER_SCRAPE_ERRORS, exp), r5, ('instance',))} "
-                "* 60 > 0"
-            ),
+            expr=(f"{sli.sum_rate(scrape_errors, r5, ctx.by('instance'))} * 60 > 0"),
             for_=ctx.for_(timedelta(minutes=10)),
             labels=(("severity", c.SEVERITY_TICKET),),
             annotations=(
@@ -451,6 +530,17 @@ def operational_alerts(ctx: Context) -> Group:
 # --- cross-cutting passes and the chain -------------------------------------------------------
 
 
+def with_service(group: Group, slo: SLO) -> Group:
+    """Add ``service`` to every rule's labels, so a whole platform shares one ruler."""
+    label = ("service", slo.service.name)
+    return replace(
+        group,
+        rules=tuple(
+            r if label in r.labels else replace(r, labels=(label, *r.labels)) for r in group.rules
+        ),
+    )
+
+
 def with_runbooks(group: Group, config: RuleConfig) -> Group:
     """Add ``runbook_url`` to every alert (one pass, as the mixins do)."""
     return replace(
@@ -469,9 +559,10 @@ def generate_rules(
     ctx = Context(slo, config or RuleConfig(), profile)
     notes: list[str] = []
     alerts = [adr_alerts(ctx), burn_rate_alerts(ctx, notes), operational_alerts(ctx)]
-    alerts = [with_runbooks(g, ctx.config) for g in alerts]
+    alerts = [with_service(with_runbooks(g, ctx.config), slo) for g in alerts]
+    recordings = [with_service(g, slo) for g in (sli_rules(ctx), long_sli_rules(ctx))]
     files = (
-        RuleFile(c.FILE_RECORDINGS, (sli_rules(ctx), budget_rules(ctx))),
+        RuleFile(c.FILE_RECORDINGS, (*recordings, with_service(budget_rules(ctx), slo))),
         RuleFile(c.FILE_SLO_ALERTS, (alerts[0], alerts[1])),
         RuleFile(c.FILE_OPERATIONAL, (alerts[2],)),
     )

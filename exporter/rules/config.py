@@ -14,12 +14,11 @@ DEFAULT_RUNBOOK_BASE_URL = "https://github.com/your-org/cache-slo-exporter/blob/
 
 @dataclass(frozen=True)
 class RuleConfig:
-    """What differs between deployments: job selectors, runbook links, thresholds."""
+    """What differs between deployments besides the SLO file: runbook links, thresholds.
 
-    #: selects the exporter's scrape target (redis_*, cache_exporter_*, cache_evictions_*)
-    exporter_selector: str = 'job="cache-slo-exporter"'
-    #: selects the application(s) using the instrumented client (cache_* client metrics)
-    app_selector: str = 'job="cache-app"'
+    Which series belong to the service (its selectors) is the SLO file's ``service``.
+    """
+
     runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL
     memory_used_ratio_max: Decimal = Decimal("0.9")
     #: an eviction surge needs at least this many evictions per second ...
@@ -29,9 +28,6 @@ class RuleConfig:
     client_error_ratio_max: Decimal = Decimal("0.05")
 
     def __post_init__(self) -> None:
-        for name in ("exporter_selector", "app_selector"):
-            if not getattr(self, name).strip():
-                raise ValueError(f'RuleConfig.{name}: expected a label matcher like job="x"')
         if not self.runbook_base_url.endswith("/"):
             object.__setattr__(self, "runbook_base_url", self.runbook_base_url + "/")
 

@@ -15,6 +15,8 @@ from exporter.slo import format_duration
 # --- groups -------------------------------------------------------------------
 
 GROUP_SLI = "cache-slo-sli-recordings"
+#: windows longer than an hour, added up from the 5m recordings of GROUP_SLI
+GROUP_SLI_LONG = "cache-slo-sli-long-windows"
 GROUP_BUDGET = "cache-slo-error-budget"
 GROUP_ADR = "cache-slo-adr-alerts"
 GROUP_BURN = "cache-slo-burn-rate-alerts"
@@ -76,6 +78,16 @@ RECORD_BUDGET_REMAINING = "cache_slo:error_budget_remaining:ratio"
 def window_name(window: timedelta) -> str:
     """The window as it appears in record names and labels (``5m``, ``30d``)."""
     return format_duration(window)
+
+
+def record_hits(window: timedelta) -> str:
+    """Hits per second by ``type``, plus ``type="all"`` (the long windows' numerator)."""
+    return f"cache_type:cache_hits:rate{window_name(window)}"
+
+
+def record_latency_good_calls(window: timedelta) -> str:
+    """Calls per second of the latency SLO's operation within its threshold."""
+    return f"cache_operation:cache_latency_good:rate{window_name(window)}"
 
 
 def record_reads(window: timedelta) -> str:

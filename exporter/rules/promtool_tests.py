@@ -41,7 +41,7 @@ HEADER = (
     "# Run: promtool test rules alerts/tests/*.yml\n"
 )
 INSTANCE = "redis-0:6379"
-SLO_GROUP_ORDER = (c.GROUP_SLI, c.GROUP_BUDGET, c.GROUP_ADR, c.GROUP_BURN)
+SLO_GROUP_ORDER = (c.GROUP_SLI, c.GROUP_SLI_LONG, c.GROUP_BUDGET, c.GROUP_ADR, c.GROUP_BURN)
 
 # --- Prometheus template functions, as prometheus/template/template.go writes them ---
 
@@ -189,8 +189,10 @@ class Scenarios:
         self.slo = slo
         self.config = config
         self.alerts = generated.alerts()
-        self.app = matchers(config.app_selector)
-        self.exp = matchers(config.exporter_selector)
+        #: one value for each placement label the rules group by
+        self.place = {label: f"{label}-1" for label in slo.service.group_by}
+        self.app = {**dict(slo.service.app), **self.place}
+        self.exp = {**dict(slo.service.exporter), **self.place}
         #: reads per minute of a busy type, and of one below the low-traffic guard
         self.busy = max(100.0, slo.min_read_rate * 60 * 20)
         self.quiet = slo.min_read_rate * 60 / 2
@@ -284,7 +286,7 @@ class Scenarios:
                 self.reads_with_filler(t, self.busy, 1 - bad, steps),
             )
             fire.expect(self.warmup + for_ / 2, rule, [])
-            fire.expect(end, rule, [(rule, bad, {"type": t})])
+            fire.expect(end, rule, [(rule, bad, {**self.place, "type": t})])
             inside_case = self.case(
                 f"{rule.alert} {t}: hit rate {number(_round(inside))} is inside the target",
                 self.reads_with_filler(t, self.busy, 1 - inside, steps),
@@ -307,7 +309,7 @@ class Scenarios:
             slow = 0.5
             budget = 1 - _objective(rule).target
             inside = budget / 2
-            labels = {"operation": self.slo.latency.operation}
+            labels = {**self.place, "operation": self.slo.latency.operation}
             fire = self.case(
                 f"{rule.alert}: half the calls above the threshold fires",
                 self.latency(self.busy, slow, steps),
@@ -360,7 +362,7 @@ class Scenarios:
         busy = max(self.busy, self.slo.min_read_rate * 120 * (longest_short / self.interval))
         own = _tier(rule)
         tier = f"{own.severity} {c.window_name(own.long)}/{c.window_name(own.short)}"
-        label_set = {key: ident}
+        label_set = {**self.place, key: ident}
 
         def make(ratio: float, per_min: float) -> list[dict[str, str]]:
             if name == c.ALERT_LATENCY_BURN:
@@ -523,7 +525,7 @@ class Scenarios:
             f"{rule.alert}: {number(_round(rate))}/s after a calm hour fires", evictions(calm, rate)
         )
         fire.expect(timedelta(minutes=surge_at + 1), rule, [])
-        fire.expect(timedelta(minutes=end), rule, [(rule, rate, {"type": t})])
+        fire.expect(timedelta(minutes=end), rule, [(rule, rate, {**self.place, "type": t})])
         steady = self.case(
             f"{rule.alert}: a steady {number(_round(rate))}/s is no surge", evictions(rate, rate)
         )
@@ -570,7 +572,7 @@ class Scenarios:
             f"{rule.alert}: {number(_round(bad))} of calls failing fires", calls(self.busy, bad)
         )
         fire.expect(self.warmup + for_ / 2, rule, [])
-        fire.expect(timedelta(minutes=end), rule, [(rule, bad, {"operation": op})])
+        fire.expect(timedelta(minutes=end), rule, [(rule, bad, {**self.place, "operation": op})])
         ok = self.case(
             f"{rule.alert}: {number(_round(inside))} failing is inside", calls(self.busy, inside)
         )
@@ -585,7 +587,7 @@ class Scenarios:
             f"{rule.alert}: open circuit breaker, every call failing or skipped, fires",
             calls(probes, 1.0, skipped=self.busy),
         )
-        outage.expect(timedelta(minutes=end), rule, [(rule, 1.0, {"operation": op})])
+        outage.expect(timedelta(minutes=end), rule, [(rule, 1.0, {**self.place, "operation": op})])
         return [fire, ok, quiet, outage]
 
     def scrape_errors(self) -> list[Case]:
@@ -598,7 +600,9 @@ class Scenarios:
             [series(m.EXPORTER_SCRAPE_ERRORS.name, lab, self.counter(1, end))],
         )
         fire.expect(self.warmup + for_ / 2, rule, [])
-        fire.expect(timedelta(minutes=end), rule, [(rule, 1.0, {"instance": INSTANCE})])
+        fire.expect(
+            timedelta(minutes=end), rule, [(rule, 1.0, {**self.place, "instance": INSTANCE})]
+        )
         ok = self.case(
             f"{rule.alert}: no new scrape errors is silent",
             [series(m.EXPORTER_SCRAPE_ERRORS.name, lab, f"3x{end}")],

@@ -22,6 +22,11 @@ CAP_ERROR_RATIO = Decimal("0.9")
 
 #: fixed window of the ADR's alerts (not budget-relative, so not SLO-window scaled)
 ADR_WINDOW = timedelta(minutes=5)
+#: the recorded short window every longer one is added up from
+BASE_WINDOW = ADR_WINDOW
+#: windows up to this long are rates over the raw counters; longer ones add up the
+#: BASE_WINDOW recordings, so their cost does not grow with pods or with the window
+RAW_UP_TO = timedelta(hours=1)
 
 
 @dataclass(frozen=True)

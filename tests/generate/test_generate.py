@@ -83,7 +83,7 @@ def test_ratio_thresholds_in_the_alerts_come_from_the_slo(production: dict[str, 
     exprs = [str(r["expr"]) for r in rules_of(production) if r.get("alert") == c.ALERT_LOW_HIT_RATE]
     slo = load_slo()
     for type_, objective in slo.objectives.items():
-        assert any(f'{{type="{type_}"}} < {number(objective)}' in e for e in exprs), type_
+        assert any(f'type="{type_}"}} < {number(objective)}' in e for e in exprs), type_
     latency = next(
         str(r["expr"]) for r in rules_of(production) if r.get("alert") == c.ALERT_HIGH_LATENCY
     )

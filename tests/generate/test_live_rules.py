@@ -34,6 +34,7 @@ def test_prometheus_loads_every_generated_group_and_evaluates_it(
         groups = {g["name"]: g for g in prom.rule_groups()}
         assert set(groups) == {
             c.GROUP_SLI,
+            c.GROUP_SLI_LONG,
             c.GROUP_BUDGET,
             c.GROUP_ADR,
             c.GROUP_BURN,
