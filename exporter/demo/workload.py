@@ -8,7 +8,7 @@ application would be: it reads and writes Redis only through
 * ``GET /metrics`` - the application's view (client metrics);
 * ``GET /healthz`` - 200 while the loop runs, with this run's token (``$CACHE_SLO_DEMO_TOKEN``,
   set by the demo) so the demo can tell its own app from another program on the port;
-* ``POST /scenario`` with body ``healthy`` or ``degraded`` - switch the mix
+* ``POST /scenario`` with body ``healthy``, ``partial`` or ``degraded`` - switch the mix
   (degraded: sessions go cold, so the session hit rate collapses).
 
 Latency is degraded outside the process, by the delaying proxy in front of Redis:
