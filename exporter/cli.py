@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -31,6 +32,8 @@ class Command:
     parser_module: str
     run_module: str = ""  # default: the parser module
     extra: str | None = None
+    #: ``COMMAND --help``'s text when it has more to say than the one-line ``help``
+    description: str | None = None
 
 
 COMMANDS: dict[str, Command] = {
@@ -44,7 +47,16 @@ COMMANDS: dict[str, Command] = {
         "Write the metric and configuration references into docs/.", "exporter.reference"
     ),
     "generate": Command(
-        "Write alert rules, rule tests and dashboards from the SLO.", "exporter.generate"
+        "Write alert rules, rule tests and dashboards from the SLO.",
+        "exporter.generate",
+        description=(
+            "Write, from one or several SLO files, under the repository root (the nearest "
+            "folder upwards holding pyproject.toml) or --out DIR: alerts/*.rules.yml "
+            "(recording and alert rules), alerts/tests/*.yml (promtool unit tests), "
+            "dashboards/*.json (Grafana) and deploy/kubernetes/ (PrometheusRule, dashboards "
+            "ConfigMap). Only changed files are written, all or nothing; --check compares "
+            "instead. With several SLO files each service's files get its name as prefix."
+        ),
     ),
     "serve": Command(
         "Serve /metrics for Redis (INFO, sampling) and PostgreSQL.",
@@ -98,6 +110,12 @@ def run(args: argparse.Namespace) -> int:
     """``check-slo``: refuse a bad file with file, field and expectation."""
     slo = load_slo(args.slo)
     print(f"{slo.source}: valid (version {slo.version}, window {format_duration(slo.window)})")
+    svc = slo.service
+    placement = f", grouped by {', '.join(svc.group_by)}" if svc.group_by else ""
+    print(
+        f"  service {svc.name}: app {{{svc.app_selector}}}, exporter "
+        f"{{{svc.exporter_selector}}}{placement}"
+    )
     print(f"  overall hit rate >= {slo.hit_rate_objective:g}")
     lat = slo.latency
     print(
@@ -111,6 +129,14 @@ def run(args: argparse.Namespace) -> int:
             f"  {kt.name}: prefix {kt.prefix!r}, ttl {format_duration(kt.ttl)}, {scope}{objective}"
         )
     return 0
+
+
+def version() -> str:
+    """The installed distribution's version (``unknown`` when run from a bare checkout)."""
+    try:
+        return importlib.metadata.version("cache-slo-exporter")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -128,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cache-slo-exporter",
         description="Redis cache SLOs: instrumented client, exporter, rules and dashboards.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in COMMANDS.items():
         module = (
@@ -136,7 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
             else importlib.import_module(command.parser_module)
         )
         child = sub.add_parser(
-            name, help=command.help, description=command.help, formatter_class=_HelpFormatter
+            name,
+            help=command.help,
+            description=command.description or command.help,
+            formatter_class=_HelpFormatter,
         )
         module.configure_parser(child)
         child.set_defaults(_run=_runner(command))

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any, TypedDict, cast
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
+from exporter.paths import PathClassError, PathClasses, load_classes
 from exporter.redaction import SECRET_QUERY_KEYS, redact_url
+from exporter.redis_urls import SENTINEL_SCHEMES, is_sentinel_url, parse_sentinel_url
 from exporter.slo import SLO, load_slo
 
 #: 9121 is the Go redis_exporter's port; ours must be able to run beside it
@@ -35,7 +37,13 @@ DEFAULT_SCRAPE_TIMEOUT = 5.0
 DEFAULT_MAX_CONNECTIONS = 256
 FD_RESERVE = 64
 DEFAULT_HEADER_TIMEOUT = 5.0
-REDIS_SCHEMES = ("redis", "rediss", "unix")
+#: seconds between reads of a cluster's topology when nothing suggests it changed
+DEFAULT_CLUSTER_REFRESH = 30.0
+#: /scrape targets with background workers at once, and seconds unscraped before
+#: a target's workers stop (a few missed scrapes at the usual 15-60 s interval)
+DEFAULT_SCRAPE_MAX_TARGETS = 64
+DEFAULT_SCRAPE_TARGET_IDLE = 300.0
+REDIS_SCHEMES = ("redis", "rediss", "unix", *SENTINEL_SCHEMES)
 
 
 class ConfigError(ValueError):
@@ -52,7 +60,10 @@ class ConfigError(ValueError):
 
 
 def instance_of(url: str) -> str:
-    """The ``instance`` label for a Redis URL: ``host:port`` or the socket path, no user."""
+    """The ``instance`` label for a Redis URL: ``host:port`` or the socket path, no user;
+    through Sentinel, the first Sentinel's ``host:port/service`` (stable across failovers)."""
+    if is_sentinel_url(url):
+        return parse_sentinel_url(url).instance
     parts = urlsplit(url)
     if parts.scheme == "unix":
         return parts.path
@@ -67,6 +78,12 @@ def instance_of(url: str) -> str:
 
 def parse_redis_url(text: str) -> str:
     shown = redact_url(text)
+    if is_sentinel_url(text):
+        try:
+            parse_sentinel_url(text)
+        except ValueError as exc:
+            raise ValueError(f"{exc} ({shown})") from None
+        return text
     try:
         parts = urlsplit(text)
         _ = parts.port
@@ -133,6 +150,16 @@ def _non_negative_seconds(text: str) -> float:
         raise ValueError("a number of seconds, 0 or more") from None
     if value < 0:
         raise ValueError("a number of seconds, 0 or more")
+    return value
+
+
+def _idle_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("a number of seconds, as in 300") from None
+    if not 0 < value <= 86400:
+        raise ValueError("a number of seconds above 0 and at most 86400 (a day)")
     return value
 
 
@@ -204,6 +231,32 @@ def _patterns(text: str) -> tuple[str, ...]:
     return found
 
 
+CDN_FORMATS = ("cloudfront", "nginx")
+
+
+def _cdn_logs(text: str) -> tuple[tuple[str, Path], ...]:
+    """``cloudfront:DIR`` and ``nginx:FILE`` sources, comma-separated."""
+    found = []
+    for part in (p.strip() for p in text.split(",")):
+        kind, sep, where = part.partition(":")
+        if not sep or kind not in CDN_FORMATS or not where:
+            raise ValueError("comma-separated cloudfront:DIRECTORY or nginx:FILE")
+        path = Path(where)
+        if kind == "cloudfront" and not path.is_dir():
+            raise ValueError(f"cloudfront:DIRECTORY naming a directory (none at {where!r})")
+        if kind == "nginx" and not path.parent.is_dir():
+            raise ValueError(f"nginx:FILE in an existing directory (none at {str(path.parent)!r})")
+        found.append((kind, path))
+    return tuple(found)
+
+
+def _state_file(text: str) -> Path:
+    path = Path(text)
+    if not path.parent.is_dir() or path.is_dir():
+        raise ValueError(f"a file path in an existing directory ({text!r})")
+    return path
+
+
 def _log_level(text: str) -> str:
     level = text.strip().upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -229,7 +282,10 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("redis_url", "--redis-url", "REDIS_URL", parse_redis_url, DEFAULT_REDIS_URL,
            "Redis to watch: redis://[user[:password]@]host:port/db, rediss:// for TLS, "
-           "or unix:///path.sock.", secret=True),
+           "unix:///path.sock, or the master Sentinel names: "
+           "redis+sentinel://[:password@]sentinel:26379/service[/db]"
+           "[?sentinel=host2:26379&sentinel_password=...]. A Sentinel's own address "
+           "(redis://sentinel:26379) reports Sentinel's view of its masters.", secret=True),
     Option("redis_password_file", "--redis-password-file", "REDIS_PASSWORD_FILE", _file, None,
            "File holding the Redis password (overrides one in the URL)."),
     Option("listen", "--listen", "CACHE_EXPORTER_LISTEN", _host_port, _host_port(DEFAULT_LISTEN),
@@ -270,6 +326,28 @@ OPTIONS: tuple[Option, ...] = (
            "cache-*.internal:6379) or socket paths that /scrape?target= may reach, judged "
            "on where the target connects; 'none' turns /scrape off. Unset: only the Redis "
            "of --redis-url."),
+    Option("scrape_max_targets", "--scrape-max-targets", "CACHE_EXPORTER_SCRAPE_MAX_TARGETS",
+           _positive_int, DEFAULT_SCRAPE_MAX_TARGETS,
+           "/scrape targets served with per-type families (a keyspace sampler and an "
+           "eviction tracker each, started on a target's first scrape) at once; beyond it a "
+           "new target gets its INFO view only, counted in "
+           "cache_exporter_scrape_targets_refused_total."),
+    Option("scrape_target_idle", "--scrape-target-idle", "CACHE_EXPORTER_SCRAPE_TARGET_IDLE",
+           _idle_seconds, DEFAULT_SCRAPE_TARGET_IDLE,
+           "Seconds a /scrape target may go unscraped before its sampler and eviction "
+           "tracker stop (its slot is then free)."),
+    Option("cluster", "--cluster", "CACHE_EXPORTER_CLUSTER", _bool, False,
+           "--redis-url is one node of a Redis Cluster: discover every node (CLUSTER NODES), "
+           "serve each node's INFO and per-type sums over the masters, follow failovers.",
+           switch=True),
+    Option("cluster_sample_replicas", "--cluster-sample-replicas",
+           "CACHE_EXPORTER_CLUSTER_SAMPLE_REPLICAS", _bool, False,
+           "With --cluster: sample key counts and sizes on a healthy replica of each shard "
+           "(its master when it has none), to spare the masters the SCANs.", switch=True),
+    Option("cluster_refresh", "--cluster-refresh", "CACHE_EXPORTER_CLUSTER_REFRESH", _seconds,
+           DEFAULT_CLUSTER_REFRESH,
+           "With --cluster: seconds between topology reads (also read again at the next "
+           "scrape after a node fails or changes role)."),
     Option("prometheus_url", "--prometheus-url", "PROMETHEUS_URL", _http_url, None,
            "Prometheus to query for the SLO status page (http[s]://[user:password@]host:port).",
            secret=True),
@@ -281,6 +359,18 @@ OPTIONS: tuple[Option, ...] = (
            "CACHE_EXPORTER_REQUEST_HEADER_TIMEOUT", _seconds, DEFAULT_HEADER_TIMEOUT,
            "Seconds a connection has to send a complete request head, after connecting "
            "or after its last response, before it is closed."),
+    Option("cdn_log", "--cdn-log", "CACHE_EXPORTER_CDN_LOG", _cdn_logs, None,
+           "CDN access logs to count layer=\"cdn\" hits and misses from, comma-separated: "
+           "cloudfront:DIR (a directory CloudFront standard logs are delivered to) or "
+           "nginx:FILE (a proxy_cache log in the cache_slo log_format)."),
+    Option("cdn_state_file", "--cdn-state-file", "CACHE_EXPORTER_CDN_STATE_FILE", _state_file,
+           None, "File where the CDN log reader keeps its positions, so a restart never "
+           "counts a line twice (required with --cdn-log)."),
+    Option("cdn_poll_interval", "--cdn-poll-interval", "CACHE_EXPORTER_CDN_POLL_INTERVAL",
+           _seconds, 10.0, "Seconds between reads of the CDN logs."),
+    Option("path_classes", "--path-classes", "CACHE_EXPORTER_PATH_CLASSES", _file, None,
+           "YAML file of path classes (the type label of the CDN layer) and their "
+           "Cache-Control policies (default: ADR-004's api, asset and html)."),
     Option("log_level", "--log-level", "CACHE_EXPORTER_LOG_LEVEL", _log_level, "INFO",
            "debug, info, warning or error."),
 )  # fmt: skip
@@ -319,6 +409,16 @@ class Settings:
     scrape_allow: tuple[str, ...] | None = None
     log_level: str = "INFO"
     redis_password: str | None = field(default=None, repr=False)
+    scrape_max_targets: int = DEFAULT_SCRAPE_MAX_TARGETS
+    scrape_target_idle: float = DEFAULT_SCRAPE_TARGET_IDLE
+    cluster: bool = False
+    cluster_sample_replicas: bool = False
+    cluster_refresh: float = DEFAULT_CLUSTER_REFRESH
+    #: CDN log sources (format, path) and where their reader keeps its positions
+    cdn_logs: tuple[tuple[str, Path], ...] = ()
+    cdn_state_file: Path | None = None
+    cdn_poll_interval: float = 10.0
+    path_classes: PathClasses = field(default_factory=PathClasses)
 
     @property
     def redis_display(self) -> str:
@@ -428,6 +528,9 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
             )
         bearer = _read_secret(values["bearer_token_file"], where["bearer_token_file"])
 
+    if values["cluster_sample_replicas"] and not values["cluster"]:
+        raise ConfigError(where["cluster_sample_replicas"], "--cluster as well (it picks "
+                          "which cluster nodes to sample)")  # fmt: skip
     sampler_keys = ("batch_size", "budget", "pause", "max_keys", "interval")
     sampler_args = {"budget": "cycle_budget"}
     sampler = cast(
@@ -438,6 +541,12 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
             if values[f"sample_{key}"] is not None
         },
     )
+    if values["cdn_log"] and values["cdn_state_file"] is None:
+        raise ConfigError("--cdn-state-file", "a state file when --cdn-log is set")
+    try:
+        path_classes = load_classes(values["path_classes"])
+    except PathClassError as exc:
+        raise ConfigError(where["path_classes"], str(exc)) from None
     host, port = values["listen"]
     return Settings(
         redis_url=values["redis_url"],
@@ -457,4 +566,13 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
         scrape_allow=values["scrape_allow"],
         log_level=values["log_level"],
         redis_password=redis_password,
+        scrape_max_targets=values["scrape_max_targets"],
+        scrape_target_idle=values["scrape_target_idle"],
+        cluster=values["cluster"],
+        cluster_sample_replicas=values["cluster_sample_replicas"],
+        cluster_refresh=values["cluster_refresh"],
+        cdn_logs=values["cdn_log"] or (),
+        cdn_state_file=values["cdn_state_file"],
+        cdn_poll_interval=values["cdn_poll_interval"],
+        path_classes=path_classes,
     )

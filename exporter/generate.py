@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import json
 import os
 import re
 import shutil
@@ -25,6 +26,7 @@ import tempfile
 from pathlib import Path
 
 from exporter.kubernetes import KUBERNETES_DIR, render_manifests
+from exporter.kubernetes import NAME as K8S_NAME
 from exporter.rules.builders import generate_rules
 from exporter.rules.config import DEFAULT_RUNBOOK_BASE_URL, RuleConfig
 from exporter.rules.profiles import PRODUCTION, PROFILES, Profile
@@ -51,8 +53,10 @@ def render_all(
     source: str,
     profile: Profile = PRODUCTION,
     config: RuleConfig | None = None,
+    one_of_many: bool = False,
 ) -> tuple[dict[str, str], list[str]]:
-    """Every generated file as ``{relative path: text}``, plus notes for the operator."""
+    """Every generated file as ``{relative path: text}``, plus notes for the operator
+    (``one_of_many``: this SLO is one of several generated together)."""
     config = config or RuleConfig()
     generated = generate_rules(slo, config, profile)
     files = {
@@ -64,8 +68,6 @@ def render_all(
 
         for name, text in render_rule_tests(slo, config, generated, source).items():
             files[f"{RULE_TESTS_DIR}/{name}"] = text
-    else:
-        notes.append(f"profile {profile.name}: promtool tests are written for production only")
     from exporter.dashboards import render_dashboards
 
     dashboards = render_dashboards(slo, source)
@@ -73,7 +75,9 @@ def render_all(
         files[f"{DASHBOARDS_DIR}/{name}"] = text
     if profile is PRODUCTION:  # what a cluster runs: the production rules only
         rules = {f.name: files[f"{ALERTS_DIR}/{f.name}"] for f in generated.files}
-        for name, text in render_manifests(rules, dashboards, source=source).items():
+        k8s_name = f"{K8S_NAME}-{slo.service.name}" if one_of_many else K8S_NAME
+        manifests = render_manifests(rules, dashboards, source=source, name=k8s_name)
+        for name, text in manifests.items():
             files[f"{KUBERNETES_DIR}/{name}"] = text
     return files, notes
 
@@ -111,7 +115,12 @@ def with_jobs(slo: SLO, app_job: str | None, exporter_job: str | None) -> SLO:
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--slo", help="SLO file (default: the shipped ADR-004 defaults)")
+    parser.add_argument(
+        "--slo",
+        action="append",
+        help="SLO file (default: the shipped ADR-004 defaults); repeat it for several "
+        "services: each one's files are then prefixed with its service name",
+    )
     parser.add_argument(
         "--out", type=Path, help="write into DIR/alerts and DIR/dashboards (default: repo root)"
     )
@@ -126,8 +135,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--runbook-base-url",
-        default=DEFAULT_RUNBOOK_BASE_URL,
-        help="prefix of every alert's runbook_url (<base><AlertName>.md)",
+        help="prefix of every alert's runbook_url (<base><AlertName>.md); default: the SLO "
+        "file's service.runbook_base_url, else a placeholder (with a warning)",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="list every note (tiers capped or left out)"
     )
     parser.add_argument(
         "--exporter-job",
@@ -147,7 +159,13 @@ def run(args: argparse.Namespace) -> int:
         exporter_job = (
             None if args.exporter_job is None else _job("--exporter-job", args.exporter_job)
         )
-        config = RuleConfig(runbook_base_url=args.runbook_base_url)
+        if args.runbook_base_url is not None and not re.match(
+            r"^https?://\S{1,500}$", args.runbook_base_url
+        ):
+            raise argparse.ArgumentTypeError(
+                "--runbook-base-url: expected an http(s) URL such as "
+                f"https://wiki.example.com/runbooks/, got {args.runbook_base_url[:80]!r}"
+            )
     except argparse.ArgumentTypeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -158,16 +176,69 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    slo = with_jobs(load_slo(args.slo), app_job, exporter_job)
-    try:
-        files, notes = render_all(
-            slo, source=source_name(args.slo), profile=PROFILES[args.profile], config=config
+    paths: list[str | None] = list(args.slo or [None])
+    if len(paths) > 1 and (app_job or exporter_job):
+        print(
+            "error: --app-job/--exporter-job: expected one SLO file (with several, set "
+            "service.app_selector / service.exporter_selector in each)",
+            file=sys.stderr,
         )
-    except ValueError as exc:  # nothing written yet: the generator refused this SLO
-        print(f"error: {slo.source}: rules cannot be generated for it ({exc})", file=sys.stderr)
         return 2
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
+    slos = [with_jobs(load_slo(p), app_job, exporter_job) for p in paths]
+    by_service: dict[str, str] = {}
+    for slo in slos:
+        if slo.service.name in by_service:
+            print(
+                f"error: {slo.source}: service.name: expected a name no other SLO file uses, "
+                f"got {slo.service.name!r} (also in {by_service[slo.service.name]})",
+                file=sys.stderr,
+            )
+            return 2
+        by_service[slo.service.name] = slo.source
+    files: dict[str, str] = {}
+    notes: list[str] = []
+    warnings: list[str] = []
+    for path, slo in zip(paths, slos, strict=True):
+        runbooks = args.runbook_base_url or slo.service.runbook_base_url
+        if runbooks is None:
+            warnings.append(
+                f"warning: {slo.source}: runbook links point at the placeholder "
+                f"{DEFAULT_RUNBOOK_BASE_URL}: set service.runbook_base_url in the SLO file "
+                "or pass --runbook-base-url"
+            )
+        config = RuleConfig(runbook_base_url=runbooks or DEFAULT_RUNBOOK_BASE_URL)
+        try:
+            own, own_notes = render_all(
+                slo,
+                source=source_name(path),
+                profile=PROFILES[args.profile],
+                config=config,
+                one_of_many=len(slos) > 1,
+            )
+        except ValueError as exc:  # nothing written yet: the generator refused this SLO
+            print(f"error: {slo.source}: rules cannot be generated for it ({exc})", file=sys.stderr)
+            return 2
+        if len(slos) > 1:
+            own = per_service(own, slo.service.name)
+            own_notes = [f"{slo.service.name}: {n}" for n in own_notes]
+        files.update(own)
+        notes += own_notes
+    for warning in warnings:
+        print(warning, file=sys.stderr)
+    if args.verbose:
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+    elif notes:
+        print(
+            f"note: {len(notes)} burn-rate tiers adapted to budgets they could never reach "
+            "(capped or left out; each is commented in the rules; --verbose lists them)",
+            file=sys.stderr,
+        )
+    if args.profile != PRODUCTION.name:
+        print(
+            f"note: profile {args.profile}: promtool tests are written for production only",
+            file=sys.stderr,
+        )
     out: Path = args.out if args.out is not None else repo_root()
     if args.check:
         stale = [p for p, text in files.items() if _read(out / p) != text]
@@ -190,6 +261,32 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(f"wrote {len(files)} files under {out} (profile {args.profile})")
     return 0
+
+
+def per_service(files: dict[str, str], service: str) -> dict[str, str]:
+    """One service's files when several are generated together: each file name gets the
+    service as prefix (``alerts/checkout-cache-slo-alerts.rules.yml``), each dashboard
+    the service in its title and uid, each Kubernetes object the service in its name, so
+    a whole platform's output shares one folder, one Grafana and one namespace."""
+    out = {}
+    for rel, text in files.items():
+        folder, _, name = rel.rpartition("/")
+        if rel.startswith(f"{RULE_TESTS_DIR}/"):
+            text = text.replace("- ../", f"- ../{service}-")
+        elif rel.startswith(f"{DASHBOARDS_DIR}/"):
+            text = retitled(text, service)
+        out[f"{folder}/{service}-{name}"] = text
+    return out
+
+
+def retitled(dashboard: str, service: str) -> str:
+    """A dashboard's JSON with the service in its title and a uid of its own."""
+    from exporter.dashboards.common import uid_for
+
+    data = json.loads(dashboard)
+    data["title"] = f"{data['title']} ({service})"
+    data["uid"] = uid_for(data["title"])
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def write_all(out: Path, files: dict[str, str]) -> list[str]:

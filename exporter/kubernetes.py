@@ -23,25 +23,25 @@ HEADER = (
 )
 
 
-def prometheus_rule(rule_files: dict[str, str]) -> dict[str, Any]:
+def prometheus_rule(rule_files: dict[str, str], name: str = NAME) -> dict[str, Any]:
     """One PrometheusRule carrying every group of every rules file, in name order."""
     groups: list[Any] = []
-    for name in sorted(rule_files):
-        groups.extend((yaml.safe_load(rule_files[name]) or {}).get("groups", []))
+    for file in sorted(rule_files):
+        groups.extend((yaml.safe_load(rule_files[file]) or {}).get("groups", []))
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
-        "metadata": {"name": NAME, "labels": dict(LABELS)},
+        "metadata": {"name": name, "labels": dict(LABELS)},
         "spec": {"groups": groups},
     }
 
 
-def dashboards_config_map(dashboards: dict[str, str]) -> dict[str, Any]:
+def dashboards_config_map(dashboards: dict[str, str], name: str = NAME) -> dict[str, Any]:
     """One ConfigMap with every dashboard, found by Grafana's sidecar label."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": f"{NAME}-dashboards", "labels": {**LABELS, "grafana_dashboard": "1"}},
+        "metadata": {"name": f"{name}-dashboards", "labels": {**LABELS, "grafana_dashboard": "1"}},
         "data": {
             name: json.dumps(json.loads(dashboards[name]), indent=1, sort_keys=True)
             for name in sorted(dashboards)
@@ -50,12 +50,13 @@ def dashboards_config_map(dashboards: dict[str, str]) -> dict[str, Any]:
 
 
 def render_manifests(
-    rule_files: dict[str, str], dashboards: dict[str, str], *, source: str
+    rule_files: dict[str, str], dashboards: dict[str, str], *, source: str, name: str = NAME
 ) -> dict[str, str]:
-    """File name -> text of ``prometheusrule.yaml`` and ``grafana-dashboards.yaml``."""
+    """File name -> text of ``prometheusrule.yaml`` and ``grafana-dashboards.yaml``
+    (``name``: the objects' name, one per service when several are generated)."""
     return {
         "prometheusrule.yaml": HEADER.format(source=f"{source}: alerts/*.rules.yml")
-        + yaml.safe_dump(prometheus_rule(rule_files), sort_keys=False, width=1000),
+        + yaml.safe_dump(prometheus_rule(rule_files, name), sort_keys=False, width=1000),
         "grafana-dashboards.yaml": HEADER.format(source=f"{source}: dashboards/*.json")
-        + yaml.safe_dump(dashboards_config_map(dashboards), sort_keys=False, width=1000),
+        + yaml.safe_dump(dashboards_config_map(dashboards, name), sort_keys=False, width=1000),
     }

@@ -54,7 +54,11 @@ class MetricSpec:
 
 LAYER_REDIS = "redis"
 LAYER_POSTGRES = "postgres"
-LAYERS = (LAYER_REDIS, LAYER_POSTGRES)
+#: the edge: CDN access logs (exporter.collectors.cdn_logs) and what the app's
+#: server sees of browser caches (exporter.asgi: conditional requests answered 304)
+LAYER_CDN = "cdn"
+LAYER_BROWSER = "browser"
+LAYERS = (LAYER_REDIS, LAYER_POSTGRES, LAYER_CDN, LAYER_BROWSER)
 
 #: key-type label for keys that match no key type of the SLO file
 TYPE_OTHER = "other"
@@ -192,6 +196,89 @@ CACHE_EVICTIONS = MetricSpec(
     ("layer", "type", "reason"),
 )
 
+# --- the HTTP layers: the app's API latency and the browser/CDN caches -------------
+
+#: API request latency; 0.2 (the ADR's API p95 < 200 ms) is a bucket boundary, with
+#: 25 ms steps around it so histogram_quantile reads p95 near 200 ms
+API_LATENCY_BUCKETS: tuple[float, ...] = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.125,
+    0.15,
+    0.175,
+    0.2,
+    0.225,
+    0.25,
+    0.3,
+    0.4,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+#: ``route`` for a request no route of the app matched (never the raw path)
+ROUTE_UNMATCHED = "unmatched"
+#: ``route``/``method`` beyond the middleware's cap: one overflow series
+ROUTE_OTHER = "other"
+METHOD_OTHER = "OTHER"
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+#: ``cached``: whether the app answered from a cache (it says so, exporter.asgi)
+CACHED_VALUES = ("true", "false")
+
+API_LATENCY = MetricSpec(
+    "api_request_duration_seconds",
+    "histogram",
+    "Time from request to the end of the response, per route template (never the raw "
+    "path), method, status class and whether the app answered from a cache.",
+    ("route", "method", "status_class", "cached"),
+    API_LATENCY_BUCKETS,
+)
+
+#: ``rule`` values on cache_policy_violations_total: which part of the route class's
+#: Cache-Control policy the response broke
+POLICY_RULES = ("missing", "max_age", "s_maxage", "immutable", "no_cache", "public", "vary")
+CACHE_POLICY_VIOLATIONS = MetricSpec(
+    "cache_policy_violations_total",
+    "counter",
+    "Responses whose Cache-Control or Vary header breaks the policy of their path class "
+    "(ADR-004: immutable assets for a year, API max-age/s-maxage 3600 with Vary, HTML "
+    "no-cache).",
+    ("type", "rule"),
+)
+
+#: ``format`` of a CDN log; ``outcome`` of one line read from it
+CDN_FORMATS = ("cloudfront", "nginx")
+CDN_LINE_OUTCOMES = ("hit", "miss", "ignored", "malformed", "oversized")
+CDN_LINES = MetricSpec(
+    "cache_exporter_cdn_log_lines_total",
+    "counter",
+    "CDN log lines read, by what became of them: hit or miss (counted in cache_*_total), "
+    "ignored (no cache lookup: errors, redirects, header lines), malformed or oversized.",
+    ("format", "outcome"),
+)
+CDN_FILES = MetricSpec(
+    "cache_exporter_cdn_log_files_total",
+    "counter",
+    "CDN log files read to the end (outcome=done) or given up on (outcome=bad: not gzip, "
+    "corrupt, over the size cap).",
+    ("format", "outcome"),
+)
+CDN_POLL_ERRORS = MetricSpec(
+    "cache_exporter_cdn_poll_errors_total",
+    "counter",
+    "Polls of the CDN logs that failed (unreadable directory or file, state not written).",
+    ("format",),
+)
+
+#: emitted by exporter.asgi in the application's process
+MIDDLEWARE_METRICS = (API_LATENCY, CACHE_POLICY_VIOLATIONS, CACHE_HITS, CACHE_MISSES)
 CLIENT_METRICS = (CACHE_HITS, CACHE_MISSES, CACHE_LATENCY, CACHE_ERRORS, CACHE_COMPUTE)
 EXPORTER_CACHE_METRICS = (CACHE_SIZE, CACHE_KEYS, CACHE_EVICTIONS, CACHE_HITS, CACHE_MISSES)
 
@@ -319,6 +406,11 @@ REDIS_INFO_FIELDS: dict[str, tuple[InfoField, ...]] = {
             "lazyfree_pending_objects",
             _redis_gauge("redis_lazyfree_pending_objects", "Objects waiting to be freed."),
         ),
+        # the Go exporter emits it with --include-system-metrics; alerts divide by it
+        InfoField(
+            "total_system_memory",
+            _redis_gauge("redis_total_system_memory_bytes", "Memory of the host Redis runs on."),
+        ),
     ),
     "persistence": (
         InfoField("loading", _redis_gauge("redis_loading_dump_file", "1 while loading a dump.")),
@@ -344,11 +436,77 @@ REDIS_INFO_FIELDS: dict[str, tuple[InfoField, ...]] = {
             "rdb_last_bgsave_time_sec",
             _redis_gauge("redis_rdb_last_bgsave_duration_seconds", "Last RDB save time, -1 none."),
         ),
+        # Go exporter: redis_rdb_current_bgsave_duration_sec (-1: none running)
+        InfoField(
+            "rdb_current_bgsave_time_sec",
+            _redis_gauge(
+                "redis_rdb_current_bgsave_duration_seconds", "Age of the running RDB save, -1 none."
+            ),
+        ),
+        InfoField(
+            "rdb_last_cow_size",
+            _redis_gauge("redis_rdb_last_cow_size_bytes", "Copy-on-write memory of the last save."),
+        ),
         InfoField("aof_enabled", _redis_gauge("redis_aof_enabled", "1 if AOF is on.")),
+        InfoField(
+            "aof_rewrite_in_progress",
+            _redis_gauge("redis_aof_rewrite_in_progress", "1 while an AOF rewrite runs."),
+        ),
+        InfoField(
+            "aof_rewrite_scheduled",
+            _redis_gauge("redis_aof_rewrite_scheduled", "1 when an AOF rewrite waits for a save."),
+        ),
+        # Go exporter: redis_aof_last_rewrite_duration_sec / _current_rewrite_duration_sec
+        InfoField(
+            "aof_last_rewrite_time_sec",
+            _redis_gauge(
+                "redis_aof_last_rewrite_duration_seconds", "Last AOF rewrite time, -1 none."
+            ),
+        ),
+        InfoField(
+            "aof_current_rewrite_time_sec",
+            _redis_gauge(
+                "redis_aof_current_rewrite_duration_seconds", "Age of the running rewrite, -1 none."
+            ),
+        ),
+        InfoField(
+            "aof_last_bgrewrite_status",
+            _redis_gauge("redis_aof_last_bgrewrite_status", "1 if the last AOF rewrite succeeded."),
+            "status",
+        ),
         InfoField(
             "aof_last_write_status",
             _redis_gauge("redis_aof_last_write_status", "1 if the last AOF write succeeded."),
             "status",
+        ),
+        InfoField(
+            "aof_last_cow_size",
+            _redis_gauge("redis_aof_last_cow_size_bytes", "Copy-on-write memory of the rewrite."),
+        ),
+        # only while AOF is on
+        InfoField(
+            "aof_current_size",
+            _redis_gauge("redis_aof_current_size_bytes", "Current size of the AOF."),
+        ),
+        InfoField(
+            "aof_base_size",
+            _redis_gauge("redis_aof_base_size_bytes", "AOF size at the last rewrite or start."),
+        ),
+        InfoField(
+            "aof_pending_rewrite",
+            _redis_gauge("redis_aof_pending_rewrite", "1 when a rewrite waits for a save."),
+        ),
+        InfoField(
+            "aof_buffer_length",
+            _redis_gauge("redis_aof_buffer_length", "Size of the AOF buffer."),
+        ),
+        InfoField(
+            "aof_pending_bio_fsync",
+            _redis_gauge("redis_aof_pending_bio_fsync", "fsync jobs queued in the background."),
+        ),
+        InfoField(
+            "aof_delayed_fsync",
+            _redis_gauge("redis_aof_delayed_fsync", "Delayed fsync calls."),
         ),
     ),
     "stats": (
@@ -408,6 +566,20 @@ REDIS_INFO_FIELDS: dict[str, tuple[InfoField, ...]] = {
             "evicted_clients",
             _redis_counter("redis_evicted_clients_total", "Clients evicted (maxmemory-clients)."),
         ),
+        # the Go exporter's names (gauges there, counters in truth: kept as gauges so
+        # the same queries work)
+        InfoField(
+            "sync_full",
+            _redis_gauge("redis_replica_resyncs_full", "Full resyncs served to replicas."),
+        ),
+        InfoField(
+            "sync_partial_ok",
+            _redis_gauge("redis_replica_partial_resync_accepted", "Partial resyncs accepted."),
+        ),
+        InfoField(
+            "sync_partial_err",
+            _redis_gauge("redis_replica_partial_resync_denied", "Partial resyncs denied."),
+        ),
     ),
     "replication": (
         InfoField(
@@ -416,6 +588,35 @@ REDIS_INFO_FIELDS: dict[str, tuple[InfoField, ...]] = {
         InfoField(
             "master_repl_offset",
             _redis_gauge("redis_master_repl_offset", "Replication offset of this server."),
+        ),
+        InfoField(
+            "second_repl_offset",
+            _redis_gauge("redis_second_repl_offset", "Offset up to which the old replid is valid."),
+        ),
+        InfoField(
+            "repl_backlog_size",
+            _redis_gauge("redis_replication_backlog_bytes", "Size of the replication backlog."),
+        ),
+        InfoField(
+            "repl_backlog_active",
+            _redis_gauge("redis_repl_backlog_is_active", "1 while the backlog is kept."),
+        ),
+        InfoField(
+            "repl_backlog_first_byte_offset",
+            _redis_gauge("redis_repl_backlog_first_byte_offset", "First offset in the backlog."),
+        ),
+        InfoField(
+            "repl_backlog_histlen",
+            _redis_gauge("redis_repl_backlog_history_bytes", "Bytes of data in the backlog."),
+        ),
+        # replicas only
+        InfoField(
+            "slave_priority",
+            _redis_gauge("redis_slave_priority", "Replica priority for promotion (0: never)."),
+        ),
+        InfoField(
+            "slave_expires_tracked_keys",
+            _redis_gauge("redis_slave_expires_tracked_keys", "Keys a writable replica expires."),
         ),
     ),
     "cpu": (
@@ -446,7 +647,185 @@ REDIS_INFO_FIELDS: dict[str, tuple[InfoField, ...]] = {
     "cluster": (
         InfoField("cluster_enabled", _redis_gauge("redis_cluster_enabled", "1 in cluster mode.")),
     ),
+    # a Sentinel's INFO (redis_mode:sentinel); per-master lines: REDIS_SENTINEL_MASTER_*
+    "sentinel": (
+        InfoField(
+            "sentinel_masters",
+            _redis_gauge("redis_sentinel_masters", "Masters this Sentinel watches."),
+        ),
+        InfoField("sentinel_tilt", _redis_gauge("redis_sentinel_tilt", "1 while in TILT mode.")),
+        InfoField(
+            "sentinel_running_scripts",
+            _redis_gauge("redis_sentinel_running_scripts", "Scripts running now."),
+        ),
+        InfoField(
+            "sentinel_scripts_queue_length",
+            _redis_gauge("redis_sentinel_scripts_queue_length", "Scripts waiting to run."),
+        ),
+        InfoField(
+            "sentinel_simulate_failure_flags",
+            _redis_gauge("redis_sentinel_simulate_failure_flags", "Simulated failure flags."),
+        ),
+    ),
 }
+
+#: ``CONFIG GET max*`` values operators alert on (the policy is INFO's maxmemory_policy,
+#: a label of redis_instance_info)
+REDIS_CONFIG_FIELDS: tuple[InfoField, ...] = (
+    InfoField(
+        "maxclients",
+        _redis_gauge("redis_config_maxclients", "maxclients setting (CONFIG GET)."),
+    ),
+    InfoField(
+        "maxmemory",
+        _redis_gauge("redis_config_maxmemory", "maxmemory setting in bytes (CONFIG GET)."),
+    ),
+)
+
+# --- replication with labels (as the Go exporter labels them) ---------------------
+_MASTER_LINK = ("instance", "master_host", "master_port")
+#: a replica's view of its master (INFO replication of a replica)
+REDIS_MASTER_LINK_UP = MetricSpec(
+    "redis_master_link_up", "gauge", "1 if the replica's link to its master is up.", _MASTER_LINK
+)
+REDIS_MASTER_LAST_IO = MetricSpec(
+    "redis_master_last_io_seconds_ago",
+    "gauge",
+    "Seconds since the replica last heard from its master (-1 when unlinked).",
+    _MASTER_LINK,
+)
+REDIS_MASTER_SYNC_IN_PROGRESS = MetricSpec(
+    "redis_master_sync_in_progress", "gauge", "1 while the replica syncs.", _MASTER_LINK
+)
+REDIS_SLAVE_REPL_OFFSET = MetricSpec(
+    "redis_slave_repl_offset", "gauge", "Replication offset the replica has.", _MASTER_LINK
+)
+REDIS_SLAVE_INFO = MetricSpec(
+    "redis_slave_info",
+    "gauge",
+    "A replica's master and whether it is read-only (always 1).",
+    (*_MASTER_LINK, "read_only"),
+)
+#: replica fields of INFO replication -> the families above
+REDIS_REPLICA_FIELDS: tuple[InfoField, ...] = (
+    InfoField("master_link_status", REDIS_MASTER_LINK_UP),  # "up" -> 1
+    InfoField("master_last_io_seconds_ago", REDIS_MASTER_LAST_IO),
+    InfoField("master_sync_in_progress", REDIS_MASTER_SYNC_IN_PROGRESS),
+    InfoField("slave_repl_offset", REDIS_SLAVE_REPL_OFFSET),
+)
+_CONNECTED_SLAVE = ("instance", "slave_ip", "slave_port", "slave_state")
+#: a master's view of each replica (``slaveN:ip=..,port=..,state=..,offset=..,lag=..``)
+REDIS_CONNECTED_SLAVE_OFFSET = MetricSpec(
+    "redis_connected_slave_offset_bytes",
+    "gauge",
+    "Replication offset each replica acknowledged.",
+    _CONNECTED_SLAVE,
+)
+REDIS_CONNECTED_SLAVE_LAG = MetricSpec(
+    "redis_connected_slave_lag_seconds",
+    "gauge",
+    "Seconds since each replica last acknowledged.",
+    _CONNECTED_SLAVE,
+)
+
+# --- Sentinel's view of its masters (exporter/collectors/sentinel.py) ---------------
+_SENTINEL_MASTER = ("instance", "master_name", "master_address")
+REDIS_SENTINEL_MASTER_STATUS = MetricSpec(
+    "redis_sentinel_master_status",
+    "gauge",
+    "1 if Sentinel sees the master ok; its status word is a label.",
+    (*_SENTINEL_MASTER, "master_status"),
+)
+REDIS_SENTINEL_MASTER_SLAVES = MetricSpec(
+    "redis_sentinel_master_slaves", "gauge", "Replicas Sentinel knows.", _SENTINEL_MASTER
+)
+REDIS_SENTINEL_MASTER_SENTINELS = MetricSpec(
+    "redis_sentinel_master_sentinels",
+    "gauge",
+    "Sentinels watching the master (this one included).",
+    _SENTINEL_MASTER,
+)
+REDIS_SENTINEL_MASTER_OK_SLAVES = MetricSpec(
+    "redis_sentinel_master_ok_slaves",
+    "gauge",
+    "Replicas not flagged down (SENTINEL REPLICAS).",
+    _SENTINEL_MASTER,
+)
+REDIS_SENTINEL_MASTER_OK_SENTINELS = MetricSpec(
+    "redis_sentinel_master_ok_sentinels",
+    "gauge",
+    "Sentinels not flagged down, this one included (SENTINEL SENTINELS).",
+    _SENTINEL_MASTER,
+)
+#: ``SENTINEL MASTERS`` field -> family (ms values converted: names in base units
+#: where the Go exporter's carry milliseconds)
+REDIS_SENTINEL_MASTER_FIELDS: tuple[InfoField, ...] = (
+    InfoField(
+        "quorum",
+        MetricSpec(
+            "redis_sentinel_master_setting_ckquorum",
+            "gauge",
+            "Sentinels that must agree the master is down.",
+            _SENTINEL_MASTER,
+        ),
+    ),
+    InfoField(
+        "failover-timeout",
+        MetricSpec(
+            "redis_sentinel_master_setting_failover_timeout_seconds",
+            "gauge",
+            "failover-timeout setting.",
+            _SENTINEL_MASTER,
+        ),
+        "msec",
+    ),
+    InfoField(
+        "parallel-syncs",
+        MetricSpec(
+            "redis_sentinel_master_setting_parallel_syncs",
+            "gauge",
+            "Replicas reconfigured at once after a failover.",
+            _SENTINEL_MASTER,
+        ),
+    ),
+    InfoField(
+        "down-after-milliseconds",
+        MetricSpec(
+            "redis_sentinel_master_setting_down_after_seconds",
+            "gauge",
+            "down-after-milliseconds setting, in seconds.",
+            _SENTINEL_MASTER,
+        ),
+        "msec",
+    ),
+    InfoField(
+        "config-epoch",
+        MetricSpec(
+            "redis_sentinel_master_config_epoch",
+            "gauge",
+            "Config epoch of the master (grows on each failover).",
+            _SENTINEL_MASTER,
+        ),
+    ),
+    InfoField(
+        "last-ok-ping-reply",
+        MetricSpec(
+            "redis_sentinel_master_last_ok_ping_reply_seconds",
+            "gauge",
+            "Seconds since the master last answered a PING.",
+            _SENTINEL_MASTER,
+        ),
+        "msec",
+    ),
+)
+REDIS_SENTINEL_METRICS: tuple[MetricSpec, ...] = (
+    REDIS_SENTINEL_MASTER_STATUS,
+    REDIS_SENTINEL_MASTER_SLAVES,
+    REDIS_SENTINEL_MASTER_SENTINELS,
+    REDIS_SENTINEL_MASTER_OK_SLAVES,
+    REDIS_SENTINEL_MASTER_OK_SENTINELS,
+    *(f.spec for f in REDIS_SENTINEL_MASTER_FIELDS),
+)
 
 REDIS_COMMANDS = MetricSpec(
     "redis_commands_total", "counter", "Calls per command (INFO commandstats).", ("instance", "cmd")
@@ -514,11 +893,12 @@ REDIS_KEYSPACE: tuple[InfoField, ...] = (
     ),
 )
 #: INFO server/replication/memory strings carried as labels of a constant-1 gauge
-REDIS_INSTANCE_INFO_FIELDS = ("redis_version", "redis_mode", "role", "maxmemory_policy")
+#: (tcp_port as the Go exporter's: which node is master behind Sentinel or in a cluster)
+REDIS_INSTANCE_INFO_FIELDS = ("redis_version", "redis_mode", "role", "maxmemory_policy", "tcp_port")
 REDIS_INSTANCE_INFO = MetricSpec(
     "redis_instance_info",
     "gauge",
-    "Version, mode, role and eviction policy of the Redis server (always 1).",
+    "Version, mode, role, eviction policy and port of the Redis server (always 1).",
     ("instance", *REDIS_INSTANCE_INFO_FIELDS),
 )
 
@@ -531,6 +911,12 @@ REDIS_METRICS: tuple[MetricSpec, ...] = (
     REDIS_ERRORS,
     *(f.spec for f in REDIS_KEYSPACE),
     REDIS_INSTANCE_INFO,
+    *(f.spec for f in REDIS_REPLICA_FIELDS),
+    REDIS_SLAVE_INFO,
+    REDIS_CONNECTED_SLAVE_OFFSET,
+    REDIS_CONNECTED_SLAVE_LAG,
+    *(f.spec for f in REDIS_CONFIG_FIELDS),
+    *REDIS_SENTINEL_METRICS,
 )
 #: values of ``error`` on cache_exporter_last_scrape_error: a class, never a message
 SCRAPE_ERROR_CLASSES = ("connection", "timeout", "auth", "response", "parse", "other")
@@ -615,7 +1001,8 @@ NOTIFICATION_LAG = MetricSpec(
 #: values of ``collector`` on the cache_exporter_collector_* families: the background workers
 COLLECTOR_KEYSPACE_SAMPLER = "keyspace_sampler"
 COLLECTOR_EVICTIONS = "evictions"
-COLLECTORS = (COLLECTOR_KEYSPACE_SAMPLER, COLLECTOR_EVICTIONS)
+COLLECTOR_CDN_LOGS = "cdn_logs"
+COLLECTORS = (COLLECTOR_KEYSPACE_SAMPLER, COLLECTOR_EVICTIONS, COLLECTOR_CDN_LOGS)
 COLLECTOR_UP = MetricSpec(
     "cache_exporter_collector_up",
     "gauge",
@@ -635,6 +1022,13 @@ COLLECTOR_LAST_ERROR = MetricSpec(
     "cache_exporter_last_scrape_error) is the label.",
     ("instance", "collector", "error"),
 )
+REDIS_CONFIG_UP = MetricSpec(
+    "cache_exporter_redis_config_up",
+    "gauge",
+    "1 if CONFIG GET answered on the last scrape; 0 when it is renamed, disabled or "
+    "refused (redis_config_* are then absent, the scrape goes on).",
+    ("instance",),
+)
 INFO_FIELDS_SKIPPED = MetricSpec(
     "cache_exporter_info_fields_skipped_total",
     "counter",
@@ -647,4 +1041,128 @@ SERIES_DROPPED = MetricSpec(
     "INFO-derived series left out, or folded into the family's overflow series, "
     "because the family reached its cap; family is the metric name.",
     ("instance", "family"),
+)
+
+
+# --- Redis Cluster and many /scrape targets (exporter/collectors/cluster.py, targets.py) ---
+# CLUSTER INFO fields, read from every node whose INFO says cluster_enabled:1; names are
+# the Go redis_exporter's (its cluster_* map), ``cluster_state`` ok -> 1.
+
+REDIS_CLUSTER_INFO_FIELDS: tuple[InfoField, ...] = (
+    InfoField(
+        "cluster_state",
+        _redis_gauge("redis_cluster_state", "1 if this node sees the cluster as ok."),
+        "status",
+    ),
+    InfoField(
+        "cluster_slots_assigned",
+        _redis_gauge("redis_cluster_slots_assigned", "Slots bound to a node."),
+    ),
+    InfoField(
+        "cluster_slots_ok", _redis_gauge("redis_cluster_slots_ok", "Slots of nodes that are up.")
+    ),
+    InfoField(
+        "cluster_slots_pfail",
+        _redis_gauge("redis_cluster_slots_pfail", "Slots of nodes this node suspects down."),
+    ),
+    InfoField(
+        "cluster_slots_fail",
+        _redis_gauge("redis_cluster_slots_fail", "Slots of nodes the cluster agrees are down."),
+    ),
+    InfoField(
+        "cluster_known_nodes", _redis_gauge("redis_cluster_known_nodes", "Nodes this node knows.")
+    ),
+    InfoField(
+        "cluster_size",
+        _redis_gauge("redis_cluster_size", "Masters serving at least one slot."),
+    ),
+    InfoField(
+        "cluster_current_epoch",
+        _redis_gauge("redis_cluster_current_epoch", "The cluster's current epoch."),
+    ),
+    InfoField(
+        "cluster_my_epoch", _redis_gauge("redis_cluster_my_epoch", "This node's config epoch.")
+    ),
+    InfoField(
+        "cluster_stats_messages_sent",
+        _redis_counter("redis_cluster_messages_sent_total", "Cluster-bus messages sent."),
+    ),
+    InfoField(
+        "cluster_stats_messages_received",
+        _redis_counter("redis_cluster_messages_received_total", "Cluster-bus messages received."),
+    ),
+)
+#: roles of a cluster node as discovered (CLUSTER NODES' master / slave flags)
+CLUSTER_ROLES = ("master", "replica")
+#: what CLUSTER NODES says of a node's health: ok, suspected (pfail) or agreed down (fail)
+CLUSTER_NODE_STATES = ("ok", "pfail", "fail")
+REDIS_CLUSTER_NODE = MetricSpec(
+    "redis_cluster_node_info",
+    "gauge",
+    "One series per discovered cluster node (always 1): its role, its master's address "
+    "(replicas; empty for masters) and its state as CLUSTER NODES reports it.",
+    ("instance", "role", "master_instance", "state"),
+)
+CLUSTER_NODES = MetricSpec(
+    "cache_exporter_cluster_nodes",
+    "gauge",
+    "Cluster nodes discovered, per role (instance is the seed address).",
+    ("instance", "role"),
+)
+CLUSTER_DISCOVERIES = MetricSpec(
+    "cache_exporter_cluster_discoveries_total",
+    "counter",
+    "Reads of the cluster's topology (CLUSTER NODES), periodic or after a failure or a "
+    "role change; result is ok or error.",
+    ("instance", "result"),
+)
+CLUSTER_NODES_DROPPED = MetricSpec(
+    "cache_exporter_cluster_nodes_dropped",
+    "gauge",
+    "Nodes of the last topology left unscraped: over the node cap, or lines of CLUSTER "
+    "NODES that did not parse.",
+    ("instance",),
+)
+SCRAPE_TARGETS_LIVE = MetricSpec(
+    "cache_exporter_scrape_targets_live",
+    "gauge",
+    "/scrape targets with a running keyspace sampler and eviction tracker.",
+)
+SCRAPE_TARGETS_MAX = MetricSpec(
+    "cache_exporter_scrape_targets_max",
+    "gauge",
+    "Most /scrape targets with background workers at once (--scrape-max-targets).",
+)
+SCRAPE_TARGETS_REFUSED = MetricSpec(
+    "cache_exporter_scrape_targets_refused_total",
+    "counter",
+    "/scrape requests served without per-type families because every target slot was "
+    "taken (their INFO view is still served).",
+)
+SCRAPE_TARGETS_EXPIRED = MetricSpec(
+    "cache_exporter_scrape_targets_expired_total",
+    "counter",
+    "/scrape targets whose background workers were stopped after going unscraped for "
+    "--scrape-target-idle seconds.",
+)
+SCRAPE_TARGET_WORKERS = MetricSpec(
+    "cache_exporter_scrape_target_workers",
+    "gauge",
+    "In a /scrape response: 1 if this target has background workers (per-type "
+    "families), 0 if the target cap refused them.",
+    ("instance",),
+)
+CLUSTER_METRICS: tuple[MetricSpec, ...] = (
+    *(f.spec for f in REDIS_CLUSTER_INFO_FIELDS),
+    REDIS_CLUSTER_NODE,
+    CLUSTER_NODES,
+    CLUSTER_DISCOVERIES,
+    CLUSTER_NODES_DROPPED,
+)
+SCRAPE_TARGET_METRICS: tuple[MetricSpec, ...] = (
+    SCRAPE_TARGETS_LIVE,
+    SCRAPE_TARGETS_MAX,
+    SCRAPE_TARGETS_REFUSED,
+    SCRAPE_TARGETS_EXPIRED,
+    SCRAPE_TARGET_WORKERS,
 )

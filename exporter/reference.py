@@ -45,8 +45,13 @@ def all_metric_specs() -> list[MetricSpec]:
 def _origin(spec: MetricSpec) -> str:
     names = {m.name for m in metrics.CLIENT_METRICS}
     exporter_names = {m.name for m in metrics.EXPORTER_CACHE_METRICS}
+    middleware_names = {m.name for m in metrics.MIDDLEWARE_METRICS}
     if spec.name in names and spec.name in exporter_names:
-        return "client (layer=redis), exporter (layer=postgres)"
+        return (
+            "client (layer=redis), exporter (layer=postgres, cdn), ASGI middleware (layer=browser)"
+        )
+    if spec.name in middleware_names:
+        return "ASGI middleware (exporter.asgi)"
     return "client" if spec.name in names else "exporter"
 
 
@@ -79,11 +84,25 @@ def render_metrics() -> str:
         f"- `operation`: {', '.join(f'`{v}`' for v in metrics.OPERATIONS)}",
         f"- `error`: {', '.join(f'`{v}`' for v in metrics.ERROR_CLASSES)}",
         f"- `reason`: {', '.join(f'`{v}`' for v in metrics.EVICTION_REASONS)}",
+        '- `type` on the HTTP layers (`layer="cdn"`, `layer="browser"`, '
+        f"`{metrics.CACHE_POLICY_VIOLATIONS.name}`): the path classes of `--path-classes` "
+        f"(default `api`, `asset`, `html`) plus `{metrics.TYPE_OTHER}`",
+        f"- `route`: route templates of the app (at most 256), `{metrics.ROUTE_UNMATCHED}`, "
+        f"`{metrics.ROUTE_OTHER}`; `method`: {', '.join(f'`{v}`' for v in metrics.HTTP_METHODS)}, "
+        f"`{metrics.METHOD_OTHER}`; `status_class`: "
+        f"{', '.join(f'`{v}`' for v in metrics.STATUS_CLASSES)}; `cached`: `true`, `false`",
+        f"- `rule`: {', '.join(f'`{v}`' for v in metrics.POLICY_RULES)}",
+        f"- `format`: {', '.join(f'`{v}`' for v in metrics.CDN_FORMATS)}; `outcome` "
+        f"(lines): {', '.join(f'`{v}`' for v in metrics.CDN_LINE_OUTCOMES)}",
         "",
         "## Latency buckets\n",
         "`cache_latency_seconds`: "
         + ", ".join(f"{b:g}" for b in metrics.LATENCY_BUCKETS)
         + " (seconds; 0.01 is the SLO threshold).",
+        "",
+        f"`{metrics.API_LATENCY.name}`: "
+        + ", ".join(f"{b:g}" for b in metrics.API_LATENCY_BUCKETS)
+        + " (seconds; 0.2 is ADR-004's API p95 target).",
         "",
     ]
     return "\n".join(lines)

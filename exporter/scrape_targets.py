@@ -62,6 +62,8 @@ def parse_target(text: str) -> Target:
     from redis.connection import parse_url  # here: the rule generators never need redis
 
     parts = urlsplit(text)
+    if parts.scheme not in ("redis", "rediss", "unix"):  # redis+sentinel: --redis-url only
+        raise ValueError("a redis://, rediss:// or unix:// URL (Sentinel: use --redis-url)")
     names = [name for name, _ in parse_qsl(parts.query, keep_blank_values=True)]
     other = sorted({n for n in names if n not in TARGET_QUERY})
     if other:

@@ -9,7 +9,12 @@ is told to, so by default it reaches only the Redis of ``--redis-url``:
 ``--scrape-allow`` names what else it may reach (``none`` turns it off; see
 :mod:`exporter.scrape_targets`), and basic auth or a bearer token limits who may
 ask.  Scrape work runs in the thread pool, bounded by socket timeouts, so a slow
-Redis never blocks the server.
+Redis never blocks the server.  A target's first ``/scrape`` also starts its own
+keyspace sampler and eviction tracker (per-type families), stopped once it goes
+unscraped for ``--scrape-target-idle`` and capped by ``--scrape-max-targets``
+(:mod:`exporter.collectors.targets`).  With ``--cluster``, ``/metrics`` covers
+every node of the Redis Cluster that ``--redis-url`` belongs to
+(:mod:`exporter.collectors.cluster`).
 
 Series carry ``instance`` = the Redis host:port; scrape this exporter with
 ``honor_labels: true`` so Prometheus keeps it (otherwise it becomes
@@ -27,23 +32,31 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
 
 from exporter import config
+from exporter.collectors._merge import Merged
+from exporter.collectors.cluster import ClusterCollector
 from exporter.collectors.evictions import EvictionTracker
 from exporter.collectors.health import WorkerHealth
 from exporter.collectors.keyspace_sampler import KeyspaceSampler
 from exporter.collectors.redis_info import ErrorCounts, RedisInfoCollector, error_class
+from exporter.collectors.targets import TargetWorkers, Worker
 from exporter.config import ConfigError, Settings
 from exporter.http_limits import ACCEPT_BATCH, ConnectionLimits, connection_cap
 from exporter.logs import protect_root_handlers, uvicorn_log_config
 from exporter.redaction import redact_dsn
 from exporter.scrape_targets import Target, allowed, parse_target
 from exporter.slo import SLOError
+
+if TYPE_CHECKING:
+    from exporter.collectors.cdn_logs import CdnLogCollector
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +95,54 @@ def _background_collectors(settings: Settings) -> list[KeyspaceSampler | Evictio
             collect_timeout=_budget(settings, "evictions"),
         ),
     ]
+
+
+def _target_workers(settings: Settings, target: Target) -> list[Worker]:
+    """A /scrape target's sampler and eviction tracker, as the main Redis has them."""
+    return [
+        KeyspaceSampler(
+            target.url,
+            settings.slo,
+            instance=target.address,
+            redis_kwargs=target.credentials(),
+            **settings.sampler,
+        ),
+        EvictionTracker(
+            target.url,
+            settings.slo,
+            instance=target.address,
+            redis_kwargs=target.credentials(),
+            configure_notifications=settings.configure_notifications,
+            collect_timeout=_budget(settings, "evictions"),
+        ),
+    ]
+
+
+def _main_collectors(
+    settings: Settings, background: bool
+) -> tuple[RedisInfoCollector | ClusterCollector, list[KeyspaceSampler | EvictionTracker]]:
+    """What /metrics serves about --redis-url: one node's INFO and its workers, or with
+    --cluster every node's (the cluster collector runs its own workers)."""
+    url, kwargs = settings.redis_target
+    if settings.cluster:
+        cluster = ClusterCollector(
+            url,
+            settings.slo,
+            instance=settings.instance,
+            timeout=_redis_timeout(settings),
+            redis_kwargs=kwargs,
+            refresh=settings.cluster_refresh,
+            background=background,
+            sample_replicas=settings.cluster_sample_replicas,
+            sampler=dict(settings.sampler),
+            configure_notifications=settings.configure_notifications,
+            evictions_timeout=_budget(settings, "evictions"),
+        )
+        return cluster, []
+    info = RedisInfoCollector(
+        url, instance=settings.instance, timeout=_redis_timeout(settings), redis_kwargs=kwargs
+    )
+    return info, _background_collectors(settings) if background else []
 
 
 def _authorized(settings: Settings, request: Request) -> bool:
@@ -146,33 +207,62 @@ Prometheus that evaluates the generated rules.</p>
 
 def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     """The exporter's app; ``background=False`` leaves out the sampler threads."""
-    url, kwargs = settings.redis_target
-    info = RedisInfoCollector(
-        url, instance=settings.instance, timeout=_redis_timeout(settings), redis_kwargs=kwargs
+    info, extra = _main_collectors(settings, background)
+    targets: TargetWorkers[Target] = TargetWorkers(
+        lambda target: _target_workers(settings, target),
+        max_targets=settings.scrape_max_targets,
+        idle_timeout=settings.scrape_target_idle,
     )
     registry = CollectorRegistry()
     registry.register(info)
     ProcessCollector(registry=registry)
+    #: collectors that both yield cache_hits_total/cache_misses_total (other layers)
+    layers: list[Collector] = []
     if settings.postgres_dsn:
         from exporter.collectors.postgres import PostgresCollector
 
-        registry.register(
+        layers.append(
             PostgresCollector(settings.postgres_dsn, timeout=_budget(settings, "postgres"))
         )
-    extra = _background_collectors(settings) if background else []
+    workers: list[KeyspaceSampler | EvictionTracker | CdnLogCollector] = []
+    if settings.cdn_logs and settings.cdn_state_file is not None:
+        from exporter.collectors.cdn_logs import CdnLogCollector, Source
+
+        cdn = CdnLogCollector(
+            [Source(fmt, path) for fmt, path in settings.cdn_logs],  # type: ignore[arg-type]
+            settings.cdn_state_file,
+            settings.path_classes,
+            instance=settings.instance,
+            interval=settings.cdn_poll_interval,
+        )
+        layers.append(cdn)
+        workers.append(cdn)
+    if layers:  # one family per name in a registry
+        registry.register(Merged(layers) if len(layers) > 1 else layers[0])
+    if background and settings.scrape_allow != ():
+        registry.register(targets)
     for collector in extra:
         registry.register(collector)
-    if extra:  # one family per name in a registry: the workers' health is served together
-        registry.register(WorkerHealth(extra))
+    workers = [*extra, *workers] if background else []
+    cluster = info if isinstance(info, ClusterCollector) else None
+    if workers or (cluster and background):
+        # one family per name in a registry: every worker's health is served together,
+        # the cluster's as its nodes come and go
+        registry.register(WorkerHealth(lambda: [*workers, *(cluster.workers() if cluster else ())]))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        for collector in extra:
+        if cluster is not None:
+            cluster.start()  # the topology, and the workers of every node
+        for collector in workers:
             collector.start()
+        if background:
+            targets.start()
         try:
             yield
         finally:
-            for collector in extra:
+            targets.stop()
+            for collector in workers:
                 collector.stop()
             info.close()
 
@@ -270,6 +360,8 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         )
         one_off = CollectorRegistry()
         one_off.register(collector)
+        if background:  # the per-type families, from workers that outlive this request
+            one_off.register(targets.view(checked, checked.address))
         try:
             return _exposition(one_off, request.headers.get("accept", ""))
         finally:

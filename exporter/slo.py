@@ -191,6 +191,8 @@ class Service:
     #: equality matchers selecting the exporter's series (Redis, evictions, health)
     exporter: tuple[tuple[str, str], ...] = (("job", DEFAULT_EXPORTER_JOB),)
     group_by: tuple[str, ...] = ()
+    #: where the alerts' runbooks live (``<base><AlertName>.md``); None: not set here
+    runbook_base_url: str | None = None
 
     @property
     def app_selector(self) -> str:
@@ -293,6 +295,14 @@ SLO_FIELDS: tuple[FieldDoc, ...] = (
         f"job: {DEFAULT_EXPORTER_JOB}",
         "Equality matchers selecting the exporter's redis_* and per-type series "
         "(generate --exporter-job overrides job).",
+    ),
+    FieldDoc(
+        "service.runbook_base_url",
+        "http(s) URL",
+        False,
+        "a placeholder (generate warns)",
+        "Prefix of every alert's runbook_url (<base><AlertName>.md); "
+        "generate --runbook-base-url overrides it.",
     ),
     FieldDoc(
         "service.group_by",
@@ -621,7 +631,18 @@ def _service(source: str, raw: Any) -> Service:
             )
         if label in group_by[:i]:
             raise SLOError(source, f"service.group_by[{i}]", "a label not listed before", label)
-    return Service(name, app, exporter, tuple(group_by))
+    runbooks = data.get("runbook_base_url")
+    if runbooks is not None and (
+        not isinstance(runbooks, str)
+        or not re.match(r"^https?://[^\s\x00-\x1f\x7f]{1,500}$", runbooks)
+    ):
+        raise SLOError(
+            source,
+            "service.runbook_base_url",
+            "an http(s) URL such as https://wiki.example.com/runbooks/",
+            runbooks,
+        )
+    return Service(name, app, exporter, tuple(group_by), runbooks)
 
 
 class _Refused(Exception):

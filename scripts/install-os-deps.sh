@@ -15,6 +15,7 @@ declare -A NEED=(
   [docker-compose]=docker-compose
   [chromium]=chromium
   [openssl]=openssl  # test certificates for rediss://
+  [nginx]=nginx-light  # the CDN layer's self-hosted edge: proxy_cache in front of a real app
 )
 
 missing=()
@@ -42,6 +43,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 "${cmd[@]}" >/dev/null
 # Debian starts packaged daemons on install where it can; the tests start their own.
-for svc in redis-server prometheus prometheus-alertmanager postgresql prometheus-redis-exporter; do
+for svc in redis-server prometheus prometheus-alertmanager postgresql prometheus-redis-exporter nginx; do
   (command -v service >/dev/null && service "$svc" stop >/dev/null 2>&1) || true
 done

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.support.cluster import LocalCluster, local_cluster
 from tests.support.processes import RedisServer
 
 
@@ -17,6 +18,13 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """One real Redis Cluster (3 masters, 3 replicas) for the session; a test that kills
+    a node calls ``heal()`` after (see ``tests/support/cluster.py``)."""
+    yield from local_cluster(tmp_path_factory.mktemp("cluster"))
 
 
 @pytest.fixture

@@ -50,6 +50,7 @@ from typing import Any, TypeVar
 
 import redis.asyncio
 import redis.asyncio.cluster
+import redis.asyncio.sentinel
 
 from exporter.client import _async_backend as backend
 from exporter.client.core import (
@@ -72,6 +73,7 @@ from exporter.client.stampede import (
     POP_TAG_SCRIPT,
     RELEASE_SCRIPT,
 )
+from exporter.redis_urls import is_sentinel_url, parse_sentinel_url
 
 T = TypeVar("T")
 
@@ -112,6 +114,11 @@ class AsyncCacheService(ServiceCore):
     def from_url(cls, url: str, *, cluster: bool = False, **options: Any) -> AsyncCacheService:
         """Connect with short timeouts and no retries (the cache must not slow callers).
 
+        A ``redis+sentinel://host:26379/service`` URL (:mod:`exporter.redis_urls`)
+        connects to the master the Sentinels name, and every new connection asks them
+        again, so the service follows a failover (Sentinel drops the demoted master's
+        clients; calls fail soft until the new master answers).
+
         Service options (``slo``, ``registry``, ``serializer``, ``other_ttl``,
         ``breaker_*``, ``lock_*``, ``xfetch_beta``, ``prune_every``) go to the
         service; everything else to redis-py.
@@ -122,6 +129,20 @@ class AsyncCacheService(ServiceCore):
         if cluster:
             cluster_class: Any = redis.asyncio.cluster.RedisCluster
             client = cluster_class.from_url(url, **redis_opts)
+        elif is_sentinel_url(url):
+            target = parse_sentinel_url(url)
+            timeouts = {
+                k: v
+                for k, v in redis_opts.items()
+                if k in ("socket_timeout", "socket_connect_timeout")
+            }
+            sentinel_class: Any = redis.asyncio.sentinel.Sentinel
+            sentinels = sentinel_class(
+                list(target.sentinels), sentinel_kwargs={**timeouts, **target.sentinel_kwargs()}
+            )
+            client = sentinels.master_for(
+                target.service, **{**target.master_kwargs(), **redis_opts}
+            )
         else:
             client = redis.asyncio.Redis.from_url(url, **redis_opts)
         return cls(client, **service)
@@ -133,6 +154,11 @@ class AsyncCacheService(ServiceCore):
         await self._renewer.stop()
         self._rec.flush()
         await self.redis.aclose()
+        # through Sentinel: the clients of the Sentinels themselves
+        pool = getattr(self.redis, "connection_pool", None)  # a RedisCluster has none
+        manager = getattr(pool, "sentinel_manager", None)
+        for sentinel in getattr(manager, "sentinels", ()):
+            await sentinel.aclose()
 
     # --- plumbing -------------------------------------------------------------------
 

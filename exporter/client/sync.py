@@ -52,6 +52,7 @@ from typing import Any, TypeVar
 
 import redis
 import redis.cluster
+import redis.sentinel
 
 from exporter.client import _sync_backend as backend
 from exporter.client.core import (
@@ -74,6 +75,7 @@ from exporter.client.stampede import (
     POP_TAG_SCRIPT,
     RELEASE_SCRIPT,
 )
+from exporter.redis_urls import is_sentinel_url, parse_sentinel_url
 
 T = TypeVar("T")
 
@@ -112,6 +114,11 @@ class CacheService(ServiceCore):
     def from_url(cls, url: str, *, cluster: bool = False, **options: Any) -> CacheService:
         """Connect with short timeouts and no retries (the cache must not slow callers).
 
+        A ``redis+sentinel://host:26379/service`` URL (:mod:`exporter.redis_urls`)
+        connects to the master the Sentinels name, and every new connection asks them
+        again, so the service follows a failover (Sentinel drops the demoted master's
+        clients; calls fail soft until the new master answers).
+
         Service options (``slo``, ``registry``, ``serializer``, ``other_ttl``,
         ``breaker_*``, ``lock_*``, ``xfetch_beta``, ``prune_every``) go to the
         service; everything else to redis-py.
@@ -122,6 +129,20 @@ class CacheService(ServiceCore):
         if cluster:
             cluster_class: Any = redis.cluster.RedisCluster
             client = cluster_class.from_url(url, **redis_opts)
+        elif is_sentinel_url(url):
+            target = parse_sentinel_url(url)
+            timeouts = {
+                k: v
+                for k, v in redis_opts.items()
+                if k in ("socket_timeout", "socket_connect_timeout")
+            }
+            sentinel_class: Any = redis.sentinel.Sentinel
+            sentinels = sentinel_class(
+                list(target.sentinels), sentinel_kwargs={**timeouts, **target.sentinel_kwargs()}
+            )
+            client = sentinels.master_for(
+                target.service, **{**target.master_kwargs(), **redis_opts}
+            )
         else:
             client = redis.Redis.from_url(url, **redis_opts)
         return cls(client, **service)
@@ -133,6 +154,11 @@ class CacheService(ServiceCore):
         self._renewer.stop()
         self._rec.flush()
         self.redis.close()
+        # through Sentinel: the clients of the Sentinels themselves
+        pool = getattr(self.redis, "connection_pool", None)  # a RedisCluster has none
+        manager = getattr(pool, "sentinel_manager", None)
+        for sentinel in getattr(manager, "sentinels", ()):
+            sentinel.close()
 
     # --- plumbing -------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 import redis
+import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -16,6 +17,7 @@ from exporter.collectors.health import (
     RepeatFilter,
     failure_reason,
 )
+from exporter.redis_urls import is_sentinel_url, parse_sentinel_url
 from exporter.slo import SLO
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,8 @@ def connection_pool(
         "retry": Retry(NoBackoff(), 0),  # the collectors' threads retry on their own schedule
         **(redis_kwargs or {}),
     }
+    if is_sentinel_url(url):
+        return sentinel_pool(url, kwargs, db=db)
     pool = redis.ConnectionPool.from_url(url, **kwargs)
     if db is None or db == pool.connection_kwargs.get("db", 0):
         return pool
@@ -49,6 +53,26 @@ def connection_pool(
     connection_class = pool.connection_class
     pool.disconnect()
     return redis.ConnectionPool(connection_class=connection_class, **options)
+
+
+def sentinel_pool(
+    url: str, kwargs: dict[str, Any], *, db: int | None = None
+) -> redis.sentinel.SentinelConnectionPool:
+    """A pool whose every new connection asks the Sentinels for the current master, so
+    a failover is followed at the next connection (Sentinel drops the clients of a
+    demoted master, so that is the next command).  ``kwargs`` are the master's
+    connection options; the Sentinels get the same timeouts and their own credentials."""
+    target = parse_sentinel_url(url)
+    timeouts = {k: kwargs[k] for k in ("socket_timeout", "socket_connect_timeout") if k in kwargs}
+    manager = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+        list(target.sentinels), sentinel_kwargs={**timeouts, **target.sentinel_kwargs()}
+    )
+    options = {**target.master_kwargs(), **kwargs}
+    if db is not None:
+        options["db"] = db
+    return redis.sentinel.SentinelConnectionPool(  # type: ignore[no-untyped-call]
+        target.service, manager, **options
+    )
 
 
 def client(pool: redis.ConnectionPool) -> Any:

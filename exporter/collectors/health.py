@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 import redis
@@ -203,8 +203,9 @@ class Supervised(Protocol):
 class WorkerHealth(Collector):
     """``cache_exporter_collector_{up,restarts_total,last_error}`` of background workers."""
 
-    def __init__(self, workers: Iterable[Supervised]) -> None:
-        self._workers = list(workers)
+    def __init__(self, workers: Iterable[Supervised] | Callable[[], Iterable[Supervised]]) -> None:
+        """``workers``, or a function giving the current ones (a cluster's change)."""
+        self._workers = workers if callable(workers) else list(workers)
 
     def describe(self) -> Iterator[Metric]:
         for spec in (COLLECTOR_UP, COLLECTOR_RESTARTS, COLLECTOR_LAST_ERROR):
@@ -214,7 +215,8 @@ class WorkerHealth(Collector):
         up = COLLECTOR_UP.new_family()
         restarts = COLLECTOR_RESTARTS.new_family()
         last = COLLECTOR_LAST_ERROR.new_family()
-        for worker in self._workers:
+        workers = self._workers() if callable(self._workers) else self._workers
+        for worker in workers:
             me, is_up, count, error_labels, failing = worker.health.samples(worker.running)
             up.add_metric(me, is_up)
             restarts.add_metric(me, count)

@@ -181,6 +181,24 @@ def percentile(name: str) -> float | None:
     return value if value is not None and 0.0 <= value <= 100.0 else None
 
 
+def pairs(text: str) -> dict[str, str]:
+    """``ip=10.0.0.2,port=6379,state=online`` -> ``{"ip": "10.0.0.2", ...}``: the
+    ``slaveN`` lines of a master and the ``masterN`` lines of a Sentinel, whose values
+    are words as well as numbers.  Parts without ``=`` are left out."""
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if sep and key:
+            out[key] = value
+    return out
+
+
+def label_text(value: str, most: int = 100) -> str:
+    """A value Redis returned, fit to be a label value: printable characters only,
+    at most ``most`` of them (a host name, a replica state, a Sentinel's master name)."""
+    return "".join(ch for ch in value[: most * 2] if ch.isprintable())[:most]
+
+
 def _records(text: str, latency: bool = False) -> tuple[dict[str, float], bool]:
     """``calls=1,usec=16`` -> ``({"calls": 1.0, "usec": 16.0}, complete)``; records that
     do not parse are left out and ``complete`` is False."""

@@ -47,17 +47,22 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from exporter import metrics
+from exporter.collectors import sentinel
 from exporter.collectors._deadline import Deadline, DeadlineExceeded
+from exporter.collectors._redis import sentinel_pool
 from exporter.collectors.health import RepeatFilter
 from exporter.collectors.health import error_class as error_class
 from exporter.collectors.info_parser import (
     InfoParseError,
     Records,
     RedisInfo,
+    label_text,
     number,
+    pairs,
     parse_info,
 )
 from exporter.metrics import InfoUnit
+from exporter.redis_urls import is_sentinel_url
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +101,9 @@ MAX_QUANTILES = 16
 MAX_NAME_CHARS = 100
 #: longest value of a redis_instance_info label (longer ones are cut)
 MAX_INFO_LABEL_CHARS = 100
+#: replicas reported per master (``slaveN`` lines; offsets and lags do not sum, so
+#: past the cap they are dropped and counted)
+MAX_REPLICAS = 64
 OVERFLOW_CMD = "other"
 OVERFLOW_DB = "other"
 OVERFLOW_ERROR_PREFIX = "OTHER"
@@ -211,6 +219,79 @@ def _record_families(
             yield family
 
 
+def _slave_number(name: str) -> tuple[int, str]:
+    return (int(name[5:]), name) if name[5:].isdigit() else (1 << 62, name)
+
+
+def replication_metrics(info: RedisInfo, instance: str, tally: Tally) -> Iterator[Metric]:
+    """The labelled replication families, as the Go exporter labels them: a replica's
+    link to its master (``master_host``, ``master_port``) and a master's replicas
+    (``slave_ip``, ``slave_port``, ``slave_state``; at most :data:`MAX_REPLICAS`)."""
+    replication = info.fields.get("replication", {})
+    if replication.get("role") == "slave":
+        link = [
+            instance,
+            label_text(replication.get("master_host", "")),
+            label_text(replication.get("master_port", "")),
+        ]
+        for item in metrics.REDIS_REPLICA_FIELDS:
+            raw = replication.get(item.field)
+            if raw is None:
+                continue
+            value = (
+                float(raw.strip() == "up") if item.field == "master_link_status" else number(raw)
+            )
+            if value is None:
+                tally.skipped += 1
+                continue
+            family = item.spec.new_family()
+            family.add_metric(link, value)
+            yield family
+        read_only = replication.get("slave_read_only", replication.get("replica_read_only", ""))
+        family = metrics.REDIS_SLAVE_INFO.new_family()
+        family.add_metric([*link, label_text(read_only)], 1.0)
+        yield family
+    lines = sorted(
+        (name for name in replication if name.startswith("slave") and name[5:].isdigit()),
+        key=_slave_number,
+    )
+    offsets = metrics.REDIS_CONNECTED_SLAVE_OFFSET.new_family()
+    lags = metrics.REDIS_CONNECTED_SLAVE_LAG.new_family()
+    for name in lines[:MAX_REPLICAS]:
+        record = pairs(replication[name])
+        labels = [instance, *(label_text(record.get(k, "")) for k in ("ip", "port", "state"))]
+        offset = number(record.get("offset", ""))
+        if offset is None:
+            tally.skipped += 1
+            continue
+        offsets.add_metric(labels, offset)
+        lag = number(record.get("lag", ""))  # absent before Redis 3.0
+        if lag is not None:
+            lags.add_metric(labels, lag)
+    for spec in (metrics.REDIS_CONNECTED_SLAVE_OFFSET, metrics.REDIS_CONNECTED_SLAVE_LAG):
+        tally.dropped[spec.name] += max(0, len(lines) - MAX_REPLICAS)
+    if offsets.samples:
+        yield offsets
+    if lags.samples:
+        yield lags
+
+
+def field_metrics(
+    fields: dict[str, str], table: Iterable[metrics.InfoField], instance: str, tally: Tally
+) -> Iterator[Metric]:
+    """One ``{instance}`` family per table row present in ``fields`` (CLUSTER INFO,
+    CONFIG GET); a value that does not parse is skipped and counted."""
+    for item in table:
+        raw = fields.get(item.field)
+        value = None if raw is None else convert(raw, item.unit)
+        if value is None:
+            tally.skipped += raw is not None
+            continue
+        family = item.spec.new_family()
+        family.add_metric([instance], value)
+        yield family
+
+
 def info_metrics(info: RedisInfo, instance: str, tally: Tally | None = None) -> Iterator[Metric]:
     """Metric families for one parsed INFO reply; fields this server lacks are skipped.
 
@@ -272,8 +353,32 @@ def info_metrics(info: RedisInfo, instance: str, tally: Tally | None = None) -> 
         for name in metrics.REDIS_INSTANCE_INFO_FIELDS
     ]
     family.add_metric([instance, *details], 1.0)
+    yield from replication_metrics(info, instance, tally)
     tally.skipped += info.skipped  # lines, and record lines read (and found bad) above
     yield family
+
+
+def _text_reply(raw: Any, command: str) -> str:
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8", "replace")
+    if isinstance(raw, str):
+        return raw
+    raise InfoParseError(f"{command}: expected text, got {type(raw).__name__}")
+
+
+#: CLUSTER INFO lines read at most (Redis 7 sends about 30)
+MAX_CLUSTER_INFO_LINES = 256
+
+
+def cluster_info_fields(text: str) -> dict[str, str]:
+    """``field: value`` of a ``CLUSTER INFO`` reply; lines that are not ``name:value``
+    are ignored, and only the first :data:`MAX_CLUSTER_INFO_LINES` are read."""
+    found: dict[str, str] = {}
+    for line in text.split("\n", MAX_CLUSTER_INFO_LINES)[:MAX_CLUSTER_INFO_LINES]:
+        name, sep, value = line.partition(":")
+        if sep and name.strip():
+            found[name.strip()] = value.strip()
+    return found
 
 
 #: the largest INFO reply read (a real INFO ALL is tens of kB; past this the reply is
@@ -328,14 +433,24 @@ def _bounded_line(buffer: SocketBuffer) -> bytes:
 
 def redis_client(url: str, timeout: float, redis_kwargs: dict[str, Any] | None = None) -> Any:
     """A client whose every call fails within ``timeout`` and never retries (scrape-bound),
-    reading replies through :class:`CappedParser` (RESP2, the default protocol)."""
-    client = redis.Redis.from_url(
-        url,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
-        **(redis_kwargs or {}),
-    )
+    reading replies through :class:`CappedParser` (RESP2, the default protocol).  For a
+    ``redis+sentinel://`` URL, the current master, found through Sentinel."""
+    if is_sentinel_url(url):
+        options = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "retry": Retry(NoBackoff(), 0),
+            **(redis_kwargs or {}),
+        }
+        client = redis.Redis(connection_pool=sentinel_pool(url, options))
+    else:
+        client = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+            **(redis_kwargs or {}),
+        )
     options = client.connection_pool.connection_kwargs
     if str(options.get("protocol") or 2) == "2":
         options["parser_class"] = CappedParser
@@ -418,19 +533,23 @@ class RedisInfoCollector(Collector):
         self._timeout = timeout
         self._deadline = Deadline(f"redis {instance}")
         self._client = redis_client(redis_url, timeout, redis_kwargs)
+        self._sentinel = is_sentinel_url(redis_url)
         # keep INFO's raw text: the parser is ours, tested on captures
         self._client.set_response_callback("INFO", lambda response, **_: response)
+        self._client.set_response_callback("CLUSTER INFO", lambda response, **_: response)
         self._repeats = RepeatFilter()
 
     def describe(self) -> list[Metric]:
         """Families by name only, so registering never talks to Redis."""
         specs = (
             *metrics.REDIS_METRICS,
+            *(item.spec for item in metrics.REDIS_CLUSTER_INFO_FIELDS),
             metrics.EXPORTER_SCRAPE_DURATION,
             metrics.EXPORTER_SCRAPE_ERRORS,
             metrics.EXPORTER_LAST_SCRAPE_ERROR,
             metrics.INFO_FIELDS_SKIPPED,
             metrics.SERIES_DROPPED,
+            metrics.REDIS_CONFIG_UP,
         )
         return [
             SummaryMetricFamily(spec.family, spec.help)
@@ -449,17 +568,52 @@ class RedisInfoCollector(Collector):
             raise
 
     def _scrape(self, stop_at: float) -> tuple[list[Metric], Tally, RedisInfo]:
-        """INFO ALL, parsed and turned into families (in the deadline's helper thread)."""
-        raw = self._client.execute_command("INFO", "ALL")
-        if isinstance(raw, bytes):
-            text = raw.decode("utf-8", "replace")
-        elif isinstance(raw, str):
-            text = raw
-        else:
-            raise InfoParseError(f"INFO: expected text, got {type(raw).__name__}")
+        """INFO ALL, parsed and turned into families (in the deadline's helper thread),
+        then the follow-ups INFO calls for (:meth:`_follow_ups`).  Through Sentinel, a
+        Sentinel is asked for the master first: when it names another node, idle
+        connections are dropped, so this very scrape reads the new master (a demoted
+        or partitioned old master may still answer, and say it is master)."""
+        if self._sentinel:
+            self._client.connection_pool.get_master_address()
+        text = _text_reply(self._client.execute_command("INFO", "ALL"), "INFO")
         tally = Tally()
         info = parse_info(text, stop_at=stop_at)
-        return list(info_metrics(info, self.instance, tally)), tally, info
+        families = list(info_metrics(info, self.instance, tally))
+        try:
+            families += self._follow_ups(info, tally)
+        except (redis.RedisError, InfoParseError) as exc:  # optional: log and carry on
+            log.warning(
+                "Redis %s: reading CONFIG/CLUSTER INFO/SENTINEL after INFO failed: %s",
+                self.instance,
+                error_class(exc),
+            )
+        return families, tally, info
+
+    def _follow_ups(self, info: RedisInfo, tally: Tally) -> list[Metric]:
+        """What INFO says this server has: a Sentinel's masters (two round trips), or
+        CONFIG GET and, on a cluster node, CLUSTER INFO (one pipelined round trip)."""
+        if info.get("server", "redis_mode") == "sentinel":
+            masters, peers, dropped = sentinel.read_masters(self._client)
+            return list(
+                sentinel.sentinel_metrics(masters, peers, self.instance, dropped, tally.dropped)
+            )
+        pipe = self._client.pipeline(transaction=False)
+        pipe.execute_command("CONFIG", "GET", "max*")
+        cluster = info.get("cluster", "cluster_enabled") == "1"
+        if cluster:
+            pipe.execute_command("CLUSTER", "INFO")
+        replies = pipe.execute(raise_on_error=False)
+        config = sentinel.flat_pairs(replies[0])  # {} when CONFIG is renamed or refused
+        families = list(field_metrics(config, metrics.REDIS_CONFIG_FIELDS, self.instance, tally))
+        config_up = metrics.REDIS_CONFIG_UP.new_family()
+        config_up.add_metric([self.instance], 1.0 if config else 0.0)
+        families.append(config_up)
+        if cluster and not isinstance(replies[1], Exception):
+            fields = cluster_info_fields(_text_reply(replies[1], "CLUSTER INFO"))
+            families += field_metrics(
+                fields, metrics.REDIS_CLUSTER_INFO_FIELDS, self.instance, tally
+            )
+        return families
 
     def ping(self) -> None:
         """Raise unless Redis answers within the timeout (readiness)."""
@@ -531,3 +685,6 @@ class RedisInfoCollector(Collector):
 
     def close(self) -> None:
         self._client.close()
+        manager = getattr(self._client.connection_pool, "sentinel_manager", None)
+        for peer in getattr(manager, "sentinels", ()):
+            peer.close()

@@ -216,6 +216,7 @@ def adr_alerts(ctx: Context) -> Group:
                     ),
                 ),
                 objective=o,
+                window=w,
             )
         )
     lat = ctx.slo.latency
@@ -250,6 +251,7 @@ def adr_alerts(ctx: Context) -> Group:
                 ),
             ),
             objective=latency,
+            window=w,
         )
     )
     return Group(c.GROUP_ADR, tuple(rules))
@@ -302,6 +304,7 @@ def _burn_alert(
         comment=comment,
         objective=o,
         tier=tier,
+        window=tier.long,
     )
 
 
@@ -441,6 +444,7 @@ def operational_alerts(ctx: Context) -> Group:
         ),
         Rule(
             alert=c.ALERT_EVICTION_SURGE,
+            window=hour,
             expr=(
                 f"{ev_rate} > {number(cfg.eviction_rate_per_second_min)}\n"
                 f"and\n{ev_rate}\n> {number(cfg.eviction_surge_factor)} * "
@@ -466,6 +470,7 @@ def operational_alerts(ctx: Context) -> Group:
         ),
         Rule(
             alert=c.ALERT_CLIENT_ERRORS,
+            window=timedelta(minutes=5),
             expr=(
                 f"{sli.client_error_ratio(app, r5, by=by_op)}\n"
                 f"> {number(cfg.client_error_ratio_max)}\n"
@@ -486,6 +491,7 @@ def operational_alerts(ctx: Context) -> Group:
         ),
         Rule(
             alert=c.ALERT_SCRAPE_ERRORS,
+            window=timedelta(minutes=5),
             # per minute: a scrape fails at most once per scrape interval, and a
             # per-second rate reads as "16.67m" (milli) in the description
             expr=(f"{sli.sum_rate(scrape_errors, r5, ctx.by('instance'))} * 60 > 0"),

@@ -37,6 +37,8 @@ class Rule:
     tier: BurnTier | None = None
     #: an ``absent()`` alert's watched series: metric name and the selector it must match
     absent: tuple[str, str] | None = None
+    #: the longest range the alert reads (nominal): how much history it needs
+    window: timedelta = timedelta(0)
 
     def label(self, name: str) -> str | None:
         return dict(self.labels).get(name)

@@ -613,6 +613,111 @@ class Scenarios:
     def _budget(self, rule: Rule) -> Decimal:
         return sli.error_budget(_objective(rule).target)
 
+    # -- young data: every alert, whatever its window, stays silent on healthy traffic
+
+    def _series_values(self, per_min: float, steps: int, late: int, reset: int | None) -> str:
+        """A healthy counter: absent for ``late`` samples (a new deployment or key type),
+        then growing, and back to zero at sample ``reset`` (a pod restart)."""
+        grow = number(_round(per_min * (self.interval / timedelta(minutes=1))))
+        parts = [f"_x{late}"] if late else []
+        live = steps - late
+        if reset is None or not late < reset < steps:
+            parts.append(f"0+{grow}x{live}")
+        else:
+            parts += [f"0+{grow}x{reset - late - 1}", f"0+{grow}x{steps - reset}"]
+        return " ".join(parts)
+
+    def healthy(self, steps: int, reset: int | None = None) -> list[dict[str, str]]:
+        """Every series the rules read, healthy: each key type well inside its objective
+        (the last one new, starting a quarter of the way in), GET latency well inside,
+        Redis up with room, a steady eviction rate above the surge floor, no errors."""
+        objectives = [o.target for o in sli.objectives(self.slo)]
+        miss = min(1 - t for t in objectives) / 4
+        # a type with its own objective (if any), `other`, and the last type, new: enough
+        # to cover every kind of series; each more adds to every step of a long case
+        own = [t for t in self.slo.objectives if t != m.TYPE_ALL][:1]
+        last = self.slo.key_types[-1].name
+        types = list(dict.fromkeys([*own, m.TYPE_OTHER, last]))
+        out: list[dict[str, str]] = []
+        for type_ in types:
+            late = steps // 4 if type_ == last and len(types) > 1 else 0
+            labels = {**self.app, "layer": m.LAYER_REDIS, "type": type_}
+            for spec, share in ((m.CACHE_HITS, 1 - miss), (m.CACHE_MISSES, miss)):
+                values = self._series_values(self.busy * share, steps, late, reset)
+                out.append(series(spec.name, labels, values))
+            ev = {**self.exp, "layer": m.LAYER_REDIS, "type": type_, "reason": m.REASON_MAXMEMORY}
+            rate = float(self.config.eviction_rate_per_second_min) * 10 * 60
+            values = self._series_values(rate, steps, late, reset)
+            out.append(series(m.CACHE_EVICTIONS.name, ev, values))
+        lat = self.slo.latency
+        labels = {**self.app, "layer": m.LAYER_REDIS, "operation": lat.operation}
+        slow = (1 - lat.objective) / 4
+        for bound in (*(m.CACHE_LATENCY.buckets or ()), float("inf")):
+            share = 0.0 if bound < lat.threshold_seconds else 1 - slow
+            share = 1.0 if bound > lat.threshold_seconds else share
+            le = "+Inf" if bound == float("inf") else le_value(bound)
+            values = self._series_values(self.busy * share, steps, 0, reset)
+            out.append(series(m.CACHE_LATENCY.name + "_bucket", {**labels, "le": le}, values))
+        out.append(
+            series(
+                m.CACHE_LATENCY.name + "_count",
+                labels,
+                self._series_values(self.busy, steps, 0, reset),
+            )
+        )
+        errors = {**labels, "error": m.ERROR_CLASSES[0]}
+        out.append(series(m.CACHE_ERRORS.name, errors, self._series_values(0, steps, 0, reset)))
+        node = {**self.exp, "instance": INSTANCE}
+        out += [
+            series(m.REDIS_UP.name, node, f"1x{steps}"),
+            series("up", {**self.exp, "instance": "exporter-0:9121"}, f"1x{steps}"),
+            series(m.REDIS_MEMORY_USED.name, node, f"1000000000x{steps}"),
+            series(m.REDIS_MEMORY_MAX.name, node, f"2000000000x{steps}"),
+            series(
+                m.COLLECTOR_UP.name, {**node, "collector": m.COLLECTOR_EVICTIONS}, f"1x{steps}"
+            ),
+            series(m.EXPORTER_SCRAPE_ERRORS.name, node, self._series_values(0, steps, 0, reset)),
+        ]
+        return out
+
+    def young_data(self, names: list[str]) -> list[Case]:
+        """Fresh start, silent for two of the longest windows these alerts read (plus
+        their longest ``for:``), with a new key type a quarter of the way in and every
+        counter reset half-way through (one case: each step of it costs every rule)."""
+        rules = [r for r in self.alerts if r.alert in names]
+        longest = max(r.window for r in rules)
+        hold = max((r.for_ or timedelta(0)) for r in rules)
+        horizon = max(2 * longest + hold, timedelta(hours=1))
+        steps = self.steps(horizon) + 1
+        times = sorted(
+            {
+                t
+                for t in (*_CHECK_TIMES, horizon)
+                if self.interval < t <= horizon and t % self.interval == timedelta(0)
+            }
+        )
+        reset_at = steps // 2
+        case = self.case(
+            f"fresh start, healthy traffic, a new key type at "
+            f"{format_duration(steps // 4 * self.interval)} and a counter reset (pod restart) "
+            f"at {format_duration(reset_at * self.interval)}: every alert silent for "
+            f"{format_duration(horizon)}",
+            self.healthy(steps, reset=reset_at),
+        )
+        for at in times:
+            for name in names:
+                case.checks.append(
+                    {"eval_time": format_duration(at), "alertname": name, "exp_alerts": []}
+                )
+        return [case]
+
+
+#: when the young-data cases look (those within the case's horizon, on its steps)
+_CHECK_TIMES = tuple(
+    timedelta(minutes=x)
+    for x in (2, 5, 10, 15, 30, 45, 60, 90, 120, 360, 720, 1440, 2880, 4320, 5760, 7200, 8640)
+)
+
 
 def _objective(rule: Rule) -> sli.Objective:
     if rule.objective is None:
@@ -638,7 +743,11 @@ def render_rule_tests(
     ops_files = ([f"../{c.FILE_OPERATIONAL}"], [c.GROUP_OPERATIONAL])
     page, ticket = c.SEVERITY_PAGE, c.SEVERITY_TICKET
     families: dict[str, tuple[tuple[list[str], list[str]], timedelta, Callable[[], list[Case]]]] = {
-        "adr.test.yml": (slo_files, INTERVAL, lambda: sc.low_hit_rate() + sc.high_latency()),
+        "adr.test.yml": (
+            slo_files,
+            INTERVAL,
+            lambda: sc.low_hit_rate() + sc.high_latency(),
+        ),
         "burn-rate-page.test.yml": (
             slo_files,
             INTERVAL,
@@ -664,6 +773,16 @@ def render_rule_tests(
                 + sc.scrape_errors()
                 + sc.collector_down()
             ),
+        ),
+        # one file for every alert: the fresh start must run two of the longest windows
+        # (the 3x ticket tier's 3d), so it is sampled every 5m and reads few series
+        "young-data.test.yml": (
+            (
+                [*slo_files[0], *ops_files[0]],
+                [*slo_files[1], *ops_files[1]],
+            ),
+            LONG_INTERVAL,
+            lambda: slow.young_data(list(c.ALL_ALERTS)),
         ),
     }
     out = {}

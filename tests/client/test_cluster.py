@@ -1,10 +1,9 @@
-"""A real 3-primary Redis Cluster: multi-key operations stay correct across hash slots."""
+"""A real Redis Cluster (3 masters, 3 replicas): multi-key operations stay correct across
+hash slots, and the service follows a failover."""
 
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -20,50 +19,15 @@ from exporter.client import INVALIDATION_CHANNEL, AsyncCacheService, CacheConfig
 from exporter.client.instrumentation import error_class
 from tests.client.both import Cache
 from tests.client.conftest import MakeCache, sample
-from tests.support.processes import RedisServer, free_port, require_binary
+from tests.support.cluster import LocalCluster, cluster_port
+from tests.support.processes import RedisServer
 
 
-def cluster_port() -> int:
-    """A free port whose cluster-bus port (port + 10000) is free too."""
-    for _ in range(100):
-        port = free_port()
-        if port + 10000 > 65535:
-            continue
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port + 10000))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port pair for a cluster node")
-
-
-@pytest.fixture(scope="module")
-def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    cli = require_binary("redis-cli")
-    base: Path = tmp_path_factory.mktemp("cluster")
-    nodes = []
-    for n in range(3):
-        extra = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                 "--cluster-node-timeout", "2000"]  # fmt: skip
-        nodes.append(RedisServer(base / f"node{n}", extra=extra, port=cluster_port()).start())
-    try:
-        addrs = [f"127.0.0.1:{node.port}" for node in nodes]
-        subprocess.run(
-            [cli, "--cluster", "create", *addrs, "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
-        deadline = time.monotonic() + 20
-        for node in nodes:
-            client = redis.Redis(port=node.port)
-            while client.cluster("info")["cluster_state"] != "ok":
-                assert time.monotonic() < deadline, "cluster did not become ok"
-                time.sleep(0.05)
-            client.close()
-        yield nodes[0].url
-    finally:
-        for node in nodes:
-            node.stop()
+@pytest.fixture
+def cluster_url(redis_cluster: LocalCluster) -> str:
+    """The session's 3-master, 3-replica cluster, whole again if a test killed a node."""
+    redis_cluster.heal()
+    return redis_cluster.url
 
 
 @pytest.fixture
@@ -248,3 +212,56 @@ def test_cluster_outage_exceptions_are_connection_errors() -> None:
     except rex.RedisClusterException as wrapped:
         assert error_class(wrapped) == "timeout"
     assert error_class(rex.RedisClusterException("Invalid args in command")) == "other"
+
+
+def test_the_service_follows_a_failover_to_the_promoted_replica(
+    make_cache: MakeCache, redis_cluster: LocalCluster, cluster_url: str
+) -> None:
+    """A master killed mid-test: once its replica is promoted, the same service reads
+    what was written before (replicated: WAIT) and writes again, without a restart."""
+    cache = make_cache(cluster_url, cluster=True, registry=CollectorRegistry(),
+                       breaker_cooldown=0.05)  # fmt: skip
+    keys = [cache.key("user", str(n)) for n in range(30)]
+    assert cache.mset({k: n for n, k in enumerate(keys)})
+    victim_port = cache.redis.get_node_from_key(keys[0]).port
+    victim = next(n for n in redis_cluster.nodes if n.port == victim_port)
+    replica = redis_cluster.replica_of(victim)
+    with redis_cluster.client(victim) as conn:
+        assert conn.execute_command("WAIT", 1, 5000) == 1  # the replica has every write
+    try:
+        victim.kill()
+        redis_cluster.wait_promoted(replica)
+        deadline = time.monotonic() + 30
+        while cache.get(keys[0]) != 0:
+            assert time.monotonic() < deadline, "the service never found the new master"
+            time.sleep(0.1)
+        assert cache.mget(keys) == list(range(30))
+        assert cache.set(keys[0], "after") and cache.get(keys[0]) == "after"
+        assert cache.redis.get_node_from_key(keys[0]).port == replica.port
+    finally:
+        cache.close()
+        redis_cluster.heal()
+
+
+def test_the_service_follows_a_slot_migration(
+    make_cache: MakeCache, redis_cluster: LocalCluster, cluster_url: str
+) -> None:
+    """Slots (and their keys) move to another master while the service runs: redis-py
+    follows the MOVED replies, and no call fails."""
+    cache = make_cache(cluster_url, cluster=True, registry=(registry := CollectorRegistry()))
+    keys = [cache.key("user", str(n)) for n in range(200)]
+    assert cache.mset({k: n for n, k in enumerate(keys)})
+    source = next(
+        n for n in redis_cluster.nodes if n.port == cache.redis.get_node_from_key(keys[0]).port
+    )
+    target = next(m for m in redis_cluster.masters() if m is not source)
+    redis_cluster.reshard(source, target, 200)
+    try:
+        assert cache.mget(keys) == list(range(200))
+        assert cache.set(keys[0], "moved?") and cache.get(keys[0]) == "moved?"
+        moved = [k for k in keys if cache.redis.get_node_from_key(k).port == target.port]
+        assert moved, "no key of the test moved"
+        assert sample(registry, "cache_errors_total", layer="redis", operation="get",
+                      error="other") == 0  # fmt: skip
+    finally:
+        cache.close()

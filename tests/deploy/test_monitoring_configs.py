@@ -252,19 +252,16 @@ def test_a_page_holds_back_tickets_of_the_same_objective_only(alertmanager: int)
 
 
 def test_scrape_jobs_are_the_ones_the_generated_rules_select() -> None:
-    """The rules select job="cache-slo-exporter" / job="cache-app" (the generator's
-    defaults); the deploy config and the demo must scrape under those names."""
-    import argparse
-
-    from exporter import generate
+    """The rules select job="cache-slo-exporter" / job="cache-app" (the shipped SLO
+    file's service selectors); the deploy config and the demo must scrape under those."""
     from exporter.demo.stack import APP_JOB, EXPORTER_JOB
+    from exporter.slo import load_slo
 
-    parser = argparse.ArgumentParser()
-    generate.configure_parser(parser)
-    defaults = parser.parse_args([])
+    service = load_slo().service
+    exporter_job, app_job = dict(service.exporter)["job"], dict(service.app)["job"]
     jobs = {j["job_name"] for j in yaml.safe_load(PROMETHEUS_YML.read_text())["scrape_configs"]}
-    assert {defaults.exporter_job, defaults.app_job} <= jobs
-    assert (defaults.exporter_job, defaults.app_job) == (EXPORTER_JOB, APP_JOB)
+    assert {exporter_job, app_job} <= jobs
+    assert (exporter_job, app_job) == (EXPORTER_JOB, APP_JOB)
 
 
 def test_a_page_without_an_objective_holds_back_no_unrelated_ticket(alertmanager: int) -> None:

@@ -151,6 +151,7 @@ def test_scrape_of_an_unreachable_target_reports_redis_up_0_quickly(
         ("http://example:80", "query parameter 'target': expected a URL whose scheme"),
         ("redis://:secretpw@h:notaport/0", "query parameter 'target': expected a redis://"),
         ("redis:///0", "query parameter 'target': expected a host"),
+        ("redis+sentinel://:secretpw@h:26379/m", "(Sentinel: use --redis-url)"),
     ],
 )
 def test_scrape_refuses_bad_targets_naming_the_parameter(
@@ -467,3 +468,31 @@ def test_no_redirect_is_built_from_the_host_header(app_client: TestClient) -> No
     )
     assert answer.status_code == 404
     assert "location" not in answer.headers
+
+
+def test_serve_counts_the_cdn_layer_from_a_cloudfront_directory(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """--cdn-log cloudfront:DIR wired into the app: the reader's thread runs with the
+    app, and /metrics serves one cache_hits_total family with layer="cdn"."""
+    from tests.support.cloudfront import cf_file, cf_line
+
+    logs = tmp_path / "cf"
+    logs.mkdir()
+    cf_file(logs / "E2.2026-11-29-17.x.gz", [cf_line("/api/a", "Hit"), cf_line("/x.css", "Miss")])
+    settings = Settings(
+        redis_url=redis_url,
+        cdn_logs=(("cloudfront", logs),),
+        cdn_state_file=tmp_path / "cdn.state",
+        cdn_poll_interval=0.1,
+    )
+    with client_for(settings, background=True) as client:
+        deadline = time.monotonic() + 10
+        while True:
+            text = client.get("/metrics").text
+            if sample(text, "cache_hits_total", layer="cdn", type="api") == 1:
+                break
+            assert time.monotonic() < deadline, text
+            time.sleep(0.05)
+    assert sample(text, "cache_misses_total", layer="cdn", type="asset") == 1
+    assert text.count("# TYPE cache_hits_total counter") == 1

@@ -67,6 +67,11 @@ def test_flags_win_over_environment_which_wins_over_defaults() -> None:
         (["--prometheus-url", "prom:9090"], {}, "--prometheus-url: expected an http://"),
         (["--basic-auth-user", "u"], {}, "--basic-auth-user / --basic-auth-password-file"),
         (["--log-level", "loud"], {}, "--log-level: expected one of debug"),
+        (["--scrape-max-targets", "0"], {}, "--scrape-max-targets: expected a whole number"),
+        (["--scrape-target-idle", "0"], {}, "--scrape-target-idle: expected a number of sec"),
+        (["--cluster-refresh", "never"], {}, "--cluster-refresh: expected a number of seconds"),
+        ([], {"CACHE_EXPORTER_CLUSTER": "maybe"}, "CACHE_EXPORTER_CLUSTER: expected true or"),
+        (["--cluster-sample-replicas"], {}, "--cluster-sample-replicas: expected --cluster as"),
     ],
 )
 def test_bad_values_are_refused_naming_flag_or_variable_and_expectation(
@@ -75,6 +80,18 @@ def test_bad_values_are_refused_naming_flag_or_variable_and_expectation(
     with pytest.raises(ConfigError, match=message.replace("?", r"\?")) as caught:
         resolve(_args(*argv), environ=env)
     assert "pw@" not in str(caught.value)
+
+
+def test_cluster_and_target_settings_from_flags_and_environment() -> None:
+    settings = resolve(
+        _args("--cluster", "--cluster-sample-replicas", "--scrape-max-targets", "7"),
+        environ={"CACHE_EXPORTER_CLUSTER_REFRESH": "12", "CACHE_EXPORTER_SCRAPE_TARGET_IDLE": "90"},
+    )
+    assert settings.cluster and settings.cluster_sample_replicas
+    assert (settings.cluster_refresh, settings.scrape_max_targets) == (12.0, 7)
+    assert settings.scrape_target_idle == 90.0
+    default = resolve(_args(), environ={})
+    assert not default.cluster and default.scrape_max_targets == config.DEFAULT_SCRAPE_MAX_TARGETS
 
 
 def test_a_bad_redis_url_error_never_shows_its_password() -> None:
@@ -151,3 +168,39 @@ def test_a_malformed_postgres_dsn_is_refused_at_startup_without_echoing_it(dsn: 
     with pytest.raises(ConfigError, match="--postgres-dsn: expected a libpq") as caught:
         resolve(_args("--postgres-dsn", dsn), environ={})
     assert "hun" not in str(caught.value)
+
+
+def test_cdn_logs_take_sources_a_state_file_and_path_classes(tmp_path: Path) -> None:
+    (tmp_path / "cf").mkdir()
+    classes = tmp_path / "paths.yaml"
+    classes.write_text("version: 1\nclasses: [{name: reports, prefixes: [/r/], policy: api}]\n")
+    env = {"CACHE_EXPORTER_CDN_LOG": f"cloudfront:{tmp_path / 'cf'},nginx:{tmp_path / 'a.log'}"}
+    settings = resolve(
+        _args("--cdn-state-file", str(tmp_path / "s.json"), "--path-classes", str(classes)),
+        environ=env,
+    )
+    assert settings.cdn_logs == (("cloudfront", tmp_path / "cf"), ("nginx", tmp_path / "a.log"))
+    assert settings.cdn_state_file == tmp_path / "s.json"
+    assert settings.path_classes.types == ("reports", "other")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--cdn-log", "akamai:/x"), "--cdn-log: expected comma-separated cloudfront:DIRECTORY"),
+        (("--cdn-log", "cloudfront:/no/such/dir"), "naming a directory"),
+        (("--cdn-log", "nginx:/no/such/dir/a.log"), "in an existing directory"),
+        (("--cdn-log", "nginx:/tmp/a.log"), "--cdn-state-file: expected a state file"),
+        (("--cdn-state-file", "/no/such/dir/s.json"), "a file path in an existing directory"),
+    ],
+)
+def test_bad_cdn_settings_name_the_flag(argv: tuple[str, ...], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        resolve(_args(*argv), environ={})
+
+
+def test_a_bad_path_class_file_names_the_flag_and_the_field(tmp_path: Path) -> None:
+    bad = tmp_path / "paths.yaml"
+    bad.write_text("version: 1\nclasses: [{name: other, prefixes: [/x]}]\n")
+    with pytest.raises(ConfigError, match=r"--path-classes: expected .*classes\[0\]\.name"):
+        resolve(_args("--path-classes", str(bad)), environ={})

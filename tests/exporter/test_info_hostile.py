@@ -229,11 +229,28 @@ class _Canned:
     def execute_command(self, *_: object) -> object:
         return self.reply
 
+    def pipeline(self, **_: object) -> _CannedPipeline:
+        return _CannedPipeline(self.reply)
+
     def disconnect(self) -> None:
         pass
 
     def close(self) -> None:
         pass
+
+
+class _CannedPipeline:
+    """The follow-up commands after INFO (CONFIG GET, CLUSTER INFO) get the same bytes."""
+
+    def __init__(self, reply: object) -> None:
+        self.reply = reply
+        self.queued = 0
+
+    def execute_command(self, *_: object) -> None:
+        self.queued += 1
+
+    def execute(self, **_: object) -> list[object]:
+        return [self.reply] * self.queued
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -181,6 +181,7 @@ def test_redis7_capture_becomes_the_table_metrics_with_converted_units() -> None
     assert sample(text, f"{lat}_count", cmd="get", **inst) == 2.0
     assert sample(text, "redis_db_keys", db="db0", **inst) == 1.0
     info_labels = {"redis_version": "7.0.15", "role": "master", "redis_mode": "standalone"}
+    info_labels["tcp_port"] = "16399"
     assert (
         sample(text, "redis_instance_info", maxmemory_policy="noeviction", **info_labels, **inst)
         == 1.0

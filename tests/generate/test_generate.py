@@ -124,9 +124,13 @@ def test_tiers_that_cannot_fire_are_capped_or_left_out_and_said_so() -> None:
 def test_generate_reports_capped_tiers_on_stderr_and_in_the_yaml(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["generate", "--slo", str(slo_file(tmp_path)), "--out", str(tmp_path)]) == 0
+    args = ["generate", "--slo", str(slo_file(tmp_path)), "--out", str(tmp_path)]
+    assert main([*args, "--verbose"]) == 0
     err = capsys.readouterr().err
     assert "hit rate of report reads (objective 0.3)" in err and "capped to" in err
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "burn-rate tiers adapted" in err and "hit rate of report reads" not in err
     text = (tmp_path / "alerts" / c.FILE_SLO_ALERTS).read_text()
     assert "# capped from 14.4x" in text
     assert "# hit rate of report reads (objective 0.3): page tier 14.4x" in text
@@ -393,3 +397,48 @@ def test_a_generator_refusal_is_one_line_and_writes_nothing(
     assert err.count("\n") == 1
     assert err.startswith(f"error: {slo}: rules cannot be generated for it (scenario for")
     assert not out.exists()
+
+
+def test_no_rule_reads_a_recording_of_its_own_group(production: dict[str, str]) -> None:
+    """Each group reads only raw series and other groups' recordings, so the rules run
+    unchanged in rulers that evaluate a group's rules concurrently or read their own
+    writes late (Thanos, Mimir): nothing depends on the order inside a group."""
+    checked = 0
+    for name, text in production.items():
+        if not name.endswith(".rules.yml"):
+            continue
+        for group in yaml.safe_load(text)["groups"]:
+            own = {r["record"] for r in group["rules"] if "record" in r}
+            for rule in group["rules"]:
+                used = set(re.findall(r"[a-z_]+:[a-z_]+:[a-z_0-9]+", str(rule["expr"])))
+                assert not used & own, (group["name"], rule.get("record") or rule.get("alert"))
+                checked += 1
+    assert checked > 50
+
+
+def test_long_windows_add_up_recorded_5m_series_not_raw_counters(
+    production: dict[str, str],
+) -> None:
+    """Windows above an hour never read a raw counter (their cost must not grow with pods
+    or days); they sum the 5m recordings, hits over reads (weighted by traffic)."""
+    groups = {
+        g["name"]: g
+        for name, text in production.items()
+        if name.endswith(".rules.yml")
+        for g in yaml.safe_load(text)["groups"]
+    }
+    long = groups[c.GROUP_SLI_LONG]["rules"]
+    assert {r["record"] for r in long} >= {c.record_hit_ratio(parse_duration("30d"))}
+    for rule in long:
+        expr = str(rule["expr"])
+        assert "_total" not in expr and "rate(" not in expr.replace("_over_time(", ""), expr
+        assert ":rate5m{" in expr
+    ratio30d = next(r for r in long if r["record"] == c.record_hit_ratio(parse_duration("30d")))
+    assert str(ratio30d["expr"]).startswith(
+        f"sum_over_time({c.record_hits(parse_duration('5m'))}"
+    )
+    raw = groups[c.GROUP_SLI]["rules"]
+    longest_raw = max(
+        parse_duration(w) for r in raw for w in re.findall(r"\[(\w+)\]", str(r["expr"]))
+    )
+    assert longest_raw == timedelta(hours=1)

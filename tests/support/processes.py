@@ -121,3 +121,60 @@ def cleanup_env() -> dict[str, str]:
         env.pop(key, None)
     env["NO_PROXY"] = "127.0.0.1,localhost"
     return env
+
+
+class SentinelServer:
+    """A real Sentinel (``redis-server --sentinel``) watching one master, with short
+    timeouts so a test's failover takes seconds, not minutes."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        master_port: int,
+        *,
+        name: str = "mymaster",
+        quorum: int = 1,
+        down_after_ms: int = 500,
+        failover_timeout_ms: int = 3000,
+    ) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.name = name
+        self.proc: subprocess.Popen[bytes] | None = None
+        workdir.mkdir(parents=True, exist_ok=True)
+        # Sentinel rewrites its config file (known replicas, epochs): it must be its own
+        (workdir / "sentinel.conf").write_text(
+            f"port {self.port}\n"
+            "bind 127.0.0.1\n"
+            f"dir {workdir}\n"
+            f"sentinel monitor {name} 127.0.0.1 {master_port} {quorum}\n"
+            f"sentinel down-after-milliseconds {name} {down_after_ms}\n"
+            f"sentinel failover-timeout {name} {failover_timeout_ms}\n"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self) -> SentinelServer:
+        binary = require_binary("redis-server")
+        args = [
+            binary,
+            str(self.workdir / "sentinel.conf"),
+            "--sentinel",
+            "--logfile",
+            str(self.workdir / "sentinel.log"),
+        ]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, proc=self.proc)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
