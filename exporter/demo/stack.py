@@ -46,7 +46,7 @@ APP_JOB = "cache-app"
 #: page), "degraded" slows every request (pages)
 SCENARIO_LATENCY = {"healthy": (0.0, 1.0), "partial": (0.015, 0.03), "degraded": (0.015, 1.0)}
 #: Redis as ADR-004 runs it (a memory cap, LRU eviction); the cap is well above what a
-#: healthy demo writes in hours (~40 MB after one hour at 300 requests/s, see
+#: healthy demo writes in hours (61 MB after one hour at 300 requests/s, see
 #: exporter.demo.mix), so the healthy scenario never evicts and RedisMemoryNearMax (90 %)
 #: stays silent
 REDIS_SETTINGS = (
