@@ -282,7 +282,10 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     if settings.prometheus_url:  # the SLO status page at GET /
         from exporter.status import build_router
 
-        app.include_router(build_router(settings.prometheus_url, settings.slo), dependencies=[auth])
+        app.include_router(
+            build_router(settings.prometheus_url, settings.slo, settings.alertmanager_url),
+            dependencies=[auth],
+        )
     else:
 
         @app.get("/", response_class=HTMLResponse, dependencies=[auth])

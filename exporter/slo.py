@@ -43,6 +43,9 @@ RULE_LABELS = frozenset(
 )  # fmt: skip
 NOT_GROUPING = RULE_LABELS | {"instance", "pod", "job"}
 DEFAULT_SERVICE = "cache-app"
+#: first segment of the client's early-refresh companion keys (``!xf:{key}``): they are
+#: counted under their value's key type, not ``other``
+COMPANION_PREFIX = "!xf"
 DEFAULT_APP_JOB = "cache-app"
 DEFAULT_EXPORTER_JOB = "cache-slo-exporter"
 
@@ -236,7 +239,9 @@ class SLO:
         """Classify a raw Redis key by its prefix; ``other`` when none matches."""
         if isinstance(key, bytes):
             key = key.decode("utf-8", "replace")
-        prefix, sep, _ = key.partition(":")
+        prefix, sep, rest = key.partition(":")
+        if prefix == COMPANION_PREFIX and sep:  # a companion: classify its value's key
+            prefix, sep, _ = rest.removeprefix("{").partition(":")
         kt = self._by_prefix.get(prefix) if sep else None
         return kt.name if kt else TYPE_OTHER
 

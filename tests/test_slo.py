@@ -162,3 +162,14 @@ def test_check_slo_into_a_closed_pipe_exits_quietly() -> None:
         os.close(write_end)
     assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr
     assert proc.returncode == 0
+
+
+def test_companion_keys_count_under_their_values_key_type() -> None:
+    """The client's early-refresh companions (``!xf:{key}``, ``!xf:key`` with a hash tag)
+    are memory spent for that key type, not ``other``."""
+    slo = load_slo()
+    assert slo.type_of_key("!xf:{organization:t42:o7}") == "organization"
+    assert slo.type_of_key(b"!xf:user:{u1}:profile") == "user"
+    assert slo.type_of_key("!xf:{nothing-known:1}") == "other"
+    assert slo.type_of_key("!xf:") == "other"
+    assert slo.type_of_key("!lock:user:1") == "other"
