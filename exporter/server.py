@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CollectorRegistry, ProcessCollector
-from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from exporter import config
@@ -54,6 +53,7 @@ from exporter.logs import protect_root_handlers, uvicorn_log_config
 from exporter.redaction import redact_dsn
 from exporter.scrape_targets import Target, allowed, parse_target
 from exporter.slo import SLOError
+from exporter.text_format import choose_encoder
 
 if TYPE_CHECKING:
     from exporter.collectors.cdn_logs import CdnLogCollector
@@ -290,8 +290,13 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
             """Where a person lands: what is served here, and how to get the status page."""
             return _INDEX_HTML
 
+    #: started at the top of a scrape: their round trips overlap the INFO collector's
+    trackers = [c for c in extra if isinstance(c, EvictionTracker)]
+
     @app.get("/metrics", dependencies=[auth])
     def metrics(request: Request) -> Response:
+        for tracker in trackers:
+            tracker.prepare()
         return _exposition(registry, request.headers.get("accept", ""))
 
     @app.get("/healthz")
