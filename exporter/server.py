@@ -38,6 +38,8 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.registry import Collector
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from exporter import config
 from exporter.collectors._merge import Merged
@@ -188,6 +190,38 @@ def _exposition(registry: CollectorRegistry, accept: str) -> Response:
     return Response(encoder(registry), media_type=content_type)
 
 
+class _MetricsFastPath:
+    """``GET /metrics`` answered in the thread pool straight from ``render``.
+
+    What the scraper waits for most often should cost the least: FastAPI's routing,
+    dependency solving and response classes cost about as much per request as
+    encoding the page.  Everything else, including an unauthorized ``/metrics``
+    (which gets the route's 401 and challenge), goes on to the app unchanged."""
+
+    def __init__(
+        self, app: ASGIApp, *, settings: Settings, render: Callable[[str], tuple[bytes, str]]
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.render = render
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/metrics" or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        if not _authorized(self.settings, request):
+            await self.app(scope, receive, send)
+            return
+        body, content_type = await run_in_threadpool(self.render, request.headers.get("accept", ""))
+        headers = [
+            (b"content-length", str(len(body)).encode("latin-1")),
+            (b"content-type", content_type.encode("latin-1")),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
 _INDEX_HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>cache-slo-exporter</title></head>
 <body style="font-family: sans-serif; max-width: 40em; margin: 2em auto">
@@ -293,11 +327,19 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     #: started at the top of a scrape: their round trips overlap the INFO collector's
     trackers = [c for c in extra if isinstance(c, EvictionTracker)]
 
-    @app.get("/metrics", dependencies=[auth])
-    def metrics(request: Request) -> Response:
+    def render(accept: str) -> tuple[bytes, str]:
         for tracker in trackers:
             tracker.prepare()
-        return _exposition(registry, request.headers.get("accept", ""))
+        encoder, content_type = choose_encoder(accept)
+        return encoder(registry), content_type
+
+    @app.get("/metrics", dependencies=[auth])
+    def metrics(request: Request) -> Response:
+        body, content_type = render(request.headers.get("accept", ""))
+        return Response(body, media_type=content_type)
+
+    # an authorized GET /metrics skips the framework's routing and dependency machinery
+    app.add_middleware(_MetricsFastPath, settings=settings, render=render)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
