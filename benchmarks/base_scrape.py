@@ -64,7 +64,7 @@ def follow_up_cost(url: str, rounds: int) -> tuple[float, float]:
 
     with_follow_ups = RedisInfoCollector(url, instance="bench")
     info_only = RedisInfoCollector(url, instance="bench")
-    info_only._follow_ups = lambda info, tally: []  # type: ignore[method-assign]
+    info_only._follow_ups = lambda info, tally, prefetched=None: []  # type: ignore[method-assign]
     times: dict[int, list[float]] = {0: [], 1: []}
     for _ in range(rounds):
         for which, collector in enumerate((with_follow_ups, info_only)):

@@ -18,11 +18,11 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+from prometheus_client import utils
 from prometheus_client.exposition import choose_encoder as _choose_encoder
 from prometheus_client.exposition import generate_latest as _generate_latest
 from prometheus_client.openmetrics.exposition import escape_label_name, escape_metric_name
 from prometheus_client.registry import Collector
-from prometheus_client import utils
 
 #: distinct names remembered; ours are a few hundred, the bound is for anything else
 _CACHE = 4096
