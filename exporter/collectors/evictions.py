@@ -259,13 +259,15 @@ class EvictionTracker(BackgroundThread):
         started); the published counters (None: never read)."""
         with self._cond:
             prepared, self._prepared = self._prepared, None
-            if prepared is not None and time.monotonic() - prepared[1] < self.collect_timeout:
+            fresh = prepared is not None and time.monotonic() - prepared[1] < self.collect_timeout
+            if prepared is not None and fresh:
                 ticket = prepared[0]  # started by prepare() for this scrape: wait for it
             else:
                 self._requested += 1
                 ticket = self._requested
-        self._wake.set()
-        self._poke()
+        if not fresh:  # prepare() woke the thread already
+            self._wake.set()
+            self._poke()
         alive = self._thread is not None and self._thread.is_alive()
         with self._cond:
             if alive:
