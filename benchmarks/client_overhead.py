@@ -244,6 +244,10 @@ class _Replay:
     def mget(self, keys: list[str]) -> list[bytes]:
         return self.many
 
+    def execute_command(self, *args: Any) -> Any:
+        """Only ``MGET`` of a value and its companion key (``get_or_compute``)."""
+        return [self.payload, None]
+
     def register_script(self, script: str) -> None:
         return None
 

@@ -351,6 +351,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("prometheus_url", "--prometheus-url", "PROMETHEUS_URL", _http_url, None,
            "Prometheus to query for the SLO status page (http[s]://[user:password@]host:port).",
            secret=True),
+    Option("alertmanager_url", "--alertmanager-url", "ALERTMANAGER_URL", _http_url, None,
+           "Alertmanager the status page asks which firing alerts it holds back (silenced "
+           "or inhibited) (http[s]://[user:password@]host:port).", secret=True),
     Option("max_connections", "--max-connections", "CACHE_EXPORTER_MAX_CONNECTIONS",
            _positive_int, DEFAULT_MAX_CONNECTIONS,
            "HTTP connections open at once; over it, the longest-idle one is closed. Kept "
@@ -405,6 +408,7 @@ class Settings:
     basic_auth_password: str | None = field(default=None, repr=False)
     bearer_token: str | None = field(default=None, repr=False)
     prometheus_url: str | None = None
+    alertmanager_url: str | None = None
     #: host[:port] patterns /scrape may reach; None: any, (): /scrape is off
     scrape_allow: tuple[str, ...] | None = None
     log_level: str = "INFO"
@@ -563,6 +567,7 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
         basic_auth_password=basic_password,
         bearer_token=bearer,
         prometheus_url=values["prometheus_url"],
+        alertmanager_url=values["alertmanager_url"],
         scrape_allow=values["scrape_allow"],
         log_level=values["log_level"],
         redis_password=redis_password,

@@ -70,7 +70,7 @@ def render_all(
             files[f"{RULE_TESTS_DIR}/{name}"] = text
     from exporter.dashboards import render_dashboards
 
-    dashboards = render_dashboards(slo, source)
+    dashboards = render_dashboards(slo, source, config)
     for name, text in dashboards.items():
         files[f"{DASHBOARDS_DIR}/{name}"] = text
     if profile is PRODUCTION:  # what a cluster runs: the production rules only

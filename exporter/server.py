@@ -203,7 +203,7 @@ def _status_app(settings: Settings, check: Callable[[Request], None]) -> ASGIApp
     from exporter.status import build_router
 
     status = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
-    router = build_router(settings.prometheus_url or "", settings.slo)
+    router = build_router(settings.prometheus_url or "", settings.slo, settings.alertmanager_url)
     status.include_router(router, dependencies=[Depends(check)])
     return status
 

@@ -16,6 +16,7 @@ declare -A NEED=(
   [chromium]=chromium
   [openssl]=openssl  # test certificates for rediss://
   [nginx]=nginx-light  # the CDN layer's self-hosted edge: proxy_cache in front of a real app
+  [node]=nodejs  # tests/client/node: a JavaScript service reading and writing our values
 )
 
 missing=()

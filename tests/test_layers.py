@@ -31,7 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "asgi": {"metrics", "paths", "client"},
     "rules": {"metrics", "slo", "sli", "rules.conventions", "rules.model"},
     "dashboards": {"metrics", "slo", "sli", "rules", "rules.conventions", "rules.model"},
-    "status": {"metrics", "slo", "sli", "rules.conventions", "redaction"},
+    "status": {"metrics", "slo", "sli", "rules", "rules.conventions", "redaction"},
     "kubernetes": set(),
     "generate": {"slo", "rules", "dashboards", "kubernetes"},
     "scrape_targets": set(),

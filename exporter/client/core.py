@@ -29,6 +29,8 @@ from exporter.client.serialization import (
     JsonSerializer,
     Serializer,
     encode,
+    plain,
+    unwrap,
 )
 from exporter.slo import SLO, load_slo
 
@@ -53,6 +55,7 @@ SERVICE_OPTIONS = frozenset(
         "lock_wait",
         "xfetch_beta",
         "prune_every",
+        "legacy_values",
     }
 )
 
@@ -119,6 +122,11 @@ class ServiceCore:
     holder blocks the key; ``lock_max_wait`` (seconds, default 30) is the longest a
     caller waits on another process's lock before computing itself anyway
     (``lock_wait`` is accepted as its former name).
+
+    ``legacy_values`` (default True) reads values in the format clients before
+    2026-11-29 wrote from ``get_or_compute`` (a binary header before the payload); set
+    it False once the migration window is over (docs/architecture.md): such a value is
+    then undecodable data, a counted miss that ``get_or_compute`` overwrites.
     """
 
     def __init__(
@@ -136,6 +144,7 @@ class ServiceCore:
         lock_wait: float | None = None,
         xfetch_beta: float = 1.0,
         prune_every: int = 64,
+        legacy_values: bool = True,
     ) -> None:
         encoder = getattr(client, "get_encoder", None)
         if encoder is not None and getattr(encoder(), "decode_responses", False):
@@ -149,9 +158,13 @@ class ServiceCore:
         self.serializer: Serializer = (
             serializer if serializer is not None else cast(Serializer, JsonSerializer())
         )
-        #: JSON refuses every get_or_compute value (its header starts with a NUL byte), so
-        #: reads may try it first; a lenient serializer must see the header stripped first
+        #: JSON refuses every legacy value (its header starts with a NUL byte), so reads
+        #: may try it first; a lenient serializer must see the header stripped first
         self._json = type(cast(object, self.serializer)) is JsonSerializer
+        #: read legacy get_or_compute values (header + payload) during the migration
+        self.legacy_values = bool(legacy_values)
+        #: (payload, delta, expiry) of what a GET returned: legacy header stripped or not
+        self._unwrap = unwrap if self.legacy_values else plain
         self.metrics = client_metrics(registry)
         self._i = Instruments(self.metrics, self.slo, ttl_ms(other_ttl, "other_ttl"))
         self.breaker = CircuitBreaker(breaker_threshold, breaker_cooldown)
@@ -236,8 +249,8 @@ class ServiceCore:
         out: list[Any] | None = None
         nones = 1  # unknown yet
         if self._json:
-            # JSON text never holds a raw NUL byte and every get_or_compute header starts
-            # with one: only a batch without any can be decoded without looking for headers
+            # JSON text never holds a raw NUL byte and every legacy header starts with
+            # one: only a batch without any can be decoded without looking for headers
             try:
                 blob = b"".join(cast(list[bytes], raw))  # fails fast if a key was missing
                 nones = 0
@@ -248,7 +261,7 @@ class ServiceCore:
                     out = [None if d is None else loads(d) for d in raw]
                 except Exception:
                     out = None
-        elif not any(d is not None and d[:4] == MAGIC for d in raw):
+        elif not self.legacy_values or not any(d is not None and d[:4] == MAGIC for d in raw):
             try:
                 out = [None if d is None else loads(d) for d in raw]
             except Exception:
@@ -261,8 +274,8 @@ class ServiceCore:
                 if d is None:
                     append(None)
                     continue
-                if d[:4] == MAGIC and len(d) >= HEADER_SIZE:
-                    d = d[HEADER_SIZE:]  # a get_or_compute value: skip its header
+                if d[:4] == MAGIC and len(d) >= HEADER_SIZE and self.legacy_values:
+                    d = d[HEADER_SIZE:]  # a legacy get_or_compute value: skip its header
                 try:
                     append(loads(d))
                 except Exception as exc:

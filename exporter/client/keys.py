@@ -12,7 +12,8 @@ or metacharacter.  Hence:
   pattern for one tenant cannot match another tenant's key.
 
 Strings only: a non-string part is refused rather than ``1`` and ``"1"``
-guessed equal.  The client's own keys (locks, tag sets, version counters) start
+guessed equal.  The client's own keys (locks, tag sets, version counters,
+``get_or_compute``'s early-refresh metadata) start
 with ``!``, which no SLO key-type prefix may contain, and versioned keys end in
 a segment ``key()`` can never produce (a ``%`` not followed by two hex digits).
 """
@@ -23,7 +24,7 @@ import re
 from dataclasses import dataclass
 
 from exporter.client.errors import CacheKeyError
-from exporter.slo import SLO, KeyType
+from exporter.slo import COMPANION_PREFIX, SLO, KeyType
 
 SEPARATOR = ":"
 #: characters percent-encoded inside a segment
@@ -36,6 +37,7 @@ _GLOB_META = re.compile(r"[*?\[\]\\]")
 LOCK_PREFIX = "!lock"
 TAG_PREFIX = "!tag"
 VERSION_PREFIX = "!version"
+META_PREFIX = COMPANION_PREFIX
 
 
 def encode_segment(value: object, what: str) -> str:
@@ -154,6 +156,21 @@ class KeyBuilder:
     @staticmethod
     def lock_key(key: str) -> str:
         return f"{LOCK_PREFIX}:{key}"
+
+    @staticmethod
+    def meta_key(key: str) -> str | None:
+        """Name of the companion key holding ``key``'s early-refresh metadata, in the same
+        cluster hash slot as ``key`` (so one MGET reads both): ``!xf:{key}`` for a key
+        without braces, ``!xf:key`` for a key with a hash tag of its own.  ``None`` for
+        the keys no companion can share a slot with (braces but no valid hash tag, or
+        empty): such values are simply never refreshed early."""
+        if "{" not in key and "}" not in key:
+            return f"{META_PREFIX}:{{{key}}}" if key else None
+        start = key.find("{")
+        end = key.find("}", start + 1) if start >= 0 else -1
+        if end > start + 1:  # a non-empty hash tag: the companion has the same one
+            return f"{META_PREFIX}:{key}"
+        return None
 
     @staticmethod
     def version_key(key: str) -> str:

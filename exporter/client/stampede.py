@@ -16,10 +16,14 @@
    disappears without a value (the holder crashed and its lease expired), and
    computes anyway, counted as a ``get_or_compute`` ``timeout`` error, only
    after ``lock_max_wait`` seconds (default 30: fail open rather than hang).
-3. **XFetch early refresh** (:func:`exporter.client.core.xfetch_due`): values
-   carry their compute time and expiry, and a reader refreshes a hot key early
-   with a probability that rises towards expiry, so hot keys never all expire
-   at once.
+3. **XFetch early refresh** (:func:`exporter.client.core.xfetch_due`): each
+   computed value has a companion key (``!xf:{key}``, same hash slot, same TTL)
+   holding its compute time, expiry and checksum
+   (:func:`exporter.client.serialization.encode_meta`), read with the value in one
+   ``MGET``; a reader refreshes a hot key early with a probability that rises
+   towards expiry, so hot keys never all expire at once.  The value itself stays
+   plain JSON; a value without a matching companion (written by another service)
+   is simply not refreshed early.
 """
 
 from __future__ import annotations

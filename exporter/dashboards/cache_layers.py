@@ -7,28 +7,41 @@ from grafanalib import core as g
 
 from exporter import metrics as m
 from exporter import sli
-from exporter.dashboards.common import JOB_ONLY, RATE, TARGET, dashboard, stat, steps, timeseries
+from exporter.dashboards.common import (
+    APP,
+    APP_JOB,
+    EXPORTER_JOB,
+    RATE,
+    alert_annotation,
+    dashboard,
+    stat,
+    steps,
+    timeseries,
+)
 from exporter.rules.builders import percent
+from exporter.rules.config import RuleConfig
 from exporter.slo import SLO
 
 TITLE = "Cache layers"
 
 
-def build(slo: SLO) -> g.Dashboard:
+def build(slo: SLO, config: RuleConfig) -> g.Dashboard:
+    del config  # the layers have no alert of their own to link a runbook for
     layers = (
-        ("Redis, client-side", sli.hit_ratio(TARGET, RATE, layer=m.LAYER_REDIS)),
-        # redis_* carry the Redis address as instance, which the variable (scrape
-        # targets: apps and exporters) does not list: filtered by job only
+        # the client's counters: the application's job and scrape targets
+        ("Redis, client-side", sli.hit_ratio(APP, RATE, layer=m.LAYER_REDIS)),
+        # redis_* carry the Redis address as instance: the exporter's job only
         (
             "Redis, server-side",
             sli.hit_ratio(
-                JOB_ONLY,
+                EXPORTER_JOB,
                 RATE,
                 layer=None,
                 counters=(m.REDIS_KEYSPACE_HITS, m.REDIS_KEYSPACE_MISSES),
             ),
         ),
-        ("PostgreSQL buffer cache", sli.hit_ratio(TARGET, RATE, layer=m.LAYER_POSTGRES)),
+        # the buffer-cache counters come from the exporter (labelled with its address)
+        ("PostgreSQL buffer cache", sli.hit_ratio(EXPORTER_JOB, RATE, layer=m.LAYER_POSTGRES)),
     )
     target = steps("red", (slo.hit_rate_objective, "green"))
     panels: list[g.Panel] = [
@@ -47,15 +60,19 @@ def build(slo: SLO) -> g.Dashboard:
     panels.append(
         timeseries(
             "PostgreSQL buffer cache hit ratio by type",
-            [(sli.hit_ratio(TARGET, RATE, by=("type",), layer=m.LAYER_POSTGRES), "{{type}}")],
+            [(sli.hit_ratio(EXPORTER_JOB, RATE, by=("type",), layer=m.LAYER_POSTGRES), "{{type}}")],
             unit="percentunit",
             width=24,
             value_max=1,
         )
     )
     return dashboard(
+        slo,
         TITLE,
         "How much of each read is answered at each layer the exporter can measure.",
         panels,
         ["cache", "layers"],
+        variables=("app_job", "exporter_job", "instance"),
+        instance_from=f"up{{{APP_JOB}}}",
+        annotations=[alert_annotation(slo)],
     )

@@ -8,21 +8,33 @@ Every query names its metric through :mod:`exporter.metrics` or
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
 
+import attr
 from grafanalib import core as g
 
+from exporter import metrics as m
 from exporter.metrics import MetricSpec
+from exporter.rules.config import RuleConfig
+from exporter.rules.conventions import record_hit_ratio
+from exporter.slo import SLO
 
 DATASOURCE = "${datasource}"
-#: panel selector for the template variables (job and instance)
-TARGET = 'job=~"$job", instance=~"$instance"'
-JOB_ONLY = 'job=~"$job"'
-#: where the instance variable's values come from by default: the scrape targets
-#: (the app's address for client series, the exporter's for its per-type series)
-INSTANCE_FROM_TARGETS = "up"
+#: the application(s) using the instrumented client: their job and scrape targets
+APP = 'job=~"$app_job", instance=~"$instance"'
+APP_JOB = 'job=~"$app_job"'
+#: the exporter's job; ``redis_*`` series keep the Redis address as ``instance``
+EXPORTER = 'job=~"$exporter_job", instance=~"$instance"'
+EXPORTER_JOB = 'job=~"$exporter_job"'
+#: a recording every service writes: where the fleet variables find their values
+FLEET_SOURCE = record_hit_ratio(timedelta(minutes=5))
 RATE = "$__rate_interval"
 PANEL_HEIGHT = 8
+STAT_HEIGHT = PANEL_HEIGHT // 2 + 1
+GRID_COLUMNS = 24
 
 
 def uid_for(title: str) -> str:
@@ -32,36 +44,101 @@ def uid_for(title: str) -> str:
     return f"{slug[:31]}-{digest}"
 
 
-def templating(instance_from: str = INSTANCE_FROM_TARGETS) -> g.Templating:
-    """Datasource, job and instance variables (multi-value, "All" by default).
+def _query_variable(name: str, label: str, query: str, default: str = "$__all") -> g.Template:
+    """A multi-value variable from ``label_values(...)`` with "All" (any value, also
+    none: ``.*``), on ``default`` at first ("All" unless told)."""
+    return g.Template(name=name, label=label, query=query, dataSource=DATASOURCE,
+                      includeAll=True, multi=True, allValue=".*", default=default)  # fmt: skip
 
-    ``instance_from`` is the metric whose ``instance`` values the panels filter on:
-    ``redis_*`` series carry the Redis address (the exporter's job honours its
-    labels), which ``up`` never lists.
+
+def fleet_labels(slo: SLO) -> tuple[str, ...]:
+    """The labels every recording and alert of the SLO file carries: ``service``, then
+    the file's ``group_by`` labels (``cluster``, ``namespace``)."""
+    return ("service", *slo.service.group_by)
+
+
+def fleet_scope(slo: SLO) -> str:
+    """``service=~"$service", cluster=~"$cluster"``: the fleet variables as matchers."""
+    return ", ".join(f'{name}=~"${name}"' for name in fleet_labels(slo))
+
+
+def fleet_legend(slo: SLO, text: str) -> str:
+    """``text`` and the grouping labels, so one line per placement tells which it is."""
+    return " ".join([text, *(f"{{{{{label}}}}}" for label in slo.service.group_by)])
+
+
+def fleet_variables(slo: SLO) -> list[g.Template]:
+    """``service`` (the SLO file's by default) and one variable per grouping label."""
+    query = f"label_values({FLEET_SOURCE}, service)"
+    service = _query_variable("service", "Service", query, slo.service.name)
+    return [service] + [
+        _query_variable(label, label.capitalize(), f"label_values({FLEET_SOURCE}, {label})")
+        for label in slo.service.group_by
+    ]
+
+
+#: the job and instance variables a dashboard may use, by name, in the order shown
+VARIABLES: dict[str, Callable[..., g.Template]] = {
+    # the application's job: whoever exposes the client's counters
+    "app_job": lambda _, default="$__all": _query_variable(
+        "app_job", "Application job", f"label_values({m.CACHE_HITS.name}, job)", default
+    ),
+    # the exporter's job: whoever exposes redis_up
+    "exporter_job": lambda _, default="$__all": _query_variable(
+        "exporter_job", "Exporter job", f"label_values({m.REDIS_UP.name}, job)", default
+    ),
+    "instance": lambda source: _query_variable(
+        "instance", "Instance", f"label_values({source}, instance)"
+    ),
+}
+
+
+def templating(slo: SLO, variables: Sequence[str], instance_from: str) -> g.Templating:
+    """The datasource, the fleet variables, then ``variables`` (names of :data:`VARIABLES`).
+
+    ``instance_from`` is the series whose ``instance`` values the panels filter on:
+    ``up`` of the application's job (its scrape targets) or ``redis_up`` of the
+    exporter's (the Redis addresses, which ``up`` never lists).
     """
-    return g.Templating(
-        [
-            g.Template(name="datasource", label="Data source", query="prometheus",
-                       type="datasource"),
-            g.Template(name="job", label="Job", query="label_values(up, job)",
-                       dataSource=DATASOURCE, includeAll=True, multi=True, allValue=".*",
-                       default="$__all"),
-            g.Template(name="instance", label="Instance",
-                       query=f'label_values({instance_from}{{job=~"$job"}}, instance)',
-                       dataSource=DATASOURCE, includeAll=True, multi=True, allValue=".*",
-                       default="$__all"),
-        ]
-    )  # fmt: skip
+    datasource = g.Template(name="datasource", label="Data source", query="prometheus",
+                            type="datasource")  # fmt: skip
+    jobs = {"app_job": dict(slo.service.app), "exporter_job": dict(slo.service.exporter)}
+    chosen = []
+    for name in variables:
+        if "job" in jobs.get(name, {}):  # the SLO file's own job selected first
+            chosen.append(VARIABLES[name](instance_from, jobs[name]["job"]))
+        else:
+            chosen.append(VARIABLES[name](instance_from))
+    return g.Templating([datasource, *fleet_variables(slo), *chosen])
 
 
-def sel(
-    spec: MetricSpec | str, extra: str = "", *, suffix: str = "", by_instance: bool = True
-) -> str:
-    """``name{job=~"$job", instance=~"$instance", extra}`` (without the instance
-    filter when the series' ``instance`` is not the kind the variable lists)."""
+def sel(spec: MetricSpec | str, extra: str = "", *, suffix: str = "", scope: str = EXPORTER) -> str:
+    """``name{scope, extra}``: the exporter's job and instance unless told otherwise."""
     name = (spec if isinstance(spec, str) else spec.name) + suffix
-    inner = ", ".join(x for x in (TARGET if by_instance else JOB_ONLY, extra) if x)
+    inner = ", ".join(x for x in (scope, extra) if x)
     return f"{name}{{{inner}}}"
+
+
+_SELECTOR_START = re.compile(r"\{(?=\s*(\}?))")
+
+
+def scoped(expr: str, scope: str) -> str:
+    """``expr`` with ``scope``'s matchers added to each of its series selectors.
+
+    Recorded SLIs come from :mod:`exporter.sli` with their own equality matchers
+    (``type="session"``); a dashboard adds its variables' regex matchers to them,
+    so the SLI is still written once."""
+    return _SELECTOR_START.sub(lambda mt: "{" + scope + ("" if mt.group(1) else ", "), expr)
+
+
+def runbook_links(config: RuleConfig, *alerts: str) -> list[dict[str, object]]:
+    """Panel links to the runbooks of ``alerts`` (the URL the rules annotate them with)."""
+    return [
+        {"title": f"Runbook: {alert}", "url": config.runbook_url(alert), "type": "link",
+         "targetBlank": True, "asDropdown": False, "icon": "doc", "includeVars": False,
+         "keepTime": False, "tags": [], "tooltip": f"What to do when {alert} fires"}
+        for alert in alerts
+    ]  # fmt: skip
 
 
 def target(expr: str, legend: str = "", ref: str = "A") -> g.Target:
@@ -89,8 +166,14 @@ def timeseries(
     width: int = 12,
     value_min: float | None = None,
     value_max: float | None = None,
+    overrides: list[dict[str, Any]] | None = None,
+    links: list[dict[str, object]] | None = None,
+    time_from: str | None = None,
 ) -> g.TimeSeries:
     return g.TimeSeries(
+        overrides=overrides or [],
+        links=links or [],
+        timeFrom=time_from,
         title=title,
         description=description,
         dataSource=DATASOURCE,
@@ -113,8 +196,12 @@ def stat(
     thresholds: list[g.Threshold] | None = None,
     description: str = "",
     width: int = 6,
+    mappings: list[dict[str, Any]] | None = None,
+    links: list[dict[str, object]] | None = None,
 ) -> g.Stat:
     return g.Stat(
+        mappings=mappings or [],
+        links=links or [],
         title=title,
         description=description,
         dataSource=DATASOURCE,
@@ -122,30 +209,100 @@ def stat(
         format=unit,
         reduceCalc="lastNotNull",
         thresholds=thresholds or steps("green"),
-        gridPos=g.GridPos(h=PANEL_HEIGHT // 2 + 1, w=width, x=0, y=0),
+        gridPos=g.GridPos(h=STAT_HEIGHT, w=width, x=0, y=0),
     )
 
 
+@attr.s
+class Heatmap(g.Panel):  # type: ignore[misc]
+    """Grafana's current heatmap panel over pre-bucketed series (grafanalib's
+    ``Heatmap`` writes the legacy panel's keys)."""
+
+    unit: str = attr.ib(default="s")
+
+    def to_json_data(self) -> dict[str, Any]:
+        return self.panel_json(  # type: ignore[no-any-return]
+            {
+                "type": "heatmap",
+                "options": {
+                    "calculate": False,
+                    "cellGap": 1,
+                    "color": {"mode": "scheme", "scheme": "Oranges", "steps": 64,
+                              "exponent": 0.5, "fill": "dark-orange", "reverse": False,
+                              "scale": "exponential"},
+                    "rowsFrame": {"layout": "auto"},
+                    "yAxis": {"axisPlacement": "left", "unit": self.unit},
+                    "tooltip": {"mode": "single", "yHistogram": True},
+                    "legend": {"show": True},
+                    "filterValues": {"le": 1e-9},
+                },
+                "fieldConfig": {"defaults": {"custom": {"hideFrom": {
+                    "legend": False, "tooltip": False, "viz": False}}}, "overrides": []},
+            }
+        )  # fmt: skip
+
+
+def heatmap(
+    title: str, expr: str, *, description: str = "", width: int = 12, unit: str = "s"
+) -> Heatmap:
+    """A heatmap of ``expr``'s series by ``le`` (one row per histogram bucket)."""
+    # grafanalib's attrs classes are untyped: mypy does not see Panel's fields
+    return Heatmap(  # type: ignore[call-arg]
+        title=title,
+        description=description,
+        dataSource=DATASOURCE,
+        targets=[g.Target(expr=expr, legendFormat="{{le}}", refId="A", datasource=DATASOURCE,
+                          format="heatmap")],
+        unit=unit,
+        gridPos=g.GridPos(h=PANEL_HEIGHT, w=width, x=0, y=0),
+    )  # fmt: skip
+
+
+def widths(count: int, per_row: int) -> list[int]:
+    """Widths for ``count`` panels, at most ``per_row`` a row, every row filling the
+    grid's 24 columns (the first panels of a row take the remainder)."""
+    out: list[int] = []
+    for start in range(0, count, per_row):
+        n = min(per_row, count - start)
+        base, extra = divmod(GRID_COLUMNS, n)
+        out += [base + (1 if i < extra else 0) for i in range(n)]
+    return out
+
+
 def layout(panels: Sequence[g.Panel]) -> list[g.Panel]:
-    """Place panels left to right, wrapping at Grafana's 24 columns."""
+    """Place panels left to right, wrapping at Grafana's 24 columns; refuses a row
+    that leaves a gap (not filled to 24 columns, or panels of different heights)."""
     x = y = row_h = 0
     for panel in panels:
         pos = panel.gridPos
-        if x + pos.w > 24:
+        if x + pos.w > GRID_COLUMNS:
             x, y, row_h = 0, y + row_h, 0
+        if x and pos.h != row_h:
+            raise ValueError(f"{panel.title!r}: height {pos.h} in a row of height {row_h}")
         pos.x, pos.y = x, y
         x += pos.w
-        row_h = max(row_h, pos.h)
+        row_h = pos.h
+        if x < GRID_COLUMNS and panel is panels[-1]:
+            raise ValueError(f"{panel.title!r}: the last row ends at column {x}, not 24")
+    rows: dict[int, int] = {}
+    for panel in panels:
+        rows[panel.gridPos.y] = rows.get(panel.gridPos.y, 0) + panel.gridPos.w
+    gaps = {y: w for y, w in rows.items() if w != GRID_COLUMNS}
+    if gaps:
+        raise ValueError(f"rows not filled to {GRID_COLUMNS} columns (y: width): {gaps}")
     return list(panels)
 
 
 def dashboard(
+    slo: SLO,
     title: str,
     description: str,
     panels: Sequence[g.Panel],
     tags: list[str],
     *,
-    instance_from: str = INSTANCE_FROM_TARGETS,
+    variables: Sequence[str],
+    instance_from: str,
+    annotations: Sequence[dict[str, Any]] = (),
 ) -> g.Dashboard:
     return g.Dashboard(
         title=title,
@@ -154,7 +311,25 @@ def dashboard(
         tags=tags,
         timezone="utc",
         refresh="30s",
-        templating=templating(instance_from),
+        annotations=g.Annotations(list=list(annotations)),
+        templating=templating(slo, variables, instance_from),
         panels=layout(panels),
         time=g.Time("now-6h", "now"),
     ).auto_panel_ids()
+
+
+def alert_annotation(slo: SLO) -> dict[str, Any]:
+    """Firing alerts (Prometheus' ``ALERTS`` series) as annotations on every panel."""
+    return {
+        "name": "Alerts firing",
+        "datasource": {"type": "prometheus", "uid": DATASOURCE},
+        "enable": True,
+        "hide": False,
+        "iconColor": "red",
+        "expr": f'ALERTS{{alertstate="firing", {fleet_scope(slo)}}}',
+        "step": "60s",
+        "titleFormat": "{{alertname}} ({{severity}})",
+        "textFormat": "{{slo}} {{type}}{{operation}} {{long_window}}",
+        "tagKeys": "alertname,severity,service",
+        "useValueForTime": False,
+    }

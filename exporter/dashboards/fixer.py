@@ -96,12 +96,17 @@ def fix_dashboard(data: dict[str, Any]) -> dict[str, Any]:
         out["timepicker"] = _without(out["timepicker"], TIMEPICKER_LEGACY)
     result: dict[str, Any] = _drop_nulls(out)
     # the base threshold step's null is meaningful: put it back after dropping nulls
+    # (in the panel's defaults and in each override that sets thresholds)
     for panel in result.get("panels", []):
-        for step in (
-            panel.get("fieldConfig", {})
-            .get("defaults", {})
-            .get("thresholds", {})
-            .get("steps", [])[:1]
-        ):
-            step["value"] = None
+        field_config = panel.get("fieldConfig", {})
+        configs = [field_config.get("defaults", {}).get("thresholds", {})]
+        configs += [
+            prop.get("value") or {}
+            for override in field_config.get("overrides", [])
+            for prop in override.get("properties", [])
+            if prop.get("id") == "thresholds"
+        ]
+        for config in configs:
+            for step in config.get("steps", [])[:1]:
+                step["value"] = None
     return result

@@ -146,6 +146,11 @@ class Stack:
                 f"--listen=127.0.0.1:{exporter_port}",
                 *([f"--slo={opts.slo}"] if opts.slo else []),
                 *([f"--prometheus-url={prometheus_url}"] if prometheus_url else []),
+                *(
+                    [f"--alertmanager-url={self.urls['alertmanager']}"]
+                    if "alertmanager" in self.urls
+                    else []
+                ),
             ],
             exporter_port,
             env={

@@ -34,6 +34,10 @@ MAX_ITEMS = 5000
 MAX_LABELS = 32
 #: the longest query failure reason kept
 MAX_REASON_CHARS = 200
+#: the annotations of an alert the page shows (the rest never leaves this module)
+SHOWN_ANNOTATIONS = ("runbook_url", "summary")
+#: the longest annotation kept (a runbook URL, a summary line)
+MAX_ANNOTATION_CHARS = 2000
 
 
 class AnswerError(ValueError):
@@ -104,6 +108,33 @@ def alert_labels(alert: Any) -> dict[str, str] | None:
     return dict(sorted(labels.items())[:MAX_LABELS]) if len(labels) > MAX_LABELS else labels
 
 
+def alert_annotations(alert: dict[str, Any]) -> dict[str, str]:
+    """The annotations the page shows (:data:`SHOWN_ANNOTATIONS`), text only, bounded."""
+    raw = alert.get("annotations")
+    if not isinstance(raw, dict):
+        return {}
+    return {
+        k: raw[k][:MAX_ANNOTATION_CHARS]
+        for k in SHOWN_ANNOTATIONS
+        if isinstance(raw.get(k), str) and raw[k]
+    }
+
+
+async def read_capped(
+    client: httpx.AsyncClient, path: str, params: dict[str, Any] | None, limit: int
+) -> tuple[httpx.Response, bytes]:
+    """The answer's status and body, read no further than ``limit`` bytes."""
+    async with client.stream("GET", path, params=params) as response:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise AnswerError(f"{path}: answer larger than {limit // (1024 * 1024)} MiB")
+            chunks.append(chunk)
+    return response, b"".join(chunks)
+
+
 class PrometheusAPI:
     """Instant and range queries, recording rule names and firing alerts."""
 
@@ -113,15 +144,7 @@ class PrometheusAPI:
     async def _read(self, path: str, params: dict[str, Any] | None) -> tuple[httpx.Response, bytes]:
         """The answer's status and body, read no further than the path's byte cap."""
         limit = MAX_RULES_ANSWER_BYTES if path == RULES_PATH else MAX_ANSWER_BYTES
-        async with self.client.stream("GET", path, params=params) as response:
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    raise AnswerError(f"{path}: answer larger than {limit // (1024 * 1024)} MiB")
-                chunks.append(chunk)
-        return response, b"".join(chunks)
+        return await read_capped(self.client, path, params, limit)
 
     async def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         response, content = await self._read(path, params)
@@ -190,12 +213,34 @@ class PrometheusAPI:
                     names.add(name)
         return names
 
+    async def label_values(self, label: str, match: str) -> list[str]:
+        """The values ``label`` takes on the series ``match`` selects (sorted, text only)."""
+        data = await self._get_list(f"/api/v1/label/{label}/values", {"match[]": match})
+        return sorted({v for v in data[:MAX_ITEMS] if isinstance(v, str)})
+
+    async def _get_list(self, path: str, params: dict[str, Any]) -> list[Any]:
+        """An API answer whose ``data`` is a list (the label values endpoint)."""
+        response, content = await self._read(path, params)
+        try:
+            body = json.loads(content)
+        except (ValueError, RecursionError):
+            response.raise_for_status()
+            raise AnswerError(f"{path}: not a Prometheus API answer (not JSON)") from None
+        if not isinstance(body, dict) or body.get("status") != "success":
+            raise RuntimeError(f"{path}: not a successful Prometheus API answer")
+        data = body.get("data")
+        if not isinstance(data, list):
+            raise AnswerError(f"{path}: the values are not a list")
+        return data
+
     async def firing_alerts(self) -> list[dict[str, Any]]:
-        """The firing alerts, each as ``{"labels": {name: text}, "state": "firing"}``."""
+        """The firing alerts, each as ``{"labels": {name: text}, "state": "firing",
+        "annotations": {name: text}}`` (only the annotations the page shows)."""
         data = await self._get("/api/v1/alerts")
         found = []
         for alert in _list(data, "alerts", "the alerts"):
             labels = alert_labels(alert)
             if labels is not None and alert.get("state") == "firing":
-                found.append({"labels": labels, "state": "firing"})
+                annotations = alert_annotations(alert)
+                found.append({"labels": labels, "state": "firing", "annotations": annotations})
         return found

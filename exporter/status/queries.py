@@ -7,19 +7,74 @@ otherwise it falls back to the same SLIs over raw counters.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field, replace
 
 from exporter import metrics as m
 from exporter import sli
-from exporter.rules.conventions import RECORD_BUDGET_REMAINING, record_hit_ratio
+from exporter.rules.conventions import record_hit_ratio, window_name
+from exporter.rules.windows import scaled_tiers, tiers_for_budget
 from exporter.slo import SLO, format_duration, parse_duration
 
 #: rate window of the "now" value and the sparklines
 NOW_WINDOW = "5m"
-#: window of the displayed burn rate (the classic fast-burn long window)
-BURN_WINDOW = "1h"
 #: the quantile shown beside the latency objective
 P99 = "0.99"
+
+
+@dataclass(frozen=True)
+class BurnWindow:
+    """A burn-rate alert tier of one objective: its long window and when it fires."""
+
+    window: str  # the tier's long window, as named in the alert's ``long_window`` label
+    factor: float  # the alert fires above this burn rate (over both of its windows)
+    severity: str
+
+
+#: what ``?service=`` and a grouping label's ``?cluster=`` may be: the SLO file's
+#: alphabet for service names, and a conservative one for placement values
+SERVICE_VALUE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+GROUP_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}")
+
+
+class SelectionError(ValueError):
+    """A ``?service=`` or grouping-label value the page refuses (one line, cleaned)."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which service's series the page reads, narrowed by grouping labels."""
+
+    service: str
+    #: grouping label -> value (only the SLO file's ``group_by`` labels)
+    groups: tuple[tuple[str, str], ...] = ()
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        """Whether an alert with ``labels`` is about this selection (a label it does
+        not carry does not exclude it: older rules had no ``service``)."""
+        wanted = (("service", self.service), *self.groups)
+        return all(labels.get(k, v) == v for k, v in wanted)
+
+
+def selection(slo: SLO, params: dict[str, str]) -> Selection:
+    """The selection a request asks for: ``?service=`` (default: the SLO file's) and
+    ``?<group label>=`` for each of the file's ``group_by`` labels; others ignored."""
+    service = params.get("service") or slo.service.name
+    if not SERVICE_VALUE.fullmatch(service):
+        raise SelectionError(
+            f"service: expected a lower-case name (a-z, 0-9, _ . -), got {service[:60]!r}"
+        )
+    groups = []
+    for label in slo.service.group_by:
+        value = params.get(label)
+        if not value:
+            continue
+        if not GROUP_VALUE.fullmatch(value):
+            raise SelectionError(
+                f"{label}: expected letters, digits and _ . : / -, got {value[:60]!r}"
+            )
+        groups.append((label, value))
+    return Selection(service, tuple(groups))
 
 
 @dataclass(frozen=True)
@@ -29,6 +84,10 @@ class Objective:
     key: str  # stable id (the HTML id)
     title: str
     sli: sli.Objective
+    #: the burn-rate tiers its alerts use (after capping), fastest first
+    burns: tuple[BurnWindow, ...] = ()
+    #: grouping-label matchers narrowing its recorded series (``cluster="eu-1"``)
+    groups: tuple[tuple[str, str], ...] = field(default=())
 
     @property
     def kind(self) -> str:
@@ -40,8 +99,8 @@ class Objective:
 
     @property
     def type(self) -> str:
-        """The ``type`` label its alerts carry (``all`` for the latency objective too)."""
-        return self.sli.value if self.kind == sli.HIT_RATE else m.TYPE_ALL
+        """The ``type`` label its alerts carry (``all`` for the latency objectives too)."""
+        return self.sli.value if self.kind in (sli.HIT_RATE, sli.LAYER_HIT_RATE) else m.TYPE_ALL
 
     @property
     def operation(self) -> str:
@@ -54,7 +113,7 @@ class Objective:
 
     def recorded(self, window: str) -> str:
         """The generator's recording of this SLI over ``window``."""
-        return self.sli.recorded(parse_duration(window))
+        return self.sli.recorded(parse_duration(window), **dict(self.groups))
 
     def sli_query(self, window: str, recorded: set[str]) -> str:
         """The recording when Prometheus evaluates it, else the raw SLI."""
@@ -62,29 +121,32 @@ class Objective:
             return self.recorded(window)
         return self.expr(window)
 
-    def budget_query(self, window: str, recorded: set[str]) -> str:
-        """Budget left if recorded, else the window's SLI (:func:`budget_is_recorded`)."""
-        if budget_is_recorded(recorded):
-            return self.sli.recorded_budget_left()
-        return self.sli_query(window, recorded)
 
-
-def budget_is_recorded(recorded: set[str]) -> bool:
-    return RECORD_BUDGET_REMAINING in recorded
-
-
-def objectives(slo: SLO) -> list[Objective]:
-    """The SLO file's objectives, in page order: overall, per type, latency."""
+def objectives(slo: SLO, chosen: Selection | None = None) -> list[Objective]:
+    """The SLO file's objectives, in page order: overall, per type, the other layers, the
+    API, latency; their series those of ``chosen`` (default: the file's own service)."""
     rows = []
+    tiers = scaled_tiers(slo.window)
+    chosen = chosen or Selection(slo.service.name)
     for o in sli.objectives(slo):
+        o = replace(o, service=chosen.service)
+        kept, _ = tiers_for_budget(tiers, sli.error_budget(o.target))
+        burns = tuple(BurnWindow(window_name(t.long), float(t.factor), t.severity) for t in kept)
         if o.kind == sli.LATENCY:
             lat = slo.latency
-            title = f"{lat.operation.upper()} within {format_duration(lat.threshold)}"
-            rows.append(Objective(f"latency-{o.value}", title, o))
+            key, title = (
+                f"latency-{o.value}",
+                f"{lat.operation.upper()} within {format_duration(lat.threshold)}",
+            )
+        elif o.kind == sli.API_LATENCY:
+            key, title = "api-latency", o.title
+        elif o.kind == sli.LAYER_HIT_RATE:
+            key, title = f"hit-rate-{o.layer}-{o.value}", o.title
         elif o.value == m.TYPE_ALL:
-            rows.append(Objective("hit-rate-all", "Hit rate, all types", o))
+            key, title = "hit-rate-all", "Hit rate, all types"
         else:
-            rows.append(Objective(f"hit-rate-{o.value}", f"Hit rate, {o.value}", o))
+            key, title = f"hit-rate-{o.value}", f"Hit rate, {o.value}"
+        rows.append(Objective(key, title, o, burns, chosen.groups))
     return rows
 
 
@@ -95,9 +157,16 @@ def p99_expr(slo: SLO) -> str:
     )
 
 
-def hit_ratio_by_type(recorded: set[str]) -> str:
-    """Every type's hit rate over :data:`NOW_WINDOW` (one series per ``type``)."""
+def hit_ratio_by_type(recorded: set[str], chosen: Selection | None = None) -> str:
+    """Every type's hit rate over :data:`NOW_WINDOW` (one series per ``type``), of the
+    chosen service when recorded."""
     name = record_hit_ratio(parse_duration(NOW_WINDOW))
     if name in recorded:
-        return name
+        if chosen is None:
+            return sli.recorded(name)
+        return sli.recorded(name, service=chosen.service, **dict(chosen.groups))
     return sli.hit_ratio("", NOW_WINDOW, layer=m.LAYER_REDIS, by=("type",))
+
+
+#: the series whose ``service`` values the page offers to switch to
+SERVICES_FROM = record_hit_ratio(parse_duration(NOW_WINDOW))

@@ -48,7 +48,8 @@ CSS: str = ENV.loader.get_source(ENV, "status.css")[0] if ENV.loader else ""
 
 
 def render(page: Page, slo: SLO, prometheus: str) -> str:
-    """The whole page; ``prometheus`` is the (redacted) URL it was read from."""
+    """The whole page; ``prometheus`` is the URL it was read from (the view redacts it
+    for display and strips any credential from the links it builds on it)."""
     view = page_view(page, slo, prometheus)
     return ENV.get_template("status.html").render(page=view, refresh=view.refresh)
 

@@ -2,41 +2,57 @@
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from exporter.redaction import redact_url
 from exporter.slo import SLO
 from exporter.status.aggregate import collect
+from exporter.status.alertmanager import AlertmanagerAPI
 from exporter.status.prometheus import QUERY_ERRORS, PrometheusAPI, reason
+from exporter.status.queries import SelectionError, selection
 from exporter.status.render import render, render_error
 
 QUERY_TIMEOUT_SECONDS = 5.0
 
 
-def build_router(prometheus_url: str, slo: SLO) -> APIRouter:
-    """The status page of ``slo``, read from the Prometheus at ``prometheus_url``."""
+def build_router(prometheus_url: str, slo: SLO, alertmanager_url: str | None = None) -> APIRouter:
+    """The status page of ``slo``, read from the Prometheus at ``prometheus_url``; with
+    ``alertmanager_url``, alerts Alertmanager holds back (silenced, inhibited) show so."""
     router = APIRouter()
     shown = redact_url(prometheus_url, keep_user=False)  # a lone user part may be a token
     # credentials travel as an Authorization header, never in a URL httpx could log
     base_url, auth = _split_auth(prometheus_url.rstrip("/"))
+    am = _split_auth(alertmanager_url.rstrip("/")) if alertmanager_url else None
 
     @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def status_page() -> HTMLResponse:
-        async with httpx.AsyncClient(
-            base_url=base_url, auth=auth, timeout=QUERY_TIMEOUT_SECONDS
-        ) as client:
+    async def status_page(request: Request) -> HTMLResponse:
+        try:  # ?service= and the SLO file's grouping labels (?cluster=) narrow the series
+            chosen = selection(slo, dict(request.query_params))
+        except SelectionError as exc:
+            return HTMLResponse(render_error(str(exc)), status_code=400)
+        async with AsyncExitStack() as stack:
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(base_url=base_url, auth=auth, timeout=QUERY_TIMEOUT_SECONDS)
+            )
+            alertmanager = None
+            if am is not None:
+                am_client = await stack.enter_async_context(
+                    httpx.AsyncClient(base_url=am[0], auth=am[1], timeout=QUERY_TIMEOUT_SECONDS)
+                )
+                alertmanager = AlertmanagerAPI(am_client)
             try:  # the rules listing tells whether Prometheus answers at all
-                page = await collect(PrometheusAPI(client), slo)
+                page = await collect(PrometheusAPI(client), slo, alertmanager, chosen)
             except QUERY_ERRORS as exc:
                 return HTMLResponse(
                     render_error(f"Prometheus at {shown} could not be queried ({reason(exc)})."),
                     status_code=503,
                 )
-        return HTMLResponse(render(page, slo, shown))
+        return HTMLResponse(render(page, slo, prometheus_url))
 
     return router
 

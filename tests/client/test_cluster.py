@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.client import INVALIDATION_CHANNEL, AsyncCacheService, CacheConfigError
 from exporter.client.instrumentation import error_class
+from exporter.client.serialization import encode_meta
 from tests.client.both import Cache
 from tests.client.conftest import MakeCache, sample
 from tests.support.cluster import LocalCluster, cluster_port
@@ -84,6 +85,28 @@ def test_tags_invalidate_across_slots_and_the_broadcast_reaches_every_node(
             pubsub.close()
         for client in clients:
             client.close()
+
+
+def test_get_or_compute_reads_value_and_metadata_in_one_slot(
+    ccache: Cache, registry: CollectorRegistry
+) -> None:
+    """The value is plain JSON; its early-refresh metadata sits in a companion key of
+    the same slot, read with it by one MGET: hits and XFetch work across the cluster."""
+    keys = [ccache.key("user", str(n)) for n in range(20)]
+    assert len(slots(ccache, keys)) > 5
+    for n, key in enumerate(keys):
+        assert ccache.get_or_compute(key, lambda n=n: {"n": n}) == {"n": n}  # type: ignore[misc]
+        assert ccache.redis.get(key) == json.dumps({"n": n}, separators=(",", ":")).encode()
+        meta_key = ccache.keys.meta_key(key)
+        assert meta_key is not None and ccache.redis.keyslot(meta_key) == ccache.redis.keyslot(key)
+        assert ccache.get_or_compute(key, lambda: "never") == {"n": n}
+    # an expiry in the past makes XFetch due: the next call refreshes
+    meta_key = str(ccache.keys.meta_key(keys[3]))
+    ccache.redis.set(meta_key, encode_meta(ccache.redis.get(keys[3]), 100.0, 1.0), px=60_000)
+    assert ccache.get_or_compute(keys[3], lambda: "refreshed") == "refreshed"
+    assert sample(registry, "cache_hits_total", layer="redis", type="user") == 21
+    labels = {"layer": "redis", "operation": "get_or_compute", "error": "response"}
+    assert sample(registry, "cache_errors_total", **labels) == 0
 
 
 def test_delete_pattern_scans_every_primary(ccache: Cache) -> None:

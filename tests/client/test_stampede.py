@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from exporter.client import AsyncCacheService, CacheService
 from exporter.client.core import xfetch_due
 from exporter.client.errors import CacheConfigError
-from exporter.client.serialization import unwrap, wrap
+from exporter.client.serialization import encode_meta
 from tests.client.both import Cache, background
 from tests.client.conftest import MakeCache, sample
 from tests.client.workers import (
@@ -35,6 +35,16 @@ COUNTER = "test:loader-runs"
 
 def loader_runs(url: str) -> int:
     return int(redis.Redis.from_url(url).get(COUNTER) or 0)
+
+
+def make_due(cache: Cache, key: str) -> None:
+    """Pretend the value at ``key`` took long to compute and its soft expiry has come:
+    XFetch is then due whatever the random draw (near but before it, 1 draw in 200
+    would not be)."""
+    meta_key = cache.keys.meta_key(key)
+    assert meta_key is not None
+    body = cache.redis.get(key)
+    cache.redis.set(meta_key, encode_meta(body, 100.0, time.time() - 1), px=60_000)
 
 
 def test_threads_share_one_computation(
@@ -177,10 +187,7 @@ def test_hot_key_near_expiry_is_refreshed_by_one_caller(
 ) -> None:
     key = cache.key("feature-flag", "beta")
     cache.get_or_compute(key, lambda: "v1", ttl=60)
-    # pretend the value took long to compute and its soft expiry has come: XFetch is then
-    # due whatever the random draw (near but before it, 1 draw in 200 would not be)
-    body, _, _ = unwrap(cache.redis.get(key))
-    cache.redis.set(key, wrap(body, 100.0, time.time() - 1), px=60_000)
+    make_due(cache, key)
     assert cache.get_or_compute(key, lambda: "v2", ttl=60) == "v2"
     assert cache.get(key) == "v2"
     assert sample(registry, "cache_hits_total", layer="redis", type="feature-flag") == 2
@@ -233,8 +240,7 @@ def test_a_failing_early_refresh_keeps_serving_the_cached_value(
     that fails during it must not turn a hit into an exception for the caller."""
     key = cache.key("feature-flag", "beta")
     cache.get_or_compute(key, lambda: "v1", ttl=60)
-    body, _, _ = unwrap(cache.redis.get(key))
-    cache.redis.set(key, wrap(body, 100.0, time.time() - 1), px=60_000)  # surely due (see above)
+    make_due(cache, key)
 
     def failing() -> str:
         raise LookupError("source down")

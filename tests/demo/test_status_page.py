@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from exporter import sli
 from exporter.demo.stack import Stack
+from exporter.rules import conventions as c
 from exporter.status.queries import NOW_WINDOW, objectives
 from tests.demo.conftest import poll, prometheus_query
 from tests.support.processes import require_binary
@@ -49,20 +51,38 @@ def sections(dom: str) -> dict[str, str]:
     return found
 
 
-def test_status_page_shows_every_objective_with_a_value_and_marks_the_broken_one(
-    stack: Stack, browser: list[str]
+def test_status_page_shows_every_objective_with_a_value_and_marks_the_degraded_one(
+    stack: Stack, browser: list[str], tmp_path: Path
 ) -> None:
     stack.set_scenario("degraded")  # cold sessions: the session objective breaks
-    poll(
-        lambda: [
-            r
-            for r in prometheus_query(stack, 'cache_type:cache_hit_ratio:rate5m{type="session"}')
-            if float(r["value"][1]) < 0.95
-        ],
-        timeout=60,
-        what="the session hit rate below its objective in Prometheus",
+    try:
+        _shows_every_objective(stack, browser, tmp_path)
+    finally:
+        stack.set_scenario("healthy")  # the next tests read a stack in its usual state
+
+
+def _shows_every_objective(stack: Stack, browser: list[str], tmp_path: Path) -> None:
+    session = next(o for o in objectives(stack.slo) if o.key == "hit-rate-session")
+    poll(  # the window SLI (summed 5m recordings) lags; the fast page tier fires first
+        lambda: (
+            [
+                r
+                for r in prometheus_query(stack, session.sli.recorded(stack.slo.window))
+                if float(r["value"][1]) < session.target
+            ]
+            or [
+                r
+                for r in prometheus_query(stack, 'ALERTS{alertstate="firing", type="session"}')
+                if r["metric"]["alertname"] in {c.ALERT_HIT_RATE_BURN, c.ALERT_LOW_HIT_RATE}
+            ]
+        ),
+        timeout=90,
+        what="the session objective missed over its window, or one of its alerts firing",
     )
-    for objective in objectives(stack.slo):  # every SLI has samples in Prometheus
+    # The demo app runs no CacheMetricsMiddleware yet (issue #13 item 5 puts nginx and the
+    # API objective into the demo): its API card must say "no data", never a made-up value.
+    fed = [o for o in objectives(stack.slo) if o.kind != sli.API_LATENCY]
+    for objective in fed:  # every SLI the demo feeds has samples in Prometheus
         poll(
             lambda o=objective: [
                 r for r in prometheus_query(stack, o.recorded(NOW_WINDOW)) if r["value"][1] != "NaN"
@@ -87,29 +107,41 @@ def test_status_page_shows_every_objective_with_a_value_and_marks_the_broken_one
         what="every key type without an objective has a hit rate",
     )
     dom = dump_dom(browser, stack.urls["SLO status page"])
+    shot = tmp_path / "status-page.png"
+    done = subprocess.run(
+        [*browser, "--hide-scrollbars", "--window-size=1400,2000", f"--screenshot={shot}",
+         stack.urls["SLO status page"]],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0 and shot.read_bytes()[:4] == b"\x89PNG", done.stderr[-2000:]
     assert "<title>Cache SLO status" in dom
     assert "(recording rules)" in dom  # the stack loads the generated rules
+    assert 'id="alertmanager-note"' not in dom  # the demo gives the page its Alertmanager
     shown = sections(dom)
     expected = [o.key for o in objectives(stack.slo)]
     assert sorted(shown) == sorted(expected)
+    unfed = {o.key for o in objectives(stack.slo)} - {o.key for o in fed}
+    for key in unfed:
+        body = shown.pop(key)
+        assert "no data" in body and not re.search(r'class="(?:now|over-window)">\d', body), key
     for key, body in shown.items():
-        value = re.search(r'<div class="value">([^<]*)</div>', body)
-        assert value and re.fullmatch(r"\d+\.\d\d %", value.group(1)), (key, body[:300])
+        for cls in ("over-window", "now"):
+            value = re.search(rf'class="{cls}">([^<]*)<', body)
+            assert value and re.fullmatch(r"\d+\.\d\d %", value.group(1)), (key, cls, body[:300])
         assert "<svg" in body and "<polyline" in body, key
-    assert shown["hit-rate-session"].startswith("objective broken|")
-    # every objective below its target is marked, and the summary counts the marked ones
+    assert shown["hit-rate-session"].startswith(("objective broken|", "objective at-risk|"))
+    # BROKEN exactly where the SLI over the SLO window is below the objective
     marked = 0
     for key, body in shown.items():
-        value = re.search(r'<div class="value">([\d.]+) %</div>', body)
-        target = re.search(r"<dt>target</dt><dd>([\d.]+) %</dd>", body)
+        value = re.search(r'class="over-window">([\d.]+) %<', body)
+        target = re.search(r'class="target">([\d.]+) %<', body)
         assert value and target, key
         is_broken = body.startswith("objective broken|")
         marked += is_broken
-        if float(value.group(1)) < float(target.group(1)):
-            assert is_broken, key
-    summary = re.search(r'id="summary">(\d+) of (\d+) objectives broken', dom)
-    assert summary and int(summary.group(2)) == len(expected)
-    assert int(summary.group(1)) == marked
+        assert is_broken == (float(value.group(1)) < float(target.group(1))), key
+    summary = re.search(r'id="summary">(\d+) objectives: (\d+) broken', dom)
+    assert summary and int(summary.group(1)) == len(expected)
+    assert int(summary.group(2)) == marked
     # the key types without an objective are listed with their hit rate
     others = dict(re.findall(r'<tr><td>([\w-]+)</td><td class="rate">([^<]*)</td></tr>', dom))
     assert without <= set(others)
@@ -164,8 +196,13 @@ async def test_without_recording_rules_the_page_falls_back_to_raw_queries(stack:
     assert page.p99 is not None and page.p99 > 0
     assert "organization" in page.other_types and "session" not in page.other_types
     for row in page.rows:
+        if row.objective.kind == sli.API_LATENCY:  # the demo runs no middleware yet (above)
+            assert row.now is None and row.over_window is None, row.objective.key
+            continue
         assert row.now is not None and 0 <= row.now <= 1, row.objective.key
+        assert row.over_window is not None and 0 <= row.over_window <= 1, row.objective.key
         assert row.budget_left is not None and row.budget_left <= 1, row.objective.key
+        assert all(b.value is not None and b.value >= 0 for b in row.burns), row.objective.key
     html = render(page, stack.slo, stack.urls["prometheus"])
     assert "(raw queries)" in html
 
@@ -195,6 +232,7 @@ async def test_a_query_prometheus_fails_blanks_its_values_not_the_page(stack: St
     assert page.failed and all("timeout" in reason for reason in page.failed)
     assert len(page.failed) == len(page.rows)
     assert all(row.series == [] for row in page.rows)
-    assert all(row.now is not None and row.budget_left is not None for row in page.rows)
+    fed = [row for row in page.rows if row.objective.kind != sli.API_LATENCY]  # no middleware
+    assert all(row.now is not None and row.over_window is not None for row in fed)
     html = render(page, stack.slo, stack.urls["prometheus"])
     assert 'id="failed-queries"' in html

@@ -16,7 +16,7 @@ import yaml
 
 from exporter.rules import conventions as c
 from exporter.slo import load_slo
-from exporter.status.aggregate import collect
+from exporter.status.aggregate import AT_RISK, NO_DATA, collect
 from exporter.status.prometheus import PrometheusAPI
 from exporter.status.render import render
 from tests.support.processes import free_port, wait_for_port
@@ -57,7 +57,7 @@ def prometheus(tmp_path: Path) -> Iterator[str]:
         yield server.url
 
 
-async def test_only_an_objectives_own_alerts_mark_it_broken(prometheus: str) -> None:
+async def test_only_an_objectives_own_alerts_put_it_at_risk(prometheus: str) -> None:
     slo = load_slo()
     async with httpx.AsyncClient(base_url=prometheus, timeout=10) as client:
         api = PrometheusAPI(client)
@@ -75,7 +75,12 @@ async def test_only_an_objectives_own_alerts_mark_it_broken(prometheus: str) -> 
         r.objective.key: ([c.ALERT_LOW_HIT_RATE] if r.objective.key == "hit-rate-user" else [])
         for r in page.rows
     }
-    assert [r.objective.key for r in page.rows if r.broken] == ["hit-rate-user"]
+    # no SLI data in this Prometheus: nothing is missed over the window, and the one
+    # objective with an alert of its own is at risk, the rest have no data
+    assert {r.objective.key: r.state for r in page.rows} == {
+        r.objective.key: (AT_RISK if r.objective.key == "hit-rate-user" else NO_DATA)
+        for r in page.rows
+    }
     html = render(page, slo, prometheus)
     firing = html.split('id="firing"', 1)[1]
     assert all(name in firing for name in FIRING)  # every alert is still listed
@@ -146,6 +151,15 @@ def test_status_text_colours_meet_wcag_aa_contrast() -> None:
         "broken value": (colour(".broken .value", "color"), broken_card),
         "labels": (colour("dt", "color"), card),
         "error": (colour(".error", "color"), colour(".error", "background")),
+        "AT RISK state": (
+            colour(".at-risk .state", "color"),
+            colour(".objective.at-risk", "background"),
+        ),
+        "NO DATA state": (colour(".no-data .state", "color"), card),
+        "overspent budget": (colour("dd.overspent", "color"), broken_card),
+        "held back": (colour(".held", "color"), colour(".objective.at-risk", "background")),
+        "note": (colour(".note", "color"), colour(".note", "background")),
+        "links": (colour("a", "color"), card),
     }
     low = {k: round(_contrast(*v), 2) for k, v in pairs.items() if _contrast(*v) < 4.5}
     assert low == {}, low
@@ -161,4 +175,141 @@ def test_alert_labels_are_escaped_by_the_template() -> None:
     page = Page([Row(o) for o in objectives(slo)], None, firing, True)
     html = render(page, slo, "http://prometheus:9090")
     assert "<script>" not in html
-    assert "<li>X&lt;script&gt; severity=page, type=a&amp;b</li>" in html
+    assert (
+        '<li class="alert" data-alert="X&lt;script&gt;"><a class="alert-link" href="'
+        "http://prometheus:9090/graph?g0.expr=ALERTS%7Balertname%3D%22X%3Cscript%3E%22"
+    ) in html
+    labels = '<span class="labels"> severity=page, type=a&amp;b</span></li>'
+    assert f'">X&lt;script&gt;</a>{labels}' in html
+
+
+def test_grouping_labels_of_the_slo_file_narrow_the_page(tmp_path: Path) -> None:
+    """``?cluster=`` narrows every recorded query and the alerts when the SLO file groups
+    by cluster; a label the file does not group by is ignored; a bad value is refused."""
+    from exporter.status.queries import Selection, SelectionError, objectives, selection
+
+    (tmp_path / "slo.yaml").write_text(
+        "version: 1\nwindow: 30d\nservice: {name: checkout, group_by: [cluster]}\n"
+        "hit_rate: {objective: 0.8, min_read_rate: 0.1}\n"
+        "latency: {operation: get, threshold: 10ms, objective: 0.99}\n"
+        "key_types:\n  - {name: session, ttl: 1h, tenant_scoped: false}\n"
+    )
+    slo = load_slo(tmp_path / "slo.yaml")
+    chosen = selection(slo, {"cluster": "eu-1", "namespace": "ignored"})
+    assert chosen == Selection("checkout", (("cluster", "eu-1"),))
+    for o in objectives(slo, chosen):
+        assert o.recorded("5m").endswith('cluster="eu-1"}'), o.key
+        assert 'service="checkout"' in o.recorded("5m")
+    assert chosen.matches({"service": "checkout", "cluster": "eu-1"})
+    assert not chosen.matches({"service": "checkout", "cluster": "us-2"})
+    assert not chosen.matches({"service": "other"})
+    with pytest.raises(SelectionError, match="cluster: expected"):
+        selection(slo, {"cluster": 'eu"}'})
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (200, b"{}"),
+        (200, b"<html>"),
+        (200, b'[{"labels": 5, "status": "x"}, 7, null, {"status": {"state": "suppressed"}}]'),
+        (500, b"oops"),
+        (200, b"[" + b'{"labels": {"a": "b"}},' * 60_000 + b"{}]"),  # over the 1 MiB cap
+    ],
+    ids=["object", "not-json", "junk-items", "http-500", "huge"],
+)
+async def test_an_odd_alertmanager_answer_leaves_delivery_unknown_not_a_broken_page(
+    status: int, body: bytes
+) -> None:
+    from exporter.status.alertmanager import AlertmanagerAPI
+
+    def prometheus(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v1/alerts":
+            alert = {"state": "firing", "labels": {"alertname": "RedisDown"}}
+            return httpx.Response(200, json={"status": "success", "data": {"alerts": [alert]}})
+        data: object = {"groups": []} if "rules" in request.url.path else {"result": []}
+        return httpx.Response(200, json={"status": "success", "data": data})
+
+    def alertmanager(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, content=body)
+
+    slo = load_slo()
+    prom = httpx.AsyncClient(transport=httpx.MockTransport(prometheus), base_url="http://p")
+    am = httpx.AsyncClient(transport=httpx.MockTransport(alertmanager), base_url="http://a")
+    async with prom, am:
+        page = await collect(PrometheusAPI(prom), slo, AlertmanagerAPI(am))
+    html = render(page, slo, "http://p")
+    if body.startswith(b'[{"labels": 5'):  # a list: read, nothing in it held back
+        assert 'id="alertmanager-note"' not in html
+    else:
+        assert "Alertmanager could not be read" in html
+    assert "RedisDown" in html.split('id="firing"', 1)[1]  # still listed as firing
+    assert 'id="held-back"' not in html
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://runbooks.example/RedisDown.md", True),
+        ("http://wiki/x", True),
+        ("javascript:alert(1)", False),
+        ("data:text/html,<script>", False),
+        ("//evil.example/x", False),
+        ("https://ok.example/\u202ebad", False),
+        ("https://ok.example/a b", False),
+        ("https://x/" + "a" * 3000, False),
+        ("", False),
+    ],
+)
+def test_only_absolute_http_runbook_links_become_links(url: str, shown: bool) -> None:
+    from exporter.status.view import safe_link
+
+    assert safe_link(url) == (url if shown else "")
+
+
+@pytest.mark.parametrize(
+    ("url", "base"),
+    [
+        ("http://admin:s3cret@prom:9090/", "http://prom:9090"),
+        ("https://token@prom.example/prometheus?auth=x#frag", "https://prom.example/prometheus"),
+        ("http://[::1]:9090", "http://[::1]:9090"),
+        ("ftp://prom", ""),
+        ("http://prom:notaport", ""),
+    ],
+)
+def test_links_are_built_on_the_prometheus_url_without_credentials(url: str, base: str) -> None:
+    from exporter.status.view import graph_url, link_base
+
+    assert link_base(url) == base
+    if base:
+        assert graph_url(base, "up").startswith(f"{base}/graph?g0.expr=up")
+
+
+def test_layer_and_api_alerts_are_pinned_on_their_own_cards_only() -> None:
+    """A CDN ``type="user"`` budget burn is not the Redis ``user`` objective's, and the API
+    burn lands on the API card."""
+    from exporter.slo import default_slo_path, parse_slo
+    from exporter.status.aggregate import alerts_for
+    from exporter.status.queries import objectives
+
+    raw = yaml.safe_load(default_slo_path().read_text())
+    raw["layers"] = {"cdn": {"user": 0.9}}
+    rows = objectives(parse_slo(raw))
+
+    def alert(name: str, **labels: str) -> dict[str, object]:
+        return {"labels": {"alertname": name, **labels}}
+
+    firing = [
+        alert(c.ALERT_HIT_RATE_BURN, layer="cdn", type="user"),
+        alert(c.ALERT_API_LATENCY_BURN, cached="true"),
+        alert(c.ALERT_HIT_RATE_BURN, type="session"),
+    ]
+    pinned = {o.key: [a["labels"] for a in alerts_for(o, firing)] for o in rows}
+    assert pinned["hit-rate-cdn-user"] == [firing[0]["labels"]]
+    assert pinned["api-latency"] == [firing[1]["labels"]]
+    assert pinned["hit-rate-session"] == [firing[2]["labels"]]
+    assert pinned["hit-rate-user"] == [] and pinned["hit-rate-all"] == []
+    assert [o.title for o in rows if o.key in ("hit-rate-cdn-user", "api-latency")] == [
+        "CDN hit rate, user",
+        "API requests (cached) within 200ms",
+    ]

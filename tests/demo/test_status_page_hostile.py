@@ -176,7 +176,7 @@ def test_an_alert_without_usable_labels_gives_a_page_not_a_500(
     response = get_page(fake)
     assert response.status_code == 200, response.text[:500]
     listed = response.text.split('id="firing"', 1)[1]
-    assert "<li>? </li>" in listed
+    assert 'data-alert="?">?</li>' in listed
 
 
 def test_control_and_bidi_characters_never_reach_the_page(fake: FakePrometheus) -> None:
@@ -240,7 +240,7 @@ def test_many_firing_alerts_are_cut_with_a_more_line(fake: FakePrometheus) -> No
     assert response.status_code == 200
     page = response.text
     listed = page.split('id="firing"', 1)[1]
-    assert listed.count("<li>") == MAX_FIRING_SHOWN
+    assert listed.count('<li class="alert"') == MAX_FIRING_SHOWN
     assert f"{len(alerts) - MAX_FIRING_SHOWN} more not shown" in listed
     card = page.split('id="hit-rate-session"', 1)[1].split("</section>", 1)[0]
     assert "20 more not shown" in card  # 30 of the session objective's, 10 listed
