@@ -7,8 +7,9 @@ keys, as fast as one connection goes), then runs ``prometheus-redis-exporter``
 its CONFIG GET follow-up, eviction tracker, sampler estimates) side by side and
 scrapes them in turns (``--scrapes`` each), so load changes hit both alike.
 Prints the median and p90 scrape time of each, the ratio, and RSS.  Then, in
-process on the same Redis, what the INFO collector's follow-up round trip (CONFIG
-GET, pipelined) adds: ``collect()`` with and without it, in turns.
+process on the same Redis, what the INFO collector's follow-up (CONFIG GET, sent in
+INFO's own round trip from the second scrape on) adds: ``collect()`` with and
+without it, in turns.
 
     .venv/bin/python benchmarks/base_scrape.py [--sizes 20000,100000,1000000] [--scrapes 200]
 """
