@@ -42,7 +42,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from exporter import config
@@ -432,7 +432,7 @@ def create_app(settings: Settings, *, background: bool = True) -> Starlette:
             collector.close()
 
     if settings.prometheus_url:  # the SLO status page at GET /
-        routes.append(Mount("", app=_status_app(settings, check)))
+        routes.append(Route("/", _status_app(settings, check)))  # its one route, "/"
     # Starlette, not FastAPI: /metrics needs no validation or schema, and FastAPI with
     # pydantic was 15 MB of the process (the status page brings it only when served);
     # no route list is served (no /docs or /openapi.json), and no 307 to "/metrics/"
