@@ -57,10 +57,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slo", default=None, help="SLO file (default: the shipped one)")
     parser.add_argument("--rate", type=float, default=300.0, help="app requests per second")
     parser.add_argument(
-        "--rules",
+        "--profile",
+        "--rules",  # the first name it had; `generate` calls it --profile
+        dest="profile",
         choices=("production", "fast"),
         default="production",
-        help="rule profile; fast divides every window and for: by 60 so alerts fire within a "
+        help="rule profile, as generate --profile; fast divides every window and for: by 60 so alerts fire within a "
         "minute or two (production rules need 10+ minutes of data before they can fire)",
     )
     parser.add_argument(
@@ -157,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         redis_url=args.redis_url or os.environ.get(REDIS_URL_ENV) or None,
         slo=args.slo,
         rate=args.rate,
-        profile=args.rules,
+        profile=args.profile,
         with_prometheus=False if args.no_prometheus else None,
         on_alert=on_alert,
     )

@@ -256,3 +256,18 @@ def test_a_closed_stdout_stops_the_demo_and_leaves_nothing_behind() -> None:
             proc.wait()
     assert not Path(tmp.group(1)).exists()
     assert processes_mentioning(tmp.group(1)) == []
+
+
+def test_demo_and_generate_name_the_rule_profile_alike() -> None:
+    """``--profile`` in both; the demo's first name, ``--rules``, still works."""
+    import argparse
+
+    from exporter import generate
+    from exporter.demo.command import configure_parser
+
+    demo, gen = argparse.ArgumentParser(), argparse.ArgumentParser()
+    configure_parser(demo)
+    generate.configure_parser(gen)
+    assert demo.parse_args(["--profile", "fast"]).profile == "fast"
+    assert demo.parse_args(["--rules", "fast"]).profile == "fast"
+    assert gen.parse_args(["--profile", "fast"]).profile == "fast"
