@@ -60,6 +60,9 @@ def dashboards(production: dict[str, str]) -> dict[str, dict[str, Any]]:
 
 def contract_names() -> set[str]:
     specs = [s for s in vars(m).values() if isinstance(s, m.MetricSpec)]
+    # families metrics.py defines inside its tables (INFO fields, cluster fields)
+    specs += [s for v in vars(m).values() if isinstance(v, tuple) for s in v
+              if isinstance(s, m.MetricSpec)]  # fmt: skip
     names = {s.name for s in specs}
     names |= {f"{s.name}_{x}" for s in specs if s.kind == "histogram" for x in ("bucket", "count")}
     recorded = {
