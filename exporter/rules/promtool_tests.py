@@ -701,7 +701,7 @@ class Scenarios:
         cases += [
             self._gauge(rule, "master sdown then odown, never ok again, fires", [
                 status(old["master_address"], "ok", "1x4 stale"),
-                status(old["master_address"], "sdown", f"_x5 0 stale"),
+                status(old["master_address"], "sdown", "_x5 0 stale"),
                 status(old["master_address"], "odown", f"_x6 0x{end}"),
             ], end, (0.0, master), 5 + for_ // 2),
             self._gauge(rule, "a failover done within its for: is silent", [
@@ -835,14 +835,14 @@ class Scenarios:
         ]
         # the topology families, healthy: a replica (added a quarter of the way in) and
         # its master, a cluster node, a Sentinel, clients and persistence
-        late = f"_x{steps // 4} "
+        joins = f"_x{steps // 4} "
         link = {**node, "master_host": "10.0.0.1", "master_port": "6379"}
         replica = {**node, "slave_ip": "10.0.0.2", "slave_port": "6379", "slave_state": "online"}
         master = {**node, "master_name": "mymaster", "master_address": "10.0.0.1:6379"}
         rest = f"x{steps - steps // 4}"
         out += [
-            series(m.REDIS_MASTER_LINK_UP.name, link, f"{late}1{rest}"),
-            series(m.REDIS_CONNECTED_SLAVE_LAG.name, replica, f"{late}0{rest}"),
+            series(m.REDIS_MASTER_LINK_UP.name, link, f"{joins}1{rest}"),
+            series(m.REDIS_CONNECTED_SLAVE_LAG.name, replica, f"{joins}0{rest}"),
             series("redis_cluster_state", node, f"1x{steps}"),
             series("redis_cluster_slots_fail", node, f"0x{steps}"),
             series("redis_cluster_slots_pfail", node, f"0x{steps}"),

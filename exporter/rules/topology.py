@@ -35,7 +35,6 @@ def spec(name: str) -> m.MetricSpec:
         raise ValueError(f"exporter.metrics defines no family {name!r}") from None
 
 
-CONNECTED_SLAVES = spec("redis_connected_slaves")
 MASTER_REPL_OFFSET = spec("redis_master_repl_offset")
 CLUSTER_STATE = spec("redis_cluster_state")
 CLUSTER_SLOTS_OK = spec("redis_cluster_slots_ok")
@@ -45,7 +44,6 @@ CONFIG_MAXCLIENTS = spec("redis_config_maxclients")
 RDB_LAST_BGSAVE_STATUS = spec("redis_rdb_last_bgsave_status")
 RDB_LAST_SAVE = spec("redis_rdb_last_save_timestamp_seconds")
 RDB_CHANGES = spec("redis_rdb_changes_since_last_save")
-AOF_ENABLED = spec("redis_aof_enabled")
 AOF_LAST_REWRITE_STATUS = spec("redis_aof_last_bgrewrite_status")
 SENTINEL_QUORUM = spec("redis_sentinel_master_setting_ckquorum")
 
@@ -170,8 +168,10 @@ def topology_alerts(ctx: Context) -> Group:
                 "left out so the alert holds until Sentinel sees a master ok again"
             ),
             annotations=(
-                ("summary", "Sentinel {{ $labels.instance }} sees master {{ $labels.master_name }} "
-                 "down"),
+                (
+                    "summary",
+                    "Sentinel {{ $labels.instance }} sees master {{ $labels.master_name }} down",
+                ),
                 (
                     "description",
                     "Sentinel {{ $labels.instance }} has not seen master "
@@ -183,10 +183,7 @@ def topology_alerts(ctx: Context) -> Group:
         ),
         Rule(
             alert=c.ALERT_SENTINEL_QUORUM,
-            expr=(
-                f"{ok_sentinels} < {quorum}\n"
-                f"or\n{ok_sentinels} < floor({sentinels} / 2) + 1"
-            ),
+            expr=(f"{ok_sentinels} < {quorum}\nor\n{ok_sentinels} < floor({sentinels} / 2) + 1"),
             for_=ctx.for_(timedelta(minutes=5)),
             labels=ticket,
             comment=(
