@@ -176,7 +176,9 @@ def topology_alerts(ctx: Context) -> Group:
                     "description",
                     "Sentinel {{ $labels.instance }} has not seen master "
                     "{{ $labels.master_name }} ok for "
-                    f"{format_duration(timedelta(minutes=1))}, longer than a failover takes: "
+                    f"{format_duration(timedelta(minutes=1))} "
+                    f"({m.REDIS_SENTINEL_MASTER_STATUS.name} = {{{{ $value }}}}), longer than "
+                    "a failover takes: "
                     "writes fail until a replica is promoted.",
                 ),
             ),
