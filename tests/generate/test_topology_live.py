@@ -4,6 +4,7 @@ master takes RedisReplicaLinkDown to pending, then firing, within seconds."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from exporter.cli import main
 from exporter.config import instance_of
 from exporter.rules import conventions as c
 from tests.generate.conftest import REPO
+from tests.generate.test_dashboards import SUBSTITUTIONS
 from tests.support.processes import RedisServer, cleanup_env, free_port, wait_for_port
 from tests.support.prometheus import PrometheusServer, wait_until
 from tests.support.topology import wait_linked
@@ -51,6 +53,15 @@ def serve(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+def panel_query(dashboard: Path, title: str) -> str:
+    """A dashboard panel's first query, its variables substituted."""
+    panels = json.loads(dashboard.read_text())["panels"]
+    expr = str(next(p for p in panels if p["title"] == title)["targets"][0]["expr"])
+    for var, value in SUBSTITUTIONS.items():
+        expr = expr.replace(var, value)
+    return expr
 
 
 def link_alerts(prom: PrometheusServer) -> list[dict[str, Any]]:
@@ -94,6 +105,12 @@ def test_replica_link_alert_fires_when_the_replicas_master_stops(
             what="the replica's link seen up in Prometheus",
         )
         assert linked[0]["metric"]["instance"] == instance_of(replica.url)
+        # the dashboard's replication panel draws the real link
+        panel = panel_query(
+            out / "dashboards" / "cache-redis-server.json",
+            "Replication: replica link to its master (1 = up)",
+        )
+        assert [r["value"][1] for r in prom.query(panel)] == ["1"]
         time.sleep(2)  # a few evaluations on a healthy pair
         assert link_alerts(prom) == []  # silent while linked
 
@@ -117,6 +134,7 @@ def test_replica_link_alert_fires_when_the_replicas_master_stops(
         assert labels["severity"] == c.SEVERITY_TICKET
         assert labels["service"]
         assert pending[0]["labels"]["instance"] == labels["instance"]
+        assert [r["value"][1] for r in prom.query(panel)] == ["0"]
         # fast profile: for 2m -> 5s; scrape and evaluation every second
         assert firing_after < 20, f"firing {firing_after:.1f}s after the master stopped"
         print(f"pending after {pending_after:.1f}s, firing after {firing_after:.1f}s")
