@@ -12,6 +12,7 @@ a ratio is laid out (``\\n/\\n`` in rule files, `` / `` on one line elsewhere).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,11 +23,15 @@ from prometheus_client.utils import floatToGoString
 from exporter import metrics as m
 from exporter.rules import conventions as c
 from exporter.rules.model import decimal, number
-from exporter.slo import SLO
+from exporter.slo import SLO, format_duration
 
-#: SLI kinds: the share of reads answered by the cache, the share of calls within the threshold
+#: SLI kinds: the share of Redis reads answered by the cache, the share of Redis calls
+#: within the threshold, the share of another layer's reads answered by it (CDN, browser,
+#: PostgreSQL: its series carry ``layer``), the share of API requests within the threshold
 HIT_RATE = "hit_rate"
 LATENCY = "latency"
+LAYER_HIT_RATE = "layer_hit_rate"
+API_LATENCY = "api_latency"
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,12 @@ def le_value(seconds: float) -> str:
 def sum_rate(series: str, rng: str, by: Sequence[str] = ()) -> str:
     """``sum by (type) (rate(series[rng]))``, or ``sum(rate(...))`` without ``by``."""
     inner = f"rate({series}[{rng}])"
+    return f"sum by ({', '.join(by)}) ({inner})" if by else f"sum({inner})"
+
+
+def sum_increase(series: str, rng: str, by: Sequence[str] = ()) -> str:
+    """``sum by (type) (increase(series[rng]))``: events counted over ``rng``."""
+    inner = f"increase({series}[{rng}])"
     return f"sum by ({', '.join(by)}) ({inner})" if by else f"sum({inner})"
 
 
@@ -196,6 +207,76 @@ def latency_quantile(
     return f"histogram_quantile({quantile}, {sum_rate(buckets, rng, ('le', *by))})"
 
 
+# --- the API objective (api_request_duration_seconds, exporter.asgi) ---------------------
+
+#: characters of a route template (exporter.slo's alphabet) that mean something in a regex
+_REGEX_META = re.compile(r"([.{}])")
+
+
+def route_regex(routes: Sequence[str]) -> str:
+    """Route templates as one PromQL regex string (``\\.`` escapes, as in ``"..."``)."""
+    return "|".join(_REGEX_META.sub(r"\\\\\1", r) for r in routes)
+
+
+def api_selector(
+    scope: str, *, suffix: str, cached: str, routes: Sequence[str] = (), le: str | None = None
+) -> str:
+    """The API histogram's series the objective counts: ``cached`` (``any``: all), the
+    listed routes (none: every matched route, never ``unmatched``), and a bucket."""
+    matchers = [scope] if scope else []
+    if cached != "any":
+        matchers.append(f'cached="{cached}"')
+    if routes:
+        matchers.append(f'route=~"{route_regex(routes)}"')
+    else:
+        matchers.append(f'route!="{m.ROUTE_UNMATCHED}"')
+    if le is not None:
+        matchers.append(f'le="{le}"')
+    return f"{m.API_LATENCY.name}{suffix}{{{', '.join(matchers)}}}"
+
+
+def api_requests(
+    scope: str, rng: str, *, cached: str, routes: Sequence[str] = (), by: Sequence[str] = ()
+) -> str:
+    """Requests per second the API objective counts (the histogram's count)."""
+    return sum_rate(api_selector(scope, suffix="_count", cached=cached, routes=routes), rng, by)
+
+
+def api_good(
+    scope: str,
+    rng: str,
+    *,
+    threshold_seconds: float,
+    cached: str,
+    routes: Sequence[str] = (),
+    by: Sequence[str] = (),
+) -> str:
+    """Requests per second within the threshold (the threshold's bucket)."""
+    good = api_selector(
+        scope, suffix="_bucket", cached=cached, routes=routes, le=le_value(threshold_seconds)
+    )
+    return sum_rate(good, rng, by)
+
+
+def api_good_ratio(
+    scope: str,
+    rng: str,
+    *,
+    threshold_seconds: float,
+    cached: str,
+    routes: Sequence[str] = (),
+    by: Sequence[str] = (),
+    layout: Layout = INLINE,
+) -> str:
+    """Share of the API's requests within the threshold: bucket over count (the
+    threshold is a bucket boundary, so nothing is interpolated)."""
+    good = api_good(
+        scope, rng, threshold_seconds=threshold_seconds, cached=cached, routes=routes, by=by
+    )
+    total = api_requests(scope, rng, cached=cached, routes=routes, by=by)
+    return f"{good}{layout.div}{total}"
+
+
 # --- client errors --------------------------------------------------------------------
 
 
@@ -289,8 +370,9 @@ def budget_left_value(sli: float, objective: float) -> float:
 class Objective:
     """One objective of the SLO file and the series that measure it."""
 
-    kind: str  # HIT_RATE or LATENCY
-    #: the label that tells its series and alerts apart (``type`` or ``operation``)
+    kind: str  # HIT_RATE, LATENCY, LAYER_HIT_RATE or API_LATENCY
+    #: the label that tells its series and alerts apart (``type``, ``operation``, or
+    #: ``cached`` for the API objective: ``true``, ``false`` or ``any``)
     label: str
     value: str  # that label's value
     target: float
@@ -298,16 +380,42 @@ class Objective:
     threshold_seconds: float = 0.0  # latency objectives only
     #: the ``service`` label its recordings carry ("" selects every service)
     service: str = ""
+    #: LAYER_HIT_RATE only: the layer (``cdn``, ``browser``, ``postgres``)
+    layer: str = ""
+    #: API_LATENCY only: the route templates it covers (none: every matched route)
+    routes: tuple[str, ...] = ()
+
+    @property
+    def title(self) -> str:
+        """What it measures, for people: ``CDN hit rate, api``."""
+        if self.kind == LATENCY:
+            return f"{self.value.upper()} within {format_duration(self.threshold)}"
+        if self.kind == API_LATENCY:
+            which = {"true": " (cached)", "false": " (not cached)"}.get(self.value, "")
+            return f"API requests{which} within {format_duration(self.threshold)}"
+        what = "all types" if self.value == m.TYPE_ALL else self.value
+        if not self.layer:
+            return f"Hit rate, {what}"
+        layer = "CDN" if self.layer == m.LAYER_CDN else self.layer.capitalize()
+        return f"{layer} hit rate, {what}"
+
+    @property
+    def threshold(self) -> timedelta:
+        return timedelta(seconds=self.threshold_seconds)
 
     def record(self, window: timedelta) -> str:
         """The name of the generator's recording of this SLI over ``window``."""
-        if self.kind == HIT_RATE:
-            return c.record_hit_ratio(window)
-        return c.record_latency_good(window)
+        return {
+            HIT_RATE: c.record_hit_ratio,
+            LATENCY: c.record_latency_good,
+            LAYER_HIT_RATE: c.record_layer_hit_ratio,
+            API_LATENCY: c.record_api_good_ratio,
+        }[self.kind](window)
 
     def _matchers(self, **extra: str) -> dict[str, str]:
         service = {"service": self.service} if self.service else {}
-        return {**service, self.label: self.value, **extra}
+        layer = {"layer": self.layer} if self.layer else {}
+        return {**service, **layer, self.label: self.value, **extra}
 
     def recorded(self, window: timedelta, **extra: str) -> str:
         """The generator's recording of this SLI over ``window``, this objective's series
@@ -316,7 +424,12 @@ class Objective:
 
     def recorded_volume(self, window: timedelta, **extra: str) -> str:
         """Its recorded reads or calls per second (the low-traffic guard)."""
-        name = c.record_reads(window) if self.kind == HIT_RATE else c.record_calls(window)
+        name = {
+            HIT_RATE: c.record_reads,
+            LATENCY: c.record_calls,
+            LAYER_HIT_RATE: c.record_layer_reads,
+            API_LATENCY: c.record_api_requests,
+        }[self.kind](window)
         return recorded(name, **self._matchers(**extra))
 
     def recorded_budget_left(self, **extra: str) -> str:
@@ -324,21 +437,45 @@ class Objective:
 
     def raw(self, scope: str, rng: str) -> str:
         """The SLI over raw counters, for a Prometheus without the recording rules."""
-        if self.kind == HIT_RATE:
+        if self.kind in (HIT_RATE, LAYER_HIT_RATE):
             type_ = None if self.value == m.TYPE_ALL else self.value
-            return hit_ratio(scope, rng, layer=m.LAYER_REDIS, type_=type_)
+            return hit_ratio(scope, rng, layer=self.layer or m.LAYER_REDIS, type_=type_)
+        if self.kind == API_LATENCY:
+            return api_good_ratio(
+                scope,
+                rng,
+                threshold_seconds=self.threshold_seconds,
+                cached=self.value,
+                routes=self.routes,
+            )
         return latency_good_ratio(
             scope, rng, operation=self.value, threshold_seconds=self.threshold_seconds, by=()
         )
 
 
 def objectives(slo: SLO) -> tuple[Objective, ...]:
-    """Overall hit rate, each key type's hit rate (SLO file order), then latency."""
+    """Overall hit rate, each key type's hit rate (SLO file order), the other layers' hit
+    rates (cdn, browser, postgres), the API objective, then Redis latency (last)."""
     service = slo.service.name
     rows = [
         Objective(HIT_RATE, "type", t, target, c.SLO_HIT_RATE, service=service)
         for t, target in slo.objectives.items()
     ]
+    rows += [
+        Objective(
+            LAYER_HIT_RATE, "type", t, target, c.SLO_LAYER_HIT_RATE, service=service, layer=layer
+        )
+        for layer, types in slo.layers.items()
+        for t, target in types.items()
+    ]
+    if slo.api is not None:
+        api = slo.api
+        rows.append(
+            Objective(
+                API_LATENCY, "cached", api.cached, api.objective, c.SLO_API_LATENCY,
+                api.threshold_seconds, service, routes=api.routes,
+            )
+        )  # fmt: skip
     lat = slo.latency
     rows.append(
         Objective(

@@ -17,7 +17,18 @@ from typing import Any
 
 import yaml
 
-from exporter.metrics import LATENCY_BUCKETS, OPERATIONS, RESERVED_TYPE_NAMES, TYPE_OTHER
+from exporter.metrics import (
+    API_LATENCY_BUCKETS,
+    LATENCY_BUCKETS,
+    LAYER_BROWSER,
+    LAYER_CDN,
+    LAYER_POSTGRES,
+    OPERATIONS,
+    RESERVED_TYPE_NAMES,
+    TYPE_ALL,
+    TYPE_OTHER,
+    TYPE_POSTGRES_BUFFER,
+)
 
 SUPPORTED_VERSIONS = (1,)
 DEFAULT_SLO_NAME = "slo.yaml"
@@ -39,7 +50,8 @@ MAX_MATCHERS = 8
 #: series per pod is what the aggregation exists to remove)
 RULE_LABELS = frozenset(
     {"service", "type", "operation", "layer", "le", "slo", "severity", "long_window",
-     "short_window", "error", "reason", "alertname", "component", "collector", "__name__"}
+     "short_window", "error", "reason", "alertname", "component", "collector", "__name__",
+     "cached", "route", "method", "status_class", "rule"}
 )  # fmt: skip
 NOT_GROUPING = RULE_LABELS | {"instance", "pod", "job"}
 DEFAULT_SERVICE = "cache-app"
@@ -76,6 +88,20 @@ RATIO_DECIMALS = 6
 #: (p99 for 0.99): below the median it no longer says "most calls are fast"
 LATENCY_OBJECTIVE_LOW = 0.5
 MIN_READ_RATE_BOUNDS = (0.000001, 1_000_000.0)
+#: the API objective's defaults: ADR-004's "API p95 < 200 ms for cached data"
+DEFAULT_API_THRESHOLD = timedelta(milliseconds=200)
+DEFAULT_API_OBJECTIVE = 0.95
+#: ``api.cached``: which responses the API objective counts (``any``: all of them)
+API_CACHED_CHOICES = ("true", "false", "any")
+DEFAULT_API_CACHED = "true"
+#: most route templates ``api.routes`` may list (the middleware keeps at most 256)
+MAX_API_ROUTES = 32
+#: a route template as the middleware labels it: ``/api/users/{user_id}``
+_ROUTE_RE = re.compile(r"^/[A-Za-z0-9_.~/{}:-]{0,199}$")
+#: layers whose hit rate ``layers`` may set objectives for (Redis' are per key type)
+OBJECTIVE_LAYERS = (LAYER_CDN, LAYER_BROWSER, LAYER_POSTGRES)
+#: most types one layer may set an objective for (the path classes are at most 32)
+MAX_LAYER_TYPES = 32
 #: the longest part of the input an error message echoes
 MAX_SHOWN_CHARS = 60
 
@@ -170,6 +196,25 @@ class LatencySLO:
         return self.threshold.total_seconds()
 
 
+@dataclass(frozen=True)
+class ApiSLO:
+    """Fraction ``objective`` of the API's requests must finish within ``threshold``.
+
+    ``cached`` selects by the middleware's ``cached`` label (``any``: every
+    request); ``routes`` lists route templates (empty: every route the app
+    matched, never ``unmatched``).
+    """
+
+    threshold: timedelta = DEFAULT_API_THRESHOLD
+    objective: float = DEFAULT_API_OBJECTIVE
+    cached: str = DEFAULT_API_CACHED
+    routes: tuple[str, ...] = ()
+
+    @property
+    def threshold_seconds(self) -> float:
+        return self.threshold.total_seconds()
+
+
 def _selector_text(matchers: tuple[tuple[str, str], ...]) -> str:
     """``(("job", "x"),)`` -> ``job="x"`` (values escaped as PromQL strings)."""
     return ", ".join(
@@ -218,6 +263,10 @@ class SLO:
     key_types: tuple[KeyType, ...]
     source: str = "<default>"
     service: Service = field(default_factory=Service)
+    #: the API latency objective, when the file has an ``api`` section
+    api: ApiSLO | None = None
+    #: hit-rate objectives of the other layers: ``{layer: {type: objective}}``
+    layers: dict[str, dict[str, float]] = field(default_factory=dict, compare=False)
     _by_prefix: dict[str, KeyType] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -357,6 +406,77 @@ SLO_FIELDS: tuple[FieldDoc, ...] = (
         "",
         "Fraction of calls within the threshold; also the quantile the ADR's latency alert "
         "reads (0.99: p99), so it must be above 0.5.",
+    ),
+    FieldDoc(
+        "api",
+        "mapping",
+        False,
+        "none",
+        "The API latency objective over api_request_duration_seconds (exporter.asgi's "
+        "middleware); with the section present, every field has the ADR's default. Without "
+        "it no API rules are generated.",
+    ),
+    FieldDoc(
+        "api.threshold",
+        "duration",
+        False,
+        "200ms",
+        "Requests faster than this are good; must be an api_request_duration_seconds "
+        "bucket boundary (ADR: p95 < 200 ms).",
+    ),
+    FieldDoc(
+        "api.objective",
+        "ratio (0-1, 6 decimals at most)",
+        False,
+        "0.95",
+        "Fraction of requests within the threshold (ADR: 0.95, i.e. p95).",
+    ),
+    FieldDoc(
+        "api.cached",
+        "true, false or any",
+        False,
+        "true",
+        "Which requests count, by the middleware's cached label: true (answered from a "
+        "cache, the ADR's 'for cached data'), false, or any (every request).",
+    ),
+    FieldDoc(
+        "api.routes",
+        f"list of route templates, at most {MAX_API_ROUTES}",
+        False,
+        "every matched route",
+        "Route templates the objective covers (/api/users/{user_id}); requests no route "
+        "matched (route unmatched: 404s, redirects) never count.",
+    ),
+    FieldDoc(
+        "layers",
+        "mapping",
+        False,
+        "none",
+        "Hit-rate objectives of the other cache layers, per layer and type; rules, budgets "
+        "and burn-rate alerts are generated like the Redis ones.",
+    ),
+    FieldDoc(
+        "layers.cdn",
+        "mapping type: ratio",
+        False,
+        "none",
+        "CDN hit-rate objectives by path class (api: 0.9) or all for the whole layer; "
+        'read from the exporter\'s cache_hits_total{layer="cdn"}.',
+    ),
+    FieldDoc(
+        "layers.browser",
+        "mapping type: ratio",
+        False,
+        "none",
+        "Browser revalidation hit-rate objectives (conditional requests answered 304) by "
+        "path class or all; read from the app's middleware.",
+    ),
+    FieldDoc(
+        "layers.postgres",
+        "mapping type: ratio",
+        False,
+        "none",
+        "PostgreSQL buffer-cache hit-rate objective (type buffer, or all); read from the exporter.",
     ),
     FieldDoc("key_types", "list, 1-100", True, "", "The kinds of cached data, one entry each."),
     FieldDoc(
@@ -585,7 +705,73 @@ def parse_slo(raw: Any, source: str = "<string>") -> SLO:
         seen_names.add(kt.name)
         seen_prefixes.add(kt.prefix)
     service = _service(source, top.get("service", {}))
-    return SLO(version, window, hit_objective, min_rate, latency, key_types, source, service)
+    api = _api(source, top["api"]) if "api" in top else None
+    layers = _layers(source, top["layers"]) if "layers" in top else {}
+    return SLO(
+        version, window, hit_objective, min_rate, latency, key_types, source, service, api, layers
+    )
+
+
+def _api(source: str, raw: Any) -> ApiSLO:
+    data = _mapping(source, "api", {} if raw is None else raw, _allowed("api"))
+    threshold = DEFAULT_API_THRESHOLD
+    if "threshold" in data:
+        threshold = _duration(source, "api.threshold", data["threshold"])
+        if threshold.total_seconds() not in API_LATENCY_BUCKETS:
+            bounds = ", ".join(format_duration(timedelta(seconds=b)) for b in API_LATENCY_BUCKETS)
+            raise SLOError(
+                source,
+                "api.threshold",
+                f"a bucket boundary of api_request_duration_seconds ({bounds})",
+                data["threshold"],
+            )
+    objective = DEFAULT_API_OBJECTIVE
+    if "objective" in data:
+        objective = _ratio(source, "api.objective", data["objective"])
+    cached = data.get("cached", DEFAULT_API_CACHED)
+    cached = (
+        {True: "true", False: "false"}.get(cached, cached) if isinstance(cached, bool) else cached
+    )
+    if cached not in API_CACHED_CHOICES:
+        raise SLOError(source, "api.cached", "true, false or any", data.get("cached"))
+    routes = data.get("routes", [])
+    if not isinstance(routes, list) or len(routes) > MAX_API_ROUTES:
+        expected = f"a list of at most {MAX_API_ROUTES} route templates"
+        raise SLOError(source, "api.routes", expected, routes)
+    for i, route in enumerate(routes):
+        if not isinstance(route, str) or not _ROUTE_RE.match(route):
+            raise SLOError(
+                source,
+                f"api.routes[{i}]",
+                "a route template like '/api/users/{user_id}' (letters, digits, / _ . ~ : - { })",
+                route,
+            )
+        if route in routes[:i]:
+            raise SLOError(source, f"api.routes[{i}]", "a route not listed before", route)
+    return ApiSLO(threshold, objective, cached, tuple(routes))
+
+
+def _layers(source: str, raw: Any) -> dict[str, dict[str, float]]:
+    data = _mapping(source, "layers", raw, _allowed("layers"))
+    found: dict[str, dict[str, float]] = {}
+    for layer in OBJECTIVE_LAYERS:  # a fixed order, whatever the file's
+        if layer not in data:
+            continue
+        where = f"layers.{layer}"
+        types = data[layer]
+        if not isinstance(types, dict) or not types or len(types) > MAX_LAYER_TYPES:
+            expected = f"a mapping of 1-{MAX_LAYER_TYPES} type: objective pairs (api: 0.9)"
+            raise SLOError(source, where, expected, types)
+        found[layer] = {}
+        for name, objective in types.items():
+            if not isinstance(name, str) or not _NAME_RE.match(name):
+                raise SLOError(source, where, "type names like 'api' or 'all'", name)
+            if layer == LAYER_POSTGRES and name not in (TYPE_POSTGRES_BUFFER, TYPE_ALL):
+                raise SLOError(
+                    source, f"{where}.{name}", f"type {TYPE_POSTGRES_BUFFER} or {TYPE_ALL}"
+                )
+            found[layer][name] = _ratio(source, f"{where}.{name}", objective)
+    return found
 
 
 def _matchers(source: str, where: str, raw: Any) -> tuple[tuple[str, str], ...]:

@@ -26,7 +26,7 @@ import exporter
 from exporter import metrics as m
 from exporter import sli
 from exporter.rules import conventions as c
-from exporter.slo import load_slo
+from exporter.slo import load_slo, parse_slo
 
 PACKAGE = Path(exporter.__file__).resolve().parent
 SLI_MODULE = Path(sli.__file__).resolve()
@@ -38,13 +38,23 @@ SLI_SPECS = (
     m.CACHE_LATENCY,
     m.REDIS_KEYSPACE_HITS,
     m.REDIS_KEYSPACE_MISSES,
+    m.API_LATENCY,
 )
 _W = timedelta(minutes=5)
 #: recorded SLI series, without the window suffix (``cache_type:cache_hit_ratio:rate``)
 SLI_RECORDS = (
     *(
         namer(_W).removesuffix(c.window_name(_W))
-        for namer in (c.record_reads, c.record_hit_ratio, c.record_calls, c.record_latency_good)
+        for namer in (
+            c.record_reads,
+            c.record_hit_ratio,
+            c.record_calls,
+            c.record_latency_good,
+            c.record_layer_reads,
+            c.record_layer_hit_ratio,
+            c.record_api_requests,
+            c.record_api_good_ratio,
+        )
     ),
     c.RECORD_BUDGET_REMAINING,
 )
@@ -59,7 +69,7 @@ SLI_NAMES = frozenset(
 #: literal fragments of SLI PromQL
 FRAGMENTS = tuple(
     [f"{fn}({spec.name}" for spec in SLI_SPECS for fn in ("rate", "increase", "irate")]
-    + [f"{m.CACHE_LATENCY.name}_bucket", *SLI_RECORDS]
+    + [f"{m.CACHE_LATENCY.name}_bucket", f"{m.API_LATENCY.name}_bucket", *SLI_RECORDS]
 )
 
 #: shapes of PromQL arithmetic in a string (``enumerate(`` is not ``rate(``)
@@ -225,7 +235,8 @@ def test_a_label_the_metric_does_not_have_is_refused() -> None:
 def test_objectives_follow_the_slo_file() -> None:
     slo = load_slo()
     objectives = sli.objectives(slo)
-    assert [o.value for o in objectives[:-1]] == list(slo.objectives)
+    redis = [o.value for o in objectives if o.kind == sli.HIT_RATE]
+    assert redis == list(slo.objectives)
     latency = objectives[-1]
     assert (latency.kind, latency.label, latency.value) == (
         sli.LATENCY,
@@ -240,3 +251,54 @@ def test_objectives_follow_the_slo_file() -> None:
     assert objectives[0].recorded_budget_left() == (
         f'{c.RECORD_BUDGET_REMAINING}{{slo="{c.SLO_HIT_RATE}", {svc}, type="{m.TYPE_ALL}"}}'
     )
+
+
+def test_api_sli_reads_the_threshold_bucket_of_cached_matched_requests() -> None:
+    expr = sli.api_good_ratio('job="a"', "5m", threshold_seconds=0.2, cached="true")
+    sel = 'job="a", cached="true", route!="unmatched"'
+    assert expr == (
+        f'sum(rate(api_request_duration_seconds_bucket{{{sel}, le="0.2"}}[5m]))'
+        f" / sum(rate(api_request_duration_seconds_count{{{sel}}}[5m]))"
+    )
+
+
+def test_api_routes_are_one_escaped_regex_and_any_drops_the_cached_matcher() -> None:
+    expr = sli.api_requests("", "5m", cached="any", routes=("/api/users/{user_id}", "/a.json"))
+    assert expr == (
+        "sum(rate(api_request_duration_seconds_count"
+        '{route=~"/api/users/\\\\{user_id\\\\}|/a\\\\.json"}[5m]))'
+    )
+    assert "cached" not in expr
+
+
+def test_api_and_layer_objectives_come_before_redis_latency_with_their_own_series() -> None:
+    slo = parse_slo(
+        {
+            "version": 1,
+            "window": "30d",
+            "hit_rate": {"objective": 0.8},
+            "latency": {"threshold": "10ms", "objective": 0.99},
+            "key_types": [{"name": "session", "ttl": "1h", "tenant_scoped": False}],
+            "api": {},
+            "layers": {"browser": {"asset": 0.8}, "cdn": {"api": 0.9, "all": 0.85}},
+        }
+    )
+    kinds = [(o.kind, o.layer, o.value) for o in sli.objectives(slo)]
+    assert kinds == [
+        (sli.HIT_RATE, "", "all"),
+        (sli.LAYER_HIT_RATE, "cdn", "api"),
+        (sli.LAYER_HIT_RATE, "cdn", "all"),
+        (sli.LAYER_HIT_RATE, "browser", "asset"),
+        (sli.API_LATENCY, "", "true"),
+        (sli.LATENCY, "", "get"),
+    ]
+    cdn, api = sli.objectives(slo)[1], sli.objectives(slo)[4]
+    svc = 'service="cache-app"'
+    assert cdn.recorded(_W) == f'{c.record_layer_hit_ratio(_W)}{{{svc}, layer="cdn", type="api"}}'
+    assert (
+        cdn.recorded_volume(_W) == f'{c.record_layer_reads(_W)}{{{svc}, layer="cdn", type="api"}}'
+    )
+    assert cdn.title == "CDN hit rate, api"
+    assert api.recorded(_W) == f'{c.record_api_good_ratio(_W)}{{{svc}, cached="true"}}'
+    assert (api.target, api.threshold_seconds, api.slo_label) == (0.95, 0.2, c.SLO_API_LATENCY)
+    assert 'layer="cdn", type="api"' in cdn.raw("", "5m")

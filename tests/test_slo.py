@@ -10,7 +10,7 @@ import yaml
 
 from exporter.cli import main
 from exporter.metrics import TYPE_OTHER
-from exporter.slo import SLOError, format_duration, load_slo, parse_duration, parse_slo
+from exporter.slo import ApiSLO, SLOError, format_duration, load_slo, parse_duration, parse_slo
 
 
 def _default_raw() -> dict:
@@ -91,6 +91,22 @@ def test_durations_parse_and_format_round_trip(text: str, expected: timedelta) -
         (lambda d: d["key_types"][3].update(prefix="a:b"), "key_types[3].prefix", "key prefix"),
         (lambda d: d.update(extra=1), "extra", "known fields"),
         (lambda d: d.update(key_types=[]), "key_types", "non-empty list"),
+        (lambda d: d["api"].update(threshold="180ms"), "api.threshold", "bucket boundary"),
+        (lambda d: d["api"].update(objective=1.5), "api.objective", "between 0 and 1"),
+        (lambda d: d["api"].update(cached="yes"), "api.cached", "true, false or any"),
+        (lambda d: d["api"].update(routes="/api"), "api.routes", "a list of at most 32"),
+        (lambda d: d["api"].update(routes=["api/x"]), "api.routes[0]", "a route template"),
+        (lambda d: d["api"].update(routes=["/a", "/a"]), "api.routes[1]", "not listed before"),
+        (lambda d: d["api"].update(p95=1), "api.p95", "known fields"),
+        (lambda d: d.update(layers={"redis": {"all": 0.8}}), "layers.redis", "known fields"),
+        (lambda d: d.update(layers={"cdn": {}}), "layers.cdn", "a mapping of 1-32"),
+        (lambda d: d.update(layers={"cdn": {"API": 0.9}}), "layers.cdn", "type names"),
+        (lambda d: d.update(layers={"cdn": {"api": 90}}), "layers.cdn.api", "between 0 and 1"),
+        (
+            lambda d: d.update(layers={"postgres": {"heap": 0.99}}),
+            "layers.postgres.heap",
+            "type buffer or all",
+        ),
     ],
 )
 def test_bad_files_are_refused_naming_file_field_and_expectation(
@@ -105,6 +121,32 @@ def test_bad_files_are_refused_naming_file_field_and_expectation(
     message = str(info.value)
     assert message.startswith(f"{path}: {field}: expected ")
     assert expected in message
+
+
+def test_the_api_section_takes_the_adr_defaults_and_is_optional() -> None:
+    raw = _default_raw()
+    assert load_slo().api == ApiSLO(timedelta(milliseconds=200), 0.95, "true", ())
+    raw["api"] = None  # `api:` alone: every default
+    assert parse_slo(raw).api == ApiSLO()
+    raw["api"] = {"cached": "any", "routes": ["/api/users/{user_id}"], "threshold": "250ms"}
+    api = parse_slo(raw).api
+    assert api is not None
+    assert (api.cached, api.routes, api.threshold_seconds) == (
+        "any",
+        ("/api/users/{user_id}",),
+        0.25,
+    )
+    raw["api"] = {"cached": False}
+    assert parse_slo(raw).api == ApiSLO(cached="false")
+    del raw["api"]
+    assert parse_slo(raw).api is None
+
+
+def test_layer_objectives_keep_the_layer_order_whatever_the_file_order() -> None:
+    raw = _default_raw()
+    raw["layers"] = {"postgres": {"buffer": 0.99}, "cdn": {"api": 0.9, "all": 0.85}}
+    assert parse_slo(raw).layers == {"cdn": {"api": 0.9, "all": 0.85}, "postgres": {"buffer": 0.99}}
+    assert load_slo().layers == {}
 
 
 def test_invalid_yaml_and_missing_file_are_clear_errors(tmp_path: Path) -> None:

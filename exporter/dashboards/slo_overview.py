@@ -21,6 +21,7 @@ from exporter import sli
 from exporter.dashboards.common import (
     APP,
     APP_JOB,
+    EXPORTER_JOB,
     RATE,
     alert_annotation,
     dashboard,
@@ -58,14 +59,29 @@ OVERSPENT = [
 def _what(o: sli.Objective) -> str:
     if o.kind == sli.LATENCY:
         return f"{o.value.upper()} latency"
+    if o.kind in (sli.API_LATENCY, sli.LAYER_HIT_RATE):
+        return o.title
     return "all reads" if o.value == m.TYPE_ALL else f"{o.value} reads"
 
 
-def _alerts(o: sli.Objective) -> tuple[str, str]:
-    """The objective's ADR alert and its burn-rate alert."""
+def _alerts(o: sli.Objective) -> tuple[str, ...]:
+    """The objective's alerts: its ADR alert (Redis objectives only), then its burn-rate
+    alert (always last)."""
     if o.kind == sli.LATENCY:
         return c.ALERT_HIGH_LATENCY, c.ALERT_LATENCY_BURN
+    if o.kind == sli.API_LATENCY:
+        return (c.ALERT_API_LATENCY_BURN,)
+    if o.kind == sli.LAYER_HIT_RATE:
+        return (c.ALERT_HIT_RATE_BURN,)
     return c.ALERT_LOW_HIT_RATE, c.ALERT_HIT_RATE_BURN
+
+
+def _raw_scope(o: sli.Objective) -> str:
+    """Where the objective's raw series come from: the CDN and PostgreSQL layers are
+    the exporter's, everything else the application's."""
+    if o.kind == sli.LAYER_HIT_RATE and o.layer in (m.LAYER_CDN, m.LAYER_POSTGRES):
+        return EXPORTER_JOB
+    return APP
 
 
 def _tiers(slo: SLO, o: sli.Objective) -> tuple[BurnTier, ...]:
@@ -105,13 +121,15 @@ def sli_panels(
         if o.kind == sli.LATENCY:
             name = "share within threshold"
             title = f"Latency: {o.value.upper()} within {format_duration(slo.latency.threshold)}"
+        elif o.kind == sli.API_LATENCY:
+            name, title = "share within threshold", o.title
         else:
             name, title = "hit rate", f"Hit rate: {_what(o)}"
         panels.append(
             timeseries(
                 f"{title} (objective {percent(o.target)})",
                 [
-                    (o.raw(APP, RATE), f"{name} (selected instances)"),
+                    (o.raw(_raw_scope(o), RATE), f"{name} (selected instances)"),
                     (
                         scoped(o.recorded(RECORDED_WINDOW), fleet_scope(slo)),
                         fleet_legend(
@@ -163,7 +181,7 @@ def burn_panels(
                 description="How many times faster than sustainable the "
                 f"{format_duration(slo.window)} budget is spent, over each window the alerts "
                 f"read ({rules}).",
-                links=runbook_links(config, _alerts(o)[1]),
+                links=runbook_links(config, _alerts(o)[-1]),
             )
         )
     return panels

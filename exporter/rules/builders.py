@@ -16,13 +16,13 @@ from exporter import metrics as m
 from exporter import sli
 from exporter.rules import conventions as c
 from exporter.rules.config import RuleConfig
-from exporter.rules.model import Generated, Group, Rule, RuleFile, decimal, number
+from exporter.rules.model import Generated, Group, Labels, Rule, RuleFile, decimal, number
 from exporter.rules.profiles import PRODUCTION, Profile
 from exporter.rules.topology import topology_alerts
 from exporter.rules.windows import (
     ADR_WINDOW,
     BASE_WINDOW,
-    RAW_UP_TO,
+    RECORDED_FROM,
     BurnTier,
     scaled_tiers,
     tiers_for_budget,
@@ -79,8 +79,9 @@ def recording_windows(slo: SLO) -> tuple[timedelta, ...]:
 
 
 def raw_windows(slo: SLO) -> tuple[timedelta, ...]:
-    """Windows measured over the raw counters: up to :data:`RAW_UP_TO`, and the base."""
-    return tuple(w for w in recording_windows(slo) if w <= RAW_UP_TO or w == BASE_WINDOW)
+    """Windows measured over the raw counters: shorter than :data:`RECORDED_FROM`, and
+    the base."""
+    return tuple(w for w in recording_windows(slo) if w < RECORDED_FROM or w == BASE_WINDOW)
 
 
 def long_windows(slo: SLO) -> tuple[timedelta, ...]:
@@ -140,11 +141,97 @@ def sli_rules(ctx: Context) -> Group:
                 ),
             ),
         ]
+        rules += _layer_sli_rules(ctx, w) + _api_sli_rules(ctx, w)
     return Group(c.GROUP_SLI, tuple(rules))
 
 
+def layer_scope(ctx: Context, layer: str) -> str:
+    """Where a layer's counters come from: the app's middleware (browser) or the exporter
+    (the CDN logs, PostgreSQL)."""
+    return ctx.app if layer == m.LAYER_BROWSER else ctx.exp
+
+
+def _layer_sli_rules(ctx: Context, w: timedelta) -> list[Rule]:
+    """Reads and hit ratio of each layer with objectives, by type (plus ``type="all"`` when
+    the layer has an overall objective); for the base window also hits."""
+    r, lines = ctx.rng(w), sli.LINES
+    rules: list[Rule] = []
+    for layer, types in ctx.slo.layers.items():
+        scope = layer_scope(ctx, layer)
+        groupings: list[tuple[tuple[str, ...], Labels]] = [(ctx.by("type"), (("layer", layer),))]
+        if m.TYPE_ALL in types:
+            groupings.append((ctx.by(), (("layer", layer), ("type", m.TYPE_ALL))))
+        for by, labels in groupings:
+            if w == BASE_WINDOW:
+                rules.append(
+                    Rule(
+                        record=c.record_layer_hits(w),
+                        expr=sli.hits(scope, r, layer=layer, by=by),
+                        labels=labels,
+                    )
+                )
+            rules += [
+                Rule(
+                    record=c.record_layer_reads(w),
+                    expr=sli.reads(scope, r, layer=layer, by=by, layout=lines),
+                    labels=labels,
+                ),
+                Rule(
+                    record=c.record_layer_hit_ratio(w),
+                    expr=sli.hit_ratio(scope, r, layer=layer, by=by, layout=lines),
+                    labels=labels,
+                ),
+            ]
+    return rules
+
+
+def _api_sli_rules(ctx: Context, w: timedelta) -> list[Rule]:
+    """The API objective's requests and good ratio; for the base window also good requests."""
+    api = ctx.slo.api
+    if api is None:
+        return []
+    r, by, labels = ctx.rng(w), ctx.by(), (("cached", api.cached),)
+    rules = []
+    if w == BASE_WINDOW:
+        rules.append(
+            Rule(
+                record=c.record_api_good(w),
+                expr=sli.api_good(
+                    ctx.app,
+                    r,
+                    threshold_seconds=api.threshold_seconds,
+                    cached=api.cached,
+                    routes=api.routes,
+                    by=by,
+                ),
+                labels=labels,
+            )
+        )
+    return [
+        *rules,
+        Rule(
+            record=c.record_api_requests(w),
+            expr=sli.api_requests(ctx.app, r, cached=api.cached, routes=api.routes, by=by),
+            labels=labels,
+        ),
+        Rule(
+            record=c.record_api_good_ratio(w),
+            expr=sli.api_good_ratio(
+                ctx.app,
+                r,
+                threshold_seconds=api.threshold_seconds,
+                cached=api.cached,
+                routes=api.routes,
+                by=by,
+                layout=sli.LINES,
+            ),
+            labels=labels,
+        ),
+    ]
+
+
 def long_sli_rules(ctx: Context) -> Group:
-    """The windows above an hour, from the base window's recordings of this service.
+    """The windows from :data:`RECORDED_FROM` on, from this service's base recordings.
 
     Their cost is the number of recorded series (types x placements) times the
     window's evaluations, whatever the number of pods.  They trail the base
@@ -167,7 +254,31 @@ def long_sli_rules(ctx: Context) -> Group:
                 expr=sli.ratio_over_time(good, calls, r, sli.LINES),
             ),
         ]
+        if ctx.slo.layers:  # one rule per window covers every layer (they carry `layer`)
+            layer_hits = sli.recorded(c.record_layer_hits(base), **svc)
+            layer_reads = sli.recorded(c.record_layer_reads(base), **svc)
+            rules += [
+                Rule(record=c.record_layer_reads(w), expr=sli.rate_over_time(layer_reads, r)),
+                Rule(
+                    record=c.record_layer_hit_ratio(w),
+                    expr=sli.ratio_over_time(layer_hits, layer_reads, r, sli.LINES),
+                ),
+            ]
+        if ctx.slo.api is not None:
+            api_good = sli.recorded(c.record_api_good(base), **svc)
+            api_requests = sli.recorded(c.record_api_requests(base), **svc)
+            rules += [
+                Rule(record=c.record_api_requests(w), expr=sli.rate_over_time(api_requests, r)),
+                Rule(
+                    record=c.record_api_good_ratio(w),
+                    expr=sli.ratio_over_time(api_good, api_requests, r, sli.LINES),
+                ),
+            ]
     return Group(c.GROUP_SLI_LONG, tuple(rules))
+
+
+def _layer_label(o: sli.Objective) -> tuple[tuple[str, str], ...]:
+    return (("layer", o.layer),) if o.layer else ()
 
 
 def budget_rules(ctx: Context) -> Group:
@@ -179,7 +290,7 @@ def budget_rules(ctx: Context) -> Group:
             Rule(
                 record=c.RECORD_BUDGET_REMAINING,
                 expr=sli.budget_left(o.recorded(w), o.target),
-                labels=(("slo", o.slo_label), (o.label, o.value)),
+                labels=(("slo", o.slo_label), *_layer_label(o), (o.label, o.value)),
                 objective=o,
             )
             for o in sli.objectives(ctx.slo)
@@ -194,8 +305,9 @@ def adr_alerts(ctx: Context) -> Group:
     """``LowCacheHitRate`` (overall and per type) and ``HighCacheLatency``, low-traffic safe."""
     w = ADR_WINDOW
     rules: list[Rule] = []
-    *hit_rates, latency = sli.objectives(ctx.slo)
-    for o in hit_rates:
+    objectives = sli.objectives(ctx.slo)
+    (latency,) = (o for o in objectives if o.kind == sli.LATENCY)
+    for o in (o for o in objectives if o.kind == sli.HIT_RATE):
         t, objective = o.value, o.target
         what = "all reads" if t == m.TYPE_ALL else f"{t} reads"
         rules.append(
@@ -284,6 +396,7 @@ def _burn_alert(
         labels=(
             ("severity", tier.severity),
             ("slo", o.slo_label),
+            *_layer_label(o),
             (o.label, o.value),
             ("long_window", c.window_name(tier.long)),
             ("short_window", c.window_name(tier.short)),
@@ -322,9 +435,12 @@ def burn_rate_alerts(ctx: Context, notes: list[str]) -> Group:
             comments.append(f"{what}: {line}")
         return kept
 
-    *hit_rates, latency = sli.objectives(ctx.slo)
-    for o in hit_rates:
+    objectives = sli.objectives(ctx.slo)
+    (latency,) = (o for o in objectives if o.kind == sli.LATENCY)
+    for o in (o for o in objectives if o.kind in (sli.HIT_RATE, sli.LAYER_HIT_RATE)):
         what = "all reads" if o.value == m.TYPE_ALL else f"{o.value} reads"
+        if o.layer:  # the Redis objectives' texts stay as they were
+            what = f"{o.layer} {what}"
         for tier in tiers_noting(f"hit rate of {what} (objective {number(o.target)})", o.target):
             rules.append(
                 _burn_alert(
@@ -352,6 +468,19 @@ def burn_rate_alerts(ctx: Context, notes: list[str]) -> Group:
                 ),
             )
         )
+    for o in (o for o in objectives if o.kind == sli.API_LATENCY):
+        which = {"true": "cached ", "false": "uncached "}.get(o.value, "")
+        text = f"{which}API requests within {format_duration(o.threshold)}"
+        for tier in tiers_noting(f"{text} (objective {number(o.target)})", o.target):
+            rules.append(
+                _burn_alert(
+                    ctx,
+                    alert=c.ALERT_API_LATENCY_BURN,
+                    tier=tier,
+                    objective=o,
+                    slo_text=f"{text[0].upper()}{text[1:]} (objective {percent(o.target)})",
+                )
+            )
     return Group(c.GROUP_BURN, tuple(rules), tuple(comments))
 
 
@@ -530,8 +659,44 @@ def operational_alerts(ctx: Context) -> Group:
                 ),
             ),
         ),
+        policy_violations_alert(ctx),
     ]
     return Group(c.GROUP_OPERATIONAL, tuple(rules))
+
+
+#: how far back CacheHttpPolicyViolations looks, and how long the violations must go on
+POLICY_WINDOW = timedelta(hours=1)
+POLICY_FOR = timedelta(minutes=5)
+
+
+def policy_violations_alert(ctx: Context) -> Rule:
+    """A ticket when the app's responses break their path class's Cache-Control policy
+    (ADR-004's browser layer, counted by exporter.asgi): a misconfigured header is a fact,
+    not noise, so any violation in the last hour is worth a ticket."""
+    hour = ctx.rng(POLICY_WINDOW)
+    by = ctx.by("type", "rule")
+    violations = sli.selector(m.CACHE_POLICY_VIOLATIONS, ctx.app)
+    return Rule(
+        alert=c.ALERT_HTTP_POLICY_VIOLATIONS,
+        window=POLICY_WINDOW,
+        expr=f"{sli.sum_increase(violations, hour, by)} > 0",
+        for_=ctx.for_(POLICY_FOR),
+        labels=(("severity", c.SEVERITY_TICKET),),
+        annotations=(
+            (
+                "summary",
+                "{{ $labels.type }} responses break their Cache-Control policy "
+                "({{ $labels.rule }})",
+            ),
+            (
+                "description",
+                "About {{ $value | humanize }} {{ $labels.type }} responses over the last "
+                f"{c.window_name(POLICY_WINDOW)} broke the {{{{ $labels.rule }}}} rule of their "
+                "path class's Cache-Control policy (ADR-004): browsers and the CDN cache them "
+                "wrongly or not at all.",
+            ),
+        ),
+    )
 
 
 # --- cross-cutting passes and the chain -------------------------------------------------------

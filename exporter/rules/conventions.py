@@ -15,7 +15,7 @@ from exporter.slo import format_duration
 # --- groups -------------------------------------------------------------------
 
 GROUP_SLI = "cache-slo-sli-recordings"
-#: windows longer than an hour, added up from the 5m recordings of GROUP_SLI
+#: windows from 30m on, added up from the 5m recordings of GROUP_SLI
 GROUP_SLI_LONG = "cache-slo-sli-long-windows"
 GROUP_BUDGET = "cache-slo-error-budget"
 GROUP_ADR = "cache-slo-adr-alerts"
@@ -68,12 +68,17 @@ TOPOLOGY_ALERTS = (
     ALERT_RDB_SAVE_FAILED,
     ALERT_AOF_REWRITE_FAILED,
 )
+#: the API objective's burn-rate alert (ADR-004: API p95 < 200 ms)
+ALERT_API_LATENCY_BURN = "ApiLatencyBudgetBurn"
+#: responses breaking their path class's Cache-Control policy (the browser layer)
+ALERT_HTTP_POLICY_VIOLATIONS = "CacheHttpPolicyViolations"
 
 ALL_ALERTS = (
     ALERT_LOW_HIT_RATE,
     ALERT_HIGH_LATENCY,
     ALERT_HIT_RATE_BURN,
     ALERT_LATENCY_BURN,
+    ALERT_API_LATENCY_BURN,
     ALERT_REDIS_DOWN,
     ALERT_EXPORTER_DOWN,
     ALERT_METRICS_ABSENT,
@@ -83,6 +88,7 @@ ALL_ALERTS = (
     ALERT_SCRAPE_ERRORS,
     ALERT_COLLECTOR_DOWN,
     *TOPOLOGY_ALERTS,
+    ALERT_HTTP_POLICY_VIOLATIONS,
 )
 
 # --- label values -----------------------------------------------------------------
@@ -91,6 +97,9 @@ SEVERITY_PAGE = "page"
 SEVERITY_TICKET = "ticket"
 SLO_HIT_RATE = "cache-hit-rate"
 SLO_LATENCY = "cache-latency"
+#: hit-rate objectives of the CDN, browser and PostgreSQL layers (their series carry ``layer``)
+SLO_LAYER_HIT_RATE = "cache-layer-hit-rate"
+SLO_API_LATENCY = "api-latency"
 #: ``error`` of a call the client's open circuit breaker skipped: an attempt that
 #: never reached Redis, so it is in ``cache_errors_total`` but not in the latency histogram
 ERROR_CIRCUIT_OPEN = "circuit_open"
@@ -135,3 +144,36 @@ def record_calls(window: timedelta) -> str:
 def record_latency_good(window: timedelta) -> str:
     """Fraction of the operation's calls that finished within the SLO threshold."""
     return f"cache_operation:cache_latency_good_ratio:rate{window_name(window)}"
+
+
+# --- the other layers and the API (their own names: the Redis ones above stay unchanged) ---
+
+
+def record_layer_hits(window: timedelta) -> str:
+    """Hits per second of a non-Redis layer, by ``layer`` and ``type`` (plus ``type="all"``)."""
+    return f"cache_layer_type:cache_hits:rate{window_name(window)}"
+
+
+def record_layer_reads(window: timedelta) -> str:
+    """Reads per second of a non-Redis layer, by ``layer`` and ``type``."""
+    return f"cache_layer_type:cache_reads:rate{window_name(window)}"
+
+
+def record_layer_hit_ratio(window: timedelta) -> str:
+    """Hits / reads of a non-Redis layer, by ``layer`` and ``type``."""
+    return f"cache_layer_type:cache_hit_ratio:rate{window_name(window)}"
+
+
+def record_api_requests(window: timedelta) -> str:
+    """Requests per second the API objective counts."""
+    return f"cache_api:api_requests:rate{window_name(window)}"
+
+
+def record_api_good(window: timedelta) -> str:
+    """Of those, requests per second within the API objective's threshold."""
+    return f"cache_api:api_requests_good:rate{window_name(window)}"
+
+
+def record_api_good_ratio(window: timedelta) -> str:
+    """Fraction of the API objective's requests within its threshold."""
+    return f"cache_api:api_latency_good_ratio:rate{window_name(window)}"

@@ -209,26 +209,69 @@ class Scenarios:
     # -- input series
 
     def reads(
-        self, type_: str, per_min: float, miss_ratio: float, steps: int
+        self, type_: str, per_min: float, miss_ratio: float, steps: int, layer: str = ""
     ) -> list[dict[str, str]]:
-        labels = {**self.app, "layer": m.LAYER_REDIS, "type": type_}
+        """Hits and misses of one type; Redis' from the app, another layer's from where
+        the rules read it (the app's middleware for the browser, else the exporter)."""
+        source = self.app if layer in ("", m.LAYER_REDIS, m.LAYER_BROWSER) else self.exp
+        labels = {**source, "layer": layer or m.LAYER_REDIS, "type": type_}
         return [
             series(m.CACHE_HITS.name, labels, self.counter(per_min * (1 - miss_ratio), steps)),
             series(m.CACHE_MISSES.name, labels, self.counter(per_min * miss_ratio, steps)),
         ]
 
     def reads_with_filler(
-        self, type_: str, per_min: float, miss_ratio: float, steps: int
+        self, type_: str, per_min: float, miss_ratio: float, steps: int, layer: str = ""
     ) -> list[dict[str, str]]:
         """Reads of one type, plus enough perfect ``other`` reads that the overall
         ratio stays far inside every overall threshold (only ``type_`` may alert)."""
         if type_ == m.TYPE_ALL:
-            return self.reads(m.TYPE_OTHER, per_min, miss_ratio, steps)
-        all_budget = 1 - self.slo.hit_rate_objective
+            return self.reads(m.TYPE_OTHER, per_min, miss_ratio, steps, layer)
+        overall = self.slo.layers.get(layer, {}).get(m.TYPE_ALL) if layer else None
+        if layer and overall is None:
+            return self.reads(type_, per_min, miss_ratio, steps, layer)
+        all_budget = 1 - (overall or self.slo.hit_rate_objective)
         filler = per_min * 4 / all_budget
-        return self.reads(type_, per_min, miss_ratio, steps) + self.reads(
-            m.TYPE_OTHER, filler, 0.0, steps
+        return self.reads(type_, per_min, miss_ratio, steps, layer) + self.reads(
+            m.TYPE_OTHER, filler, 0.0, steps, layer
         )
+
+    def api_labels(self) -> dict[str, str]:
+        """One series of the API histogram the API objective counts."""
+        api = self.slo.api
+        route = api.routes[0] if api and api.routes else "/api/items/{item_id}"
+        cached = api.cached if api and api.cached != "any" else "true"
+        return {
+            **self.app,
+            "route": route,
+            "method": "GET",
+            "status_class": "2xx",
+            "cached": cached,
+        }
+
+    def api_latency(
+        self, per_min: float, slow_ratio: float, steps: int, late: int = 0, reset: int | None = None
+    ) -> list[dict[str, str]]:
+        """API requests: the threshold's bucket and the count, the slow ones above the
+        threshold (``late``/``reset``: as :meth:`healthy` builds its counters). No rule
+        reads the other buckets (no quantile alert), so they are left out: each series
+        costs every step of the long cases."""
+        api = self.slo.api
+        threshold = api.threshold_seconds if api else 0.2
+        labels = self.api_labels()
+        out = []
+
+        def values(rate: float) -> str:
+            if late or reset is not None:
+                return self._series_values(rate, steps, late, reset)
+            return self.counter(rate, steps)
+
+        bucket = {**labels, "le": le_value(threshold)}
+        out.append(
+            series(m.API_LATENCY.name + "_bucket", bucket, values(per_min * (1 - slow_ratio)))
+        )
+        out.append(series(m.API_LATENCY.name + "_count", labels, values(per_min)))
+        return out
 
     def latency(self, per_min: float, slow_ratio: float, steps: int) -> list[dict[str, str]]:
         """``get`` calls: the fast ones in the SLO threshold's bucket, the slow ones in
@@ -363,11 +406,16 @@ class Scenarios:
         own = _tier(rule)
         tier = f"{own.severity} {c.window_name(own.long)}/{c.window_name(own.short)}"
         label_set = {**self.place, key: ident}
+        unit = "requests" if name == c.ALERT_API_LATENCY_BURN else "reads"
+        #: the case names tell the layers apart
+        what = f"{objective.layer} {ident}" if objective.layer else ident
 
         def make(ratio: float, per_min: float) -> list[dict[str, str]]:
             if name == c.ALERT_LATENCY_BURN:
                 return self.latency(per_min, ratio, steps)
-            return self.reads_with_filler(ident, per_min, ratio, steps)
+            if name == c.ALERT_API_LATENCY_BURN:
+                return self.api_latency(per_min, ratio, steps)
+            return self.reads_with_filler(ident, per_min, ratio, steps, objective.layer)
 
         def firing(ratio: float, at: timedelta) -> list[tuple[Rule, float, dict[str, str]]]:
             out = []
@@ -382,16 +430,16 @@ class Scenarios:
             return out
 
         fire = self.case(
-            f"{name} {ident} {tier}: error ratio {number(_round(bad))} fires", make(bad, busy)
+            f"{name} {what} {tier}: error ratio {number(_round(bad))} fires", make(bad, busy)
         )
         fire.expect(end, rule, firing(bad, end))
         ok = self.case(
-            f"{name} {ident} {tier}: error ratio {number(_round(inside))} is below the tier",
+            f"{name} {what} {tier}: error ratio {number(_round(inside))} is below the tier",
             make(inside, busy),
         )
         ok.expect(end, rule, firing(inside, end))
         quiet = self.case(
-            f"{name} {ident} {tier}: {number(_round(self.quiet / 60))} reads/s is too few",
+            f"{name} {what} {tier}: {number(_round(self.quiet / 60))} {unit}/s is too few",
             make(bad, self.quiet),
         )
         quiet.expect(end, rule, [])
@@ -765,6 +813,27 @@ class Scenarios:
             ]
         return cases
 
+    def policy_violations(self) -> list[Case]:
+        (rule,) = self.rules(c.ALERT_HTTP_POLICY_VIOLATIONS)
+        for_ = rule.for_ or timedelta(0)
+        end = self.steps(rule.window + for_) + 5
+        where = {"type": "api", "rule": "vary"}
+        lab = {**self.app, **where}
+        name = m.CACHE_POLICY_VIOLATIONS.name
+        fire = self.case(
+            f"{rule.alert}: a violation every minute fires",
+            [series(name, lab, self.counter(1, end))],
+        )
+        fire.expect(self.warmup + for_ / 2, rule, [])
+        # an hour of 1 per minute: increase() over 1h reads 60 (extrapolated to the range)
+        fire.expect(timedelta(minutes=end), rule, [(rule, 60.0, {**self.place, **where})])
+        ok = self.case(
+            f"{rule.alert}: no violation in the last hour is silent",
+            [series(name, lab, f"0+1x5 5x{end}")],
+        )
+        ok.expect(timedelta(minutes=end), rule, [])
+        return [fire, ok]
+
     def _budget(self, rule: Rule) -> Decimal:
         return sli.error_budget(_objective(rule).target)
 
@@ -785,7 +854,9 @@ class Scenarios:
     def healthy(self, steps: int, reset: int | None = None) -> list[dict[str, str]]:
         """Every series the rules read, healthy: each key type well inside its objective
         (the last one new, starting a quarter of the way in), GET latency well inside,
-        Redis up with room, a steady eviction rate above the surge floor, no errors."""
+        Redis up with room, a steady eviction rate above the surge floor, no errors; the
+        other layers' objectives and the API objective (when the SLO file has them) well
+        inside, and no Cache-Control policy violation."""
         objectives = [o.target for o in sli.objectives(self.slo)]
         miss = min(1 - t for t in objectives) / 4
         # a type with its own objective (if any), `other`, and the last type, new: enough
@@ -822,15 +893,34 @@ class Scenarios:
         )
         errors = {**labels, "error": m.ERROR_CLASSES[0]}
         out.append(series(m.CACHE_ERRORS.name, errors, self._series_values(0, steps, 0, reset)))
+        for layer, objectives_ in self.slo.layers.items():
+            # each layer with objectives: its first type and `other`, healthy
+            first = next(iter(objectives_))
+            for type_ in dict.fromkeys(
+                [first if first != m.TYPE_ALL else m.TYPE_OTHER, m.TYPE_OTHER]
+            ):
+                source = self.app if layer == m.LAYER_BROWSER else self.exp
+                labels = {**source, "layer": layer, "type": type_}
+                for spec, share in ((m.CACHE_HITS, 1 - miss), (m.CACHE_MISSES, miss)):
+                    values = self._series_values(self.busy * share, steps, 0, reset)
+                    out.append(series(spec.name, labels, values))
+        if self.slo.api is not None:
+            out += self.api_latency(self.busy, (1 - self.slo.api.objective) / 4, steps, 0, reset)
+        violations = {**self.app, "type": "api", "rule": "vary"}
+        out.append(
+            series(
+                m.CACHE_POLICY_VIOLATIONS.name,
+                violations,
+                self._series_values(0, steps, 0, reset),
+            )
+        )
         node = {**self.exp, "instance": INSTANCE}
         out += [
             series(m.REDIS_UP.name, node, f"1x{steps}"),
             series("up", {**self.exp, "instance": "exporter-0:9121"}, f"1x{steps}"),
             series(m.REDIS_MEMORY_USED.name, node, f"1000000000x{steps}"),
             series(m.REDIS_MEMORY_MAX.name, node, f"2000000000x{steps}"),
-            series(
-                m.COLLECTOR_UP.name, {**node, "collector": m.COLLECTOR_EVICTIONS}, f"1x{steps}"
-            ),
+            series(m.COLLECTOR_UP.name, {**node, "collector": m.COLLECTOR_EVICTIONS}, f"1x{steps}"),
             series(m.EXPORTER_SCRAPE_ERRORS.name, node, self._series_values(0, steps, 0, reset)),
         ]
         # the topology families, healthy: a replica (added a quarter of the way in) and
@@ -930,13 +1020,19 @@ def render_rule_tests(
         "burn-rate-page.test.yml": (
             slo_files,
             INTERVAL,
-            lambda: sc.burn(c.ALERT_HIT_RATE_BURN, page) + sc.burn(c.ALERT_LATENCY_BURN, page),
+            lambda: (
+                sc.burn(c.ALERT_HIT_RATE_BURN, page)
+                + sc.burn(c.ALERT_LATENCY_BURN, page)
+                + sc.burn(c.ALERT_API_LATENCY_BURN, page)
+            ),
         ),
         "burn-rate-ticket.test.yml": (
             slo_files,
             LONG_INTERVAL,
             lambda: (
-                slow.burn(c.ALERT_HIT_RATE_BURN, ticket) + slow.burn(c.ALERT_LATENCY_BURN, ticket)
+                slow.burn(c.ALERT_HIT_RATE_BURN, ticket)
+                + slow.burn(c.ALERT_LATENCY_BURN, ticket)
+                + slow.burn(c.ALERT_API_LATENCY_BURN, ticket)
             ),
         ),
         "operational.test.yml": (
@@ -951,6 +1047,7 @@ def render_rule_tests(
                 + sc.client_errors()
                 + sc.scrape_errors()
                 + sc.collector_down()
+                + sc.policy_violations()
             ),
         ),
         "topology.test.yml": (topo_files, INTERVAL, sc.topology),

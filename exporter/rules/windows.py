@@ -24,9 +24,11 @@ CAP_ERROR_RATIO = Decimal("0.9")
 ADR_WINDOW = timedelta(minutes=5)
 #: the recorded short window every longer one is added up from
 BASE_WINDOW = ADR_WINDOW
-#: windows up to this long are rates over the raw counters; longer ones add up the
-#: BASE_WINDOW recordings, so their cost does not grow with pods or with the window
-RAW_UP_TO = timedelta(hours=1)
+#: windows from this long on add up the BASE_WINDOW recordings (six of them at least,
+#: so the base's 5-minute edge weighs little), so their cost grows with neither pods
+#: nor the window; shorter ones are rates over the raw counters (a 30-day SLO reads
+#: only its 5m window raw; a 7-day one also its 1m10s, 7m and 14m)
+RECORDED_FROM = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)

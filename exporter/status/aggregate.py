@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from exporter import metrics as m
 from exporter import sli
 from exporter.rules.conventions import (
+    ALERT_API_LATENCY_BURN,
     ALERT_HIGH_LATENCY,
     ALERT_HIT_RATE_BURN,
     ALERT_LATENCY_BURN,
@@ -43,6 +44,8 @@ SPARK_STEP_SECONDS = 10
 OBJECTIVE_ALERTS = {
     sli.HIT_RATE: frozenset({ALERT_LOW_HIT_RATE, ALERT_HIT_RATE_BURN}),
     sli.LATENCY: frozenset({ALERT_HIGH_LATENCY, ALERT_LATENCY_BURN}),
+    sli.LAYER_HIT_RATE: frozenset({ALERT_HIT_RATE_BURN}),
+    sli.API_LATENCY: frozenset({ALERT_API_LATENCY_BURN}),
 }
 
 #: an objective's state, worst first; :data:`exporter.status.view.STATES` defines each
@@ -139,6 +142,12 @@ def alerts_for(objective: Objective, alerts: list[dict[str, Any]]) -> list[dict[
         if objective.kind == sli.LATENCY:
             if labels.get("operation", objective.operation) == objective.operation:
                 found.append(alert)
+        elif objective.kind == sli.API_LATENCY:
+            if labels.get("cached", objective.sli.value) == objective.sli.value:
+                found.append(alert)
+        # the Redis hit-rate alerts carry no layer; the other layers' carry theirs
+        elif labels.get("layer", "") != objective.sli.layer:
+            continue
         elif labels.get("type", m.TYPE_ALL) == objective.type:
             found.append(alert)
     return found

@@ -99,8 +99,8 @@ class Objective:
 
     @property
     def type(self) -> str:
-        """The ``type`` label its alerts carry (``all`` for the latency objective too)."""
-        return self.sli.value if self.kind == sli.HIT_RATE else m.TYPE_ALL
+        """The ``type`` label its alerts carry (``all`` for the latency objectives too)."""
+        return self.sli.value if self.kind in (sli.HIT_RATE, sli.LAYER_HIT_RATE) else m.TYPE_ALL
 
     @property
     def operation(self) -> str:
@@ -123,8 +123,8 @@ class Objective:
 
 
 def objectives(slo: SLO, chosen: Selection | None = None) -> list[Objective]:
-    """The SLO file's objectives, in page order: overall, per type, latency; their
-    series those of ``chosen`` (default: the file's own service)."""
+    """The SLO file's objectives, in page order: overall, per type, the other layers, the
+    API, latency; their series those of ``chosen`` (default: the file's own service)."""
     rows = []
     tiers = scaled_tiers(slo.window)
     chosen = chosen or Selection(slo.service.name)
@@ -138,6 +138,10 @@ def objectives(slo: SLO, chosen: Selection | None = None) -> list[Objective]:
                 f"latency-{o.value}",
                 f"{lat.operation.upper()} within {format_duration(lat.threshold)}",
             )
+        elif o.kind == sli.API_LATENCY:
+            key, title = "api-latency", o.title
+        elif o.kind == sli.LAYER_HIT_RATE:
+            key, title = f"hit-rate-{o.layer}-{o.value}", o.title
         elif o.value == m.TYPE_ALL:
             key, title = "hit-rate-all", "Hit rate, all types"
         else:

@@ -283,3 +283,33 @@ def test_links_are_built_on_the_prometheus_url_without_credentials(url: str, bas
     assert link_base(url) == base
     if base:
         assert graph_url(base, "up").startswith(f"{base}/graph?g0.expr=up")
+
+
+def test_layer_and_api_alerts_are_pinned_on_their_own_cards_only() -> None:
+    """A CDN ``type="user"`` budget burn is not the Redis ``user`` objective's, and the API
+    burn lands on the API card."""
+    from exporter.slo import default_slo_path, parse_slo
+    from exporter.status.aggregate import alerts_for
+    from exporter.status.queries import objectives
+
+    raw = yaml.safe_load(default_slo_path().read_text())
+    raw["layers"] = {"cdn": {"user": 0.9}}
+    rows = objectives(parse_slo(raw))
+
+    def alert(name: str, **labels: str) -> dict[str, object]:
+        return {"labels": {"alertname": name, **labels}}
+
+    firing = [
+        alert(c.ALERT_HIT_RATE_BURN, layer="cdn", type="user"),
+        alert(c.ALERT_API_LATENCY_BURN, cached="true"),
+        alert(c.ALERT_HIT_RATE_BURN, type="session"),
+    ]
+    pinned = {o.key: [a["labels"] for a in alerts_for(o, firing)] for o in rows}
+    assert pinned["hit-rate-cdn-user"] == [firing[0]["labels"]]
+    assert pinned["api-latency"] == [firing[1]["labels"]]
+    assert pinned["hit-rate-session"] == [firing[2]["labels"]]
+    assert pinned["hit-rate-user"] == [] and pinned["hit-rate-all"] == []
+    assert [o.title for o in rows if o.key in ("hit-rate-cdn-user", "api-latency")] == [
+        "CDN hit rate, user",
+        "API requests (cached) within 200ms",
+    ]

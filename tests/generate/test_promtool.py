@@ -67,7 +67,9 @@ def test_promtool_rule_unit_tests_pass() -> None:
 @pytest.mark.slow
 def test_generated_rule_tests_pass_for_another_slo_file(tmp_path: Path) -> None:
     """A 7-day window, a 99.9 % latency objective and a 30 % hit-rate objective (whose
-    page and 3x tiers must be capped): the scenarios still hold in promtool."""
+    page and 3x tiers must be capped), an API objective over every request of two
+    routes, and CDN (per path class and overall) and browser hit-rate objectives: the
+    scenarios still hold in promtool."""
     slo = tmp_path / "slo.yaml"
     slo.write_text(
         "version: 1\nwindow: 7d\n"
@@ -76,6 +78,9 @@ def test_generated_rule_tests_pass_for_another_slo_file(tmp_path: Path) -> None:
         "key_types:\n"
         "  - {name: session, ttl: 24h, tenant_scoped: false, hit_rate_objective: 0.99}\n"
         "  - {name: report, ttl: 1h, tenant_scoped: true, hit_rate_objective: 0.3}\n"
+        "api: {threshold: 250ms, objective: 0.99, cached: any,\n"
+        "      routes: ['/api/users/{user_id}', '/api/v1.2/items']}\n"
+        "layers: {cdn: {api: 0.9, all: 0.85}, browser: {asset: 0.8}}\n"
     )
     assert main(["generate", "--slo", str(slo), "--out", str(tmp_path)]) == 0
     files = sorted((tmp_path / "alerts" / "tests").glob("*.yml"))
