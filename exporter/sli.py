@@ -325,6 +325,11 @@ def ratio_over_time(numerator: str, denominator: str, rng: str, layout: Layout =
     return f"sum_over_time({numerator}[{rng}]){layout.div}sum_over_time({denominator}[{rng}])"
 
 
+def ratio_of(numerator: str, denominator: str, layout: Layout = INLINE) -> str:
+    """One recorded rate over another with the same labels (hits over reads)."""
+    return f"{numerator}{layout.div}{denominator}"
+
+
 def rate_over_time(per_second: str, rng: str) -> str:
     """The mean of a recorded per-second rate over ``rng``: the rate over ``rng``."""
     return f"avg_over_time({per_second}[{rng}])"

@@ -112,14 +112,28 @@ def p99(before: Snapshot, after: Snapshot) -> float | None:
     return None
 
 
-def status_line(before: Snapshot, after: Snapshot, elapsed: float, scenario: str) -> str:
+#: runnable processes per core above which the status line says the machine is busy: GET
+#: latency is measured in the app, so a starved CPU shows as slow Redis calls
+BUSY_LOAD_PER_CORE = 2.0
+
+
+def busy_note(load: float, cores: int) -> str:
+    """`` | machine busy: load 9.1 on 2 cores`` when GET latency measures the CPU queue."""
+    if cores > 0 and load / cores > BUSY_LOAD_PER_CORE:
+        return f" | machine busy: load {load:.1f} on {cores} cores"
+    return ""
+
+
+def status_line(
+    before: Snapshot, after: Snapshot, elapsed: float, scenario: str, busy: str = ""
+) -> str:
     reads = after.reads - before.reads
     hits = after.hits - before.hits
     rate = f"{after.reads:,.0f} reads ({reads / elapsed:,.0f}/s)" if elapsed > 0 else ""
     hit_rate = f"hit rate {hits / reads * 100:5.1f} %" if reads > 0 else "hit rate   -  "
     bound = p99(before, after)
     p99_text = "GET p99    -   " if bound is None else f"GET p99 <= {bound * 1000:g} ms"
-    return f"[{scenario}] {rate} | {hit_rate} | {p99_text}"
+    return f"[{scenario}] {rate} | {hit_rate} | {p99_text}{busy}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -153,9 +167,9 @@ def run(args: argparse.Namespace) -> int:
         stack = Stack(options)
         print(f"starting the demo ({args.scenario}) in {stack.tmp} ...", flush=True)
         stack.start()
-        print(f"up in {time.monotonic() - started:.1f}s:")
-        for name, url in stack.urls.items():
-            print(f"  {name:<17} {url}")
+        print(f"up in {time.monotonic() - started:.1f}s (run {stack.run_id}):")
+        for name, url in sorted(stack.links.items(), key=lambda kv: _link_rank(kv[0])):
+            print(f"  {name:<20} {url}")
         if "prometheus" not in stack.urls and not args.no_prometheus:
             print("  (prometheus / prometheus-alertmanager not installed: run `make demo`)")
         print("Ctrl-C stops everything.", flush=True)
@@ -175,6 +189,23 @@ def run(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
+
+
+#: the order the demo lists its parts in: the data path first, then where alerts show
+LINK_ORDER = (
+    "redis",
+    "app metrics",
+    "exporter metrics",
+    "SLO status page",
+    "prometheus alerts",
+    "prometheus graph",
+    "alertmanager alerts",
+    "alertmanager CLI",
+)
+
+
+def _link_rank(name: str) -> int:
+    return LINK_ORDER.index(name) if name in LINK_ORDER else len(LINK_ORDER)
 
 
 def _say(text: str) -> None:
@@ -204,6 +235,7 @@ def _loop(stack: Stack, stop: threading.Event, duration: float | None, tty: bool
             after, now = read_snapshot(url), time.monotonic()
         except OSError:
             continue
-        line = status_line(before, after, now - at, stack.scenario)
+        busy = busy_note(os.getloadavg()[0], os.cpu_count() or 0)
+        line = status_line(before, after, now - at, stack.scenario, busy)
         print(f"\r{line}   " if tty else line, end="" if tty else "\n", flush=True)
         before, at = after, now

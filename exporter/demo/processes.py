@@ -1,14 +1,25 @@
-"""Child processes of the demo: start on loopback, wait until they listen, stop cleanly."""
+"""Child processes of the demo: start on loopback, verify they hold their port, stop cleanly.
+
+A port found free a moment ago can be taken before the child binds it, and
+"something answers on the port" does not say *our* child answers.  So each
+child binds its port itself (or inherits a socket the demo bound), and is
+ready only when the process we started is the one holding the listening
+socket (read from ``/proc``: the socket's inode among the child's open files)
+and, where the program can say so, answers with this run's identity.  A
+child that exits because its port was taken is restarted on another port by
+:meth:`exporter.demo.stack.Stack._spawn`.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -16,8 +27,77 @@ class DemoError(RuntimeError):
     """The demo could not start a part; the message says which and why."""
 
 
+class PortTaken(DemoError):
+    """The child exited because another program holds its port: try another port."""
+
+
+#: what redis-server, Prometheus, Alertmanager (Go) and uvicorn log when bind() fails
+ADDRESS_IN_USE = re.compile(r"address already in use", re.IGNORECASE)
+_PROC_NET = (Path("/proc/net/tcp"), Path("/proc/net/tcp6"))
+_LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp's st column
+
+
+def listening_inodes(port: int) -> set[str] | None:
+    """Inodes of the sockets listening on TCP ``port`` (any address); None without /proc."""
+    found: set[str] = set()
+    readable = False
+    for table in _PROC_NET:
+        try:
+            lines = table.read_text("ascii").splitlines()[1:]
+        except OSError:
+            continue
+        readable = True
+        for line in lines:
+            fields = line.split()
+            listens = len(fields) > 9 and fields[3] == _LISTEN
+            if listens and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                found.add(fields[9])
+    return found if readable else None
+
+
+def holds_listener(pid: int, port: int) -> bool | None:
+    """Whether process ``pid`` holds a socket listening on ``port``; None where /proc is
+    missing (not Linux), so the caller falls back to the program's own identity."""
+    inodes = listening_inodes(port)
+    if inodes is None:
+        return None
+    if not inodes:
+        return False
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return None if not Path("/proc/self/fd").exists() else False
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for fd in fds:
+        try:
+            if os.readlink(fd) in wanted:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def bound_socket(preferred: int = 0) -> socket.socket:
+    """A listening TCP socket on 127.0.0.1, bound now: ``preferred`` if free, else any port.
+
+    Handed to a child (``pass_fds``) it cannot be taken between choosing and binding."""
+    for port in (preferred, 0) if preferred else (0,):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            sock.close()
+            continue
+        sock.listen(128)
+        return sock
+    raise DemoError("no free TCP port on 127.0.0.1")
+
+
 def free_port(preferred: int = 0) -> int:
-    """``preferred`` if nothing listens there on 127.0.0.1, else any free port."""
+    """``preferred`` if nothing listens there on 127.0.0.1, else any free port.
+
+    Only a guess: another program may bind it before the child does (the child then
+    exits with "address already in use" and is restarted on another port)."""
     for port in (preferred, 0) if preferred else (0,):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
@@ -57,6 +137,9 @@ class Child:
         port: int,
         log_dir: Path,
         env: dict[str, str] | None = None,
+        *,
+        identity: Callable[[Child], bool] | None = None,
+        pass_fds: Sequence[int] = (),
     ) -> None:
         self.name = name
         self.env = {**child_env(), **(env or {})}
@@ -64,6 +147,14 @@ class Child:
         self.port = port
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        #: asks the program who it is (its pid, data dir, this run's token): True when it
+        #: is ours; exceptions count as "not yet"
+        self.identity = identity
+        self.pass_fds = tuple(pass_fds)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid if self.proc is not None else -1
 
     def start(self, timeout: float = 20.0) -> Child:
         with self.log_path.open("wb") as log:
@@ -76,23 +167,44 @@ class Child:
                 stderr=subprocess.STDOUT,
                 env=self.env,
                 start_new_session=True,
+                pass_fds=self.pass_fds,
             )
-        self.wait_listening(timeout)
+        self.wait_ready(timeout)
         return self
 
-    def wait_listening(self, timeout: float) -> None:
+    def wait_ready(self, timeout: float) -> None:
+        """Return once the process we started holds its port and says it is ours.
+
+        Raises :class:`PortTaken` when it exited because the port was in use."""
         deadline = time.monotonic() + timeout
+        why = "did not listen"
         while time.monotonic() < deadline:
             if self.proc is None or self.proc.poll() is not None:
-                raise DemoError(
-                    f"{self.name} exited before listening on port {self.port}:\n{self.tail()}"
-                )
+                tail = self.tail()
+                if ADDRESS_IN_USE.search(tail):
+                    raise PortTaken(f"{self.name}: port {self.port} is taken")
+                raise DemoError(f"{self.name} exited before listening on port {self.port}:\n{tail}")
+            holds = holds_listener(self.proc.pid, self.port)
+            if holds is False:
+                why = "did not hold its listening socket"
+            elif self._is_ours():
+                return
+            else:
+                why = "did not answer as this demo's own" if holds else "did not answer"
+            time.sleep(0.05)
+        raise DemoError(f"{self.name} {why} on port {self.port} within {timeout}s")
+
+    def _is_ours(self) -> bool:
+        if self.identity is None:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
+                    return True
             except OSError:
-                time.sleep(0.05)
-        raise DemoError(f"{self.name} did not listen on port {self.port} within {timeout}s")
+                return False
+        try:
+            return self.identity(self)
+        except Exception:  # not up yet, or someone else's reply: ask again
+            return False
 
     def tail(self, lines: int = 15) -> str:
         try:

@@ -7,10 +7,14 @@ half-way through :meth:`Stack.start` is stopped the same way.
 
 from __future__ import annotations
 
+import json
+import os
+import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,11 +22,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import redis
 import yaml
 
-from exporter.demo.processes import Child, DemoError, free_port, which
+from exporter.demo.processes import (
+    Child,
+    DemoError,
+    PortTaken,
+    bound_socket,
+    free_port,
+    which,
+)
 from exporter.demo.proxy import DelayProxy
 from exporter.demo.receiver import Notification, WebhookReceiver
+from exporter.demo.workload import DELAYED_URL_ENV, TOKEN_ENV
 from exporter.slo import load_slo
 
 #: Prometheus job names: the generator's defaults, which its rules select on
@@ -32,9 +45,12 @@ APP_JOB = "cache-app"
 #: 10 ms for 99 %: "partial" slows 3 % (p99 breaks, budget burns at 3x: a ticket, no
 #: page), "degraded" slows every request (pages)
 SCENARIO_LATENCY = {"healthy": (0.0, 1.0), "partial": (0.015, 0.03), "degraded": (0.015, 1.0)}
-#: Redis as ADR-004 runs it, with a memory cap small enough that the demo evicts
+#: Redis as ADR-004 runs it (a memory cap, LRU eviction); the cap is well above what a
+#: healthy demo writes in hours (61 MB after one hour at 300 requests/s, see
+#: exporter.demo.mix), so the healthy scenario never evicts and RedisMemoryNearMax (90 %)
+#: stays silent
 REDIS_SETTINGS = (
-    ("maxmemory", "48mb"),
+    ("maxmemory", "256mb"),
     ("maxmemory-policy", "allkeys-lru"),
     ("notify-keyspace-events", "Exe"),
     ("save", ""),
@@ -63,6 +79,12 @@ INHIBIT_RULES: tuple[dict[str, list[str]], ...] = (
 )
 #: where Debian's prometheus-alertmanager package puts its binary when not on PATH
 _EXTRA_BIN = ("/usr/bin", "/usr/sbin", "/usr/local/bin")
+#: ports a child that binds itself gets before the demo gives up (each one taken between
+#: the demo finding it free and the child binding it: other demos, tests, services)
+BIND_ATTEMPTS = 5
+#: Prometheus' web pages: the React UI (/alerts, /graph) or, in builds without it
+#: (Debian's package), only the classic pages under /classic
+PROMETHEUS_PAGES = (("/alerts", "/graph"), ("/classic/alerts", "/classic/graph"))
 
 
 @dataclass
@@ -94,7 +116,13 @@ class Stack:
         self.children: list[Child] = []
         self.proxy: DelayProxy | None = None
         self.receiver: WebhookReceiver | None = None
+        #: base URL of each part, for code (tests, the status page's links)
         self.urls: dict[str, str] = {}
+        #: what the demo prints: pages and commands that show something with the programs
+        #: installed here (each part verified to be this run's own before it is listed)
+        self.links: dict[str, str] = {}
+        #: this run's token: the app echoes it on /healthz
+        self.run_id = secrets.token_hex(8)
         self.redis_url = ""
         self.scenario = options.scenario
         self.generated: Path | None = None
@@ -114,36 +142,24 @@ class Stack:
         self.redis_url = opts.redis_url or self._start_redis()
         host, port = _host_port(self.redis_url)
         self.proxy = DelayProxy(host, port).start()
-        app_port = self._port("app", 8000)
-        self._spawn(
-            "app",
-            [
-                sys.executable,
-                "-m",
-                "exporter.demo.workload",
-                f"--metrics-port={app_port}",
-                f"--rate={opts.rate:g}",
-                *([f"--slo={opts.slo}"] if opts.slo else []),
-                *([f"--seed={opts.seed}"] if opts.seed is not None else []),
-            ],
-            app_port,
-            env={"REDIS_URL": self._proxied_url()},  # an env var, unlike argv, is not public
+        app = self._start_app()
+        self.urls["app metrics"] = self.links["app metrics"] = (
+            f"http://127.0.0.1:{app.port}/metrics"
         )
-        self.urls["app metrics"] = f"http://127.0.0.1:{app_port}/metrics"
 
-        # the exporter starts last (it needs Prometheus' URL) but Prometheus scrapes it
-        exporter_port = self._port("exporter", 9150)
+        # Prometheus starts before the exporter (which links to it) and finds the
+        # exporter through a targets file written once the exporter holds its port
         prometheus_url = None
         if self._want_prometheus():
-            prometheus_url = self._start_prometheus_and_alertmanager(app_port, exporter_port)
-        self._spawn(
+            prometheus_url = self._start_prometheus_and_alertmanager(app.port)
+        exporter = self._spawn(
             "exporter",
-            [
+            lambda port: [
                 sys.executable,
                 "-m",
                 "exporter.cli",
                 "serve",
-                f"--listen=127.0.0.1:{exporter_port}",
+                f"--listen=127.0.0.1:{port}",
                 *([f"--slo={opts.slo}"] if opts.slo else []),
                 *([f"--prometheus-url={prometheus_url}"] if prometheus_url else []),
                 *(
@@ -152,15 +168,21 @@ class Stack:
                     else []
                 ),
             ],
-            exporter_port,
+            self._preferred("exporter", 9150),
             env={
                 "REDIS_URL": self.redis_url,
                 **({"POSTGRES_DSN": opts.postgres_dsn} if opts.postgres_dsn else {}),
             },
+            identity=self._exporter_is_ours,
         )
-        self.urls["exporter metrics"] = f"http://127.0.0.1:{exporter_port}/metrics"
+        self.urls["exporter metrics"] = self.links["exporter metrics"] = (
+            f"http://127.0.0.1:{exporter.port}/metrics"
+        )
         if prometheus_url:
-            self.urls["SLO status page"] = f"http://127.0.0.1:{exporter_port}/"
+            self._write_targets(EXPORTER_JOB, exporter.port)
+            self.urls["SLO status page"] = self.links["SLO status page"] = (
+                f"http://127.0.0.1:{exporter.port}/"
+            )
         self.set_scenario(opts.scenario)
 
     def stop(self) -> None:
@@ -193,22 +215,103 @@ class Stack:
 
     # --- parts -----------------------------------------------------------------------
 
-    def _port(self, name: str, default: int) -> int:
-        preferred = self.options.preferred_ports.get(name, default)
-        return free_port(preferred)
+    def _preferred(self, name: str, default: int) -> int:
+        return self.options.preferred_ports.get(name, default)
 
     def _spawn(
         self,
         name: str,
-        args: list[str],
-        port: int,
+        make_args: Callable[[int], list[str]],
+        preferred: int,
+        *,
         timeout: float = 20.0,
         env: dict[str, str] | None = None,
+        identity: Callable[[Child], bool] | None = None,
     ) -> Child:
-        child = Child(name, args, port, self.tmp, env)
+        """Start a program that binds its own port; on "address already in use" start it
+        again on another port. Returns once the process holds the port and is ours."""
+        tried = []
+        for attempt in range(BIND_ATTEMPTS):
+            port = free_port(preferred if attempt == 0 else 0)
+            tried.append(port)
+            child = Child(name, make_args(port), port, self.tmp, env, identity=identity)
+            self.children.append(child)
+            try:
+                return child.start(timeout)
+            except PortTaken:
+                child.stop()
+                self.children.remove(child)
+        raise DemoError(
+            f"{name}: another program took each port it tried ({', '.join(map(str, tried))})"
+        )
+
+    def _start_app(self) -> Child:
+        """The app gets a socket the demo has bound already: nothing can take it between."""
+        opts = self.options
+        sock = bound_socket(self._preferred("app", 8000))
+        port = int(sock.getsockname()[1])
+        child = Child(
+            "app",
+            [
+                sys.executable,
+                "-m",
+                "exporter.demo.workload",
+                f"--metrics-fd={sock.fileno()}",
+                f"--rate={opts.rate:g}",
+                *([f"--slo={opts.slo}"] if opts.slo else []),
+                *([f"--seed={opts.seed}"] if opts.seed is not None else []),
+            ],
+            port,
+            self.tmp,
+            # env vars, unlike argv, are not public: the Redis URL may hold a password
+            # healthy talks to Redis directly, the slow scenarios through the proxy
+            {
+                "REDIS_URL": self.redis_url,
+                DELAYED_URL_ENV: self._proxied_url(),
+                TOKEN_ENV: self.run_id,
+            },
+            identity=self._app_is_ours,
+            pass_fds=(sock.fileno(),),
+        )
         self.children.append(child)
-        child.start(timeout)
+        try:
+            child.start()
+        finally:
+            sock.close()  # the child has its copy; ours would keep the port open after it
         return child
+
+    # --- identities: "this program on this port is the one this run started" ---------
+
+    def _app_is_ours(self, child: Child) -> bool:
+        body = _get(f"http://127.0.0.1:{child.port}/healthz")
+        return body.strip() == f"ok {self.run_id}"
+
+    def _exporter_is_ours(self, child: Child) -> bool:
+        host, port = _host_port(self.redis_url)
+        body = _get(f"http://127.0.0.1:{child.port}/metrics")
+        return f'redis_up{{instance="{host}:{port}"}}' in body
+
+    @staticmethod
+    def _redis_is_ours(child: Child) -> bool:
+        client = redis.Redis(host="127.0.0.1", port=child.port, socket_timeout=1)
+        try:
+            info: dict[str, Any] = client.info("server")  # type: ignore[assignment]
+            return int(info["process_id"]) == child.pid
+        finally:
+            client.close()
+
+    @staticmethod
+    def _prometheus_is_ours(data_dir: Path) -> Callable[[Child], bool]:
+        def check(child: Child) -> bool:
+            flags = json.loads(_get(f"http://127.0.0.1:{child.port}/api/v1/status/flags"))
+            return bool(flags["data"]["storage.tsdb.path"] == str(data_dir))
+
+        return check
+
+    def _alertmanager_is_ours(self, child: Child) -> bool:
+        assert self.receiver is not None
+        status = json.loads(_get(f"http://127.0.0.1:{child.port}/api/v2/status"))
+        return self.receiver.url("pager") in str(status["config"]["original"])
 
     def _proxied_url(self) -> str:
         """The Redis URL with the proxy's address: same scheme, credentials, db, options."""
@@ -227,12 +330,22 @@ class Stack:
                 "redis-server is not installed: run `make demo` (it installs the OS "
                 "packages) or pass --redis-url"
             )
-        port = self._port("redis", 6399)
-        args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(self.tmp)]
-        for name, value in REDIS_SETTINGS:
-            args += [f"--{name}", value]
-        self._spawn("redis", args, port)
-        self.urls["redis"] = f"redis://127.0.0.1:{port}/0"
+        child = self._spawn(
+            "redis",
+            lambda port: [
+                binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dir",
+                str(self.tmp),
+                *[arg for name, value in REDIS_SETTINGS for arg in (f"--{name}", value)],
+            ],
+            self._preferred("redis", 6399),
+            identity=self._redis_is_ours,
+        )
+        self.urls["redis"] = self.links["redis"] = f"redis://127.0.0.1:{child.port}/0"
         return self.urls["redis"]
 
     def _want_prometheus(self) -> bool:
@@ -262,56 +375,77 @@ class Stack:
             raise DemoError(f"generating the rules failed:\n{done.stderr.strip()}")
         return out
 
-    def _start_prometheus_and_alertmanager(self, app_port: int, exporter_port: int) -> str:
+    def _start_prometheus_and_alertmanager(self, app_port: int) -> str:
         generated = self._generate_rules()
         self.receiver = WebhookReceiver(self.options.on_alert).start()
-        am_port = self._port("alertmanager", 9093)
         am_config = self.tmp / "alertmanager.yml"
         am_config.write_text(yaml.safe_dump(self._alertmanager_config()), "utf-8")
         am_binary = which("prometheus-alertmanager", *_EXTRA_BIN) or which("alertmanager")
         assert am_binary is not None
-        self._spawn(
+        alertmanager = self._spawn(
             "alertmanager",
-            [
+            lambda port: [
                 am_binary,
                 f"--config.file={am_config}",
                 f"--storage.path={self.tmp / 'alertmanager-data'}",
-                f"--web.listen-address=127.0.0.1:{am_port}",
-                f"--cluster.listen-address=127.0.0.1:{free_port()}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--cluster.listen-address=",  # no HA gossip: one port less to win
             ],
-            am_port,
+            self._preferred("alertmanager", 9093),
+            identity=self._alertmanager_is_ours,
         )
-        self.urls["alertmanager"] = f"http://127.0.0.1:{am_port}"
+        am_url = self.urls["alertmanager"] = f"http://127.0.0.1:{alertmanager.port}"
+        # the Debian package has no web UI: the API and amtool show the alerts
+        self.links["alertmanager alerts"] = f"{am_url}/api/v2/alerts"
+        amtool = which("amtool", *_EXTRA_BIN)
+        if amtool:
+            self.links["alertmanager CLI"] = (
+                f"{os.path.basename(amtool)} --alertmanager.url={am_url} alert query"
+            )
 
-        prom_port = self._port("prometheus", 9090)
+        self._write_targets(APP_JOB, app_port)
+        self._write_targets(EXPORTER_JOB, None)  # filled in once the exporter holds its port
         prom_config = self.tmp / "prometheus.yml"
         prom_config.write_text(
-            yaml.safe_dump(
-                self._prometheus_config(generated, am_port, exporter_port, app_port),
-                sort_keys=False,
-            ),
+            yaml.safe_dump(self._prometheus_config(generated, alertmanager.port), sort_keys=False),
             "utf-8",
         )
         prometheus = which("prometheus", *_EXTRA_BIN)
         assert prometheus is not None
-        self._spawn(
+        data_dir = self.tmp / "prometheus-data"
+        child = self._spawn(
             "prometheus",
-            [
+            lambda port: [
                 prometheus,
                 f"--config.file={prom_config}",
-                f"--storage.tsdb.path={self.tmp / 'prometheus-data'}",
-                f"--web.listen-address=127.0.0.1:{prom_port}",
+                f"--storage.tsdb.path={data_dir}",
+                f"--web.listen-address=127.0.0.1:{port}",
             ],
-            prom_port,
+            self._preferred("prometheus", 9090),
             timeout=30,
+            identity=self._prometheus_is_ours(data_dir),
         )
-        self.urls["prometheus"] = f"http://127.0.0.1:{prom_port}"
+        url = self.urls["prometheus"] = f"http://127.0.0.1:{child.port}"
+        alerts_page, graph_page = _prometheus_pages(url)
+        self.links["prometheus alerts"] = url + alerts_page
+        self.links["prometheus graph"] = url + graph_page
         self.generated = generated
-        return self.urls["prometheus"]
+        return url
 
-    def _prometheus_config(
-        self, generated: Path, am_port: int, exporter_port: int, app_port: int
-    ) -> dict[str, Any]:
+    def _targets_file(self, job: str) -> Path:
+        return self.tmp / "targets" / f"{job}.json"
+
+    def _write_targets(self, job: str, port: int | None) -> None:
+        """Prometheus' file service discovery: it rereads a file when it changes, so a
+        target can be added once its port is known (written whole, then renamed)."""
+        path = self._targets_file(job)
+        path.parent.mkdir(exist_ok=True)
+        targets = [{"targets": [f"127.0.0.1:{port}"]}] if port else []
+        part = path.with_suffix(".part")
+        part.write_text(json.dumps(targets), "utf-8")
+        part.replace(path)
+
+    def _prometheus_config(self, generated: Path, am_port: int) -> dict[str, Any]:
         interval = self.options.scrape_interval
         return {
             "global": {"scrape_interval": interval, "evaluation_interval": interval},
@@ -324,9 +458,12 @@ class Stack:
                     "job_name": EXPORTER_JOB,
                     # the exporter's instance label is the Redis address: keep it
                     "honor_labels": True,
-                    "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}],
+                    "file_sd_configs": [{"files": [str(self._targets_file(EXPORTER_JOB))]}],
                 },
-                {"job_name": APP_JOB, "static_configs": [{"targets": [f"127.0.0.1:{app_port}"]}]},
+                {
+                    "job_name": APP_JOB,
+                    "file_sd_configs": [{"files": [str(self._targets_file(APP_JOB))]}],
+                },
             ],
         }
 
@@ -355,6 +492,24 @@ class Stack:
                 for name in ("pager", "ticket")
             ],
         }
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return str(response.read().decode("utf-8", "replace"))
+
+
+def _prometheus_pages(base: str) -> tuple[str, str]:
+    """(alerts page, graph page) this Prometheus serves: the React UI's or the classic."""
+    for alerts, graph in PROMETHEUS_PAGES:
+        try:
+            _get(base + alerts)
+        except urllib.error.HTTPError:
+            continue
+        except OSError:
+            break
+        return alerts, graph
+    return PROMETHEUS_PAGES[-1]
 
 
 def _host_port(url: str) -> tuple[str, int]:

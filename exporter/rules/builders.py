@@ -124,23 +124,29 @@ def sli_rules(ctx: Context) -> Group:
                 expr=sli.reads(app, r, layer=redis, by=by_all, layout=lines),
                 labels=all_type,
             ),
-            Rule(record=ratio, expr=sli.hit_ratio(app, r, layer=redis, by=by_type, layout=lines)),
-            Rule(
-                record=ratio,
-                expr=sli.hit_ratio(app, r, layer=redis, by=by_all, layout=lines),
-                labels=all_type,
-            ),
             Rule(
                 record=c.record_calls(w),
                 expr=sli.calls(app, r, layer=redis, operation=lat.operation, by=by_op),
             ),
-            Rule(
-                record=c.record_latency_good(w),
-                expr=sli.latency_good_ratio(
-                    app, r, operation=op, threshold_seconds=threshold, by=by_op, layout=lines
-                ),
-            ),
         ]
+        if w != BASE_WINDOW:  # the base window's ratios divide its recordings (next group)
+            rules += [
+                Rule(
+                    record=ratio,
+                    expr=sli.hit_ratio(app, r, layer=redis, by=by_type, layout=lines),
+                ),
+                Rule(
+                    record=ratio,
+                    expr=sli.hit_ratio(app, r, layer=redis, by=by_all, layout=lines),
+                    labels=all_type,
+                ),
+                Rule(
+                    record=c.record_latency_good(w),
+                    expr=sli.latency_good_ratio(
+                        app, r, operation=op, threshold_seconds=threshold, by=by_op, layout=lines
+                    ),
+                ),
+            ]
         rules += _layer_sli_rules(ctx, w) + _api_sli_rules(ctx, w)
     return Group(c.GROUP_SLI, tuple(rules))
 
@@ -170,18 +176,21 @@ def _layer_sli_rules(ctx: Context, w: timedelta) -> list[Rule]:
                         labels=labels,
                     )
                 )
-            rules += [
+            rules.append(
                 Rule(
                     record=c.record_layer_reads(w),
                     expr=sli.reads(scope, r, layer=layer, by=by, layout=lines),
                     labels=labels,
-                ),
-                Rule(
-                    record=c.record_layer_hit_ratio(w),
-                    expr=sli.hit_ratio(scope, r, layer=layer, by=by, layout=lines),
-                    labels=labels,
-                ),
-            ]
+                )
+            )
+            if w != BASE_WINDOW:
+                rules.append(
+                    Rule(
+                        record=c.record_layer_hit_ratio(w),
+                        expr=sli.hit_ratio(scope, r, layer=layer, by=by, layout=lines),
+                        labels=labels,
+                    )
+                )
     return rules
 
 
@@ -207,13 +216,17 @@ def _api_sli_rules(ctx: Context, w: timedelta) -> list[Rule]:
                 labels=labels,
             )
         )
-    return [
-        *rules,
+    rules.append(
         Rule(
             record=c.record_api_requests(w),
             expr=sli.api_requests(ctx.app, r, cached=api.cached, routes=api.routes, by=by),
             labels=labels,
-        ),
+        )
+    )
+    if w == BASE_WINDOW:
+        return rules
+    return [
+        *rules,
         Rule(
             record=c.record_api_good_ratio(w),
             expr=sli.api_good_ratio(
@@ -231,7 +244,8 @@ def _api_sli_rules(ctx: Context, w: timedelta) -> list[Rule]:
 
 
 def long_sli_rules(ctx: Context) -> Group:
-    """The windows from :data:`RECORDED_FROM` on, from this service's base recordings.
+    """The base window's ratios and every window from :data:`RECORDED_FROM` on, all from
+    this service's base recordings.
 
     Their cost is the number of recorded series (types x placements) times the
     window's evaluations, whatever the number of pods.  They trail the base
@@ -242,7 +256,33 @@ def long_sli_rules(ctx: Context) -> Group:
     reads = sli.recorded(c.record_reads(base), **svc)
     good = sli.recorded(c.record_latency_good_calls(base), **svc)
     calls = sli.recorded(c.record_calls(base), **svc)
-    rules: list[Rule] = []
+    # the base window's ratios: its recordings divided (reading the raw counters once)
+    rules: list[Rule] = [
+        Rule(record=c.record_hit_ratio(base), expr=sli.ratio_of(hits, reads, sli.LINES)),
+        Rule(record=c.record_latency_good(base), expr=sli.ratio_of(good, calls, sli.LINES)),
+    ]
+    if ctx.slo.layers:
+        rules.append(
+            Rule(
+                record=c.record_layer_hit_ratio(base),
+                expr=sli.ratio_of(
+                    sli.recorded(c.record_layer_hits(base), **svc),
+                    sli.recorded(c.record_layer_reads(base), **svc),
+                    sli.LINES,
+                ),
+            )
+        )
+    if ctx.slo.api is not None:
+        rules.append(
+            Rule(
+                record=c.record_api_good_ratio(base),
+                expr=sli.ratio_of(
+                    sli.recorded(c.record_api_good(base), **svc),
+                    sli.recorded(c.record_api_requests(base), **svc),
+                    sli.LINES,
+                ),
+            )
+        )
     for w in long_windows(ctx.slo):
         r = ctx.rng(w)
         rules += [

@@ -15,8 +15,8 @@ from exporter.slo import format_duration
 # --- groups -------------------------------------------------------------------
 
 GROUP_SLI = "cache-slo-sli-recordings"
-#: windows from 30m on, added up from the 5m recordings of GROUP_SLI
-GROUP_SLI_LONG = "cache-slo-sli-long-windows"
+#: the 5m ratios and every window from 30m on, from the 5m recordings of GROUP_SLI
+GROUP_SLI_LONG = "cache-slo-sli-from-recordings"
 GROUP_BUDGET = "cache-slo-error-budget"
 GROUP_ADR = "cache-slo-adr-alerts"
 GROUP_BURN = "cache-slo-burn-rate-alerts"

@@ -91,8 +91,9 @@ def test_demo_serves_every_printed_url_then_exits_cleanly_by_itself() -> None:
             "redis",
             "app metrics",
             "exporter metrics",
-            "prometheus",
-            "alertmanager",
+            "prometheus alerts",
+            "prometheus graph",
+            "alertmanager alerts",
             "SLO status page",
         }
         for name, url in urls.items():

@@ -17,8 +17,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from exporter import metrics as m
 from exporter.demo.receiver import Notification
 from exporter.demo.stack import APP_JOB, EXPORTER_JOB, Stack
+from exporter.rules import conventions as c
 from tests.demo.conftest import poll, prometheus_query
 
 RECEIVER_OF = {"page": "pager", "ticket": "ticket"}
@@ -82,6 +84,10 @@ BUILTIN_VARIABLES = {
 }
 #: panels whose series are legitimately empty in this stack, with the reason
 ALLOWED_EMPTY: dict[str, str] = {}
+#: series the demo does not produce: the API objective's (the demo app does not serve
+#: HTTP through the ASGI middleware yet, issue #13 item 5); each such query is still
+#: run, and must be accepted by Prometheus, only not required to return data
+NOT_IN_THE_DEMO = (m.API_LATENCY.name, "cache_api:", f'slo="{c.SLO_API_LATENCY}"')
 
 
 def panels(node: dict[str, Any]) -> list[dict[str, Any]]:
@@ -135,6 +141,9 @@ def test_every_dashboard_panel_query_returns_data(stack: Stack) -> None:
     empty = []
     for title, expr in queries:
         if title in ALLOWED_EMPTY:
+            continue
+        if any(part in expr for part in NOT_IN_THE_DEMO):
+            prometheus_query(stack, expr)  # Prometheus accepts it; no data required
             continue
         try:
             poll(lambda expr=expr: prometheus_query(stack, expr), timeout=20, what=title)
