@@ -7,8 +7,9 @@ keys, as fast as one connection goes), then runs ``prometheus-redis-exporter``
 its CONFIG GET follow-up, eviction tracker, sampler estimates) side by side and
 scrapes them in turns (``--scrapes`` each), so load changes hit both alike.
 Prints the median and p90 scrape time of each, the ratio, and RSS.  Then, in
-process on the same Redis, what the INFO collector's follow-up round trip (CONFIG
-GET, pipelined) adds: ``collect()`` with and without it, in turns.
+process on the same Redis, what the INFO collector's follow-up (CONFIG GET, sent in
+INFO's own round trip from the second scrape on) adds: ``collect()`` with and
+without it, in turns.
 
     .venv/bin/python benchmarks/base_scrape.py [--sizes 20000,100000,1000000] [--scrapes 200]
 """
@@ -64,7 +65,7 @@ def follow_up_cost(url: str, rounds: int) -> tuple[float, float]:
 
     with_follow_ups = RedisInfoCollector(url, instance="bench")
     info_only = RedisInfoCollector(url, instance="bench")
-    info_only._follow_ups = lambda info, tally: []  # type: ignore[method-assign]
+    info_only._follow_ups = lambda info, tally, prefetched=None: []  # type: ignore[method-assign]
     times: dict[int, list[float]] = {0: [], 1: []}
     for _ in range(rounds):
         for which, collector in enumerate((with_follow_ups, info_only)):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.metadata
+import importlib.util
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -75,9 +76,9 @@ def require_extra(extra: str) -> None:
     """Raise :class:`MissingExtraError` naming the ``pip install`` that brings ``extra``."""
     missing = []
     for name in EXTRAS[extra]:
-        try:
-            importlib.import_module(name)
-        except ImportError:
+        # found, not imported: serve loads FastAPI, httpx and Jinja2 only for the status
+        # page (a None entry in sys.modules is how an import is blocked)
+        if sys.modules.get(name, "") is None or importlib.util.find_spec(name) is None:
             missing.append(name)
     if missing:
         raise MissingExtraError(

@@ -31,7 +31,7 @@ from exporter.rules.builders import generate_rules
 from exporter.rules.config import DEFAULT_RUNBOOK_BASE_URL, RuleConfig
 from exporter.rules.profiles import PRODUCTION, PROFILES, Profile
 from exporter.rules.render import render_rule_file
-from exporter.slo import DEFAULT_SLO_NAME, SLO, load_slo
+from exporter.slo import DEFAULT_SLO_NAME, RUNBOOK_URL_RE, SLO, load_slo
 
 ALERTS_DIR = "alerts"
 RULE_TESTS_DIR = "alerts/tests"
@@ -159,11 +159,9 @@ def run(args: argparse.Namespace) -> int:
         exporter_job = (
             None if args.exporter_job is None else _job("--exporter-job", args.exporter_job)
         )
-        if args.runbook_base_url is not None and not re.match(
-            r"^https?://\S{1,500}$", args.runbook_base_url
-        ):
+        if args.runbook_base_url is not None and not RUNBOOK_URL_RE.match(args.runbook_base_url):
             raise argparse.ArgumentTypeError(
-                "--runbook-base-url: expected an http(s) URL such as "
+                "--runbook-base-url: expected an http(s) URL without spaces or braces such as "
                 f"https://wiki.example.com/runbooks/, got {args.runbook_base_url[:80]!r}"
             )
     except argparse.ArgumentTypeError as exc:

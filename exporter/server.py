@@ -34,11 +34,16 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CollectorRegistry, ProcessCollector
-from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from exporter import config
 from exporter.collectors._merge import Merged
@@ -54,6 +59,7 @@ from exporter.logs import protect_root_handlers, uvicorn_log_config
 from exporter.redaction import redact_dsn
 from exporter.scrape_targets import Target, allowed, parse_target
 from exporter.slo import SLOError
+from exporter.text_format import choose_encoder
 
 if TYPE_CHECKING:
     from exporter.collectors.cdn_logs import CdnLogCollector
@@ -173,7 +179,8 @@ def _authorized(settings: Settings, request: Request) -> bool:
 
 
 def _check_auth(settings: Settings) -> Callable[[Request], None]:
-    """A dependency enforcing basic auth or a bearer token, when configured."""
+    """Raise 401 (with the challenge) unless ``request`` carries the configured
+    basic-auth or bearer credentials, when some are configured."""
 
     def check(request: Request) -> None:
         if not _authorized(settings, request):
@@ -183,9 +190,59 @@ def _check_auth(settings: Settings) -> Callable[[Request], None]:
     return check
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """An HTTP error as ``{"detail": ...}`` JSON, the body FastAPI gave it (and 404s)."""
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"detail": exc.detail}, exc.status_code, exc.headers)
+
+
+def _status_app(settings: Settings, check: Callable[[Request], None]) -> ASGIApp:
+    """The SLO status page (a FastAPI router, imported only when it is served)."""
+    from fastapi import Depends, FastAPI
+
+    from exporter.status import build_router
+
+    status = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
+    router = build_router(settings.prometheus_url or "", settings.slo, settings.alertmanager_url)
+    status.include_router(router, dependencies=[Depends(check)])
+    return status
+
+
 def _exposition(registry: CollectorRegistry, accept: str) -> Response:
     encoder, content_type = choose_encoder(accept)
     return Response(encoder(registry), media_type=content_type)
+
+
+class _MetricsFastPath:
+    """``GET /metrics`` answered in the thread pool straight from ``render``.
+
+    What the scraper waits for most often should cost the least: FastAPI's routing,
+    dependency solving and response classes cost about as much per request as
+    encoding the page.  Everything else, including an unauthorized ``/metrics``
+    (which gets the route's 401 and challenge), goes on to the app unchanged."""
+
+    def __init__(
+        self, app: ASGIApp, *, settings: Settings, render: Callable[[str], tuple[bytes, str]]
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.render = render
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/metrics" or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        if not _authorized(self.settings, request):
+            await self.app(scope, receive, send)
+            return
+        body, content_type = await run_in_threadpool(self.render, request.headers.get("accept", ""))
+        headers = [
+            (b"content-length", str(len(body)).encode("latin-1")),
+            (b"content-type", content_type.encode("latin-1")),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 _INDEX_HTML = """<!doctype html>
@@ -205,7 +262,7 @@ Prometheus that evaluates the generated rules.</p>
 """
 
 
-def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
+def create_app(settings: Settings, *, background: bool = True) -> Starlette:
     """The exporter's app; ``background=False`` leaves out the sampler threads."""
     info, extra = _main_collectors(settings, background)
     targets: TargetWorkers[Target] = TargetWorkers(
@@ -251,7 +308,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         registry.register(WorkerHealth(lambda: [*workers, *(cluster.workers() if cluster else ())]))
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
         if cluster is not None:
             cluster.start()  # the topology, and the workers of every node
         for collector in workers:
@@ -266,42 +323,36 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
                 collector.stop()
             info.close()
 
-    # no /docs, /redoc or /openapi.json: the route list is nobody's business
-    app = FastAPI(
-        title="cache-slo-exporter",
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
-        # no 307 to "/metrics/" built from the request's Host header (an open redirect)
-        redirect_slashes=False,
-    )
-    app.state.settings = settings
-    app.state.registry = registry
-    auth = Depends(_check_auth(settings))
-    if settings.prometheus_url:  # the SLO status page at GET /
-        from exporter.status import build_router
+    check = _check_auth(settings)
+    routes: list[BaseRoute] = []
 
-        app.include_router(
-            build_router(settings.prometheus_url, settings.slo, settings.alertmanager_url),
-            dependencies=[auth],
-        )
-    else:
+    def index(request: Request) -> Response:
+        """Where a person lands: what is served here, and how to get the status page."""
+        check(request)
+        return HTMLResponse(_INDEX_HTML)
 
-        @app.get("/", response_class=HTMLResponse, dependencies=[auth])
-        def index() -> str:
-            """Where a person lands: what is served here, and how to get the status page."""
-            return _INDEX_HTML
+    if not settings.prometheus_url:  # else the SLO status page, mounted last
+        routes.append(Route("/", index, methods=["GET"]))
 
-    @app.get("/metrics", dependencies=[auth])
+    #: started at the top of a scrape: their round trips overlap the INFO collector's
+    trackers = [c for c in extra if isinstance(c, EvictionTracker)]
+
+    def render(accept: str) -> tuple[bytes, str]:
+        for tracker in trackers:
+            tracker.prepare()
+        encoder, content_type = choose_encoder(accept)
+        return encoder(registry), content_type
+
     def metrics(request: Request) -> Response:
-        return _exposition(registry, request.headers.get("accept", ""))
+        check(request)
+        body, content_type = render(request.headers.get("accept", ""))
+        return Response(body, media_type=content_type)
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    routes.append(Route("/metrics", metrics, methods=["GET"]))
 
-    @app.get("/readyz")
+    def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
     def readyz(request: Request) -> JSONResponse:
         """Public for probes, but only the verdict: which Redis, as whom, and why it
         failed are shown to an authorized caller alone (when auth is configured)."""
@@ -317,6 +368,11 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         if not _authorized(settings, request):
             details = {"status": details["status"]}
         return JSONResponse(details, status_code=code)
+
+    routes += [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
 
     #: failed /scrape requests per target, so the counter outlives each request's collector
     scrape_errors = ErrorCounts()
@@ -335,8 +391,11 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         else "no pattern names it"
     )
 
-    @app.get("/scrape", dependencies=[auth])
-    def scrape(request: Request, target: str = Query(..., min_length=1)) -> Response:
+    def scrape(request: Request) -> Response:
+        check(request)
+        target = request.query_params.get("target", "")
+        if not target:  # as FastAPI answered a missing required parameter
+            raise HTTPException(422, "query parameter 'target': required, a redis:// URL")
         try:
             config.parse_redis_url(target)
             checked = parse_target(target)
@@ -352,6 +411,8 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
             return _scrape_one(request, checked)
         finally:
             scrape_slots.release()
+
+    routes.append(Route("/scrape", scrape, methods=["GET"]))
 
     def _scrape_one(request: Request, checked: Target) -> Response:
         collector = RedisInfoCollector(
@@ -370,6 +431,22 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         finally:
             collector.close()
 
+    if settings.prometheus_url:  # the SLO status page at GET /
+        routes.append(Route("/", _status_app(settings, check)))  # its one route, "/"
+    # Starlette, not FastAPI: /metrics needs no validation or schema, and FastAPI with
+    # pydantic was 15 MB of the process (the status page brings it only when served);
+    # no route list is served (no /docs or /openapi.json), and no 307 to "/metrics/"
+    # built from the request's Host header (an open redirect)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error},
+        # an authorized GET /metrics skips even Starlette's routing
+        middleware=[Middleware(_MetricsFastPath, settings=settings, render=render)],
+    )
+    app.router.redirect_slashes = False
+    app.state.settings = settings
+    app.state.registry = registry
     return app
 
 

@@ -325,6 +325,12 @@ def ratio_over_time(numerator: str, denominator: str, rng: str, layout: Layout =
     return f"sum_over_time({numerator}[{rng}]){layout.div}sum_over_time({denominator}[{rng}])"
 
 
+def worst_of(sli: str) -> str:
+    """The lowest of an SLI's series (one per placement): where no placement is chosen,
+    a broken cluster must not hide behind a healthy one."""
+    return f"min({sli})"
+
+
 def ratio_of(numerator: str, denominator: str, layout: Layout = INLINE) -> str:
     """One recorded rate over another with the same labels (hits over reads)."""
     return f"{numerator}{layout.div}{denominator}"

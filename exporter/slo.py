@@ -40,7 +40,8 @@ _DURATION_RE = re.compile(
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 #: a service name is a label value and part of generated file names: kept to a safe alphabet
-_SERVICE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+#: (also a Kubernetes object-name part: lower-case alphanumerics, - and ., alphanumeric ends)
+_SERVICE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9.-]{0,61}[a-z0-9])?$")
 _LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,62}$")
 #: most grouping labels and selector matchers a service may declare
 MAX_GROUP_LABELS = 4
@@ -55,6 +56,9 @@ RULE_LABELS = frozenset(
 )  # fmt: skip
 NOT_GROUPING = RULE_LABELS | {"instance", "pod", "job"}
 DEFAULT_SERVICE = "cache-app"
+#: a runbook base URL: http(s), no whitespace or control characters, and no braces
+#: (the alert annotation it ends up in is a Go template)
+RUNBOOK_URL_RE = re.compile(r"^https?://[^\s\x00-\x1f\x7f{}]{1,500}$")
 #: first segment of the client's early-refresh companion keys (``!xf:{key}``): they are
 #: counted under their value's key type, not ``other``
 COMPANION_PREFIX = "!xf"
@@ -215,7 +219,7 @@ class ApiSLO:
         return self.threshold.total_seconds()
 
 
-def _selector_text(matchers: tuple[tuple[str, str], ...]) -> str:
+def selector_text(matchers: tuple[tuple[str, str], ...]) -> str:
     """``(("job", "x"),)`` -> ``job="x"`` (values escaped as PromQL strings)."""
     return ", ".join(
         f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
@@ -244,11 +248,11 @@ class Service:
 
     @property
     def app_selector(self) -> str:
-        return _selector_text(self.app)
+        return selector_text(self.app)
 
     @property
     def exporter_selector(self) -> str:
-        return _selector_text(self.exporter)
+        return selector_text(self.exporter)
 
 
 @dataclass(frozen=True)
@@ -328,7 +332,7 @@ SLO_FIELDS: tuple[FieldDoc, ...] = (
     ),
     FieldDoc(
         "service.name",
-        "name (a-z 0-9 _ . -)",
+        "name (a-z 0-9 . -)",
         False,
         DEFAULT_SERVICE,
         "Value of the service label on every generated recording and alert; prefixes the "
@@ -781,7 +785,12 @@ def _matchers(source: str, where: str, raw: Any) -> tuple[tuple[str, str], ...]:
         )
     found = []
     for key, value in raw.items():
-        if not isinstance(key, str) or not _LABEL_NAME_RE.match(key) or key in RULE_LABELS:
+        if (
+            not isinstance(key, str)
+            or not _LABEL_NAME_RE.match(key)
+            or key in RULE_LABELS
+            or key.startswith("__")
+        ):
             raise SLOError(
                 source, where, "label names (letters, digits, _) the rules do not set", key
             )
@@ -795,9 +804,8 @@ def _service(source: str, raw: Any) -> Service:
     data = _mapping(source, "service", raw, _allowed("service"))
     name = data.get("name", DEFAULT_SERVICE)
     if not isinstance(name, str) or not _SERVICE_RE.match(name):
-        raise SLOError(
-            source, "service.name", "a lower-case name (a-z, 0-9, _ . -) like 'checkout-api'", name
-        )
+        expected = "a lower-case name (a-z, 0-9, . -, ending in a letter or digit) like 'checkout'"
+        raise SLOError(source, "service.name", expected, name)
     default = Service()
     app = default.app
     if "app_selector" in data:
@@ -825,7 +833,7 @@ def _service(source: str, raw: Any) -> Service:
     runbooks = data.get("runbook_base_url")
     if runbooks is not None and (
         not isinstance(runbooks, str)
-        or not re.match(r"^https?://[^\s\x00-\x1f\x7f]{1,500}$", runbooks)
+        or not RUNBOOK_URL_RE.match(runbooks)
     ):
         raise SLOError(
             source,

@@ -36,11 +36,12 @@ ALLOWED: dict[str, set[str]] = {
     "generate": {"slo", "rules", "dashboards", "kubernetes"},
     "scrape_targets": set(),
     "http_limits": set(),
+    "text_format": set(),
     "logs": {"redaction"},
     "config": {"slo", "redaction", "paths", "redis_urls"},
     "server": {
         "slo", "config", "redaction", "scrape_targets", "http_limits", "logs", "collectors",
-        "status",
+        "status", "text_format",
     },
     "demo": {"metrics", "slo", "client"},
     "reference": {"metrics", "slo", "cli"},

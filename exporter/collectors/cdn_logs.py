@@ -299,6 +299,8 @@ def _valid_own(own: Any) -> bool:
         return False
     if not isinstance(own.get("head", ""), str):
         return False
+    if not isinstance(own.get("read_through", ""), str):
+        return False
     return isinstance(own.get("done", {}), dict)
 
 
@@ -468,15 +470,18 @@ class CdnLogCollector(BackgroundThread, Collector):
             return
         read = 0
         for name in names:
-            if name in done or read >= MAX_FILES_PER_POLL:
+            if name in done or name <= own.get("read_through", "") or read >= MAX_FILES_PER_POLL:
                 continue
             if self._stop.is_set():  # shutting down: the rest waits for the next start
                 break
             if len(done) >= MAX_REMEMBERED:
-                log.warning(
-                    "CDN log %s: over %d files unread, the rest wait", source.key, MAX_REMEMBERED
-                )
-                break
+                # a directory that keeps every log (an S3 sync) outgrows the names kept:
+                # forget the oldest half behind a watermark (CloudFront names sort by
+                # time), so reading goes on and nothing below it is read twice
+                forget = sorted(done)[: MAX_REMEMBERED // 2]
+                for old in forget:
+                    del done[old]
+                own["read_through"] = max(own.get("read_through", ""), forget[-1])
             read += 1
             outcome = self._read_cloudfront_file(source.path / name, tally)
             if outcome is not None:

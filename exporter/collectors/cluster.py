@@ -33,6 +33,7 @@ counted in ``cache_exporter_cluster_nodes_dropped``.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import Counter
@@ -118,8 +119,12 @@ class Topology:
         return found
 
 
+#: a host name or an IPv4/IPv6 address: nothing that changes how a URL built from it parses
+_HOST_RE = re.compile(r"^[A-Za-z0-9.:_%\[\]-]{1,255}$")
+
+
 def _valid_host(host: str) -> bool:
-    return 0 < len(host) <= 255 and host.isprintable() and " " not in host and "/" not in host
+    return bool(_HOST_RE.match(host))
 
 
 def parse_cluster_nodes(text: str, seed_host: str, limit: int = MAX_CLUSTER_NODES) -> Topology:

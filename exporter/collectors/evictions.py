@@ -185,6 +185,8 @@ class EvictionTracker(BackgroundThread):
         self._subscriptions = 0
         self._requested = 0
         self._served = 0
+        #: the ticket prepare() asked for, and when (a stale one is not this scrape's)
+        self._prepared: tuple[int, float] | None = None
         # thread-only state
         self._run_id: str | None = None  # the run our subscription is connected to
         self._conn: Any = None  # the subscription connection, for stop() to close
@@ -243,13 +245,29 @@ class EvictionTracker(BackgroundThread):
         with self._cond:
             return dict(self._notifications)
 
-    def reconcile(self, timeout: float | None = None) -> dict[str, dict[str, int]] | None:
-        """Have the thread reconcile with INFO now; the published counters (None: never read)."""
+    def prepare(self) -> None:
+        """Ask the thread to start the next scrape's reconcile now, so its round trips
+        overlap the collectors that run before this one (``collect`` then waits for it)."""
         with self._cond:
             self._requested += 1
-            ticket = self._requested
+            self._prepared = (self._requested, time.monotonic())
         self._wake.set()
         self._poke()
+
+    def reconcile(self, timeout: float | None = None) -> dict[str, dict[str, int]] | None:
+        """Have the thread reconcile with INFO now (or the reconcile :meth:`prepare`
+        started); the published counters (None: never read)."""
+        with self._cond:
+            prepared, self._prepared = self._prepared, None
+            fresh = prepared is not None and time.monotonic() - prepared[1] < self.collect_timeout
+            if prepared is not None and fresh:
+                ticket = prepared[0]  # started by prepare() for this scrape: wait for it
+            else:
+                self._requested += 1
+                ticket = self._requested
+        if not fresh:  # prepare() woke the thread already
+            self._wake.set()
+            self._poke()
         alive = self._thread is not None and self._thread.is_alive()
         with self._cond:
             if alive:

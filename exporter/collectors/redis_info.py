@@ -538,6 +538,9 @@ class RedisInfoCollector(Collector):
         self._client.set_response_callback("INFO", lambda response, **_: response)
         self._client.set_response_callback("CLUSTER INFO", lambda response, **_: response)
         self._repeats = RepeatFilter()
+        #: whether the last INFO said cluster node (True) or plain node (False): the
+        #: follow-ups to send along with the next INFO (None: INFO alone, then as it says)
+        self._expected_cluster: bool | None = None
 
     def describe(self) -> list[Metric]:
         """Families by name only, so registering never talks to Redis."""
@@ -575,12 +578,23 @@ class RedisInfoCollector(Collector):
         or partitioned old master may still answer, and say it is master)."""
         if self._sentinel:
             self._client.connection_pool.get_master_address()
-        text = _text_reply(self._client.execute_command("INFO", "ALL"), "INFO")
+        cluster = self._expected_cluster
+        prefetched: list[Any] | None = None
+        if cluster is None:
+            text = _text_reply(self._client.execute_command("INFO", "ALL"), "INFO")
+        else:  # the follow-ups the last INFO called for, in INFO's own round trip
+            pipe = self._client.pipeline(transaction=False)
+            pipe.execute_command("INFO", "ALL")
+            self._queue_follow_ups(pipe, cluster)
+            reply, *prefetched = pipe.execute(raise_on_error=False)
+            if isinstance(reply, Exception):
+                raise reply
+            text = _text_reply(reply, "INFO")
         tally = Tally()
         info = parse_info(text, stop_at=stop_at)
         families = list(info_metrics(info, self.instance, tally))
         try:
-            families += self._follow_ups(info, tally)
+            families += self._follow_ups(info, tally, prefetched)
         except (redis.RedisError, InfoParseError) as exc:  # optional: log and carry on
             log.warning(
                 "Redis %s: reading CONFIG/CLUSTER INFO/SENTINEL after INFO failed: %s",
@@ -589,20 +603,34 @@ class RedisInfoCollector(Collector):
             )
         return families, tally, info
 
-    def _follow_ups(self, info: RedisInfo, tally: Tally) -> list[Metric]:
+    @staticmethod
+    def _queue_follow_ups(pipe: Any, cluster: bool) -> None:
+        pipe.execute_command("CONFIG", "GET", "max*")
+        if cluster:
+            pipe.execute_command("CLUSTER", "INFO")
+
+    def _follow_ups(
+        self, info: RedisInfo, tally: Tally, prefetched: list[Any] | None = None
+    ) -> list[Metric]:
         """What INFO says this server has: a Sentinel's masters (two round trips), or
-        CONFIG GET and, on a cluster node, CLUSTER INFO (one pipelined round trip)."""
+        CONFIG GET and, on a cluster node, CLUSTER INFO (one pipelined round trip).
+        The latter are remembered, so the next scrape sends them along with INFO
+        (``prefetched``: their replies); when INFO then says otherwise (the node became
+        a Sentinel, or joined a cluster), they are asked for again, as INFO says."""
         if info.get("server", "redis_mode") == "sentinel":
+            self._expected_cluster = None
             masters, peers, dropped = sentinel.read_masters(self._client)
             return list(
                 sentinel.sentinel_metrics(masters, peers, self.instance, dropped, tally.dropped)
             )
-        pipe = self._client.pipeline(transaction=False)
-        pipe.execute_command("CONFIG", "GET", "max*")
         cluster = info.get("cluster", "cluster_enabled") == "1"
-        if cluster:
-            pipe.execute_command("CLUSTER", "INFO")
-        replies = pipe.execute(raise_on_error=False)
+        self._expected_cluster = cluster
+        if prefetched is not None and len(prefetched) == 1 + cluster:
+            replies = prefetched
+        else:
+            pipe = self._client.pipeline(transaction=False)
+            self._queue_follow_ups(pipe, cluster)
+            replies = pipe.execute(raise_on_error=False)
         config = sentinel.flat_pairs(replies[0])  # {} when CONFIG is renamed or refused
         families = list(field_metrics(config, metrics.REDIS_CONFIG_FIELDS, self.instance, tally))
         config_up = metrics.REDIS_CONFIG_UP.new_family()

@@ -30,7 +30,7 @@ from exporter.rules.config import RuleConfig
 from exporter.rules.model import Generated, Rule, number
 from exporter.rules.windows import BurnTier
 from exporter.sli import le_value
-from exporter.slo import SLO, format_duration
+from exporter.slo import SLO, format_duration, selector_text
 
 INTERVAL = timedelta(minutes=1)
 #: ticket tiers hold for hours: their tests sample every 5m to stay fast
@@ -113,7 +113,8 @@ def matchers(selector: str) -> dict[str, str]:
 
 
 def series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
-    inner = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    """An input series; label values escaped as the rules escape them (``"``, ``\\``)."""
+    inner = selector_text(tuple(sorted(labels.items())))
     return {"series": f"{name}{{{inner}}}", "values": values}
 
 

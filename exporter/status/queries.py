@@ -88,6 +88,8 @@ class Objective:
     burns: tuple[BurnWindow, ...] = ()
     #: grouping-label matchers narrowing its recorded series (``cluster="eu-1"``)
     groups: tuple[tuple[str, str], ...] = field(default=())
+    #: the SLO file's placement labels (``group_by``)
+    group_by: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -112,8 +114,13 @@ class Objective:
         return self.sli.raw("", window)
 
     def recorded(self, window: str) -> str:
-        """The generator's recording of this SLI over ``window``."""
-        return self.sli.recorded(parse_duration(window), **dict(self.groups))
+        """The generator's recording of this SLI over ``window``: of the chosen placement,
+        or the worst placement when one of the ``group_by`` labels is not chosen."""
+        expr = self.sli.recorded(parse_duration(window), **dict(self.groups))
+        chosen = dict(self.groups)
+        if any(label not in chosen for label in self.group_by):
+            return sli.worst_of(expr)
+        return expr
 
     def sli_query(self, window: str, recorded: set[str]) -> str:
         """The recording when Prometheus evaluates it, else the raw SLI."""
@@ -146,7 +153,7 @@ def objectives(slo: SLO, chosen: Selection | None = None) -> list[Objective]:
             key, title = "hit-rate-all", "Hit rate, all types"
         else:
             key, title = f"hit-rate-{o.value}", f"Hit rate, {o.value}"
-        rows.append(Objective(key, title, o, burns, chosen.groups))
+        rows.append(Objective(key, title, o, burns, chosen.groups, slo.service.group_by))
     return rows
 
 

@@ -125,6 +125,27 @@ def test_each_cloudfront_file_is_counted_once_across_restarts(tmp_path: Path) ->
     assert cdn(again, "hits", "api") == 2  # only the new file
 
 
+def test_a_directory_that_keeps_every_log_is_read_on_without_counting_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More files than names remembered (an S3 sync keeps them all): the oldest names go
+    behind a watermark, new files are still read, none is read twice, across restarts."""
+    from exporter.collectors import cdn_logs
+
+    monkeypatch.setattr(cdn_logs, "MAX_REMEMBERED", 4)
+    logs, state = tmp_path / "cf", tmp_path / "state.json"
+    logs.mkdir()
+    total = 0
+    for batch in range(4):
+        for i in range(3):
+            cf_file(logs / f"E1.2026-11-29-{batch:02d}.{i}.gz", [cf_line("/api/a", "Hit")])
+        collector = CdnLogCollector([Source("cloudfront", logs)], state)  # a restart each time
+        collector.poll()
+        collector.poll()
+        total += cdn(collector, "hits", "api")
+    assert total == 12
+
+
 def test_a_gzip_still_being_written_waits_and_a_corrupt_one_is_given_up(tmp_path: Path) -> None:
     logs = tmp_path / "cf"
     logs.mkdir()

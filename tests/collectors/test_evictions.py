@@ -357,3 +357,31 @@ def test_an_acl_refusing_the_channels_is_reported_once_with_redis_reason(
     assert "NOPERM" in warnings[0].getMessage() or "permission" in warnings[0].getMessage()
     assert all(r.levelno == logging.DEBUG for r in lost[1:])
     assert "pw-secret" not in caplog.text
+
+
+def test_a_prepared_reconcile_is_the_one_the_scrape_serves(
+    redis_factory: Callable[..., RedisServer], slo: SLO
+) -> None:
+    """serve starts the reconcile at the top of a scrape (prepare); collect then waits for
+    that one, which read INFO after everything that expired before the scrape began."""
+    server = redis_factory("--hz", "100")
+    client = redis.Redis.from_url(server.url)
+    tracker = EvictionTracker(server.url, slo, instance="t", configure_notifications=True)
+    tracker.start()
+    try:
+        assert tracker.wait_until_subscribed(10)
+        written = seed(client, 300, rng=random.Random(6), ttl_ms=(10, 100))
+        _wait(lambda: client.dbsize() == 0)
+        expired = int(client.info("stats")["expired_keys"])
+        requested = tracker._requested
+        tracker.prepare()
+        counts = tracker.reconcile()
+        assert tracker._requested == requested + 1  # no second reconcile was asked for
+    finally:
+        tracker.stop()
+        client.close()
+    assert counts is not None
+    assert sum(counts[REASON_EXPIRED].values()) == expired == 300
+    assert {k: v for k, v in counts[REASON_EXPIRED].items() if v} == {
+        k: v for k, v in written.items() if v
+    }

@@ -205,6 +205,9 @@ def test_grouping_labels_of_the_slo_file_narrow_the_page(tmp_path: Path) -> None
     assert not chosen.matches({"service": "other"})
     with pytest.raises(SelectionError, match="cluster: expected"):
         selection(slo, {"cluster": 'eu"}'})
+    # no cluster chosen: each card reads the worst cluster, never whichever answers first
+    for o in objectives(slo, selection(slo, {})):
+        assert o.recorded("5m").startswith("min(") and 'service="checkout"' in o.recorded("5m")
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from exporter.collectors._deadline import Deadline, DeadlineExceeded
 from exporter.config import Settings
 from exporter.server import create_app
 from tests.exporter.conftest import sample
@@ -182,3 +183,16 @@ def test_shutdown_stops_the_background_threads_even_when_redis_trickles(
     names = ("keyspace-sampler[", "eviction-tracker[")
     alive = [t.name for t in threading.enumerate() if t.name.startswith(names)]
     assert not alive
+
+
+def test_deadline_helpers_are_reused_and_a_stuck_one_is_not_waited_for() -> None:
+    deadline = Deadline("reuse")
+    first = deadline.run(threading.get_ident, 1.0)
+    assert deadline.run(threading.get_ident, 1.0) == first  # the parked helper, no new thread
+    release = threading.Event()
+    with pytest.raises(DeadlineExceeded):
+        deadline.run(lambda: release.wait(5), 0.1)  # abandoned: its helper stays busy
+    assert "deadline[reuse]" in _helpers()
+    assert deadline.run(lambda: 7, 1.0) == 7  # served by another helper meanwhile
+    release.set()
+    assert _settled(), _helpers()  # back to idle: no longer named after a Deadline

@@ -81,3 +81,52 @@ def test_error_prefix_labels_are_capped_and_the_rest_summed() -> None:
     assert len(capped) == MAX_ERROR_PREFIXES
     assert sum(capped.values()) == sum(many.values())
     assert capped["OTHER"] == 51.0
+
+
+def _sends(collector: RedisInfoCollector) -> list[int]:
+    """Counts each request write the collector's connections make (one per round trip)."""
+    writes = [0]
+    pool = collector._client.connection_pool
+    original = pool.connection_class.send_packed_command
+
+    def counting(self: object, *args: object, **kwargs: object) -> None:
+        writes[0] += 1
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    pool.connection_class = type("Counting", (pool.connection_class,), {})
+    pool.connection_class.send_packed_command = counting
+    return writes
+
+
+def test_config_get_rides_along_with_info_after_the_first_scrape(redis_url: str) -> None:
+    collector = RedisInfoCollector(redis_url, instance=instance_of(redis_url))
+    writes = _sends(collector)
+    try:
+        list(collector.collect())  # connects (the handshake writes too)
+        collector._expected_cluster = None  # as on a first scrape: nothing known yet
+        before = writes[0]
+        first = {f.name: f for f in collector.collect()}
+        assert writes[0] - before == 2  # INFO, then what it called for (CONFIG GET)
+        before = writes[0]
+        second = {f.name: f for f in collector.collect()}
+        assert writes[0] - before == 1  # INFO and CONFIG GET in one round trip
+        assert set(first) == set(second)
+        maxclients = [s.value for s in second["redis_config_maxclients"].samples]
+        assert maxclients == [s.value for s in first["redis_config_maxclients"].samples]
+        assert [s.value for s in second["cache_exporter_redis_config_up"].samples] == [1.0]
+    finally:
+        collector.close()
+
+
+def test_a_wrong_guess_of_the_follow_ups_is_corrected_by_what_info_says(redis_url: str) -> None:
+    collector = RedisInfoCollector(redis_url, instance=instance_of(redis_url))
+    try:
+        plain = {f.name for f in collector.collect()}  # INFO, then CONFIG GET
+        collector._expected_cluster = True  # as if the node had been a cluster node
+        families = {f.name: f for f in collector.collect()}  # ... and CLUSTER INFO with INFO
+        assert set(families) == plain  # the refused CLUSTER INFO left no trace
+        assert [s.value for s in families["cache_exporter_redis_config_up"].samples] == [1.0]
+        assert families["redis_config_maxclients"].samples
+        assert collector._expected_cluster is False
+    finally:
+        collector.close()

@@ -130,6 +130,10 @@ def test_version_and_generate_help_say_what_they_should(
         ("{app_selector: {job: ''}}", "service.app_selector.job"),
         ("{app_selector: []}", "service.app_selector"),
         ("{runbook_base_url: 'ftp://x'}", "service.runbook_base_url"),
+        ("{runbook_base_url: 'https://x/{{'}", "service.runbook_base_url"),
+        ("{name: check_out}", "service.name"),
+        ("{name: checkout-}", "service.name"),
+        ("{app_selector: {__meta_x: y}}", "service.app_selector"),
         ("{bogus: 1}", "service.bogus"),
     ],
 )
@@ -148,3 +152,29 @@ def test_the_shipped_file_spells_out_the_defaults() -> None:
     assert slo.service.app_selector == 'job="cache-app"'
     assert slo.service.exporter_selector == 'job="cache-slo-exporter"'
     assert slo.service.group_by == ()
+
+
+def test_selector_values_with_quotes_and_backslashes_pass_their_own_promtool_tests(
+    tmp_path: Path,
+) -> None:
+    from tests.support.prometheus import promtool
+
+    text = BASE.read_text().replace(
+        "app_selector: {job: cache-app}", "app_selector: {job: 'we\"ird\\\\job'}"
+    )
+    assert "we\"ird" in text
+    path = tmp_path / "odd.yaml"
+    path.write_text(text)
+    out = tmp_path / "out"
+    assert main(["generate", "--slo", str(path), "--out", str(out)]) == 0
+    result = promtool("test", "rules", "adr.test.yml", cwd=out / "alerts" / "tests")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_runbook_url_with_braces_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["generate", "--runbook-base-url", "https://x/{{ $labels.job }}/"]
+    assert main([*args, "--out", str(tmp_path)]) == 2
+    assert "braces" in capsys.readouterr().err
+    assert not (tmp_path / "alerts").exists()
