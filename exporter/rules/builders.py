@@ -18,6 +18,7 @@ from exporter.rules import conventions as c
 from exporter.rules.config import RuleConfig
 from exporter.rules.model import Generated, Group, Labels, Rule, RuleFile, decimal, number
 from exporter.rules.profiles import PRODUCTION, Profile
+from exporter.rules.topology import topology_alerts
 from exporter.rules.windows import (
     ADR_WINDOW,
     BASE_WINDOW,
@@ -770,12 +771,14 @@ def generate_rules(
     ctx = Context(slo, config or RuleConfig(), profile)
     notes: list[str] = []
     alerts = [adr_alerts(ctx), burn_rate_alerts(ctx, notes), operational_alerts(ctx)]
+    alerts.append(topology_alerts(ctx))
     alerts = [with_service(with_runbooks(g, ctx.config), slo) for g in alerts]
     recordings = [with_service(g, slo) for g in (sli_rules(ctx), long_sli_rules(ctx))]
     files = (
         RuleFile(c.FILE_RECORDINGS, (*recordings, with_service(budget_rules(ctx), slo))),
         RuleFile(c.FILE_SLO_ALERTS, (alerts[0], alerts[1])),
         RuleFile(c.FILE_OPERATIONAL, (alerts[2],)),
+        RuleFile(c.FILE_TOPOLOGY, (alerts[3],)),
     )
     return Generated(files, notes)
 

@@ -26,6 +26,10 @@ class RuleConfig:
     #: ... and this many times the type's average over the last hour
     eviction_surge_factor: Decimal = Decimal("3")
     client_error_ratio_max: Decimal = Decimal("0.05")
+    #: a replica whose last acknowledgement is older than this lags (it acks every second)
+    replication_lag_seconds_max: Decimal = Decimal("10")
+    #: connected clients over maxclients above which new connections are at risk
+    clients_used_ratio_max: Decimal = Decimal("0.85")
 
     def __post_init__(self) -> None:
         if not self.runbook_base_url.endswith("/"):

@@ -21,12 +21,15 @@ GROUP_BUDGET = "cache-slo-error-budget"
 GROUP_ADR = "cache-slo-adr-alerts"
 GROUP_BURN = "cache-slo-burn-rate-alerts"
 GROUP_OPERATIONAL = "cache-operational-alerts"
+#: replication, Redis Cluster, Sentinel, clients and persistence (exporter/rules/topology.py)
+GROUP_TOPOLOGY = "cache-topology-alerts"
 
 # --- files (under alerts/) -------------------------------------------------------
 
 FILE_RECORDINGS = "cache-slo-recordings.rules.yml"
 FILE_SLO_ALERTS = "cache-slo-alerts.rules.yml"
 FILE_OPERATIONAL = "cache-operational.rules.yml"
+FILE_TOPOLOGY = "cache-topology.rules.yml"
 
 # --- alerts ---------------------------------------------------------------------
 
@@ -42,6 +45,29 @@ ALERT_EVICTION_SURGE = "CacheEvictionSurge"
 ALERT_CLIENT_ERRORS = "CacheClientErrors"
 ALERT_SCRAPE_ERRORS = "CacheExporterScrapeErrors"
 ALERT_COLLECTOR_DOWN = "CacheExporterCollectorDown"
+ALERT_REPLICA_LINK_DOWN = "RedisReplicaLinkDown"
+ALERT_REPLICATION_LAG = "RedisReplicationLag"
+ALERT_CLUSTER_STATE_FAIL = "RedisClusterStateFail"
+ALERT_CLUSTER_SLOTS_FAIL = "RedisClusterSlotsFail"
+ALERT_CLUSTER_SLOTS_PFAIL = "RedisClusterSlotsPfail"
+ALERT_SENTINEL_MASTER_DOWN = "RedisSentinelMasterDown"
+ALERT_SENTINEL_QUORUM = "RedisSentinelQuorumAtRisk"
+ALERT_CLIENTS_NEAR_MAX = "RedisClientsNearMax"
+ALERT_RDB_SAVE_FAILED = "RedisRdbSaveFailed"
+ALERT_AOF_REWRITE_FAILED = "RedisAofRewriteFailed"
+#: the topology group's alerts, in the order the group lists them
+TOPOLOGY_ALERTS = (
+    ALERT_REPLICA_LINK_DOWN,
+    ALERT_REPLICATION_LAG,
+    ALERT_CLUSTER_STATE_FAIL,
+    ALERT_CLUSTER_SLOTS_FAIL,
+    ALERT_CLUSTER_SLOTS_PFAIL,
+    ALERT_SENTINEL_MASTER_DOWN,
+    ALERT_SENTINEL_QUORUM,
+    ALERT_CLIENTS_NEAR_MAX,
+    ALERT_RDB_SAVE_FAILED,
+    ALERT_AOF_REWRITE_FAILED,
+)
 #: the API objective's burn-rate alert (ADR-004: API p95 < 200 ms)
 ALERT_API_LATENCY_BURN = "ApiLatencyBudgetBurn"
 #: responses breaking their path class's Cache-Control policy (the browser layer)
@@ -61,6 +87,7 @@ ALL_ALERTS = (
     ALERT_CLIENT_ERRORS,
     ALERT_SCRAPE_ERRORS,
     ALERT_COLLECTOR_DOWN,
+    *TOPOLOGY_ALERTS,
     ALERT_HTTP_POLICY_VIOLATIONS,
 )
 

@@ -659,6 +659,161 @@ class Scenarios:
         ok.expect(timedelta(minutes=end), rule, [])
         return [fire, ok]
 
+    # -- topology alerts: each fires, stays silent when healthy, and never matches a
+    # Redis without that topology (a standalone has no replica, cluster or Sentinel series)
+
+    def _gauge(
+        self,
+        rule: Rule,
+        title: str,
+        inputs: list[dict[str, str]],
+        end: int,
+        fires: tuple[float, dict[str, str]] | None = None,
+        pending_at: int | None = None,
+    ) -> Case:
+        """A case over ``end`` minutes: silent at ``pending_at`` (held shorter than its
+        ``for:``) and at the end firing with ``fires`` (value, labels) or silent."""
+        case = self.case(f"{rule.alert}: {title}", inputs)
+        if pending_at is not None:
+            case.expect(timedelta(minutes=pending_at), rule, [])
+        case.expect(timedelta(minutes=end), rule, [(rule, *fires)] if fires else [])
+        return case
+
+    def standalone(self, end: int) -> list[dict[str, str]]:
+        """A standalone Redis as the exporter shows it: up, no replicas, not a cluster."""
+        node = {**self.exp, "instance": INSTANCE}
+        return [
+            series(m.REDIS_UP.name, node, f"1x{end}"),
+            series("redis_connected_slaves", node, f"0x{end}"),
+            series("redis_cluster_enabled", node, f"0x{end}"),
+        ]
+
+    def topology(self) -> list[Case]:
+        by = {r.alert: r for r in self.alerts if r.alert in c.TOPOLOGY_ALERTS}
+        cases: list[Case] = []
+
+        def held(name: str) -> tuple[Rule, int, int]:
+            rule = by[name]
+            for_ = self.steps(rule.for_ or timedelta(0))
+            return rule, for_, 5 + for_ + 3
+
+        node = {**self.exp, "instance": INSTANCE}
+        # replica link: a replica whose master went away at minute 5
+        rule, for_, end = held(c.ALERT_REPLICA_LINK_DOWN)
+        link = {**node, "master_host": "10.0.0.1", "master_port": "6379"}
+        name = m.REDIS_MASTER_LINK_UP.name
+        cases += [
+            self._gauge(rule, "the link down for longer than its for: fires",
+                        [series(name, link, f"1x5 0x{end}")], end, (0.0, link), 5 + for_ // 2),
+            self._gauge(rule, "a linked replica is silent", [series(name, link, f"1x{end}")], end),
+            self._gauge(rule, "a standalone Redis never fires", self.standalone(end), end),
+        ]
+        # replication lag, as the master sees each replica
+        rule, for_, end = held(c.ALERT_REPLICATION_LAG)
+        lag_max = float(self.config.replication_lag_seconds_max)
+        replica = {**node, "slave_ip": "10.0.0.2", "slave_port": "6379", "slave_state": "online"}
+        name = m.REDIS_CONNECTED_SLAVE_LAG.name
+        slow = lag_max * 3
+        cases += [
+            self._gauge(rule, f"a replica {number(_round(slow))}s behind fires",
+                        [series(name, replica, f"0x5 {number(_round(slow))}x{end}")], end,
+                        (slow, replica), 5 + for_ // 2),
+            self._gauge(rule, "a replica acknowledging every second is silent",
+                        [series(name, replica, f"1x{end}")], end),
+            self._gauge(rule, "a standalone Redis never fires", self.standalone(end), end),
+        ]
+        # cluster state and slots, each node's view
+        for alert, metric, bad, good in (
+            (c.ALERT_CLUSTER_STATE_FAIL, "redis_cluster_state", 0, 1),
+            (c.ALERT_CLUSTER_SLOTS_FAIL, "redis_cluster_slots_fail", 5461, 0),
+            (c.ALERT_CLUSTER_SLOTS_PFAIL, "redis_cluster_slots_pfail", 5461, 0),
+        ):
+            rule, for_, end = held(alert)
+            cases += [
+                self._gauge(rule, f"{metric} {bad} fires",
+                            [series(metric, node, f"{good}x5 {bad}x{end}")], end,
+                            (float(bad), node), 5 + for_ // 2),
+                self._gauge(rule, f"{metric} {good} is silent",
+                            [series(metric, node, f"{good}x{end}")], end),
+                self._gauge(rule, "a standalone Redis never fires", self.standalone(end), end),
+            ]
+        # Sentinel's view of its master: ok, then sdown, then odown (labels change)
+        rule, for_, end = held(c.ALERT_SENTINEL_MASTER_DOWN)
+        name = m.REDIS_SENTINEL_MASTER_STATUS.name
+        master = {**node, "master_name": "mymaster"}
+        old, new = {**master, "master_address": "10.0.0.1:6379"}, "10.0.0.2:6379"
+
+        def status(address: str, word: str, values: str) -> dict[str, str]:
+            return series(name, {**master, "master_address": address, "master_status": word},
+                          values)
+
+        cases += [
+            self._gauge(rule, "master sdown then odown, never ok again, fires", [
+                status(old["master_address"], "ok", "1x4 stale"),
+                status(old["master_address"], "sdown", "_x5 0 stale"),
+                status(old["master_address"], "odown", f"_x6 0x{end}"),
+            ], end, (0.0, master), 5 + for_ // 2),
+            self._gauge(rule, "a failover done within its for: is silent", [
+                status(old["master_address"], "ok", "1x4 stale"),
+                status(old["master_address"], "odown", "_x5 0 stale"),
+                status(new, "ok", f"_x6 1x{end}"),
+            ], end),
+            self._gauge(rule, "a Redis that is no Sentinel never fires", self.standalone(end), end),
+        ]
+        # Sentinels up against quorum and majority
+        rule, for_, end = held(c.ALERT_SENTINEL_QUORUM)
+
+        def sentinels(ok: int, total: int, quorum: int) -> list[dict[str, str]]:
+            return [
+                series(m.REDIS_SENTINEL_MASTER_OK_SENTINELS.name, old, f"{total}x5 {ok}x{end}"),
+                series(m.REDIS_SENTINEL_MASTER_SENTINELS.name, old, f"{total}x{end}"),
+                series("redis_sentinel_master_setting_ckquorum", old, f"{quorum}x{end}"),
+            ]
+
+        cases += [
+            self._gauge(rule, "1 of 3 Sentinels up, quorum 2, fires", sentinels(1, 3, 2), end,
+                        (1.0, old), 5 + for_ // 2),
+            self._gauge(rule, "2 of 5 up meets quorum 2 but is no majority: fires",
+                        sentinels(2, 5, 2), end, (2.0, old)),
+            self._gauge(rule, "2 of 3 up, quorum 2, is silent", sentinels(2, 3, 2), end),
+            self._gauge(rule, "a Redis that is no Sentinel never fires", self.standalone(end), end),
+        ]
+        # clients against maxclients
+        rule, for_, end = held(c.ALERT_CLIENTS_NEAR_MAX)
+        limit = float(self.config.clients_used_ratio_max)
+        maxclients = 10000
+        high = round(maxclients * (limit + 1) / 2)
+
+        def clients(count: int, with_config: bool = True) -> list[dict[str, str]]:
+            out = [series(m.REDIS_CONNECTED_CLIENTS.name, node, f"10x5 {count}x{end}")]
+            if with_config:
+                out.append(series("redis_config_maxclients", node, f"{maxclients}x{end}"))
+            return out
+
+        inside = int(maxclients * limit) - 100
+        cases += [
+            self._gauge(rule, f"{high} of {maxclients} clients fires", clients(high), end,
+                        (high / maxclients, node), 5 + for_ // 2),
+            self._gauge(rule, f"{inside} of {maxclients} clients is inside", clients(inside), end),
+            self._gauge(rule, "without CONFIG GET (no maxclients) it never fires",
+                        clients(high, with_config=False), end),
+        ]
+        # persistence: the last save / rewrite failed
+        for alert, metric in (
+            (c.ALERT_RDB_SAVE_FAILED, "redis_rdb_last_bgsave_status"),
+            (c.ALERT_AOF_REWRITE_FAILED, "redis_aof_last_bgrewrite_status"),
+        ):
+            rule, for_, end = held(alert)
+            cases += [
+                self._gauge(rule, "a failed last run fires", [series(metric, node, f"1x5 0x{end}")],
+                            end, (0.0, node)),
+                self._gauge(rule, "a failure the next run fixes is silent",
+                            [series(metric, node, f"1x5 0 1x{end}")], end, None, 6),
+                self._gauge(rule, "succeeding runs are silent",
+                            [series(metric, node, f"1x{end}")], end),
+            ]
+        return cases
+
     def policy_violations(self) -> list[Case]:
         (rule,) = self.rules(c.ALERT_HTTP_POLICY_VIOLATIONS)
         for_ = rule.for_ or timedelta(0)
@@ -769,6 +924,29 @@ class Scenarios:
             series(m.COLLECTOR_UP.name, {**node, "collector": m.COLLECTOR_EVICTIONS}, f"1x{steps}"),
             series(m.EXPORTER_SCRAPE_ERRORS.name, node, self._series_values(0, steps, 0, reset)),
         ]
+        # the topology families, healthy: a replica (added a quarter of the way in) and
+        # its master, a cluster node, a Sentinel, clients and persistence
+        joins = f"_x{steps // 4} "
+        link = {**node, "master_host": "10.0.0.1", "master_port": "6379"}
+        replica = {**node, "slave_ip": "10.0.0.2", "slave_port": "6379", "slave_state": "online"}
+        master = {**node, "master_name": "mymaster", "master_address": "10.0.0.1:6379"}
+        rest = f"x{steps - steps // 4}"
+        out += [
+            series(m.REDIS_MASTER_LINK_UP.name, link, f"{joins}1{rest}"),
+            series(m.REDIS_CONNECTED_SLAVE_LAG.name, replica, f"{joins}0{rest}"),
+            series("redis_cluster_state", node, f"1x{steps}"),
+            series("redis_cluster_slots_fail", node, f"0x{steps}"),
+            series("redis_cluster_slots_pfail", node, f"0x{steps}"),
+            series(m.REDIS_SENTINEL_MASTER_STATUS.name, {**master, "master_status": "ok"},
+                   f"1x{steps}"),
+            series(m.REDIS_SENTINEL_MASTER_OK_SENTINELS.name, master, f"3x{steps}"),
+            series(m.REDIS_SENTINEL_MASTER_SENTINELS.name, master, f"3x{steps}"),
+            series("redis_sentinel_master_setting_ckquorum", master, f"2x{steps}"),
+            series(m.REDIS_CONNECTED_CLIENTS.name, node, f"50x{steps}"),
+            series("redis_config_maxclients", node, f"10000x{steps}"),
+            series("redis_rdb_last_bgsave_status", node, f"1x{steps}"),
+            series("redis_aof_last_bgrewrite_status", node, f"1x{steps}"),
+        ]
         return out
 
     def young_data(self, names: list[str]) -> list[Case]:
@@ -832,6 +1010,7 @@ def render_rule_tests(
     # rule at every step), recordings before the alerts that read them
     slo_files = ([f"../{c.FILE_RECORDINGS}", f"../{c.FILE_SLO_ALERTS}"], list(SLO_GROUP_ORDER))
     ops_files = ([f"../{c.FILE_OPERATIONAL}"], [c.GROUP_OPERATIONAL])
+    topo_files = ([f"../{c.FILE_TOPOLOGY}"], [c.GROUP_TOPOLOGY])
     page, ticket = c.SEVERITY_PAGE, c.SEVERITY_TICKET
     families: dict[str, tuple[tuple[list[str], list[str]], timedelta, Callable[[], list[Case]]]] = {
         "adr.test.yml": (
@@ -872,12 +1051,13 @@ def render_rule_tests(
                 + sc.policy_violations()
             ),
         ),
+        "topology.test.yml": (topo_files, INTERVAL, sc.topology),
         # one file for every alert: the fresh start must run two of the longest windows
         # (the 3x ticket tier's 3d), so it is sampled every 5m and reads few series
         "young-data.test.yml": (
             (
-                [*slo_files[0], *ops_files[0]],
-                [*slo_files[1], *ops_files[1]],
+                [*slo_files[0], *ops_files[0], *topo_files[0]],
+                [*slo_files[1], *ops_files[1], *topo_files[1]],
             ),
             LONG_INTERVAL,
             lambda: slow.young_data(list(c.ALL_ALERTS)),

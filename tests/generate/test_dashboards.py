@@ -59,8 +59,16 @@ def dashboards(production: dict[str, str]) -> dict[str, dict[str, Any]]:
     return {p: json.loads(t) for p, t in production.items() if p.startswith("dashboards/")}
 
 
-def contract_names() -> set[str]:
+def all_specs() -> list[m.MetricSpec]:
+    """Every family metrics.py defines: by name, and inside its tables (INFO fields,
+    cluster fields) where it defines them inline."""
     specs = [s for s in vars(m).values() if isinstance(s, m.MetricSpec)]
+    return specs + [s for v in vars(m).values() if isinstance(v, tuple) for s in v
+                    if isinstance(s, m.MetricSpec)]  # fmt: skip
+
+
+def contract_names() -> set[str]:
+    specs = all_specs()
     names = {s.name for s in specs}
     names |= {f"{s.name}_{x}" for s in specs if s.kind == "histogram" for x in ("bucket", "count")}
     recorded = {
@@ -249,7 +257,7 @@ def instance_source(name: str) -> str:
     gets the scrape target's address (the app's, or the exporter's for its per-type
     ``cache_*`` series, which carry no ``instance`` of their own).
     """
-    specs = {s.name: s for s in vars(m).values() if isinstance(s, m.MetricSpec)}
+    specs = {s.name: s for s in all_specs()}
     spec = specs.get(name.removesuffix("_bucket").removesuffix("_count"))
     return "redis" if spec is not None and "instance" in spec.labels else "target"
 

@@ -39,6 +39,7 @@ def test_prometheus_loads_every_generated_group_and_evaluates_it(
             c.GROUP_ADR,
             c.GROUP_BURN,
             c.GROUP_OPERATIONAL,
+            c.GROUP_TOPOLOGY,
         }
         # with no exporter to scrape, CacheMetricsAbsent goes pending: the rules run
         pending = wait_until(
