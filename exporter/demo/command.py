@@ -62,8 +62,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         dest="profile",
         choices=("production", "fast"),
         default="production",
-        help="rule profile, as generate --profile; fast divides every window and for: by 60 so alerts fire within a "
-        "minute or two (production rules need 10+ minutes of data before they can fire)",
+        help="rule profile, as generate --profile; fast divides every window and for: by 60 "
+        "so alerts fire within a minute or two (production rules need 10+ minutes of data "
+        "before they can fire)",
     )
     parser.add_argument(
         "--no-prometheus", action="store_true", help="do not start Prometheus/Alertmanager"
