@@ -47,6 +47,7 @@ SLI = {
     "hit-rate-user": 0.80,  # objective 75 %: met, but its (silenced) alert fires
     "hit-rate-llm-response": 0.70,  # objective 60 %: met, its (inhibited) alert fires
     "latency-get": 0.0,  # objective 99 %: every call slow, the budget spent 100 times
+    "api-latency": 0.97,  # objective 95 %: met, 40 % of the budget left
 }
 #: a second service in the same Prometheus: every objective met, one alert of its own
 OTHER = "checkout"
@@ -219,6 +220,7 @@ def test_each_objective_shows_the_one_state_its_window_and_alerts_give(dom: str)
         "hit-rate-user": "objective at-risk",
         "hit-rate-llm-response": "objective at-risk",
         "latency-get": "objective broken",
+        "api-latency": "objective ok",
     }
     badges = {
         key: re.search(r'<span class="state"[^>]*>([^<]*)</span>', body).group(1)  # type: ignore[union-attr]
@@ -226,7 +228,7 @@ def test_each_objective_shows_the_one_state_its_window_and_alerts_give(dom: str)
     }
     assert badges["hit-rate-session"] == "BROKEN" and badges["hit-rate-user"] == "AT RISK"
     assert badges["hit-rate-all"] == "OK"
-    assert re.search(r'id="summary">5 objectives: 2 broken, 2 at risk, 1 ok ·', dom)
+    assert re.search(r'id="summary">6 objectives: 2 broken, 2 at risk, 2 ok ·', dom)
     # the legend defines each state once, naming the SLO window
     legend = _text(dom.split('id="states"', 1)[1].split("</div>", 1)[0])
     assert "BROKEN objective missed over the last 30d" in legend
@@ -251,6 +253,7 @@ def test_overspent_budgets_read_as_overspent_never_as_negative_percentages(dom: 
         "hit-rate-user": "20.0 % left",
         "hit-rate-llm-response": "25.0 % left",
         "latency-get": f"overspent {TIMES}100",
+        "api-latency": "40.0 % left",
     }
     assert not re.search(rf"[-{MINUS}]\s?\d[\d\s,.]*\s?%", _text(dom))
 
