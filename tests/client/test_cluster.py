@@ -254,7 +254,7 @@ def test_the_service_follows_a_failover_to_the_promoted_replica(
     try:
         victim.kill()
         redis_cluster.wait_promoted(replica)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # a failover, then redis-py finds it; slow when busy
         while cache.get(keys[0]) != 0:
             assert time.monotonic() < deadline, "the service never found the new master"
             time.sleep(0.1)

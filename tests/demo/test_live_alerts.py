@@ -85,9 +85,20 @@ BUILTIN_VARIABLES = {
 #: panels whose series are legitimately empty in this stack, with the reason
 ALLOWED_EMPTY: dict[str, str] = {}
 #: series the demo does not produce: the API objective's (the demo app does not serve
-#: HTTP through the ASGI middleware yet, issue #13 item 5); each such query is still
-#: run, and must be accepted by Prometheus, only not required to return data
-NOT_IN_THE_DEMO = (m.API_LATENCY.name, "cache_api:", f'slo="{c.SLO_API_LATENCY}"')
+#: HTTP through the ASGI middleware yet, issue #13 item 5) and the Redis topologies'
+#: (tests/generate/test_topology_live.py has them); each such query is still run, and
+#: must be accepted by Prometheus, only not required to return data
+NOT_IN_THE_DEMO = (
+    m.API_LATENCY.name,
+    "cache_api:",
+    f'slo="{c.SLO_API_LATENCY}"',
+    # the demo's Redis is standalone: no replicas, Sentinel or Cluster series
+    "redis_master_link",
+    "redis_connected_slave",
+    "redis_slave_",
+    "redis_cluster",
+    "redis_sentinel",
+)
 
 
 def panels(node: dict[str, Any]) -> list[dict[str, Any]]:
