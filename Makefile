@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-PYTEST_ARGS ?=
+#: two workers, each running whole test files (session fixtures such as the Redis
+#: Cluster start once per worker); PYTEST_ARGS="-n0" runs serially
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: test demo lint generate os-deps venv clean
 
