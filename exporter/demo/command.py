@@ -1,8 +1,9 @@
 """``cache-slo-exporter demo``: the whole product running on this machine in seconds.
 
 Starts Redis (unless ``--redis-url``), the demo application under a synthetic
-multi-tenant workload, the exporter and - when installed - Prometheus with the
-generated rules and Alertmanager, all on loopback; prints every URL and a live
+multi-tenant workload, nginx in front of it with the browsers' traffic through
+it (when nginx is installed), the exporter and - when installed - Prometheus
+with the generated rules and Alertmanager, all on loopback; prints every URL and a live
 status line; stops everything and removes its temp dir on Ctrl-C, SIGTERM or
 after ``--duration``.
 """
@@ -175,6 +176,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {name:<20} {url}")
         if "prometheus" not in stack.urls and not args.no_prometheus:
             print("  (prometheus / prometheus-alertmanager not installed: run `make demo`)")
+        for note in stack.notes:
+            print(f"  ({note})")
         print("Ctrl-C stops everything.", flush=True)
         _loop(stack, stop, args.duration, tty)
     except DemoError as exc:
@@ -198,6 +201,7 @@ def run(args: argparse.Namespace) -> int:
 LINK_ORDER = (
     "redis",
     "app metrics",
+    "edge (nginx)",
     "exporter metrics",
     "SLO status page",
     "prometheus alerts",

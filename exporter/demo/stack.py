@@ -1,4 +1,5 @@
-"""The demo stack: Redis, the app, the exporter, Prometheus and Alertmanager on loopback.
+"""The demo stack: Redis, the app, nginx in front of it, the exporter, Prometheus and
+Alertmanager on loopback, and the browsers' traffic through nginx.
 
 Everything lives in one temp directory that :meth:`Stack.stop` removes, and
 every program is a child process :meth:`Stack.stop` ends; a stack that failed
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 import yaml
 
+from exporter.demo.edge import EdgeTraffic, demo_layers, nginx_config
 from exporter.demo.processes import (
     Child,
     DemoError,
@@ -36,7 +38,7 @@ from exporter.demo.processes import (
 from exporter.demo.proxy import DelayProxy
 from exporter.demo.receiver import Notification, WebhookReceiver
 from exporter.demo.workload import DELAYED_URL_ENV, TOKEN_ENV
-from exporter.slo import load_slo
+from exporter.slo import SLO, default_slo_path, load_slo
 
 #: Prometheus job names: the generator's defaults, which its rules select on
 EXPORTER_JOB = "cache-slo-exporter"
@@ -102,6 +104,10 @@ class StackOptions:
     seed: int | None = None
     #: PostgreSQL for the exporter's buffer-cache layer (passed in its environment)
     postgres_dsn: str | None = None
+    #: nginx in front of the app (the CDN layer); None: when nginx is installed
+    edge: bool | None = None
+    #: the browsers' requests per second (through nginx, or to the app without it)
+    http_rate: float = 20.0
     on_alert: Callable[[Notification], None] | None = None
     preferred_ports: dict[str, int] = field(default_factory=dict)
 
@@ -111,8 +117,24 @@ class Stack:
 
     def __init__(self, options: StackOptions) -> None:
         self.options = options
-        self.slo = load_slo(options.slo)  # refuse a bad SLO file before starting anything
+        user_slo = load_slo(options.slo)  # refuse a bad SLO file before starting anything
+        self.nginx_binary = which("nginx", *_EXTRA_BIN)
+        if options.edge and self.nginx_binary is None:
+            raise DemoError("nginx is not installed (Debian: nginx-light)")
+        self.edge = bool(self.nginx_binary) if options.edge is None else options.edge
+        #: one-line remarks the demo prints with its links (a part it runs without)
+        self.notes: list[str] = []
+        if not self.edge and options.edge is None:
+            self.notes.append(
+                "nginx not installed: running without the CDN edge (browsers talk to the app; "
+                "`make demo` installs nginx-light)"
+            )
         self.tmp = Path(tempfile.mkdtemp(prefix="cache-slo-demo-"))
+        #: the SLO file every part reads: the given one, plus the demo's layer objectives
+        #: when it has none (exporter.demo.edge.demo_layers)
+        self.slo_path = self._demo_slo_file(user_slo)
+        self.slo: SLO = load_slo(self.slo_path) if self.slo_path else user_slo
+        self.traffic: EdgeTraffic | None = None
         self.children: list[Child] = []
         self.proxy: DelayProxy | None = None
         self.receiver: WebhookReceiver | None = None
@@ -146,6 +168,13 @@ class Stack:
         self.urls["app metrics"] = self.links["app metrics"] = (
             f"http://127.0.0.1:{app.port}/metrics"
         )
+        self.urls["app"] = f"http://127.0.0.1:{app.port}/"
+        browsers_to = app.port
+        if self.edge:
+            browsers_to = self._start_nginx(app.port).port
+            self.urls["edge"] = self.links["edge (nginx)"] = f"http://127.0.0.1:{browsers_to}/"
+        self.traffic = EdgeTraffic(browsers_to, opts.http_rate, seed=opts.seed)
+        self.traffic.warm()
 
         # Prometheus starts before the exporter (which links to it) and finds the
         # exporter through a targets file written once the exporter holds its port
@@ -160,8 +189,9 @@ class Stack:
                 "exporter.cli",
                 "serve",
                 f"--listen=127.0.0.1:{port}",
-                *([f"--slo={opts.slo}"] if opts.slo else []),
+                *([f"--slo={self.slo_path}"] if self.slo_path else []),
                 *([f"--prometheus-url={prometheus_url}"] if prometheus_url else []),
+                *(self._cdn_log_args() if self.edge else []),
                 *(
                     [f"--alertmanager-url={self.urls['alertmanager']}"]
                     if "alertmanager" in self.urls
@@ -184,9 +214,14 @@ class Stack:
                 f"http://127.0.0.1:{exporter.port}/"
             )
         self.set_scenario(opts.scenario)
+        self.traffic.start()
 
     def stop(self) -> None:
-        """End every child (newest first), the proxy and receiver; remove the temp dir."""
+        """End the browsers, every child (newest first), the proxy and receiver; remove
+        the temp dir."""
+        if self.traffic is not None:
+            self.traffic.stop()
+            self.traffic = None
         for child in reversed(self.children):
             child.stop()
         self.children.clear()
@@ -258,7 +293,7 @@ class Stack:
                 "exporter.demo.workload",
                 f"--metrics-fd={sock.fileno()}",
                 f"--rate={opts.rate:g}",
-                *([f"--slo={opts.slo}"] if opts.slo else []),
+                *([f"--slo={self.slo_path}"] if self.slo_path else []),
                 *([f"--seed={opts.seed}"] if opts.seed is not None else []),
             ],
             port,
@@ -285,6 +320,10 @@ class Stack:
     def _app_is_ours(self, child: Child) -> bool:
         body = _get(f"http://127.0.0.1:{child.port}/healthz")
         return body.strip() == f"ok {self.run_id}"
+
+    def _edge_is_ours(self, child: Child) -> bool:
+        """nginx answers with this run's app behind it (its /healthz, passed through)."""
+        return self._app_is_ours(child)
 
     def _exporter_is_ours(self, child: Child) -> bool:
         host, port = _host_port(self.redis_url)
@@ -348,6 +387,46 @@ class Stack:
         self.urls["redis"] = self.links["redis"] = f"redis://127.0.0.1:{child.port}/0"
         return self.urls["redis"]
 
+    @property
+    def _nginx_log(self) -> Path:
+        return self.tmp / "nginx" / "cache.log"
+
+    def _start_nginx(self, app_port: int) -> Child:
+        """nginx binds its own port (-g 'daemon off;' keeps the master our child)."""
+        binary = self.nginx_binary
+        assert binary is not None
+        prefix = self.tmp / "nginx"
+        (prefix / "tmp").mkdir(parents=True, exist_ok=True)
+        config = prefix / "nginx.conf"
+
+        def args(port: int) -> list[str]:
+            config.write_text(nginx_config(prefix, port, app_port, self._nginx_log), "utf-8")
+            return [binary, "-p", str(prefix), "-c", str(config), "-e", "stderr",
+                    "-g", "daemon off;"]  # fmt: skip
+
+        preferred = self._preferred("nginx", 8080)
+        return self._spawn("nginx", args, preferred, identity=self._edge_is_ours)
+
+    def _cdn_log_args(self) -> list[str]:
+        """serve's flags for reading nginx's log (polled every second: a demo is short)."""
+        return [
+            f"--cdn-log=nginx:{self._nginx_log}",
+            f"--cdn-state-file={self.tmp / 'cdn-log.state'}",
+            "--cdn-poll-interval=1",
+        ]
+
+    def _demo_slo_file(self, user_slo: SLO) -> Path | None:
+        """The given SLO file with the demo's layer objectives added, written to the temp
+        dir; None (use the file as given) when it sets layer objectives of its own."""
+        if user_slo.layers:
+            return Path(self.options.slo) if self.options.slo else None
+        source = Path(self.options.slo) if self.options.slo else default_slo_path()
+        raw = yaml.safe_load(source.read_text("utf-8"))
+        raw["layers"] = demo_layers(cdn=self.edge, postgres=bool(self.options.postgres_dsn))
+        path = self.tmp / "slo.yaml"
+        path.write_text(yaml.safe_dump(raw, sort_keys=False), "utf-8")
+        return path
+
     def _want_prometheus(self) -> bool:
         found = bool(which("prometheus", *_EXTRA_BIN)) and bool(
             which("prometheus-alertmanager", *_EXTRA_BIN) or which("alertmanager", *_EXTRA_BIN)
@@ -368,7 +447,7 @@ class Stack:
             f"--profile={self.options.profile}",
             f"--exporter-job={EXPORTER_JOB}",
             f"--app-job={APP_JOB}",
-            *([f"--slo={self.options.slo}"] if self.options.slo else []),
+            *([f"--slo={self.slo_path}"] if self.slo_path else []),
         ]
         done = subprocess.run(args, capture_output=True, text=True, check=False)
         if done.returncode != 0:

@@ -28,15 +28,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import redis
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+import uvicorn
+from prometheus_client import CollectorRegistry
 
 from exporter.demo.mix import HEALTHY, Chooser, Traffic
+from exporter.demo.web import build_app
 from exporter.slo import SLO, load_slo
 
 #: scenario -> share of session reads that go cold (the proxy slows Redis on top, see
@@ -199,44 +199,6 @@ class Workload:
 TOKEN_ENV = "CACHE_SLO_DEMO_TOKEN"
 
 
-def _handler(
-    workload: Workload, registry: CollectorRegistry, token: str = ""
-) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path.startswith("/metrics"):
-                self._reply(200, generate_latest(registry), CONTENT_TYPE_LATEST)
-            elif self.path == "/healthz":
-                self._reply(200, f"ok {token}".strip().encode() + b"\n")
-            else:
-                self._reply(404, b"not found\n")
-
-        def do_POST(self) -> None:
-            if self.path != "/scenario":
-                self._reply(404, b"not found\n")
-                return
-            length = int(self.headers.get("Content-Length") or 0)
-            name = self.rfile.read(length).decode("utf-8", "replace").strip()
-            try:
-                workload.set_scenario(name)
-            except ValueError as exc:
-                self._reply(400, f"{exc}\n".encode())
-                return
-            self._reply(200, f"scenario {name}\n".encode())
-
-        def _reply(self, status: int, body: bytes, ctype: str = "text/plain") -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # scrapes every second would drown the demo's output
-
-    return Handler
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m exporter.demo.workload", description=__doc__.splitlines()[0]
@@ -263,16 +225,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _server(args: argparse.Namespace, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
-    """Bind ``--host:--metrics-port``, or adopt the socket ``--metrics-fd`` names."""
-    if args.metrics_fd is None:
-        return ThreadingHTTPServer((args.host, args.metrics_port), handler)
-    server = ThreadingHTTPServer((args.host, 0), handler, bind_and_activate=False)
-    server.socket.close()
-    server.socket = socket.socket(fileno=args.metrics_fd)
-    server.server_address = server.socket.getsockname()[:2]
-    server.server_activate()  # listen() again: harmless on a listening socket
-    return server
+def _listening_socket(args: argparse.Namespace) -> socket.socket:
+    """The socket ``--metrics-fd`` names (bound by the demo), else ``--host:--metrics-port``."""
+    if args.metrics_fd is not None:
+        sock = socket.socket(fileno=args.metrics_fd)
+    else:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((args.host, args.metrics_port))
+    sock.listen(128)  # again on an inherited listening socket: harmless
+    return sock
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -292,23 +254,33 @@ def main(argv: list[str] | None = None) -> int:
     route.pool = cache.redis.connection_pool
     workload = Workload(cache, slo, rate=args.rate, seed=args.seed, route=route)
     workload.set_scenario(args.scenario)
-    handler = _handler(workload, registry, os.environ.get(TOKEN_ENV, ""))
-    server = _server(args, handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    app = build_app(cache, workload, registry, os.environ.get(TOKEN_ENV, ""))
+    sock = _listening_socket(args)
 
     def stop(signum: int, frame: object) -> None:
         workload.stopping.set()
 
+    # uvicorn takes SIGTERM/SIGINT while it serves, and re-raises the signal to these
+    # handlers once it has shut down
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    try:
+
+    def drive() -> None:
         if not args.no_warm and args.scenario != "degraded":
             workload.warm()
         workload.run()
+
+    loop = threading.Thread(target=drive, name="workload", daemon=True)
+    loop.start()
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="off", http="h11", loop="asyncio"
+    )
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
-        server.shutdown()
-        server.server_close()
+        workload.stopping.set()
+        loop.join(10)
+        sock.close()
         cache.close()
     return 0
 

@@ -1,8 +1,10 @@
 """One live stack for the tests/demo package: the demo's own stack with fast rules.
 
 Real programs throughout: redis-server, the app process under the synthetic
-workload (its Redis traffic through the delaying proxy), the exporter (with a
-real PostgreSQL for the buffer-cache layer), Prometheus scraping both every
+workload (its Redis traffic through the delaying proxy in the slow scenarios),
+nginx with ``proxy_cache`` in front of the app with the demo's browsers sending
+through it, the exporter (reading nginx's log, and a real PostgreSQL for the
+buffer-cache layer), Prometheus scraping both every
 second with the generator's ``fast`` rules, and Alertmanager routing to a
 webhook receiver that runs in this test process.
 """
@@ -39,6 +41,7 @@ def stack() -> Iterator[Stack]:
             seed=7,
             with_prometheus=True,
             postgres_dsn=postgres.dsn,
+            edge=True,  # fails (never skips) without nginx
         )
     )
     try:
