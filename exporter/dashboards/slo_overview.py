@@ -309,7 +309,12 @@ def build(slo: SLO, config: RuleConfig) -> g.Dashboard:
         "rates the alerts use, hit rate per key type, GET latency.",
         panels,
         ["cache", "slo"],
-        variables=("app_job", "instance"),
+        # the CDN and PostgreSQL objectives' raw panels read the exporter's job
+        variables=(
+            ("app_job", "exporter_job", "instance")
+            if any(_raw_scope(o) == EXPORTER_JOB for o in sli.objectives(slo))
+            else ("app_job", "instance")
+        ),
         instance_from=f"up{{{APP_JOB}}}",
         annotations=[alert_annotation(slo)],
     )

@@ -553,9 +553,27 @@ def test_every_objective_is_named_by_what_it_measures(
             continue
         assert f"Budget left: {o.title}" in titles
         burn = next(p for p in overview["panels"] if p.get("title") == f"Burn rate: {o.title}")
-        assert [link["title"] for link in burn["links"]] == [
-            f"Runbook: {c.ALERT_API_LATENCY_BURN}"
-        ]
+        assert [link["title"] for link in burn["links"]] == [f"Runbook: {c.ALERT_API_LATENCY_BURN}"]
         break
     else:
         pytest.fail("the shipped SLO file has an API objective")
+
+
+def test_the_overview_defines_the_exporter_job_when_a_layer_objective_reads_it(
+    tmp_path: Path,
+) -> None:
+    """The CDN and PostgreSQL objectives' raw panels read ``$exporter_job``: with such an
+    objective in the SLO file the overview defines it (the demo's SLO file has both;
+    an undefined variable left those panels empty in Grafana)."""
+    custom = tmp_path / "slo.yaml"
+    text = (Path(__file__).parents[2] / "exporter" / "data" / "slo.yaml").read_text()
+    custom.write_text(text + "layers: {cdn: {api: 0.8}, postgres: {buffer: 0.9}}\n")
+    overview = json.loads(
+        render_dashboards(load_slo(custom), "slo.yaml")["cache-slo-overview.json"]
+    )
+    names = {v["name"] for v in overview["templating"]["list"]}
+    used = set()
+    for _where, expr in queries(overview):
+        used |= set(re.findall(r"\$(\w+)", expr)) - {"__rate_interval", "__interval"}
+    assert "exporter_job" in used
+    assert used <= names
