@@ -105,11 +105,26 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         help="SLO file (default: the shipped exporter/data/slo.yaml, ADR-004's numbers)",
     )
+    add_path_classes_flag(parser)
+
+
+def add_path_classes_flag(parser: argparse.ArgumentParser) -> None:
+    """``--path-classes FILE``: the CDN and browser layers' types, as ``serve`` takes them."""
+    from exporter.paths import PATH_CLASSES_HELP
+
+    parser.add_argument("--path-classes", metavar="FILE", help=PATH_CLASSES_HELP)
 
 
 def run(args: argparse.Namespace) -> int:
     """``check-slo``: refuse a bad file with file, field and expectation."""
+    from exporter.paths import check_layer_types
+
     slo = load_slo(args.slo)
+    lines, refused = check_layer_types(slo.source, slo.layers, args.path_classes)
+    for line in lines:
+        print(line, file=sys.stderr)
+    if refused:
+        return 2
     print(f"{slo.source}: valid (version {slo.version}, window {format_duration(slo.window)})")
     svc = slo.service
     placement = f", grouped by {', '.join(svc.group_by)}" if svc.group_by else ""
@@ -129,6 +144,15 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"  {kt.name}: prefix {kt.prefix!r}, ttl {format_duration(kt.ttl)}, {scope}{objective}"
         )
+    if slo.api is not None:
+        api = slo.api
+        print(
+            f"  API latency: {api.objective:g} of requests (cached: {api.cached}) within "
+            f"{format_duration(api.threshold)}"
+        )
+    for layer, types in slo.layers.items():
+        shown = ", ".join(f"{name} >= {objective:g}" for name, objective in types.items())
+        print(f"  {layer} hit rate: {shown}")
     return 0
 
 

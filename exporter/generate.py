@@ -27,6 +27,7 @@ from pathlib import Path
 
 from exporter.kubernetes import KUBERNETES_DIR, render_manifests
 from exporter.kubernetes import NAME as K8S_NAME
+from exporter.paths import PATH_CLASSES_HELP, check_layer_types
 from exporter.rules.builders import generate_rules
 from exporter.rules.config import DEFAULT_RUNBOOK_BASE_URL, RuleConfig
 from exporter.rules.profiles import PRODUCTION, PROFILES, Profile
@@ -141,6 +142,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--verbose", action="store_true", help="list every note (tiers capped or left out)"
     )
+    parser.add_argument("--path-classes", metavar="FILE", help=PATH_CLASSES_HELP)
     parser.add_argument(
         "--exporter-job",
         help="exporter's job (replaces the SLO file's service.exporter_selector job; "
@@ -196,6 +198,13 @@ def run(args: argparse.Namespace) -> int:
     files: dict[str, str] = {}
     notes: list[str] = []
     warnings: list[str] = []
+    for slo in slos:  # refused before anything is written; warnings print with the rest
+        lines, refused = check_layer_types(slo.source, slo.layers, args.path_classes)
+        if refused:
+            for line in lines:
+                print(line, file=sys.stderr)
+            return 2
+        warnings += lines
     for path, slo in zip(paths, slos, strict=True):
         runbooks = args.runbook_base_url or slo.service.runbook_base_url
         if runbooks is None:

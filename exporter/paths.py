@@ -35,7 +35,13 @@ from typing import Any, Literal
 
 import yaml
 
-from exporter.metrics import RESERVED_TYPE_NAMES, TYPE_OTHER
+from exporter.metrics import (
+    LAYER_BROWSER,
+    LAYER_CDN,
+    RESERVED_TYPE_NAMES,
+    TYPE_ALL,
+    TYPE_OTHER,
+)
 
 PolicyName = Literal["immutable", "api", "html", "none"]
 POLICY_NAMES: tuple[PolicyName, ...] = ("immutable", "api", "html", "none")
@@ -195,6 +201,56 @@ def load_classes(path: Path | str | None = None) -> PathClasses:
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         raise PathClassError(f"{source}: expected UTF-8 YAML ({type(exc).__name__})") from None
     return parse_classes(data, source)
+
+
+# --- checking an SLO file's layer objectives against the classes ---------------------
+
+
+#: the layers whose ``type`` is a path class
+HTTP_LAYERS = (LAYER_CDN, LAYER_BROWSER)
+
+
+def unknown_layer_types(
+    source: str, layers: Mapping[str, Mapping[str, float]], classes: PathClasses
+) -> list[str]:
+    """One line (file, field, expected) for each CDN or browser objective whose type no
+    reader of these classes emits: such an objective would have no data for ever."""
+    known = (*classes.types, TYPE_ALL)
+    expected = f"a path class ({', '.join(classes.types)}) or {TYPE_ALL}"
+    return [
+        f"{source}: layers.{layer}.{type_}: expected {expected}; no CDN log or middleware "
+        "counts this type, so the objective would never have data"
+        for layer in HTTP_LAYERS
+        for type_ in layers.get(layer, {})
+        if type_ not in known
+    ]
+
+
+#: ``--path-classes``' help in check-slo and generate (serve has its own flag)
+PATH_CLASSES_HELP = (
+    "the path classes serve and the app use (YAML, as serve --path-classes): the SLO file's "
+    "cdn/browser layer types must be among them (refused otherwise); without it they are "
+    "compared with the ADR's classes and a mismatch is a warning"
+)
+
+
+def check_layer_types(
+    source: str, layers: Mapping[str, Mapping[str, float]], classes_file: str | None
+) -> tuple[list[str], bool]:
+    """(lines to print, refused) for ``check-slo`` and ``generate``.
+
+    Without ``classes_file`` the types are compared with the ADR's default classes and
+    a mismatch is a warning: serve and the app may be given classes of their own, which
+    the SLO file does not name.  With it, the classes serve and the app do use, and a
+    mismatch is refused: the objective could never have data.  A bad classes file is
+    refused with its own one-line error."""
+    try:
+        classes = load_classes(classes_file)
+    except PathClassError as exc:
+        return [f"error: {exc}"], True
+    problems = unknown_layer_types(source, layers, classes)
+    level = "warning" if classes_file is None else "error"
+    return [f"{level}: {line}" for line in problems], classes_file is not None and bool(problems)
 
 
 # --- checking a response against its class's policy ---------------------------------

@@ -33,7 +33,7 @@ ALLOWED: dict[str, set[str]] = {
     "dashboards": {"metrics", "slo", "sli", "rules", "rules.conventions", "rules.model"},
     "status": {"metrics", "slo", "sli", "rules", "rules.conventions", "redaction"},
     "kubernetes": set(),
-    "generate": {"slo", "rules", "dashboards", "kubernetes"},
+    "generate": {"slo", "paths", "rules", "dashboards", "kubernetes"},
     "scrape_targets": set(),
     "http_limits": set(),
     "text_format": set(),
@@ -43,9 +43,9 @@ ALLOWED: dict[str, set[str]] = {
         "slo", "config", "redaction", "scrape_targets", "http_limits", "logs", "collectors",
         "status", "text_format",
     },
-    "demo": {"metrics", "slo", "client"},
+    "demo": {"metrics", "slo", "client", "asgi"},
     "reference": {"metrics", "slo", "cli"},
-    "cli": {"slo"},
+    "cli": {"slo", "paths"},
     "__init__": {"slo", "client"},
 }
 

@@ -215,3 +215,61 @@ def test_companion_keys_count_under_their_values_key_type() -> None:
     assert slo.type_of_key("!xf:{nothing-known:1}") == "other"
     assert slo.type_of_key("!xf:") == "other"
     assert slo.type_of_key("!lock:user:1") == "other"
+
+
+def _with_layers(tmp_path: Path, layers: dict[str, dict[str, float]]) -> Path:
+    raw = _default_raw()
+    raw["layers"] = layers
+    path = tmp_path / "slo.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_a_layer_type_no_reader_emits_is_a_one_line_warning_against_the_adr_classes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``cdn: {apii: ...}``: the CDN reader and the middleware emit the path classes
+    (api, asset, html, other) or nothing: that objective would have no data for ever.
+    check-slo and generate say so, but only warn: serve and the app may be given
+    classes of their own (--path-classes), which the SLO file does not name."""
+    path = _with_layers(tmp_path, {"cdn": {"apii": 0.9, "api": 0.9}, "browser": {"all": 0.5}})
+    assert main(["check-slo", str(path)]) == 0
+    captured = capsys.readouterr()
+    warning = (
+        f"warning: {path}: layers.cdn.apii: expected a path class (api, asset, html, other) "
+        "or all; no CDN log or middleware counts this type, so the objective would never "
+        "have data"
+    )
+    assert captured.err.splitlines() == [warning]
+    assert "cdn hit rate: api >= 0.9, apii >= 0.9" in captured.out  # yaml.safe_dump sorts
+    out = tmp_path / "out"
+    assert main(["generate", "--slo", str(path), "--out", str(out)]) == 0
+    assert warning in capsys.readouterr().err.splitlines()
+    assert (out / "alerts" / "cache-slo-alerts.rules.yml").is_file()
+
+
+def test_with_the_path_classes_serve_uses_a_layer_type_outside_them_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    classes = tmp_path / "classes.yaml"
+    classes.write_text("version: 1\nclasses:\n  - {name: apii, prefixes: [/api/], policy: api}\n")
+    path = _with_layers(tmp_path, {"cdn": {"apii": 0.9}, "browser": {"api": 0.5}})
+    assert main(["check-slo", str(path), "--path-classes", str(classes)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {path}: layers.browser.api: expected a path class (apii, other) or all; "
+        "no CDN log or middleware counts this type, so the objective would never have data"
+    ]
+    out = tmp_path / "out"
+    assert main(["generate", "--slo", str(path), "--out", str(out), "--path-classes",
+                 str(classes)]) == 2  # fmt: skip
+    assert "layers.browser.api" in capsys.readouterr().err and not out.exists()
+    missing = tmp_path / "missing.yaml"
+    assert main(["check-slo", str(path), "--path-classes", str(missing)]) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == f"error: {missing}: cannot read (No such file or directory)"
+    )
+    # the classes it names: accepted, silently
+    ok = _with_layers(tmp_path, {"cdn": {"apii": 0.9, "other": 0.5}, "browser": {"all": 0.5}})
+    assert main(["check-slo", str(ok), "--path-classes", str(classes)]) == 0
+    assert capsys.readouterr().err == ""

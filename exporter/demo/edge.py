@@ -36,8 +36,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.demo.web import ASSETS, PAGE_ETAG
-
+#: the hashed assets the page loads: name -> (content type, body)
+ASSETS: dict[str, tuple[str, bytes]] = {
+    "app.3f2a9c.js": ("text/javascript", b"console.log('cache-slo demo');\n"),
+    "vendor.81b0d4.js": ("text/javascript", b"/* vendor */\n"),
+    "app.9b1d7e.css": ("text/css", b"body { font-family: sans-serif; }\n"),
+    "logo.c41f02.svg": ("image/svg+xml", b'<svg xmlns="http://www.w3.org/2000/svg"/>\n'),
+}
+#: the page's current version: a browser holding it revalidates with this ETag
+PAGE_ETAG = '"page-v1"'
+PAGE = (
+    "<!doctype html><title>cache-slo demo</title>"
+    + "".join(f'<script src="/static/{n}"></script>' for n in ASSETS if n.endswith(".js"))
+    + "<p>The demo application.</p>\n"
+)
 #: the header of the warm-up requests; nginx does not log them
 WARMUP_HEADER = "X-Demo-Warmup"
 #: the reader's documented log_format (exporter/collectors/cdn_logs.py)

@@ -10,8 +10,8 @@ latency histogram and the browser layer (conditional requests answered 304).
 * ``GET /api/feature-flags/{flag_id}`` - a feature flag, read through the cache
   client (the same ``feature-flag`` keys the workload reads); a hit is marked
   ``cached="true"``, a miss loads it from the simulated source and stores it;
-* ``GET /static/{name}`` - one of :data:`ASSETS` (immutable for a year);
-* ``GET /`` - the page (``no-cache``), with the ETag :data:`PAGE_ETAG`, so a
+* ``GET /static/{name}`` - one of :data:`~exporter.demo.edge.ASSETS` (immutable for a year);
+* ``GET /`` - the page (``no-cache``), with the ETag :data:`~exporter.demo.edge.PAGE_ETAG`, so a
   conditional request carrying it is answered 304 by the middleware;
 * ``GET /metrics``, ``GET /healthz``, ``POST /scenario`` - as before (the
   application's metrics, this run's token, the scenario switch).
@@ -32,21 +32,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from exporter.asgi import CacheMetricsMiddleware, mark_cached
+from exporter.demo.edge import ASSETS, PAGE, PAGE_ETAG
 
-#: the hashed assets the page loads: name -> (content type, body)
-ASSETS: dict[str, tuple[str, bytes]] = {
-    "app.3f2a9c.js": ("text/javascript", b"console.log('cache-slo demo');\n"),
-    "vendor.81b0d4.js": ("text/javascript", b"/* vendor */\n"),
-    "app.9b1d7e.css": ("text/css", b"body { font-family: sans-serif; }\n"),
-    "logo.c41f02.svg": ("image/svg+xml", b'<svg xmlns="http://www.w3.org/2000/svg"/>\n'),
-}
-#: the page's current version: a browser holding it revalidates with this ETag
-PAGE_ETAG = '"page-v1"'
-PAGE = (
-    "<!doctype html><title>cache-slo demo</title>"
-    + "".join(f'<script src="/static/{n}"></script>' for n in ASSETS if n.endswith(".js"))
-    + "<p>The demo application.</p>\n"
-)
 #: the key type the API's feature flags are cached under (one of ADR-004's)
 FLAG_TYPE = "feature-flag"
 #: the simulated source of a flag (a database read) on a cache miss

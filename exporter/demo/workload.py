@@ -32,11 +32,9 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import redis
-import uvicorn
 from prometheus_client import CollectorRegistry
 
 from exporter.demo.mix import HEALTHY, Chooser, Traffic
-from exporter.demo.web import build_app
 from exporter.slo import SLO, load_slo
 
 #: scenario -> share of session reads that go cold (the proxy slows Redis on top, see
@@ -239,7 +237,10 @@ def _listening_socket(args: argparse.Namespace) -> socket.socket:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import uvicorn  # the [server] extra: loaded when the app runs, not for `demo --help`
+
     from exporter.client import CacheService
+    from exporter.demo.web import build_app
 
     slo = load_slo(args.slo)
     registry = CollectorRegistry()

@@ -68,8 +68,8 @@ def test_promtool_rule_unit_tests_pass() -> None:
 def test_generated_rule_tests_pass_for_another_slo_file(tmp_path: Path) -> None:
     """A 7-day window, a 99.9 % latency objective and a 30 % hit-rate objective (whose
     page and 3x tiers must be capped), an API objective over every request of two
-    routes, and CDN (per path class and overall) and browser hit-rate objectives: the
-    scenarios still hold in promtool."""
+    routes, and CDN (per path class and overall), browser and PostgreSQL hit-rate
+    objectives: the scenarios still hold in promtool."""
     slo = tmp_path / "slo.yaml"
     slo.write_text(
         "version: 1\nwindow: 7d\n"
@@ -80,12 +80,53 @@ def test_generated_rule_tests_pass_for_another_slo_file(tmp_path: Path) -> None:
         "  - {name: report, ttl: 1h, tenant_scoped: true, hit_rate_objective: 0.3}\n"
         "api: {threshold: 250ms, objective: 0.99, cached: any,\n"
         "      routes: ['/api/users/{user_id}', '/api/v1.2/items']}\n"
-        "layers: {cdn: {api: 0.9, all: 0.85}, browser: {asset: 0.8}}\n"
+        "layers: {cdn: {api: 0.9, all: 0.85}, browser: {asset: 0.8}, postgres: {buffer: 0.99}}\n"
     )
     assert main(["generate", "--slo", str(slo), "--out", str(tmp_path)]) == 0
     files = sorted((tmp_path / "alerts" / "tests").glob("*.yml"))
+    page = (tmp_path / "alerts" / "tests" / "burn-rate-page.test.yml").read_text()
+    assert f"{c.ALERT_HIT_RATE_BURN} postgres buffer" in page
     failed = run_rule_tests(tmp_path, files)
     assert not failed, failed
+
+
+def test_a_postgres_layer_objective_gets_promtool_cases_fed_by_the_exporter(
+    tmp_path: Path,
+) -> None:
+    """With ``layers.postgres`` in the SLO file the generated promtool tests hold a
+    firing, a below-the-tier and a too-few case per burn tier of the PostgreSQL
+    objective, over the exporter's ``cache_hits_total{layer="postgres", type="buffer"}``
+    (what ``serve`` emits from the buffer cache), and its healthy young-data series."""
+    text = (REPO / "exporter" / "data" / "slo.yaml").read_text()
+    slo = tmp_path / "slo.yaml"
+    slo.write_text(text + "layers: {postgres: {buffer: 0.99}}\n")
+    assert main(["generate", "--slo", str(slo), "--out", str(tmp_path)]) == 0
+    tests = {
+        p.name: yaml.safe_load(p.read_text()) for p in (tmp_path / "alerts" / "tests").glob("*.yml")
+    }
+    exporter_series = 'cache_hits_total{job="cache-slo-exporter", layer="postgres", type="buffer"}'
+    for name in ("burn-rate-page.test.yml", "burn-rate-ticket.test.yml"):
+        cases = [
+            case for case in tests[name]["tests"]
+            if case["name"].startswith(f"{c.ALERT_HIT_RATE_BURN} postgres buffer ")
+        ]  # fmt: skip
+        kinds = {case["name"].rsplit(": ", 1)[1].split()[-1] for case in cases}
+        assert {"fires", "tier", "few"} <= kinds, (name, [case["name"] for case in cases])
+        fired = [
+            alert["exp_labels"]
+            for case in cases
+            for check in case["alert_rule_test"]
+            for alert in check.get("exp_alerts") or []
+        ]
+        assert fired and all(
+            labels["layer"] == "postgres" and labels["type"] == "buffer" for labels in fired
+        )
+        assert all(
+            any(s["series"] == exporter_series for s in case["input_series"]) for case in cases
+        )
+    young = [s["series"] for case in tests["young-data.test.yml"]["tests"]
+             for s in case["input_series"]]  # fmt: skip
+    assert exporter_series in young
 
 
 def test_every_alert_rule_fires_in_some_promtool_test() -> None:
