@@ -90,6 +90,7 @@ def test_demo_serves_every_printed_url_then_exits_cleanly_by_itself() -> None:
         assert set(urls) == {
             "redis",
             "app metrics",
+            "edge (nginx)",
             "exporter metrics",
             "prometheus alerts",
             "prometheus graph",
@@ -108,6 +109,8 @@ def test_demo_serves_every_printed_url_then_exits_cleanly_by_itself() -> None:
                 body = response.read().decode()
             if name.endswith("metrics"):
                 assert "cache_" in body or "redis_" in body, name
+            if name == "edge (nginx)":  # the app's page, through nginx
+                assert "<title>cache-slo demo</title>" in body, body[:200]
         status = read_until(proc, r"reads .* hit rate .* GET p99", timeout=15)
         assert status
         rest, _ = proc.communicate(timeout=DURATION + 30)
@@ -137,7 +140,8 @@ def test_sigterm_stops_the_demo_and_everything_it_started() -> None:
         tmp = re.search(r" in (\S+) \.\.\.", lines[0])
         assert tmp, lines
         urls = [m.group(1) for line in lines if (m := re.match(r"^  .+?\s{2,}(\S+://\S+)$", line))]
-        assert len(urls) == 3 and all(listening(u) for u in urls), lines  # redis, app, exporter
+        # redis, app, edge (nginx), exporter
+        assert len(urls) == 4 and all(listening(u) for u in urls), lines
         proc.terminate()
         rest, _ = proc.communicate(timeout=30)
     finally:
