@@ -40,7 +40,7 @@ class Command:
 COMMANDS: dict[str, Command] = {
     "check-slo": Command("Validate an SLO file and print what it declares.", "exporter.cli"),
     "demo": Command(
-        "Run Redis, a workload, the exporter and Prometheus here.",
+        "Run Redis, an app behind nginx, the exporter and Prometheus here.",
         "exporter.demo.command",
         extra="server",
     ),

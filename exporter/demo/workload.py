@@ -3,13 +3,16 @@
 Run as its own process (``python -m exporter.demo.workload``), as an
 application would be: it reads and writes Redis only through
 :class:`exporter.client.CacheService`, so everything Prometheus sees on its
-``/metrics`` is the client's own instrumentation.  Its small HTTP server has:
+``/metrics`` is the client's own instrumentation.  It serves HTTP (uvicorn, on the
+socket ``--metrics-fd`` names or ``--host:--metrics-port``) through the ASGI
+middleware, :mod:`exporter.demo.web`:
 
-* ``GET /metrics`` - the application's view (client metrics);
-* ``GET /healthz`` - 200 while the loop runs, with this run's token (``$CACHE_SLO_DEMO_TOKEN``,
+* ``GET /metrics`` - the application's view (client and middleware metrics);
+* ``GET /healthz`` - 200 while it serves, with this run's token (``$CACHE_SLO_DEMO_TOKEN``,
   set by the demo) so the demo can tell its own app from another program on the port;
 * ``POST /scenario`` with body ``healthy``, ``partial`` or ``degraded`` - switch the mix
-  (degraded: sessions go cold, so the session hit rate collapses).
+  (degraded: sessions go cold, so the session hit rate collapses);
+* the API, assets and page the demo's browsers request through nginx.
 
 Latency is degraded outside the process, by the delaying proxy in front of Redis:
 given its URL (``$CACHE_SLO_DEMO_DELAYED_URL``), the app talks to Redis through
