@@ -132,8 +132,12 @@ class Stack:
         self.tmp = Path(tempfile.mkdtemp(prefix="cache-slo-demo-"))
         #: the SLO file every part reads: the given one, plus the demo's layer objectives
         #: when it has none (exporter.demo.edge.demo_layers)
-        self.slo_path = self._demo_slo_file(user_slo)
-        self.slo: SLO = load_slo(self.slo_path) if self.slo_path else user_slo
+        try:
+            self.slo_path = self._demo_slo_file(user_slo)
+            self.slo: SLO = load_slo(self.slo_path) if self.slo_path else user_slo
+        except BaseException:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
         self.traffic: EdgeTraffic | None = None
         self.children: list[Child] = []
         self.proxy: DelayProxy | None = None
