@@ -460,3 +460,29 @@ def test_a_service_the_page_cannot_name_is_refused_in_one_line(
     assert response.status_code == 400
     assert "service: expected a lower-case name" in response.text
     assert "Traceback" not in response.text
+
+
+def test_serve_wires_every_slo_file_and_the_external_url_into_the_page(
+    live: dict[str, str],
+) -> None:
+    """``serve --slo A --slo B --prometheus-external-url`` as the server builds it."""
+    from fastapi.testclient import TestClient
+
+    from exporter.config import Settings
+    from exporter.server import create_app
+
+    settings = Settings(
+        slo=SLO, slos=(SLO, OTHER_SLO), prometheus_url=live["prometheus"],
+        prometheus_external_url=live["external"], alertmanager_url=live["alertmanager"],
+    )  # fmt: skip
+    with TestClient(create_app(settings, background=False)) as client:
+        first = client.get("/")
+        other = client.get("/", params={"service": OTHER})
+        refused = client.get("/", params={"service": UNJUDGED})
+    assert first.status_code == other.status_code == 200
+    assert '<strong id="service">cache-app</strong>' in first.text
+    assert '<strong id="service">checkout</strong>' in other.text
+    assert 'id="hit-rate-cart"' in other.text and 'id="hit-rate-cart"' not in first.text
+    assert f'href="{live["external"]}/graph?' in other.text
+    assert f'href="{live["prometheus"]}/' not in other.text
+    assert refused.status_code == 400
