@@ -38,7 +38,7 @@ NO_DATA = "no data"
 #: the sparkline's SVG canvas and its plot area inside it (room for the axis labels)
 SPARK_WIDTH = 320
 SPARK_HEIGHT = 96
-PLOT_LEFT, PLOT_RIGHT, PLOT_TOP, PLOT_BOTTOM = 48, 312, 8, 76
+PLOT_LEFT, PLOT_RIGHT, PLOT_TOP, PLOT_BOTTOM = 56, 312, 8, 76  # "100.00 %" fits left of it
 #: the longest URL a link may have (a runbook annotation is anyone's text)
 MAX_URL_CHARS = 2000
 _LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
