@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,9 +252,21 @@ def _cdn_logs(text: str) -> tuple[tuple[str, Path], ...]:
 
 
 def _state_file(text: str) -> Path:
+    """A state path whose directory exists and takes new files (the state is replaced
+    through a temp file beside it, so a read-only directory would fail every poll, and
+    nothing would ever be counted), and that is a regular file if it exists."""
     path = Path(text)
     if not path.parent.is_dir() or path.is_dir():
         raise ValueError(f"a file path in an existing directory ({text!r})")
+    if path.exists() and not path.is_file():
+        raise ValueError(f"a regular file, not a FIFO or device ({text!r})")
+    try:  # tried, not os.access: that says yes to root on a read-only mount
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise ValueError(
+            f"a file path in a directory the exporter can write ({text!r}: {exc.strerror})"
+        ) from None
     return path
 
 
