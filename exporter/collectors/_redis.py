@@ -8,6 +8,8 @@ from typing import Any
 
 import redis
 import redis.sentinel
+from redis._parsers.resp2 import _RESP2Parser
+from redis._parsers.socket import SocketBuffer
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -24,6 +26,82 @@ log = logging.getLogger(__name__)
 
 #: per-call socket timeout of the background collectors' clients (seconds)
 DEFAULT_SOCKET_TIMEOUT = 5.0
+
+
+#: the largest bulk string read, and the most bulk bytes of one reply, nested arrays
+#: included (a real INFO ALL is tens of kB; past this the reply is refused unread,
+#: before it can fill memory)
+MAX_INFO_BYTES = 32 * 1024 * 1024
+#: the longest array read (INFO is one bulk string; this bounds PING and the like)
+MAX_ARRAY_ITEMS = 1024
+#: the most elements of one reply, nested arrays included (1024 arrays of 1024 used to
+#: pass the per-array bound; SENTINEL MASTERS of 64 masters is about 3,000)
+MAX_REPLY_ITEMS = 1 << 17
+#: the longest line read (a status, an error, a length header)
+MAX_LINE_BYTES = 64 * 1024
+
+
+class ReplyTooLarge(redis.InvalidResponse):
+    """A reply larger than the collector reads (error class ``parse``)."""
+
+
+class CappedParser(_RESP2Parser):
+    """redis-py's RESP2 parser with bounds: a line (status, error, length header) over
+    :data:`MAX_LINE_BYTES`, a bulk string over :data:`MAX_INFO_BYTES`, an array over
+    :data:`MAX_ARRAY_ITEMS`, or a reply whose elements (nested arrays included) add up
+    to more than :data:`MAX_INFO_BYTES` bytes or :data:`MAX_REPLY_ITEMS` elements is
+    refused before the body that would cross the bound is read (the connection is
+    then dropped, unread bytes and all), so no reply can fill memory.  The INFO
+    collector reads through it, and so does every Sentinel connection the
+    collectors open (a Sentinel's ``SENTINEL MASTERS`` answer used to be read whole:
+    200 MiB from a hostile Sentinel took 400 MiB)."""
+
+    _depth = 0
+    _bytes_left = 0
+    _items_left = 0
+
+    def _read_response(self, disable_decoding: bool = False) -> Any:
+        buffer = self._buffer
+        if buffer is None:  # not connected: let redis-py say so
+            return super()._read_response(disable_decoding=disable_decoding)  # type: ignore[no-untyped-call]
+        if self._depth == 0:  # a new reply: a new budget
+            self._bytes_left, self._items_left = MAX_INFO_BYTES, MAX_REPLY_ITEMS
+        start = buffer.get_pos()
+        raw = _bounded_line(buffer)
+        if raw[:1] in (b"$", b"*"):
+            bulk = raw[:1] == b"$"
+            limit = MAX_INFO_BYTES if bulk else MAX_ARRAY_ITEMS
+            try:
+                size = int(raw[1:])
+            except ValueError:
+                raise redis.InvalidResponse("Protocol Error: bad length") from None
+            if size > limit:
+                raise ReplyTooLarge(f"reply of {size} (over {limit}) refused")
+            if bulk:
+                self._bytes_left -= max(size, 0)
+            else:
+                self._items_left -= max(size, 0)
+            if self._bytes_left < 0 or self._items_left < 0:
+                raise ReplyTooLarge(
+                    f"reply over {MAX_INFO_BYTES} bytes or {MAX_REPLY_ITEMS} elements refused"
+                )
+        buffer.rewind(start)  # the whole line is buffered now: the base reads it again
+        self._depth += 1
+        try:
+            return super()._read_response(disable_decoding=disable_decoding)  # type: ignore[no-untyped-call]
+        finally:
+            self._depth -= 1
+
+
+def _bounded_line(buffer: SocketBuffer) -> bytes:
+    """``SocketBuffer.readline`` that gives up past :data:`MAX_LINE_BYTES`."""
+    data = buffer._buffer.readline()
+    while not data.endswith(b"\r\n"):
+        if len(data) > MAX_LINE_BYTES:
+            raise ReplyTooLarge(f"line over {MAX_LINE_BYTES} bytes refused")
+        buffer._read_from_socket()
+        data += buffer._buffer.readline()
+    return data[:-2]
 
 
 def connection_pool(
@@ -67,6 +145,8 @@ def sentinel_pool(
     manager = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
         list(target.sentinels), sentinel_kwargs={**timeouts, **target.sentinel_kwargs()}
     )
+    for peer in manager.sentinels:  # a Sentinel's answers are read in bounded memory
+        peer.connection_pool.connection_kwargs["parser_class"] = CappedParser
     options = {**target.master_kwargs(), **kwargs}
     if db is not None:
         options["db"] = db
