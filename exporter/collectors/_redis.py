@@ -133,6 +133,30 @@ def connection_pool(
     return redis.ConnectionPool(connection_class=connection_class, **options)
 
 
+class _Sentinels(redis.sentinel.Sentinel):
+    """redis-py's ``Sentinel``, except that a Sentinel whose answer cannot be read (too
+    large, not what Sentinel sends: redis-py raises ``KeyError`` or ``ValueError``
+    parsing it) is skipped like an unreachable one, so one broken Sentinel does not
+    hide the master the others name."""
+
+    def discover_master(self, service_name: str) -> tuple[str, int]:
+        failed: list[str] = []
+        for number, sentinel in enumerate(self.sentinels):
+            try:
+                state = sentinel.sentinel_masters().get(service_name)  # type: ignore[no-untyped-call]
+                usable = bool(state) and self.check_master_state(state, service_name)  # type: ignore[no-untyped-call]
+                address = (state["ip"], int(state["port"])) if usable else None
+            except (redis.RedisError, KeyError, ValueError, TypeError, AttributeError) as exc:
+                failed.append(type(exc).__name__)  # the class only: no address, no reply
+                continue
+            if address is not None:  # asked first from now on, as redis-py does
+                self.sentinels[0], self.sentinels[number] = sentinel, self.sentinels[0]
+                forced = getattr(self, "_force_master_ip", None)
+                return (forced if forced is not None else address[0]), address[1]
+        why = f" ({', '.join(failed)})" if failed else ""
+        raise redis.sentinel.MasterNotFoundError(f"No master found for {service_name!r}{why}")
+
+
 def sentinel_pool(
     url: str, kwargs: dict[str, Any], *, db: int | None = None
 ) -> redis.sentinel.SentinelConnectionPool:
@@ -142,8 +166,11 @@ def sentinel_pool(
     connection options; the Sentinels get the same timeouts and their own credentials."""
     target = parse_sentinel_url(url)
     timeouts = {k: kwargs[k] for k in ("socket_timeout", "socket_connect_timeout") if k in kwargs}
-    manager = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
-        list(target.sentinels), sentinel_kwargs={**timeouts, **target.sentinel_kwargs()}
+    manager = _Sentinels(  # type: ignore[no-untyped-call]
+        list(target.sentinels),
+        # no retries: redis-py's default (3, with backoff) made one connect through a
+        # frozen Sentinel take 20 timeouts, 5 s at a 0.25 s timeout
+        sentinel_kwargs={**timeouts, "retry": Retry(NoBackoff(), 0), **target.sentinel_kwargs()},
     )
     for peer in manager.sentinels:  # a Sentinel's answers are read in bounded memory
         peer.connection_pool.connection_kwargs["parser_class"] = CappedParser

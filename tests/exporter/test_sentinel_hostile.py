@@ -85,8 +85,8 @@ def test_a_huge_sentinel_answer_is_refused_in_bounded_memory() -> None:
     # the samplers' and trackers' pools ask the same Sentinels through the same parser
     with FakeRedis(sentinel_answering(huge)) as sentinel:
         pool = connection_pool(f"redis+sentinel://{sentinel.address}/svc", timeout=5.0)
-        with pytest.raises(ReplyTooLarge):
-            pool.get_connection()  # type: ignore[call-arg]
+        with pytest.raises(redis.ConnectionError, match=ReplyTooLarge.__name__):
+            pool.get_connection()  # type: ignore[call-arg]  # MasterNotFoundError
 
 
 def test_a_reply_of_many_small_arrays_is_refused_as_a_whole() -> None:
@@ -156,3 +156,46 @@ def test_a_sentinel_url_that_would_lose_or_bend_a_value_is_refused(
     with pytest.raises(ValueError, match=re.escape(expected)) as refused:
         parse_sentinel_url(url)
     assert SECRET not in str(refused.value)
+
+
+def test_a_frozen_sentinel_costs_one_timeout_not_twenty() -> None:
+    """Sentinel connections kept redis-py's default retries (3, with backoff): the
+    samplers' and trackers' connect through a frozen Sentinel took 5 s at 0.25 s."""
+    with FakeRedis(sentinel_answering(None)) as sentinel:
+        pool = connection_pool(f"redis+sentinel://{sentinel.address}/svc", timeout=0.25)
+        started = time.monotonic()
+        with pytest.raises(redis.ConnectionError):  # MasterNotFoundError
+            pool.get_connection()  # type: ignore[call-arg]
+        assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        pytest.param(array([array([bulk("name"), bulk("svc")])]), id="fields-missing"),
+        pytest.param(masters("127.0.0.1", "abc"), id="port-not-a-number"),
+        pytest.param(array([array([bulk(b"x" * (1 << 20))] * 40)]), id="too-large"),
+    ],
+)
+def test_one_broken_sentinel_does_not_hide_the_master_the_next_names(
+    broken: bytes, master: FakeRedis
+) -> None:
+    """redis-py asked the next Sentinel only after a connection error or a timeout:
+    any other failure of the first ended the search."""
+    good = masters("127.0.0.1", str(master.port))
+    with FakeRedis(sentinel_answering(broken)) as bad, FakeRedis(
+        sentinel_answering(good)
+    ) as fine:
+        url = f"redis+sentinel://{bad.address}/svc?sentinel={fine.address}"
+        collector = RedisInfoCollector(url, instance="s", timeout=2.0)
+        registry = CollectorRegistry()
+        registry.register(collector)
+        try:
+            text = generate_latest(registry).decode()
+        finally:
+            collector.close()
+        assert 'redis_up{instance="s"} 1.0' in text
+        pool = connection_pool(url, timeout=2.0)
+        connection = pool.get_connection()  # type: ignore[call-arg]
+        assert connection.port == master.port
+        pool.disconnect()
