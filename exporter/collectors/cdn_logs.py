@@ -405,6 +405,8 @@ class CdnLogCollector(BackgroundThread, Collector):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._repeats = RepeatFilter()
+        #: sources failing now -> why (one WARNING a streak, not one a poll)
+        self._failing: dict[str, str] = {}
         self._lock = threading.Lock()  # counters (scrape) and polls (thread or test)
         self._poll_lock = threading.Lock()
         self._counts = _Tally()
@@ -509,10 +511,16 @@ class CdnLogCollector(BackgroundThread, Collector):
                     sources[source.key] = _copy(snapshot.get(source.key, {}))
                     self._drop(source.key)
                     tally.errors[source.format] += 1
-                    level = self._repeats.level(f"{source.key}:{type(exc).__name__}")
-                    log.log(level, "CDN log %s: cannot read (%s)", shown(source.key),
-                            exc.strerror or type(exc).__name__)  # fmt: skip
+                    # WARNING when a source starts failing (or fails otherwise), DEBUG
+                    # while it fails alike: each poll "succeeds", which ended the streak
+                    why = exc.strerror or type(exc).__name__
+                    same = self._failing.get(source.key) == why
+                    self._failing[source.key] = why
+                    log.log(logging.DEBUG if same else logging.WARNING,
+                            "CDN log %s: cannot read (%s)", shown(source.key), why)  # fmt: skip
                     continue
+                if self._failing.pop(source.key, None) is not None:
+                    log.warning("CDN log %s: readable again", shown(source.key))
                 tally.add(local)
             try:
                 self._save_state()

@@ -284,3 +284,20 @@ def test_file_names_are_logged_escaped_on_one_line(
     assert messages, [r.getMessage() for r in caplog.records]
     for message in messages:
         assert message.isprintable() and message.isascii(), repr(message)
+
+
+def test_a_source_that_keeps_failing_is_logged_once_a_streak(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every poll counts as a success of the reader, which ended the streak: a FIFO in
+    place of the log said so at WARNING every poll (the handler's rate limit aside)."""
+    log_file = tmp_path / "cache.log"
+    os.mkfifo(log_file)
+    reader = CdnLogCollector([Source("nginx", log_file)], tmp_path / "state.json")
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            reader.poll()
+            reader._succeeded()
+    warned = [r for r in caplog.records if "cannot read" in r.getMessage()]
+    assert len(warned) == 1, [r.getMessage() for r in warned]
+    assert samples(reader)[(ERRORS, ("format", "nginx"))] == 3
