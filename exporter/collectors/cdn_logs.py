@@ -357,12 +357,13 @@ def _valid_own(own: Any) -> bool:
     """Whether one source's saved state has the shape this reader writes."""
     if not isinstance(own, dict):
         return False
-    ints = ("dev", "ino", "offset", "head_len")
-    # bounded as the reader writes them: a forged offset past 2**62 made seek() raise
+    # bounded as the reader writes them: a forged offset past 2**63 made seek() raise
     # OverflowError, a forged head_len made one read() take the whole log into memory
-    if any(k in own and (type(own[k]) is not int or not 0 <= own[k] < 1 << 62) for k in ints):
-        return False
-    if own.get("head_len", 0) > HEAD_BYTES:
+    bounds = {"dev": 1 << 64, "ino": 1 << 64, "offset": 1 << 62, "head_len": HEAD_BYTES + 1}
+    if any(
+        key in own and (type(own[key]) is not int or not 0 <= own[key] < most)
+        for key, most in bounds.items()
+    ):
         return False
     if not isinstance(own.get("skipping", False), bool):
         return False
