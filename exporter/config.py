@@ -250,7 +250,7 @@ CDN_FORMATS = ("cloudfront", "nginx")
 
 def _cdn_logs(text: str) -> tuple[tuple[str, Path], ...]:
     """``cloudfront:DIR`` and ``nginx:FILE`` sources, comma-separated."""
-    found = []
+    found: list[tuple[str, Path]] = []
     for part in (p.strip() for p in text.split(",")):
         kind, sep, where = part.partition(":")
         if not sep or kind not in CDN_FORMATS or not where:
@@ -260,6 +260,9 @@ def _cdn_logs(text: str) -> tuple[tuple[str, Path], ...]:
             raise ValueError(f"cloudfront:DIRECTORY naming a directory (none at {where!r})")
         if kind == "nginx" and not path.parent.is_dir():
             raise ValueError(f"nginx:FILE in an existing directory (none at {str(path.parent)!r})")
+        # one log named twice (another spelling, a symlink) would count every line twice
+        if any(os.path.realpath(path) == os.path.realpath(seen) for _, seen in found):
+            raise ValueError(f"each log once ({where!r} names a log already given)")
         found.append((kind, path))
     return tuple(found)
 

@@ -195,6 +195,7 @@ def test_cdn_logs_take_sources_a_state_file_and_path_classes(tmp_path: Path) -> 
         # a directory no file can be created in (read-only for us; /proc even for root)
         (("--cdn-state-file", "/proc/cdn-state.json"), "in a directory the exporter can write"),
         (("--cdn-state-file", "/dev/null"), "a regular file, not a FIFO or device"),
+        (("--cdn-log", "cloudfront:/tmp,cloudfront:/tmp/../tmp/"), "each log once"),
     ],
 )
 def test_bad_cdn_settings_name_the_flag(argv: tuple[str, ...], message: str) -> None:
