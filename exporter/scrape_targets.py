@@ -55,6 +55,23 @@ def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
+#: NAT64's well-known prefix: its addresses reach the IPv4 address in their last 32 bits
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _reached(
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None,
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a connection to ``ip`` reaches: an IPv4-mapped (``::ffff:a.b.c.d``)
+    or NAT64 (``64:ff9b::/96``) address reaches the IPv4 address inside it."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return ip.ipv4_mapped
+        if ip in _NAT64:
+            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip
+
+
 def _check_host(host: str) -> str:
     """``host`` if it is a host name or an IP address written in full, else ValueError."""
     if _ip(host) is not None:
@@ -186,7 +203,8 @@ def allowed(target: Target, patterns: tuple[str, ...]) -> bool:
     address = target.address.lower()
     host = address if target.path else address.rpartition(":")[0]
     ip = _ip(target.host) if not target.path else None
-    guarded = ip is not None and (ip.is_link_local or ip in _METADATA)
+    reached = _reached(ip)
+    guarded = reached is not None and (reached.is_link_local or reached in _METADATA)
     for raw in patterns:
         pattern = raw.lower()
         if not target.path and not pattern.startswith("/"):

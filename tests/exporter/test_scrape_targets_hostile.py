@@ -81,6 +81,9 @@ def test_every_accepted_target_reads_back_as_what_was_checked(text: str) -> None
         ("redis://169.254.169.254:80", ("169.254.169.254",), True),
         ("redis://[fe80::1]:6379", ("*",), False),
         ("redis://[fd00:ec2::254]", ("*",), False),
+        ("redis://[::ffff:169.254.169.254]:6379", ("*",), False),  # IPv4-mapped
+        ("redis://[64:ff9b::a9fe:a9fe]:6379", ("*",), False),  # NAT64 of 169.254.169.254
+        ("redis://[::ffff:10.0.0.1]:6379", ("*",), True),
         ("redis://[fd00:ec2::254]", ("[fd00:ec2::254]",), True),
         ("redis://cache-1.internal", ("*",), True),
     ],
