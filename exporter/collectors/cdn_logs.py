@@ -419,6 +419,7 @@ class CdnLogCollector(BackgroundThread, Collector):
                 self._counts.lines[(source.format, outcome)] = 0
         self._saved: str | None = None
         self._state = self._load_state()
+        self._adopt_respelled()
         self._held: dict[str, IO[bytes]] = {}  # nginx: the open handle being followed
         #: CloudFront files not readable yet: (source, name) -> ((size, mtime), first seen)
         self._pending: dict[tuple[str, str], tuple[tuple[int, int], float]] = {}
@@ -452,6 +453,23 @@ class CdnLogCollector(BackgroundThread, Collector):
                         shown(self.state_file))  # fmt: skip
             return {"version": STATE_VERSION, "sources": {}, "fresh": True}
         return data
+
+    def _adopt_respelled(self) -> None:
+        """Take over the saved position of a source now named another way (relative
+        then absolute, through a symlink): the state is keyed by the path as written,
+        and a source without a saved position reads every file of its directory again,
+        which counted each line a second time."""
+        saved: dict[str, Any] = self._state["sources"]
+        ours = {source.key for source in self.sources}
+        for source in self.sources:
+            if source.key in saved:
+                continue
+            mine = os.path.realpath(source.path)
+            for key in [k for k in saved if k not in ours]:
+                fmt, _, where = key.partition(":")
+                if fmt == source.format and os.path.realpath(where) == mine:
+                    saved[source.key] = saved.pop(key)
+                    break
 
     def _save_state(self) -> None:
         kept = {key: value for key, value in self._state.items() if key != "fresh"}

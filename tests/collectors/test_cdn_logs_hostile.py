@@ -301,3 +301,24 @@ def test_a_source_that_keeps_failing_is_logged_once_a_streak(
     warned = [r for r in caplog.records if "cannot read" in r.getMessage()]
     assert len(warned) == 1, [r.getMessage() for r in warned]
     assert samples(reader)[(ERRORS, ("format", "nginx"))] == 3
+
+
+def test_a_source_named_another_way_after_a_restart_keeps_its_position(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state is keyed by the path as written: the same directory given relative,
+    then absolute (or through a symlink) read every file again, counting each twice."""
+    logs = tmp_path / "cf"
+    logs.mkdir()
+    (tmp_path / "link").symlink_to(logs)
+    state = tmp_path / "state.json"
+    cf_file(logs / "a.gz", [cf_line("/api/a", "Hit")] * 3)
+    monkeypatch.chdir(tmp_path)
+    first = CdnLogCollector([Source("cloudfront", Path("cf"))], state)
+    first.poll()
+    assert cdn(first, "hits", "api") == 3
+    for spelling in (logs, tmp_path / "link"):
+        cf_file(logs / f"b-{spelling.name}.gz", [cf_line("/api/b", "Hit")])
+        again = CdnLogCollector([Source("cloudfront", spelling)], state)
+        again.poll()
+        assert cdn(again, "hits", "api") == 1  # only the new file
