@@ -628,7 +628,6 @@ class CdnLogCollector(BackgroundThread, Collector):
         path = source.path / name
         local = _Tally()
         columns = _CloudFrontColumns()
-        reader: LineReader | None = None
         try:
             with open_regular(path, follow=False) as raw:
                 gz = raw.read(2) == b"\x1f\x8b"
@@ -672,7 +671,7 @@ class CdnLogCollector(BackgroundThread, Collector):
                     return None, lines
             except FileNotFoundError:
                 return None, lines
-            why = "gzip cut short" if isinstance(exc, EOFError) else exc.strerror
+            why = "gzip cut short" if isinstance(exc, EOFError) else exc.strerror or type(exc).__name__
             self._warn(source, "give-up", "CDN log %s: %s for %ds, skipped", shown(path), why,
                        GIVE_UP_AFTER)  # fmt: skip
             return "bad", lines
