@@ -671,7 +671,8 @@ class CdnLogCollector(BackgroundThread, Collector):
                     return None, lines
             except FileNotFoundError:
                 return None, lines
-            why = "gzip cut short" if isinstance(exc, EOFError) else exc.strerror or type(exc).__name__
+            why = exc.strerror if isinstance(exc, OSError) else None
+            why = "gzip cut short" if isinstance(exc, EOFError) else why or type(exc).__name__
             self._warn(source, "give-up", "CDN log %s: %s for %ds, skipped", shown(path), why,
                        GIVE_UP_AFTER)  # fmt: skip
             return "bad", lines
