@@ -8,10 +8,12 @@ from typing import Any
 
 import redis
 import redis.sentinel
+from redis._parsers.hiredis import NOT_ENOUGH_DATA, _HiredisParser
 from redis._parsers.resp2 import _RESP2Parser
 from redis._parsers.socket import SocketBuffer
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from redis.utils import HIREDIS_AVAILABLE
 
 from exporter.collectors.health import (
     Backoff,
@@ -104,6 +106,63 @@ def _bounded_line(buffer: SocketBuffer) -> bytes:
     return data[:-2]
 
 
+#: the most bytes of one reply the background workers read (a SCAN batch of 100 keys
+#: and a MEMORY USAGE are a few kB); past it the reply is refused and the connection
+#: dropped.  Bytes bound elements too: hiredis builds each element as it arrives.
+MAX_WORKER_REPLY_BYTES = 4 * 1024 * 1024
+
+
+class _CountingReader:
+    """A ``hiredis.Reader`` that refuses a reply once more than ``limit`` bytes were fed
+    without completing it (the count starts over at each complete reply)."""
+
+    __slots__ = ("_fed", "_limit", "_reader")
+
+    def __init__(self, reader: Any, limit: int) -> None:
+        self._reader = reader
+        self._limit = limit
+        self._fed = 0
+
+    def feed(self, data: Any, offset: int = 0, length: int | None = None) -> None:
+        if length is None:
+            self._reader.feed(data, offset)
+            self._fed += len(data) - offset
+        else:
+            self._reader.feed(data, offset, length)
+            self._fed += length
+
+    def gets(self, *args: Any) -> Any:
+        reply = self._reader.gets(*args)
+        if reply is not NOT_ENOUGH_DATA:  # the marker redis-py gives hiredis.Reader
+            self._fed = 0
+        elif self._fed > self._limit:
+            raise ReplyTooLarge(f"reply over {self._limit} bytes refused")
+        return reply
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reader, name)
+
+
+class WorkerParser(_HiredisParser):
+    """redis-py's hiredis parser (fast: the sampler parses every SCAN and MEMORY USAGE
+    reply) with a bound of :data:`MAX_WORKER_REPLY_BYTES` per reply: a hostile server
+    (a /scrape target is any allowed host) answered SCAN with 300 MiB and the sampler
+    took 900 MiB."""
+
+    def on_connect(self, connection: Any, **kwargs: Any) -> None:
+        super().on_connect(connection, **kwargs)  # type: ignore[no-untyped-call]
+        self._reader = _CountingReader(self._reader, MAX_WORKER_REPLY_BYTES)  # type: ignore[assignment]
+
+
+def _bounded_replies(pool: redis.ConnectionPool) -> redis.ConnectionPool:
+    """``pool``, its future connections reading through a bounded parser (RESP2; RESP3
+    keeps redis-py's, as the INFO collector does)."""
+    options = pool.connection_kwargs
+    if str(options.get("protocol") or 2) == "2":
+        options["parser_class"] = WorkerParser if HIREDIS_AVAILABLE else CappedParser
+    return pool
+
+
 def connection_pool(
     url: str,
     redis_kwargs: dict[str, Any] | None = None,
@@ -123,14 +182,14 @@ def connection_pool(
         **(redis_kwargs or {}),
     }
     if is_sentinel_url(url):
-        return sentinel_pool(url, kwargs, db=db)
+        return _bounded_replies(sentinel_pool(url, kwargs, db=db))
     pool = redis.ConnectionPool.from_url(url, **kwargs)
     if db is None or db == pool.connection_kwargs.get("db", 0):
-        return pool
+        return _bounded_replies(pool)
     options = {**pool.connection_kwargs, "db": db}
     connection_class = pool.connection_class
     pool.disconnect()
-    return redis.ConnectionPool(connection_class=connection_class, **options)
+    return _bounded_replies(redis.ConnectionPool(connection_class=connection_class, **options))
 
 
 class _Sentinels(redis.sentinel.Sentinel):
