@@ -322,3 +322,21 @@ def test_a_source_named_another_way_after_a_restart_keeps_its_position(
         again = CdnLogCollector([Source("cloudfront", spelling)], state)
         again.poll()
         assert cdn(again, "hits", "api") == 1  # only the new file
+
+
+def test_a_state_naming_more_files_than_ever_kept_is_refused_before_parsing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """32 MiB of state (3 M names, ours never holds over MAX_REMEMBERED a source) took
+    500 MiB and 10 s to load at every start."""
+    monkeypatch.setattr(cdn_logs, "MAX_REMEMBERED", 100)
+    logs = tmp_path / "cf"
+    logs.mkdir()
+    cf_file(logs / "a.gz", [cf_line("/api/a", "Hit")])
+    done = {f"forged-{i}": 1 for i in range(5000)}
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"version": 1, "sources": {f"cloudfront:{logs}": {"done": done}}}))
+    reader = CdnLogCollector([Source("cloudfront", logs)], state)
+    assert reader._state.get("fresh") is True
+    reader.poll()
+    assert cdn(reader, "hits", "api") == 0  # afresh: what is there counts as read
