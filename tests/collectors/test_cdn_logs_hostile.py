@@ -340,3 +340,27 @@ def test_a_state_naming_more_files_than_ever_kept_is_refused_before_parsing(
     assert reader._state.get("fresh") is True
     reader.poll()
     assert cdn(reader, "hits", "api") == 0  # afresh: what is there counts as read
+
+
+def test_files_that_cannot_be_opened_take_no_turn_from_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A poll reads at most MAX_FILES_PER_POLL files; unreadable ones (retried for 10
+    minutes) used to fill those turns, so no file behind them was read meanwhile."""
+    monkeypatch.setattr(cdn_logs, "MAX_FILES_PER_POLL", 3)
+    logs = tmp_path / "cf"
+    logs.mkdir()
+    reader = CdnLogCollector([Source("cloudfront", logs)], tmp_path / "state.json")
+    for i in range(5):
+        cf_file(logs / f"a-{i}.gz", [cf_line("/api/a", "Hit")])
+    cf_file(logs / "b.gz", [cf_line("/api/b", "Miss")])
+    real_os_open = os.open
+
+    def refuse_fd(path: Any, *args: Any, **kwargs: Any) -> int:
+        if os.path.basename(os.fsdecode(path)).startswith("a-"):
+            raise PermissionError(13, "Permission denied")
+        return real_os_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse_fd)
+    reader.poll()
+    assert cdn(reader, "misses", "api") == 1
