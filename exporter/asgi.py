@@ -277,17 +277,23 @@ class CacheMetricsMiddleware:
         conditional = False
         for name, value in scope.get("headers", ()):
             if name in _CONDITIONAL:
-                conditional = True
                 if name == b"if-none-match":
                     if_none_match = value
+                    # ``*`` is a precondition on writes (RFC 9110 13.1.2), never a
+                    # browser's revalidation: any client could send it to turn every
+                    # ETagged answer into a 304 and the browser layer's hit rate to 100 %
+                    conditional = conditional or value.strip() != b"*"
+                else:
+                    conditional = True
         reads = method in ("GET", "HEAD")
         mark = _Mark()
         token = _current.set(mark)
         status = 500
         swallow = False
+        finished = False  # the last body message went out
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status, swallow
+            nonlocal status, swallow, finished
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 headers = list(message.get("headers", ()))
@@ -310,14 +316,22 @@ class CacheMetricsMiddleware:
                         status, swallow = 304, True
                         headers = [(n, v) for n, v in headers if n.lower() not in _DROPPED_ON_304]
                 message = {**message, "status": status, "headers": headers}
-            elif message["type"] == "http.response.body" and swallow:
-                if message.get("more_body", False):
-                    return
-                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            elif message["type"] == "http.response.body":
+                finished = not message.get("more_body", False)
+                if swallow:
+                    if not finished:
+                        return
+                    message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception:
+            # an app that fails after its headers went out (a stream cut short) sent
+            # its client a broken answer, whatever status the headers said
+            if not finished:
+                status = 500
+            raise
         finally:
             _current.reset(token)
             seconds = time.perf_counter() - start

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -249,7 +250,7 @@ CDN_FORMATS = ("cloudfront", "nginx")
 
 def _cdn_logs(text: str) -> tuple[tuple[str, Path], ...]:
     """``cloudfront:DIR`` and ``nginx:FILE`` sources, comma-separated."""
-    found = []
+    found: list[tuple[str, Path]] = []
     for part in (p.strip() for p in text.split(",")):
         kind, sep, where = part.partition(":")
         if not sep or kind not in CDN_FORMATS or not where:
@@ -259,14 +260,29 @@ def _cdn_logs(text: str) -> tuple[tuple[str, Path], ...]:
             raise ValueError(f"cloudfront:DIRECTORY naming a directory (none at {where!r})")
         if kind == "nginx" and not path.parent.is_dir():
             raise ValueError(f"nginx:FILE in an existing directory (none at {str(path.parent)!r})")
+        # one log named twice (another spelling, a symlink) would count every line twice
+        if any(os.path.realpath(path) == os.path.realpath(seen) for _, seen in found):
+            raise ValueError(f"each log once ({where!r} names a log already given)")
         found.append((kind, path))
     return tuple(found)
 
 
 def _state_file(text: str) -> Path:
+    """A state path whose directory exists and takes new files (the state is replaced
+    through a temp file beside it, so a read-only directory would fail every poll, and
+    nothing would ever be counted), and that is a regular file if it exists."""
     path = Path(text)
     if not path.parent.is_dir() or path.is_dir():
         raise ValueError(f"a file path in an existing directory ({text!r})")
+    if path.exists() and not path.is_file():
+        raise ValueError(f"a regular file, not a FIFO or device ({text!r})")
+    try:  # tried, not os.access: that says yes to root on a read-only mount
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise ValueError(
+            f"a file path in a directory the exporter can write ({text!r}: {exc.strerror})"
+        ) from None
     return path
 
 

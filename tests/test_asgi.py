@@ -201,6 +201,40 @@ def test_an_endpoint_that_raises_counts_as_5xx_under_its_route(registry: Collect
                  cached="false") == 1  # fmt: skip
 
 
+def test_if_none_match_star_is_not_a_browser_revalidation(
+    client: TestClient, registry: CollectorRegistry
+) -> None:
+    """``*`` is a write precondition: a client sending it on every GET gets its 304s
+    (as RFC 9110 says) but must not move the browser layer's hit rate."""
+    for _ in range(3):
+        assert client.get("/api/users/u1", headers={"If-None-Match": "*"}).status_code == 304
+    text = text_of(registry)
+    assert sample(text, "cache_hits_total", layer="browser", type="api") == 0
+    assert sample(text, "cache_misses_total", layer="browser", type="api") == 0
+
+
+def test_a_stream_that_fails_after_its_headers_counts_as_5xx(registry: CollectorRegistry) -> None:
+    from fastapi.responses import StreamingResponse
+
+    app = FastAPI()
+
+    @app.get("/api/feed/{n}")
+    def feed(n: int) -> StreamingResponse:
+        def chunks():  # type: ignore[no-untyped-def]
+            yield b"first,"
+            raise RuntimeError("the source went away")
+
+        return StreamingResponse(chunks())
+
+    app.add_middleware(CacheMetricsMiddleware, registry=registry)
+    client = TestClient(app, raise_server_exceptions=False)
+    client.get("/api/feed/1")  # its client got a 200 and half a body
+    assert count(registry, route="/api/feed/{n}", method="GET", status_class="5xx",
+                 cached="false") == 1  # fmt: skip
+    assert count(registry, route="/api/feed/{n}", method="GET", status_class="2xx",
+                 cached="false") is None  # fmt: skip
+
+
 def test_static_files_revalidate_by_etag_and_get_the_immutable_policy(
     registry: CollectorRegistry, tmp_path: Path
 ) -> None:

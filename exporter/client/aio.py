@@ -80,6 +80,33 @@ from exporter.redis_urls import is_sentinel_url, parse_sentinel_url
 T = TypeVar("T")
 
 
+class _Sentinels(redis.asyncio.sentinel.Sentinel):
+    """redis-py's ``Sentinel``, except that a Sentinel whose answer cannot be read
+    (redis-py raises ``KeyError`` or ``ValueError`` parsing what no Sentinel sends, or
+    it answers an error) is skipped like an unreachable one: redis-py asked the next
+    Sentinel only after a connection error or a timeout, so one broken Sentinel hid
+    the master the others name and every call failed open."""
+
+    async def discover_master(self, service_name: str) -> tuple[str, int]:
+        failed: list[str] = []
+        for number, sentinel in enumerate(self.sentinels):
+            try:
+                state = (await sentinel.sentinel_masters()).get(service_name)  # type: ignore[no-untyped-call,unused-ignore]
+                usable = bool(state) and self.check_master_state(state, service_name)  # type: ignore[no-untyped-call,unused-ignore]
+                address = (state["ip"], int(state["port"])) if usable else None
+            except (redis.RedisError, KeyError, ValueError, TypeError, AttributeError) as exc:
+                failed.append(type(exc).__name__)  # the class only: no address, no reply
+                continue
+            if address is not None:  # asked first from now on, as redis-py does
+                self.sentinels[0], self.sentinels[number] = sentinel, self.sentinels[0]
+                forced = getattr(self, "_force_master_ip", None)
+                return (forced if forced is not None else address[0]), address[1]
+        why = f" ({', '.join(failed)})" if failed else ""
+        raise redis.asyncio.sentinel.MasterNotFoundError(
+            f"No master found for {service_name!r}{why}"
+        )
+
+
 class AsyncCacheService(ServiceCore):
     """Instrumented, tenant-isolated, fail-open cache over a ``redis.asyncio`` client."""
 
@@ -144,9 +171,16 @@ class AsyncCacheService(ServiceCore):
                 for k, v in redis_opts.items()
                 if k in ("socket_timeout", "socket_connect_timeout")
             }
-            sentinel_class: Any = redis.asyncio.sentinel.Sentinel
+            sentinel_class: Any = _Sentinels
             sentinels = sentinel_class(
-                list(target.sentinels), sentinel_kwargs={**timeouts, **target.sentinel_kwargs()}
+                list(target.sentinels),
+                # no retries: with redis-py's default (3, with backoff) a get() through
+                # a frozen Sentinel took 12 s against its 0.5 s budget
+                sentinel_kwargs={
+                    **timeouts,
+                    "retry": backend.no_retries(),
+                    **target.sentinel_kwargs(),
+                },
             )
             client = sentinels.master_for(
                 target.service, **{**target.master_kwargs(), **redis_opts}

@@ -12,15 +12,30 @@ child that exits because its port was taken is restarted on another port by
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the demo's thread that started it dies.
+
+    Children are started from the demo's main thread, which lives as long as the
+    demo does.  Linux only (``prctl``); elsewhere a demo killed outright leaves its
+    children to be stopped by hand."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 class DemoError(RuntimeError):
@@ -159,7 +174,8 @@ class Child:
     def start(self, timeout: float = 20.0) -> Child:
         with self.log_path.open("wb") as log:
             # own session: a Ctrl-C in the terminal reaches the demo only, which then
-            # stops the children in order
+            # stops the children in order; a demo killed outright (SIGKILL, OOM)
+            # cannot, so the kernel sends each child SIGTERM when the demo dies
             self.proc = subprocess.Popen(
                 self.args,
                 stdin=subprocess.DEVNULL,
@@ -168,6 +184,7 @@ class Child:
                 env=self.env,
                 start_new_session=True,
                 pass_fds=self.pass_fds,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
         self.wait_ready(timeout)
         return self

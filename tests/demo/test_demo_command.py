@@ -7,6 +7,7 @@ import contextlib
 import os
 import re
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -142,6 +143,8 @@ def test_sigterm_stops_the_demo_and_everything_it_started() -> None:
         urls = [m.group(1) for line in lines if (m := re.match(r"^  .+?\s{2,}(\S+://\S+)$", line))]
         # redis, app, edge (nginx), exporter
         assert len(urls) == 4 and all(listening(u) for u in urls), lines
+        children = children_of(proc.pid)
+        assert len(children) >= 4, children
         proc.terminate()
         rest, _ = proc.communicate(timeout=30)
     finally:
@@ -152,6 +155,7 @@ def test_sigterm_stops_the_demo_and_everything_it_started() -> None:
     assert "stopped; nothing left running." in rest
     assert not Path(tmp.group(1)).exists()
     assert processes_mentioning(tmp.group(1)) == []
+    assert alive(children) == []
     assert not any(listening(u) for u in urls)
 
 
@@ -195,7 +199,7 @@ def start_demo() -> subprocess.Popen[str]:
     )
 
 
-def assert_all_gone(proc: subprocess.Popen[str], tmp: str) -> str:
+def assert_all_gone(proc: subprocess.Popen[str], tmp: str, children: list[int]) -> str:
     try:
         rest, _ = proc.communicate(timeout=40)
     finally:
@@ -205,6 +209,7 @@ def assert_all_gone(proc: subprocess.Popen[str], tmp: str) -> str:
     assert "stopped; nothing left running." in rest, rest
     assert not Path(tmp).exists(), rest
     assert processes_mentioning(tmp) == [], rest
+    assert alive(children) == [], rest
     return rest
 
 
@@ -218,28 +223,32 @@ def assert_all_gone(proc: subprocess.Popen[str], tmp: str) -> str:
 )
 def test_a_signal_at_any_phase_leaves_nothing_behind(signum: int, phase: str) -> None:
     proc = start_demo()
+    children: list[int] = []
     try:
         lines = read_until(proc, phase, timeout=UP_WITHIN_SECONDS)
         tmp = re.search(r" in (\S+) \.\.\.", lines[0])
         assert tmp, lines
         time.sleep(0.3)
+        children = children_of(proc.pid)
         proc.send_signal(signum)
     finally:
-        rest = assert_all_gone(proc, tmp.group(1) if tmp else "/nonexistent")
+        rest = assert_all_gone(proc, tmp.group(1) if tmp else "/nonexistent", children)
     assert proc.returncode == 0, rest
 
 
 def test_a_crashed_child_stops_the_demo_and_everything_else() -> None:
     proc = start_demo()
+    children: list[int] = []
     try:
         lines = read_until(proc, r"^Ctrl-C stops everything", timeout=UP_WITHIN_SECONDS)
         tmp = re.search(r" in (\S+) \.\.\.", lines[0])
         assert tmp, lines
         (redis_url,) = [u for line in lines if (u := line.split()[-1]).startswith("redis://")]
+        children = children_of(proc.pid)
         with contextlib.suppress(redis.ConnectionError):
             redis.Redis.from_url(redis_url).shutdown(nosave=True)  # redis exits at once
     finally:
-        rest = assert_all_gone(proc, tmp.group(1) if tmp else "/nonexistent")
+        rest = assert_all_gone(proc, tmp.group(1) if tmp else "/nonexistent", children)
     assert proc.returncode == 1, rest
     assert "redis stopped unexpectedly" in rest
 
@@ -252,6 +261,7 @@ def test_a_closed_stdout_stops_the_demo_and_leaves_nothing_behind() -> None:
         tmp = re.search(r" in (\S+) \.\.\.", lines[0])
         assert tmp, lines
         assert proc.stdout is not None
+        children = children_of(proc.pid)
         proc.stdout.close()  # the next status line meets a broken pipe
         proc.wait(timeout=40)
     finally:
@@ -260,6 +270,7 @@ def test_a_closed_stdout_stops_the_demo_and_leaves_nothing_behind() -> None:
             proc.wait()
     assert not Path(tmp.group(1)).exists()
     assert processes_mentioning(tmp.group(1)) == []
+    assert alive(children) == []
 
 
 def test_demo_and_generate_name_the_rule_profile_alike() -> None:
@@ -275,3 +286,51 @@ def test_demo_and_generate_name_the_rule_profile_alike() -> None:
     assert demo.parse_args(["--profile", "fast"]).profile == "fast"
     assert demo.parse_args(["--rules", "fast"]).profile == "fast"
     assert gen.parse_args(["--profile", "fast"]).profile == "fast"
+
+
+def children_of(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def alive(pids: list[int]) -> list[int]:
+    """The pids still running (a zombie has exited: it only waits to be reaped)."""
+    running = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            running.append(pid)
+    return running
+
+
+def test_a_demo_killed_outright_takes_its_children_with_it() -> None:
+    """SIGKILL (or the OOM killer) gives the demo no chance to stop its children:
+    the kernel must (``PR_SET_PDEATHSIG``), or Redis, the app, nginx and the exporter
+    run on."""
+    proc = start_demo()
+    tmp = None
+    try:
+        lines = read_until(proc, r"^Ctrl-C stops everything", timeout=UP_WITHIN_SECONDS)
+        tmp = re.search(r" in (\S+) \.\.\.", lines[0])
+        assert tmp, lines
+        children = children_of(proc.pid)
+        assert len(children) >= 4, children  # redis, the app, nginx, the exporter
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 20
+        while alive(children) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert alive(children) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        if tmp:  # the demo could not remove its directory; the test does
+            shutil.rmtree(tmp.group(1), ignore_errors=True)

@@ -192,6 +192,10 @@ def test_cdn_logs_take_sources_a_state_file_and_path_classes(tmp_path: Path) -> 
         (("--cdn-log", "nginx:/no/such/dir/a.log"), "in an existing directory"),
         (("--cdn-log", "nginx:/tmp/a.log"), "--cdn-state-file: expected a state file"),
         (("--cdn-state-file", "/no/such/dir/s.json"), "a file path in an existing directory"),
+        # a directory no file can be created in (read-only for us; /proc even for root)
+        (("--cdn-state-file", "/proc/cdn-state.json"), "in a directory the exporter can write"),
+        (("--cdn-state-file", "/dev/null"), "a regular file, not a FIFO or device"),
+        (("--cdn-log", "cloudfront:/tmp,cloudfront:/tmp/../tmp/"), "each log once"),
     ],
 )
 def test_bad_cdn_settings_name_the_flag(argv: tuple[str, ...], message: str) -> None:
