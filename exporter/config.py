@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 from exporter.paths import PathClassError, PathClasses, load_classes
 from exporter.redaction import SECRET_QUERY_KEYS, redact_url
 from exporter.redis_urls import SENTINEL_SCHEMES, is_sentinel_url, parse_sentinel_url
-from exporter.slo import SLO, load_slo
+from exporter.slo import SLO, by_service, load_slo
 
 #: 9121 is the Go redis_exporter's port; ours must be able to run beside it
 DEFAULT_PORT = 9150
@@ -222,6 +223,19 @@ def _http_url(text: str) -> str:
     return text.rstrip("/")
 
 
+def _link_url(text: str) -> str:
+    """An http(s) URL for links every reader of the page sees: a user or password in
+    it would be shown to all of them (and a browser would not log in with it)."""
+    url = _http_url(text)
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            f"an http:// or https:// URL without user or password: the page shows it to "
+            f"every reader ({redact_url(text, keep_user=False)})"
+        )
+    return url
+
+
 def _patterns(text: str) -> tuple[str, ...]:
     if text.strip().lower() == "none":
         return ()
@@ -236,7 +250,7 @@ CDN_FORMATS = ("cloudfront", "nginx")
 
 def _cdn_logs(text: str) -> tuple[tuple[str, Path], ...]:
     """``cloudfront:DIR`` and ``nginx:FILE`` sources, comma-separated."""
-    found = []
+    found: list[tuple[str, Path]] = []
     for part in (p.strip() for p in text.split(",")):
         kind, sep, where = part.partition(":")
         if not sep or kind not in CDN_FORMATS or not where:
@@ -246,14 +260,29 @@ def _cdn_logs(text: str) -> tuple[tuple[str, Path], ...]:
             raise ValueError(f"cloudfront:DIRECTORY naming a directory (none at {where!r})")
         if kind == "nginx" and not path.parent.is_dir():
             raise ValueError(f"nginx:FILE in an existing directory (none at {str(path.parent)!r})")
+        # one log named twice (another spelling, a symlink) would count every line twice
+        if any(os.path.realpath(path) == os.path.realpath(seen) for _, seen in found):
+            raise ValueError(f"each log once ({where!r} names a log already given)")
         found.append((kind, path))
     return tuple(found)
 
 
 def _state_file(text: str) -> Path:
+    """A state path whose directory exists and takes new files (the state is replaced
+    through a temp file beside it, so a read-only directory would fail every poll, and
+    nothing would ever be counted), and that is a regular file if it exists."""
     path = Path(text)
     if not path.parent.is_dir() or path.is_dir():
         raise ValueError(f"a file path in an existing directory ({text!r})")
+    if path.exists() and not path.is_file():
+        raise ValueError(f"a regular file, not a FIFO or device ({text!r})")
+    try:  # tried, not os.access: that says yes to root on a read-only mount
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise ValueError(
+            f"a file path in a directory the exporter can write ({text!r}: {exc.strerror})"
+        ) from None
     return path
 
 
@@ -277,6 +306,9 @@ class Option:
     #: a secret value is never echoed in an error
     secret: bool = False
     switch: bool = False
+    #: the flag may be given several times (the environment variable: comma-separated);
+    #: ``parse`` reads each value and the setting is a tuple of them
+    repeat: bool = False
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -291,7 +323,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("listen", "--listen", "CACHE_EXPORTER_LISTEN", _host_port, _host_port(DEFAULT_LISTEN),
            "HOST:PORT to serve on (9121 is left to the Go redis_exporter)."),
     Option("slo", "--slo", "CACHE_EXPORTER_SLO", _file, None,
-           "SLO file (default: the packaged ADR defaults)."),
+           "SLO file (default: the packaged ADR defaults). Repeat it (the variable: "
+           "comma-separated) for a status page of several services, each judged by its own "
+           "file; the first file's service is the page's default and gives the collectors "
+           "their key types.", repeat=True),
     Option("postgres_dsn", "--postgres-dsn", "POSTGRES_DSN", _postgres_dsn, None,
            "PostgreSQL DSN to read the buffer-cache layer from (pg_stat_database).",
            secret=True),
@@ -351,6 +386,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("prometheus_url", "--prometheus-url", "PROMETHEUS_URL", _http_url, None,
            "Prometheus to query for the SLO status page (http[s]://[user:password@]host:port).",
            secret=True),
+    Option("prometheus_external_url", "--prometheus-external-url",
+           "PROMETHEUS_EXTERNAL_URL", _link_url, None,
+           "Prometheus as the status page's readers reach it (http[s]://host[:port][/path], "
+           "no credentials): its links to graphs and alerts lead there (default: "
+           "--prometheus-url without its credentials).", secret=True),
     Option("alertmanager_url", "--alertmanager-url", "ALERTMANAGER_URL", _http_url, None,
            "Alertmanager the status page asks which firing alerts it holds back (silenced "
            "or inhibited) (http[s]://[user:password@]host:port).", secret=True),
@@ -396,7 +436,11 @@ class Settings:
     redis_url: str = field(default=DEFAULT_REDIS_URL, repr=False)
     listen_host: str = "0.0.0.0"
     listen_port: int = DEFAULT_PORT
+    #: the first SLO file (the collectors' key types; the status page's default service)
     slo: SLO = field(default_factory=load_slo, repr=False)
+    #: every SLO file given, the first one included (the status page judges each
+    #: service by its own); empty means ``(slo,)``
+    slos: tuple[SLO, ...] = field(default=(), repr=False)
     postgres_dsn: str | None = field(default=None, repr=False)
     scrape_timeout: float = DEFAULT_SCRAPE_TIMEOUT
     #: sampler keyword arguments that were set (others keep the sampler's defaults)
@@ -408,6 +452,8 @@ class Settings:
     basic_auth_password: str | None = field(default=None, repr=False)
     bearer_token: str | None = field(default=None, repr=False)
     prometheus_url: str | None = None
+    #: where the status page's links lead (None: prometheus_url without credentials)
+    prometheus_external_url: str | None = None
     alertmanager_url: str | None = None
     #: host[:port] patterns /scrape may reach; None: any, (): /scrape is off
     scrape_allow: tuple[str, ...] | None = None
@@ -423,6 +469,11 @@ class Settings:
     cdn_state_file: Path | None = None
     cdn_poll_interval: float = 10.0
     path_classes: PathClasses = field(default_factory=PathClasses)
+
+    @property
+    def service_slos(self) -> tuple[SLO, ...]:
+        """Every SLO file, the first one first."""
+        return self.slos or (self.slo,)
 
     @property
     def redis_display(self) -> str:
@@ -480,6 +531,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         if opt.switch:
             parser.add_argument(opt.flag, dest=opt.dest, action="store_const", const="true",
                                 default=None, help=help_text)  # fmt: skip
+        elif opt.repeat:
+            parser.add_argument(opt.flag, dest=opt.dest, action="append", default=None,
+                                help=help_text)  # fmt: skip
         else:
             parser.add_argument(opt.flag, dest=opt.dest, default=None, help=help_text)
 
@@ -492,6 +546,14 @@ def _read_secret(path: Path, where: str) -> str:
     if not value:
         raise ConfigError(where, "a file holding a non-empty secret", str(path))
     return value
+
+
+def _parsed(opt: Option, raw: str, source: str) -> Any:
+    try:
+        return opt.parse(raw)
+    except ValueError as exc:
+        shown = None if opt.secret else raw
+        raise ConfigError(source, str(exc), shown) from None
 
 
 def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
@@ -508,11 +570,13 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
         if raw is None:
             values[opt.dest] = opt.default
             continue
-        try:
-            values[opt.dest] = opt.parse(raw)
-        except ValueError as exc:
-            shown = None if opt.secret else raw
-            raise ConfigError(source, str(exc), shown) from None
+        if not opt.repeat:
+            values[opt.dest] = _parsed(opt, raw, source)
+            continue
+        items = raw if isinstance(raw, list) else [p.strip() for p in raw.split(",")]
+        if not all(items):
+            raise ConfigError(source, "comma-separated values, none empty", raw)
+        values[opt.dest] = tuple(_parsed(opt, item, source) for item in items)
 
     redis_password = None
     if values["redis_password_file"] is not None:
@@ -552,11 +616,15 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
     except PathClassError as exc:
         raise ConfigError(where["path_classes"], str(exc)) from None
     host, port = values["listen"]
+    # every file is read before any is used; two files of one service are refused
+    slos = tuple(load_slo(path) for path in values["slo"] or (None,))
+    by_service(slos)
     return Settings(
         redis_url=values["redis_url"],
         listen_host=host,
         listen_port=port,
-        slo=load_slo(values["slo"]),
+        slo=slos[0],
+        slos=slos,
         postgres_dsn=values["postgres_dsn"],
         scrape_timeout=values["scrape_timeout"],
         sampler=sampler,
@@ -567,6 +635,7 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
         basic_auth_password=basic_password,
         bearer_token=bearer,
         prometheus_url=values["prometheus_url"],
+        prometheus_external_url=values["prometheus_external_url"],
         alertmanager_url=values["alertmanager_url"],
         scrape_allow=values["scrape_allow"],
         log_level=values["log_level"],

@@ -22,11 +22,13 @@ the ``Sentinel`` themselves, sync or asyncio).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 DEFAULT_SENTINEL_PORT = 26379
 FORM = "redis+sentinel://[user:password@]host[:port]/service[/db][?sentinel=host2:port]"
+#: the longest service name taken (it is part of the ``instance`` label and of log lines)
+MAX_SERVICE = 256
 #: query options this module reads (the rest are redis-py's)
 _OURS = frozenset({"sentinel", "sentinel_password", "sentinel_username", "password"})
 
@@ -77,12 +79,23 @@ class SentinelURL:
         return kwargs
 
 
-def _host_port(text: str, where: str) -> tuple[str, int]:
+def _port(parts: SplitResult, expected: str) -> int:
     try:
-        parts = urlsplit(f"//{text}")
-        port = parts.port or DEFAULT_SENTINEL_PORT
+        port = parts.port
     except ValueError:
-        raise ValueError(f"{where}: a host[:port] with a port from 1 to 65535") from None
+        port = 0
+    if port == 0:  # ":0" used to become 26379 unsaid
+        raise ValueError(expected)
+    return port or DEFAULT_SENTINEL_PORT
+
+
+def _host_port(text: str, where: str) -> tuple[str, int]:
+    parts = urlsplit(f"//{text}")
+    if "@" in parts.netloc:  # its credentials would be dropped unsaid, and logged
+        raise ValueError(f"{where}: a host[:port] without credentials (use sentinel_password=)")
+    if parts.path or parts.query or parts.fragment:
+        raise ValueError(f"{where}: a host[:port] alone")
+    port = _port(parts, f"{where}: a host[:port] with a port from 1 to 65535")
     if not parts.hostname:
         raise ValueError(f"{where}: a host, as in {FORM}")
     return parts.hostname, port
@@ -93,9 +106,9 @@ def parse_sentinel_url(url: str) -> SentinelURL:
     repeats the URL: it may hold a password; callers show it redacted)."""
     try:
         parts = urlsplit(url)
-        port = parts.port or DEFAULT_SENTINEL_PORT
     except ValueError:
         raise ValueError(f"{FORM} with a numeric port") from None
+    port = _port(parts, f"{FORM} with a numeric port from 1 to 65535")
     if parts.scheme.lower() not in SENTINEL_SCHEMES:
         raise ValueError(f"a URL whose scheme is one of {', '.join(SENTINEL_SCHEMES)}")
     if not parts.hostname:
@@ -103,8 +116,10 @@ def parse_sentinel_url(url: str) -> SentinelURL:
     path = [unquote(p) for p in parts.path.split("/") if p]
     if not path or len(path) > 2:
         raise ValueError(f"the master's service name as the URL path, as in {FORM}")
-    if len(path) == 2 and not path[1].isdigit():
+    if len(path) == 2 and not (path[1].isascii() and path[1].isdigit()):  # not "²"
         raise ValueError(f"a database number after the service name, as in {FORM}")
+    if len(path[0]) > MAX_SERVICE or not path[0].isprintable():
+        raise ValueError(f"a service name of printable characters, at most {MAX_SERVICE}")
     query = parse_qsl(parts.query, keep_blank_values=True)
     unknown = sorted({k for k, _ in query} - _OURS)
     if unknown:

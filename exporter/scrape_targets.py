@@ -11,17 +11,94 @@ never from the text.  A target is scheme, user, password, host, port and
 database: query options other than ``db`` and ``password`` are refused, since
 they could redirect the connection (``host``, ``port``, ``path``) or change how
 long and how it is held (timeouts, TLS files, pool sizes).
+
+The connection URL is written back from the checked values, so every value must
+survive that round trip: a host is a host name or an IP address (a percent-encoded
+``#``, ``?``, ``/`` or ``@`` in it made ``redis://evil%23.cache.internal`` pass
+``*.cache.internal`` and connect to ``evil``), a socket path is absolute with no
+``.`` or ``..`` segment (``/run/redis/*`` allowed ``/run/redis/../../tmp/x.sock``),
+and :func:`parse_target` re-reads the URL it built and refuses any difference.
+An IPv4 pattern (``10.0.*``) matches IPv4 addresses only, never a name that starts
+like one (``10.0.0.1.attacker.example``), and a link-local address (where cloud
+metadata services answer) is reached only through a pattern naming it without a glob.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import posixpath
 import re
+import socket
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
 #: query parameters a target may carry: the database and a password (moved out of the URL)
 TARGET_QUERY = ("db", "password")
 DEFAULT_PORT = 6379
+#: SELECT takes a C int
+MAX_DB = 2**31 - 1
+#: a unix socket path fits sockaddr_un's 108 bytes with its NUL
+MAX_SOCKET_PATH = 107
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}\Z)[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_-]{1,63})*\.?", re.ASCII
+)
+#: an IPv4 pattern's host: digits, dots and globs (at least one digit)
+_IPV4_PATTERN = re.compile(r"(?=.*[0-9])[0-9.*?]+", re.ASCII)
+#: cloud metadata addresses outside the link-local ranges (AWS' IPv6, Alibaba's)
+_METADATA = frozenset(ipaddress.ip_address(a) for a in ("fd00:ec2::254", "100.100.100.200"))
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+#: NAT64's well-known prefix: its addresses reach the IPv4 address in their last 32 bits
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _reached(
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None,
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a connection to ``ip`` reaches: an IPv4-mapped (``::ffff:a.b.c.d``)
+    or NAT64 (``64:ff9b::/96``) address reaches the IPv4 address inside it."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return ip.ipv4_mapped
+        if ip in _NAT64:
+            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip
+
+
+def _check_host(host: str) -> str:
+    """``host`` if it is a host name or an IP address written in full, else ValueError."""
+    if _ip(host) is not None:
+        return host
+    try:  # 127.1, 0x7f000001, 2130706433, 017.0.0.1: the resolver reads them as IPv4
+        socket.inet_aton(host)
+    except OSError:
+        pass
+    else:
+        raise ValueError("an IPv4 address written in full, as in 10.0.0.1")
+    if not _HOST_NAME.fullmatch(host):
+        raise ValueError("a host name (letters, digits, '-', '_', '.') or an IP address")
+    return host
+
+
+def _check_socket_path(path: str) -> str:
+    if (
+        not path.startswith("/")
+        or posixpath.normpath(path) != path
+        or len(path.encode("utf-8", "surrogateescape")) > MAX_SOCKET_PATH
+        or not path.isprintable()
+    ):
+        raise ValueError(
+            "unix:///absolute/path.sock without . or .. segments, at most "
+            f"{MAX_SOCKET_PATH} bytes"
+        )
+    return path
 
 
 @dataclass(frozen=True)
@@ -80,20 +157,32 @@ def parse_target(text: str) -> Target:
         raise ValueError("a database number in ?db=") from None
     password = kwargs.get("password")  # the URL's own wins over ?password=
     db = int(kwargs.get("db", 0))
-    if db < 0:
-        raise ValueError("a database number of 0 or more")
+    if not 0 <= db <= MAX_DB:
+        raise ValueError(f"a database number from 0 to {MAX_DB}")
     if parts.scheme == "unix":
-        path = str(kwargs.get("path", ""))
-        return Target("unix", "", 0, path, db, kwargs.get("username"), password)
-    return Target(
-        parts.scheme,
-        str(kwargs.get("host", "")).lower(),
-        int(kwargs.get("port", DEFAULT_PORT)),
-        "",
-        db,
-        kwargs.get("username"),
-        password,
-    )
+        path = _check_socket_path(str(kwargs.get("path", "")))
+        target = Target("unix", "", 0, path, db, kwargs.get("username"), password)
+    else:
+        target = Target(
+            parts.scheme,
+            _check_host(str(kwargs.get("host", "")).lower()),
+            int(kwargs.get("port", DEFAULT_PORT)),
+            "",
+            db,
+            kwargs.get("username"),
+            password,
+        )
+    # what connects is target.url read again: it must say exactly what was checked
+    again = parse_url(target.url)  # type: ignore[no-untyped-call]
+    if target.path:
+        said: tuple[object, ...] = (again.get("path", ""),)
+        checked: tuple[object, ...] = (target.path,)
+    else:
+        said = (again.get("host", ""), int(again.get("port", DEFAULT_PORT)))
+        checked = (target.host, target.port)
+    if said != checked or int(again.get("db", 0)) != target.db:
+        raise ValueError("a plain host, port and database (the target did not read back)")
+    return target
 
 
 def _glob(pattern: str) -> re.Pattern[str]:
@@ -107,12 +196,25 @@ def allowed(target: Target, patterns: tuple[str, ...]) -> bool:
     socket path (every database behind it).  A pattern without a port matches any
     port, one without ``/db`` any database.
 
-    Host names are matched as written in the target, before any DNS lookup.
+    Host names are matched as written in the target, before any DNS lookup.  A pattern
+    whose host is digits, dots and globs matches IPv4 addresses only; a link-local or
+    metadata address needs a pattern whose host has no glob.
     """
     address = target.address.lower()
     host = address if target.path else address.rpartition(":")[0]
+    ip = _ip(target.host) if not target.path else None
+    reached = _reached(ip)
+    guarded = reached is not None and (reached.is_link_local or reached in _METADATA)
     for raw in patterns:
         pattern = raw.lower()
+        if not target.path and not pattern.startswith("/"):
+            pattern_host = _pattern_host(pattern)
+            if _IPV4_PATTERN.fullmatch(pattern_host) and not isinstance(
+                ip, ipaddress.IPv4Address
+            ):
+                continue
+            if guarded and ("*" in pattern_host or "?" in pattern_host):
+                continue
         if pattern.startswith("/"):
             if target.path and _glob(pattern).fullmatch(address):
                 return True
@@ -126,3 +228,11 @@ def allowed(target: Target, patterns: tuple[str, ...]) -> bool:
         if _glob(pattern).fullmatch(address if ":" in port_part else host):
             return True
     return False
+
+
+def _pattern_host(pattern: str) -> str:
+    """The host part of a ``host[:port][/db]`` pattern (IPv6 without its brackets)."""
+    pattern = pattern.partition("/")[0]
+    if pattern.startswith("["):
+        return pattern[1:].partition("]")[0]
+    return pattern.partition(":")[0]

@@ -203,7 +203,12 @@ def _status_app(settings: Settings, check: Callable[[Request], None]) -> ASGIApp
     from exporter.status import build_router
 
     status = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
-    router = build_router(settings.prometheus_url or "", settings.slo, settings.alertmanager_url)
+    router = build_router(
+        settings.prometheus_url or "",
+        settings.service_slos,
+        settings.alertmanager_url,
+        prometheus_links_url=settings.prometheus_external_url,
+    )
     status.include_router(router, dependencies=[Depends(check)])
     return status
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import reprlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -960,3 +961,18 @@ def load_slo(path: str | Path | None = None) -> SLO:
 def default_slo_path() -> Path:
     """Path of the shipped default SLO file (for ``--slo`` help and docs)."""
     return Path(__file__).parent / "data" / DEFAULT_SLO_NAME
+
+
+def by_service(slos: Sequence[SLO]) -> dict[str, SLO]:
+    """``{service name: its SLO}`` in the files' order; a service two files name is
+    refused in one line naming both files (whichever came last would judge it)."""
+    found: dict[str, SLO] = {}
+    for slo in slos:
+        name = slo.service.name
+        if name in found:
+            raise SLOError(
+                slo.source, "service.name",
+                f"a name no other SLO file uses (also in {found[name].source})", name,
+            )  # fmt: skip
+        found[name] = slo
+    return found

@@ -39,15 +39,24 @@ is ``FILE.1``; a truncated or replaced one (smaller, or different first bytes) i
 read from the start.  A partial last line waits for its newline; a line over
 :data:`MAX_LINE` bytes is skipped to its newline (``oversized``), so memory stays
 bounded whatever the file holds.
+
+Hostile files: only regular files are read (:func:`open_regular`: a FIFO at a path
+no longer blocks the open, a device is not read for ever; a symlink in a CloudFront
+directory is not followed), a file that cannot be read yet does not hold back the
+others, and a file or a poll past :data:`MAX_FILE_LINES` / :data:`MAX_LINES_PER_POLL`
+lines stops there, so a poll takes bounded time whatever the directory holds.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import gzip
 import hashlib
 import json
 import logging
 import os
+import stat
 import threading
 import time
 import zlib
@@ -81,6 +90,14 @@ MAX_FILES_PER_POLL = 200
 MAX_FILE_BYTES = 1024 * 1024 * 1024
 #: seconds after its last change that a cut-short gzip file is given up on
 GIVE_UP_AFTER = 600.0
+#: lines read from one CloudFront file: a real line is over 256 bytes, so every file
+#: under MAX_FILE_BYTES fits; a gzip of empty lines (a few KiB holding 256 MiB of
+#: newlines took 9 minutes) is given up on instead of holding the reader
+MAX_FILE_LINES = MAX_FILE_BYTES // 256
+#: lines one poll reads: no new CloudFront file is started past it, an nginx log waits
+MAX_LINES_PER_POLL = MAX_FILE_LINES
+#: lines between two looks at the stop flag inside a file
+STOP_CHECK_LINES = 1 << 16
 #: CloudFront file names remembered in the state (those still in the directory)
 MAX_REMEMBERED = 100_000
 #: bytes of a file's start whose hash tells a truncated-and-rewritten log apart
@@ -150,6 +167,41 @@ class CdnLogError(ValueError):
     """A bad ``--cdn-log`` value: names it and what was expected."""
 
 
+class NotRegularFile(OSError):
+    """A path that is a FIFO, a device, a directory or (where refused) a symlink: its
+    reads could block for ever or never end, so it is never read."""
+
+
+def open_regular(path: Path | str, *, follow: bool = True) -> IO[bytes]:
+    """``open(path, "rb")`` for regular files only, without ever blocking on the open.
+
+    ``O_NONBLOCK`` makes opening a FIFO return at once (a plain ``open`` waits for a
+    writer for ever), ``fstat`` then judges what was opened, not what the name pointed
+    at a moment before; ``follow=False`` refuses a symlink (``O_NOFOLLOW``)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if not follow and exc.errno == errno.ELOOP:
+            raise NotRegularFile(errno.ELOOP, "a symlink, not a regular file") from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile(errno.EINVAL, "not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def shown(path: Path | str) -> str:
+    """A path as a log line shows it: quoted, with newlines, control characters and
+    undecodable bytes escaped (a file name is outside data: ``\n`` in one would
+    forge a log line, an escape sequence would repaint the terminal)."""
+    return ascii(str(path))
+
+
 @dataclass(frozen=True)
 class Source:
     """One log source: its format and the directory (CloudFront) or file (nginx)."""
@@ -185,12 +237,20 @@ class LineReader:
         self.consumed = 0
         self.skipping = skipping
         self.tail = b""
+        #: whether the last ``lines`` stopped at ``max_lines`` (more lines may follow)
+        self.limited = False
 
     def lines(
-        self, max_bytes: int | None = None, max_line: int = MAX_LINE
+        self,
+        max_bytes: int | None = None,
+        max_line: int = MAX_LINE,
+        max_lines: int | None = None,
     ) -> Iterator[bytes | None]:
+        """Lines until the stream ends, ``max_bytes`` were read or ``max_lines`` were
+        handed out (``consumed`` then stops after the last line handed out)."""
         buf = b""
         read_total = 0
+        handed = 0
         while max_bytes is None or read_total < max_bytes:
             data = self._read(CHUNK)
             if not data:
@@ -199,6 +259,11 @@ class LineReader:
             buf += data
             start = 0
             while (newline := buf.find(b"\n", start)) >= 0:
+                if max_lines is not None and handed >= max_lines:
+                    self.limited = True
+                    self.tail = b""
+                    return
+                handed += 1
                 line = buf[start:newline]
                 self.consumed += newline + 1 - start
                 start = newline + 1
@@ -292,8 +357,13 @@ def _valid_own(own: Any) -> bool:
     """Whether one source's saved state has the shape this reader writes."""
     if not isinstance(own, dict):
         return False
-    ints = ("dev", "ino", "offset", "head_len")
-    if any(k in own and (type(own[k]) is not int or own[k] < 0) for k in ints):
+    # bounded as the reader writes them: a forged offset past 2**63 made seek() raise
+    # OverflowError, a forged head_len made one read() take the whole log into memory
+    bounds = {"dev": 1 << 64, "ino": 1 << 64, "offset": 1 << 62, "head_len": HEAD_BYTES + 1}
+    if any(
+        key in own and (type(own[key]) is not int or not 0 <= own[key] < most)
+        for key, most in bounds.items()
+    ):
         return False
     if not isinstance(own.get("skipping", False), bool):
         return False
@@ -336,6 +406,8 @@ class CdnLogCollector(BackgroundThread, Collector):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._repeats = RepeatFilter()
+        #: sources failing now -> why (one WARNING a streak, not one a poll)
+        self._failing: dict[str, str] = {}
         self._lock = threading.Lock()  # counters (scrape) and polls (thread or test)
         self._poll_lock = threading.Lock()
         self._counts = _Tally()
@@ -347,35 +419,61 @@ class CdnLogCollector(BackgroundThread, Collector):
                 self._counts.lines[(source.format, outcome)] = 0
         self._saved: str | None = None
         self._state = self._load_state()
+        self._adopt_respelled()
         self._held: dict[str, IO[bytes]] = {}  # nginx: the open handle being followed
+        #: CloudFront files not readable yet: (source, name) -> ((size, mtime), first seen)
+        self._pending: dict[tuple[str, str], tuple[tuple[int, int], float]] = {}
 
     # --- state -----------------------------------------------------------------------
 
     def _load_state(self) -> dict[str, Any]:
         try:
-            with open(self.state_file, "rb") as handle:
+            with open_regular(self.state_file) as handle:  # a FIFO here blocked serve's start
                 raw = handle.read(MAX_STATE_BYTES + 1)
             if len(raw) > MAX_STATE_BYTES:
                 raise ValueError("state file too large")
+            # each name is a '":' in the text: more than the reader ever keeps means the
+            # file is not ours, refused before parsing (3 M names took 500 MiB and 10 s)
+            if raw.count(b'":') > (len(self.sources) + 2) * (MAX_REMEMBERED + 16):
+                raise ValueError("state file names more files than the reader keeps")
             data = json.loads(raw)
         except FileNotFoundError:
             return {"version": STATE_VERSION, "sources": {}}
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # deep nesting: RecursionError
             log.warning(
                 "CDN log state %s unreadable (%s): starting from the logs' current ends",
-                self.state_file,
+                shown(self.state_file),
                 type(exc).__name__,
             )
             return {"version": STATE_VERSION, "sources": {}, "fresh": True}
         if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-            log.warning("CDN log state %s: not version %d, ignored", self.state_file, STATE_VERSION)
+            log.warning(
+                "CDN log state %s: not version %d, ignored", shown(self.state_file), STATE_VERSION
+            )
             return {"version": STATE_VERSION, "sources": {}, "fresh": True}
         sources = data.get("sources")
         if not isinstance(sources, dict) or not all(map(_valid_own, sources.values())):
             log.warning("CDN log state %s: malformed, starting from the logs' current ends",
-                        self.state_file)  # fmt: skip
+                        shown(self.state_file))  # fmt: skip
             return {"version": STATE_VERSION, "sources": {}, "fresh": True}
         return data
+
+    def _adopt_respelled(self) -> None:
+        """Take over the saved position of a source now named another way (relative
+        then absolute, through a symlink): the state is keyed by the path as written,
+        and a source without a saved position reads every file of its directory again,
+        which counted each line a second time."""
+        saved: dict[str, Any] = self._state["sources"]
+        ours = {source.key for source in self.sources}
+        for source in self.sources:
+            if source.key in saved:
+                continue
+            mine = os.path.realpath(source.path)
+            for key in [k for k in saved if k not in ours]:
+                fmt, _, where = key.partition(":")
+                if fmt == source.format and os.path.realpath(where) == mine:
+                    saved[source.key] = saved.pop(key)
+                    break
 
     def _save_state(self) -> None:
         kept = {key: value for key, value in self._state.items() if key != "fresh"}
@@ -383,7 +481,12 @@ class CdnLogCollector(BackgroundThread, Collector):
         if text == self._saved:  # nothing moved: no write, no fsync
             return
         tmp = self.state_file.with_name(f".{self.state_file.name}.{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
+        # a fresh file of our own: whatever sits at the temp name (a crashed run's file,
+        # or a symlink planted in a shared directory) is removed, never written through
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        with os.fdopen(os.open(tmp, flags, 0o644), "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
@@ -431,15 +534,28 @@ class CdnLogCollector(BackgroundThread, Collector):
                     sources[source.key] = _copy(snapshot.get(source.key, {}))
                     self._drop(source.key)
                     tally.errors[source.format] += 1
-                    level = self._repeats.level(f"{source.key}:{type(exc).__name__}")
-                    log.log(level, "CDN log %s: cannot read (%s)", source.key, exc.strerror)
+                    # WARNING when a source starts failing (or fails otherwise), DEBUG
+                    # while it fails alike: each poll "succeeds", which ended the streak
+                    why = exc.strerror or type(exc).__name__
+                    same = self._failing.get(source.key) == why
+                    self._failing[source.key] = why
+                    log.log(logging.DEBUG if same else logging.WARNING,
+                            "CDN log %s: cannot read (%s)", shown(source.key), why)  # fmt: skip
                     continue
+                if self._failing.pop(source.key, None) is not None:
+                    log.warning("CDN log %s: readable again", shown(source.key))
                 tally.add(local)
             try:
                 self._save_state()
-            except OSError:
+            except OSError as exc:
                 self._state["sources"] = snapshot
                 self._disconnect()  # reopened at the restored positions next time
+                log.log(
+                    self._repeats.level(f"state:{type(exc).__name__}"),
+                    "CDN log state %s cannot be written (%s): nothing is counted until it can",
+                    shown(self.state_file),
+                    exc.strerror or type(exc).__name__,
+                )
                 raise
             with self._lock:
                 self._counts.add(tally)
@@ -464,15 +580,18 @@ class CdnLogCollector(BackgroundThread, Collector):
         present = set(names)
         for gone in [n for n in done if n not in present]:
             del done[gone]
+        for pending in [p for p in self._pending if p[0] == source.key and p[1] not in present]:
+            del self._pending[pending]
         if self._state.get("fresh"):  # no trustworthy state: take what is there as read
             for name in names[-MAX_REMEMBERED:]:
                 done[name] = 1
             return
         read = 0
+        budget = MAX_LINES_PER_POLL
         for name in names:
             if name in done or name <= own.get("read_through", "") or read >= MAX_FILES_PER_POLL:
                 continue
-            if self._stop.is_set():  # shutting down: the rest waits for the next start
+            if self._stop.is_set() or budget <= 0:  # the rest waits for the next poll
                 break
             if len(done) >= MAX_REMEMBERED:
                 # a directory that keeps every log (an S3 sync) outgrows the names kept:
@@ -482,48 +601,94 @@ class CdnLogCollector(BackgroundThread, Collector):
                 for old in forget:
                     del done[old]
                 own["read_through"] = max(own.get("read_through", ""), forget[-1])
-            read += 1
-            outcome = self._read_cloudfront_file(source.path / name, tally)
+            outcome, lines = self._read_cloudfront_file(source, name, tally)
+            budget -= lines
+            # a file that could not even be opened costs nothing: it takes no turn from
+            # the files behind it (200 unreadable ones held every other back 10 minutes)
+            read += 1 if outcome is not None or lines else 0
             if outcome is not None:
                 done[name] = 1
+                self._pending.pop((source.key, name), None)
                 tally.files[("cloudfront", outcome)] += 1
 
-    def _read_cloudfront_file(self, path: Path, tally: _Tally) -> str | None:
-        """``done`` or ``bad``; ``None`` for a file still being written (try later)."""
+    def _waited_long_enough(self, source: Source, name: str, stat_: os.stat_result) -> bool:
+        """Whether a file that cannot be read yet (cut short, unreadable) has waited
+        :data:`GIVE_UP_AFTER`: since its last change by its mtime, or, whatever its mtime
+        says (one in the future never ages), unchanged for that long under our eyes."""
+        now = self._clock()
+        signature = (stat_.st_size, stat_.st_mtime_ns)
+        seen = self._pending.get((source.key, name))
+        if seen is None or seen[0] != signature:
+            self._pending[(source.key, name)] = seen = (signature, now)
+        return now - stat_.st_mtime >= GIVE_UP_AFTER or now - seen[1] >= GIVE_UP_AFTER
+
+    def _read_cloudfront_file(
+        self, source: Source, name: str, tally: _Tally
+    ) -> tuple[str | None, int]:
+        """(``done`` or ``bad``, or ``None`` to try again on a later poll; lines read).
+
+        A file that is not a regular file (a FIFO, a device, a symlink: an S3 sync
+        writes none) is ``bad`` at once; one that cannot be opened, or is still being
+        written, is tried again until it has waited :data:`GIVE_UP_AFTER`; either way
+        the other files of the directory are read on."""
+        path = source.path / name
         local = _Tally()
         columns = _CloudFrontColumns()
         try:
-            with open(path, "rb") as raw:
+            with open_regular(path, follow=False) as raw:
                 gz = raw.read(2) == b"\x1f\x8b"
                 raw.seek(0)
                 stream: IO[bytes] = gzip.GzipFile(fileobj=raw) if gz else raw  # type: ignore[assignment]
                 reader = LineReader(stream.read)
-                for line in reader.lines(max_bytes=MAX_FILE_BYTES):
+                for count, line in enumerate(
+                    reader.lines(max_bytes=MAX_FILE_BYTES, max_lines=MAX_FILE_LINES), 1
+                ):
+                    if count % STOP_CHECK_LINES == 0 and self._stop.is_set():
+                        return None, count  # shutting down: read whole at the next start
                     if line is None:
                         self._count("cloudfront", "oversized", None, local)
                     else:
                         outcome, stem = columns.line(line)
                         self._count("cloudfront", outcome, stem, local)
-                if reader.consumed + len(reader.tail) >= MAX_FILE_BYTES:
+                if reader.limited or reader.consumed + len(reader.tail) >= MAX_FILE_BYTES:
                     raise _TooLarge
                 if reader.tail:  # a complete file's last line without a newline
                     outcome, stem = columns.line(reader.tail)
                     self._count("cloudfront", outcome, stem, local)
-        except EOFError:  # gzip cut short: still being written, or never finished
-            age = self._clock() - path.stat().st_mtime
-            if age < GIVE_UP_AFTER:
-                return None
-            log.warning("CDN log %s: gzip cut short and unchanged for %ds, skipped", path, age)
-            return "bad"
-        except (_TooLarge, gzip.BadGzipFile, zlib.error):
-            log.warning(
-                "CDN log %s: not a readable log (corrupt gzip or over %d bytes), skipped",
-                path,
+        except FileNotFoundError:  # gone between the listing and the open
+            return None, 0
+        except NotRegularFile as exc:
+            self._warn(source, "skip", "CDN log %s: %s, skipped", shown(path), exc.strerror)
+            return "bad", 0
+        except (_TooLarge, gzip.BadGzipFile, zlib.error):  # BadGzipFile is an OSError
+            self._warn(
+                source,
+                "bad",
+                "CDN log %s: corrupt gzip, or over %d bytes or %d lines: skipped",
+                shown(path),
                 MAX_FILE_BYTES,
+                MAX_FILE_LINES,
             )
-            return "bad"
+            return "bad", sum(local.lines.values())
+        except (EOFError, OSError) as exc:  # cut short (still being written?) or unreadable
+            lines = sum(local.lines.values())
+            try:
+                if not self._waited_long_enough(source, name, os.stat(path)):
+                    return None, lines
+            except FileNotFoundError:
+                return None, lines
+            why = exc.strerror if isinstance(exc, OSError) else None
+            why = "gzip cut short" if isinstance(exc, EOFError) else why or type(exc).__name__
+            self._warn(source, "give-up", "CDN log %s: %s for %ds, skipped", shown(path), why,
+                       GIVE_UP_AFTER)  # fmt: skip
+            return "bad", lines
         tally.add(local)
-        return "done"
+        return "done", sum(local.lines.values())
+
+    def _warn(self, source: Source, kind: str, message: str, *args: object) -> None:
+        """A warning about one file, at most a few of one kind a streak (a directory of
+        thousands of bad files says so once, then at DEBUG)."""
+        log.log(self._repeats.level(f"{source.key}:{kind}"), message, *args)
 
     # nginx: one file, followed across rotation
 
@@ -539,12 +704,14 @@ class CdnLogCollector(BackgroundThread, Collector):
             now = os.stat(source.path)
         except FileNotFoundError:
             return  # rotated away and not yet recreated: keep the held file
+        if not stat.S_ISREG(now.st_mode):  # replaced by a FIFO or a device: not followed
+            raise NotRegularFile(errno.EINVAL, "not a regular file")
         held_stat = os.fstat(held.fileno())
         if (now.st_dev, now.st_ino) != (held_stat.st_dev, held_stat.st_ino):
             # renamed: what was written to the old file before the switch is read now
             self._drain(held, own, tally, None, final=True)  # it will not grow: to its end
             held.close()
-            fresh = open(source.path, "rb")  # noqa: SIM115 - held across polls
+            fresh = open_regular(source.path)  # held across polls
             self._held[key] = fresh
             self._remember(fresh, own, 0)
             self._drain(fresh, own, tally, MAX_BYTES_PER_POLL)
@@ -557,7 +724,8 @@ class CdnLogCollector(BackgroundThread, Collector):
         self, source: Source, own: dict[str, Any], tally: _Tally
     ) -> IO[bytes] | None:
         try:
-            handle = open(source.path, "rb")  # noqa: SIM115 - held across polls
+            # a FIFO at the path blocked a plain open() for ever, /dev/zero never ended
+            handle = open_regular(source.path)  # held across polls
         except FileNotFoundError:
             return None
         stat = os.fstat(handle.fileno())
@@ -573,12 +741,12 @@ class CdnLogCollector(BackgroundThread, Collector):
             # rotated while we were down: finish the old file if it is FILE.1
             old = source.path.with_name(source.path.name + ".1")
             try:
-                with open(old, "rb") as previous:
+                with open_regular(old) as previous:
                     was = os.fstat(previous.fileno())
                     if (was.st_dev, was.st_ino) == (own.get("dev"), own.get("ino")):
                         previous.seek(own.get("offset", 0))
                         self._drain(previous, dict(own), tally, None, final=True)
-            except FileNotFoundError:
+            except (FileNotFoundError, NotRegularFile):
                 pass
             self._remember(handle, own, 0)
         else:
@@ -617,7 +785,8 @@ class CdnLogCollector(BackgroundThread, Collector):
         offset = own.get("offset", 0)
         handle.seek(offset)
         reader = LineReader(handle.read, skipping=bool(own.get("skipping")))
-        for line in reader.lines(max_bytes=max_bytes):
+        most = None if final else MAX_LINES_PER_POLL  # the rest waits for the next poll
+        for line in reader.lines(max_bytes=max_bytes, max_lines=most):
             if line is None:
                 self._count("nginx", "oversized", None, tally)
             else:

@@ -66,7 +66,9 @@ def failure_reason(exc: BaseException) -> str:
     *reply* (``NOPERM ...``, ``WRONGPASS ...``), which never echo a password.  Socket
     errors keep only their class: their text can carry addresses from the URL."""
     if isinstance(exc, redis.ResponseError | redis.AuthenticationError):
-        text = " ".join(str(exc).split())[:200]
+        # the server's words are outside data (a /scrape target is any allowed host):
+        # escape sequences, bidi controls and non-ASCII are shown escaped, on one line
+        text = ascii(" ".join(str(exc).split())[:200])[1:-1]
         return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     return type(exc).__name__
 

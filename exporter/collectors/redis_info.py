@@ -41,14 +41,20 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
-from redis._parsers.resp2 import _RESP2Parser
-from redis._parsers.socket import SocketBuffer
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from exporter import metrics
 from exporter.collectors import sentinel
 from exporter.collectors._deadline import Deadline, DeadlineExceeded
+from exporter.collectors._redis import (  # the reply caps live beside the pools that use them
+    MAX_ARRAY_ITEMS as MAX_ARRAY_ITEMS,
+)
+from exporter.collectors._redis import MAX_INFO_BYTES as MAX_INFO_BYTES
+from exporter.collectors._redis import MAX_LINE_BYTES as MAX_LINE_BYTES
+from exporter.collectors._redis import MAX_REPLY_ITEMS as MAX_REPLY_ITEMS
+from exporter.collectors._redis import CappedParser as CappedParser
+from exporter.collectors._redis import ReplyTooLarge as ReplyTooLarge
 from exporter.collectors._redis import sentinel_pool
 from exporter.collectors.health import RepeatFilter
 from exporter.collectors.health import error_class as error_class
@@ -379,56 +385,6 @@ def cluster_info_fields(text: str) -> dict[str, str]:
         if sep and name.strip():
             found[name.strip()] = value.strip()
     return found
-
-
-#: the largest INFO reply read (a real INFO ALL is tens of kB; past this the reply is
-#: refused unread, before it can fill memory)
-MAX_INFO_BYTES = 32 * 1024 * 1024
-#: the longest array reply read (INFO is one bulk string; this bounds PING and the like)
-MAX_ARRAY_ITEMS = 1024
-
-
-class ReplyTooLarge(redis.InvalidResponse):
-    """A reply larger than the collector reads (error class ``parse``)."""
-
-
-#: the longest line read (a status, an error, a length header)
-MAX_LINE_BYTES = 64 * 1024
-
-
-class CappedParser(_RESP2Parser):
-    """redis-py's RESP2 parser with bounds: a line (status, error, length header) over
-    :data:`MAX_LINE_BYTES`, a bulk string over :data:`MAX_INFO_BYTES` or an array over
-    :data:`MAX_ARRAY_ITEMS` is refused before its body is read (the connection is
-    then dropped, unread bytes and all), so a reply cannot fill memory."""
-
-    def _read_response(self, disable_decoding: bool = False) -> Any:
-        buffer = self._buffer
-        if buffer is None:  # not connected: let redis-py say so
-            return super()._read_response(disable_decoding=disable_decoding)  # type: ignore[no-untyped-call]
-        start = buffer.get_pos()
-        raw = _bounded_line(buffer)
-        if raw[:1] in (b"$", b"*"):
-            limit = MAX_INFO_BYTES if raw[:1] == b"$" else MAX_ARRAY_ITEMS
-            try:
-                size = int(raw[1:])
-            except ValueError:
-                raise redis.InvalidResponse("Protocol Error: bad length") from None
-            if size > limit:
-                raise ReplyTooLarge(f"reply of {size} (over {limit}) refused")
-        buffer.rewind(start)  # the whole line is buffered now: the base reads it again
-        return super()._read_response(disable_decoding=disable_decoding)  # type: ignore[no-untyped-call]
-
-
-def _bounded_line(buffer: SocketBuffer) -> bytes:
-    """``SocketBuffer.readline`` that gives up past :data:`MAX_LINE_BYTES`."""
-    data = buffer._buffer.readline()
-    while not data.endswith(b"\r\n"):
-        if len(data) > MAX_LINE_BYTES:
-            raise ReplyTooLarge(f"line over {MAX_LINE_BYTES} bytes refused")
-        buffer._read_from_socket()
-        data += buffer._buffer.readline()
-    return data[:-2]
 
 
 def redis_client(url: str, timeout: float, redis_kwargs: dict[str, Any] | None = None) -> Any:

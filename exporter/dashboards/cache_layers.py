@@ -8,12 +8,11 @@ from grafanalib import core as g
 from exporter import metrics as m
 from exporter import sli
 from exporter.dashboards.common import (
-    APP,
-    APP_JOB,
-    EXPORTER_JOB,
     RATE,
     alert_annotation,
+    app_scope,
     dashboard,
+    exporter_scope,
     stat,
     steps,
     timeseries,
@@ -27,21 +26,25 @@ TITLE = "Cache layers"
 
 def build(slo: SLO, config: RuleConfig) -> g.Dashboard:
     del config  # the layers have no alert of their own to link a runbook for
+    app = app_scope(slo)
+    # the exporter's series: redis_* carry the Redis address as instance, the buffer-cache
+    # counters the exporter's own: neither is the application's instance variable
+    exporter = exporter_scope(slo, instance=False)
     layers = (
         # the client's counters: the application's job and scrape targets
-        ("Redis, client-side", sli.hit_ratio(APP, RATE, layer=m.LAYER_REDIS)),
+        ("Redis, client-side", sli.hit_ratio(app, RATE, layer=m.LAYER_REDIS)),
         # redis_* carry the Redis address as instance: the exporter's job only
         (
             "Redis, server-side",
             sli.hit_ratio(
-                EXPORTER_JOB,
+                exporter,
                 RATE,
                 layer=None,
                 counters=(m.REDIS_KEYSPACE_HITS, m.REDIS_KEYSPACE_MISSES),
             ),
         ),
         # the buffer-cache counters come from the exporter (labelled with its address)
-        ("PostgreSQL buffer cache", sli.hit_ratio(EXPORTER_JOB, RATE, layer=m.LAYER_POSTGRES)),
+        ("PostgreSQL buffer cache", sli.hit_ratio(exporter, RATE, layer=m.LAYER_POSTGRES)),
     )
     target = steps("red", (slo.hit_rate_objective, "green"))
     panels: list[g.Panel] = [
@@ -60,7 +63,7 @@ def build(slo: SLO, config: RuleConfig) -> g.Dashboard:
     panels.append(
         timeseries(
             "PostgreSQL buffer cache hit ratio by type",
-            [(sli.hit_ratio(EXPORTER_JOB, RATE, by=("type",), layer=m.LAYER_POSTGRES), "{{type}}")],
+            [(sli.hit_ratio(exporter, RATE, by=("type",), layer=m.LAYER_POSTGRES), "{{type}}")],
             unit="percentunit",
             width=24,
             value_max=1,
@@ -73,6 +76,6 @@ def build(slo: SLO, config: RuleConfig) -> g.Dashboard:
         panels,
         ["cache", "layers"],
         variables=("app_job", "exporter_job", "instance"),
-        instance_from=f"up{{{APP_JOB}}}",
+        instance_from=f"up{{{app_scope(slo, instance=False)}}}",
         annotations=[alert_annotation(slo)],
     )

@@ -20,15 +20,10 @@ from exporter import metrics as m
 from exporter.metrics import MetricSpec
 from exporter.rules.config import RuleConfig
 from exporter.rules.conventions import record_hit_ratio
-from exporter.slo import SLO
+from exporter.slo import SLO, selector_text
 
 DATASOURCE = "${datasource}"
-#: the application(s) using the instrumented client: their job and scrape targets
-APP = 'job=~"$app_job", instance=~"$instance"'
-APP_JOB = 'job=~"$app_job"'
-#: the exporter's job; ``redis_*`` series keep the Redis address as ``instance``
-EXPORTER = 'job=~"$exporter_job", instance=~"$instance"'
-EXPORTER_JOB = 'job=~"$exporter_job"'
+INSTANCE = 'instance=~"$instance"'
 #: a recording every service writes: where the fleet variables find their values
 FLEET_SOURCE = record_hit_ratio(timedelta(minutes=5))
 RATE = "$__rate_interval"
@@ -49,6 +44,28 @@ def _query_variable(name: str, label: str, query: str, default: str = "$__all") 
     none: ``.*``), on ``default`` at first ("All" unless told)."""
     return g.Template(name=name, label=label, query=query, dataSource=DATASOURCE,
                       includeAll=True, multi=True, allValue=".*", default=default)  # fmt: skip
+
+
+def _scope(variable: str, matchers: tuple[tuple[str, str], ...], instance: bool) -> str:
+    """The ``job`` variable, the selector's other matchers, then (``instance``) the
+    instance variable: ``job=~"$app_job", namespace="shop", instance=~"$instance"``."""
+    others = tuple((k, v) for k, v in matchers if k != "job")
+    parts = [f'job=~"${variable}"', selector_text(others), INSTANCE if instance else ""]
+    return ", ".join(part for part in parts if part)
+
+
+def app_scope(slo: SLO, *, instance: bool = True) -> str:
+    """Selects the service's instrumented application as its SLO file does
+    (``service.app_selector``), its job left to the ``$app_job`` variable (which starts
+    on the file's job) and, unless told otherwise, its scrape targets to ``$instance``."""
+    return _scope("app_job", slo.service.app, instance)
+
+
+def exporter_scope(slo: SLO, *, instance: bool = True) -> str:
+    """Selects the exporter(s) of the service's Redis as the SLO file does
+    (``service.exporter_selector``), the job left to ``$exporter_job``; ``redis_*``
+    series keep the Redis address as ``instance``."""
+    return _scope("exporter_job", slo.service.exporter, instance)
 
 
 def fleet_labels(slo: SLO) -> tuple[str, ...]:
@@ -77,43 +94,50 @@ def fleet_variables(slo: SLO) -> list[g.Template]:
     ]
 
 
-#: the job and instance variables a dashboard may use, by name, in the order shown
-VARIABLES: dict[str, Callable[..., g.Template]] = {
+def _job_source(spec: MetricSpec, matchers: tuple[tuple[str, str], ...]) -> str:
+    """``spec``'s series narrowed by the selector's matchers other than ``job`` (the
+    variable lists the jobs within, say, ``namespace="shop"``)."""
+    others = selector_text(tuple((k, v) for k, v in matchers if k != "job"))
+    return f"{spec.name}{{{others}}}" if others else spec.name
+
+
+#: the job and instance variables a dashboard may use, by name, in the order shown;
+#: each builder takes the SLO file and the series the instance variable lists
+VARIABLES: dict[str, Callable[[SLO, str], g.Template]] = {
     # the application's job: whoever exposes the client's counters
-    "app_job": lambda _, default="$__all": _query_variable(
-        "app_job", "Application job", f"label_values({m.CACHE_HITS.name}, job)", default
+    "app_job": lambda slo, _: _query_variable(
+        "app_job", "Application job",
+        f"label_values({_job_source(m.CACHE_HITS, slo.service.app)}, job)",
+        dict(slo.service.app).get("job", "$__all"),
     ),
     # the exporter's job: whoever exposes redis_up
-    "exporter_job": lambda _, default="$__all": _query_variable(
-        "exporter_job", "Exporter job", f"label_values({m.REDIS_UP.name}, job)", default
+    "exporter_job": lambda slo, _: _query_variable(
+        "exporter_job", "Exporter job",
+        f"label_values({_job_source(m.REDIS_UP, slo.service.exporter)}, job)",
+        dict(slo.service.exporter).get("job", "$__all"),
     ),
-    "instance": lambda source: _query_variable(
+    "instance": lambda _, source: _query_variable(
         "instance", "Instance", f"label_values({source}, instance)"
     ),
-}
+}  # fmt: skip
 
 
 def templating(slo: SLO, variables: Sequence[str], instance_from: str) -> g.Templating:
-    """The datasource, the fleet variables, then ``variables`` (names of :data:`VARIABLES`).
+    """The datasource, the fleet variables, then ``variables`` (names of :data:`VARIABLES`),
+    the job variables starting on the SLO file's own jobs.
 
     ``instance_from`` is the series whose ``instance`` values the panels filter on:
-    ``up`` of the application's job (its scrape targets) or ``redis_up`` of the
-    exporter's (the Redis addresses, which ``up`` never lists).
+    ``up`` of the application (its scrape targets) or ``redis_up`` of the exporter
+    (the Redis addresses, which ``up`` never lists).
     """
     datasource = g.Template(name="datasource", label="Data source", query="prometheus",
                             type="datasource")  # fmt: skip
-    jobs = {"app_job": dict(slo.service.app), "exporter_job": dict(slo.service.exporter)}
-    chosen = []
-    for name in variables:
-        if "job" in jobs.get(name, {}):  # the SLO file's own job selected first
-            chosen.append(VARIABLES[name](instance_from, jobs[name]["job"]))
-        else:
-            chosen.append(VARIABLES[name](instance_from))
+    chosen = [VARIABLES[name](slo, instance_from) for name in variables]
     return g.Templating([datasource, *fleet_variables(slo), *chosen])
 
 
-def sel(spec: MetricSpec | str, extra: str = "", *, suffix: str = "", scope: str = EXPORTER) -> str:
-    """``name{scope, extra}``: the exporter's job and instance unless told otherwise."""
+def sel(spec: MetricSpec | str, extra: str = "", *, scope: str, suffix: str = "") -> str:
+    """``name{scope, extra}``."""
     name = (spec if isinstance(spec, str) else spec.name) + suffix
     inner = ", ".join(x for x in (scope, extra) if x)
     return f"{name}{{{inner}}}"

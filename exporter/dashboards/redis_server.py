@@ -5,16 +5,19 @@ where that topology does not exist (as their alerts stay silent)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 from grafanalib import core as g
 
 from exporter import metrics as m
+from exporter.dashboards import common
 from exporter.dashboards.common import (
-    EXPORTER_JOB,
     RATE,
     alert_annotation,
     dashboard,
+    exporter_scope,
     runbook_links,
-    sel,
     stat,
     steps,
     timeseries,
@@ -31,7 +34,14 @@ PER_JOB = (
 )
 
 
+def _selectors(slo: SLO) -> tuple[Callable[..., str], str]:
+    """``sel`` over the exporter's series as the SLO file selects them (its job and
+    instance variables too), and the same scope without the instance variable."""
+    return partial(common.sel, scope=exporter_scope(slo)), exporter_scope(slo, instance=False)
+
+
 def build(slo: SLO, config: RuleConfig) -> g.Dashboard:
+    sel, job_scope = _selectors(slo)
     limit = float(config.memory_used_ratio_max)
     used, maxmem = sel(m.REDIS_MEMORY_USED), sel(m.REDIS_MEMORY_MAX)
     redis = f'layer="{m.LAYER_REDIS}"'
@@ -40,7 +50,7 @@ def build(slo: SLO, config: RuleConfig) -> g.Dashboard:
     # no instance of their own: Prometheus gives them the exporter's address, never
     # the Redis one the instance variable lists, so they are filtered by job only
     def by_type(spec: m.MetricSpec, extra: str, *, rate: bool) -> str:
-        inner = sel(spec, extra, scope=EXPORTER_JOB)
+        inner = sel(spec, extra, scope=job_scope)
         return f"sum by (type) (rate({inner}[{RATE}]))" if rate else f"sum by (type) ({inner})"
 
     per_cmd = f"sum by (cmd) (rate({sel(m.REDIS_COMMANDS_DURATION)}[{RATE}]))"
@@ -54,7 +64,7 @@ def build(slo: SLO, config: RuleConfig) -> g.Dashboard:
              links=runbook_links(config, c.ALERT_MEMORY_NEAR_MAX)),
         stat("Connected clients", f"sum({sel(m.REDIS_CONNECTED_CLIENTS)})", unit="none",
              width=6),
-        stat("Keys (sampled estimate)", f"sum({sel(m.CACHE_KEYS, redis, scope=EXPORTER_JOB)})",
+        stat("Keys (sampled estimate)", f"sum({sel(m.CACHE_KEYS, redis, scope=job_scope)})",
              unit="none", width=6, description=PER_JOB),
         timeseries("Memory used and maxmemory",
                    [(used, "used {{instance}}"), (f"{maxmem} > 0", "maxmemory {{instance}}")],
@@ -78,7 +88,7 @@ def build(slo: SLO, config: RuleConfig) -> g.Dashboard:
         timeseries("Server-side latency percentiles",
                    [(sel(m.REDIS_LATENCY_PERCENTILES), "{{cmd}} p{{quantile}}")], unit="s"),
         timeseries("Mean time per command", [(f"{per_cmd} / {calls_cmd}", "{{cmd}}")], unit="s"),
-        *topology_panels(config),
+        *topology_panels(slo, config),
     ]  # fmt: skip
     return dashboard(
         slo,
@@ -87,15 +97,16 @@ def build(slo: SLO, config: RuleConfig) -> g.Dashboard:
         panels,
         ["cache", "redis"],
         variables=("exporter_job", "instance"),
-        instance_from=f"{m.REDIS_UP.name}{{{EXPORTER_JOB}}}",
+        instance_from=f"{m.REDIS_UP.name}{{{job_scope}}}",
         annotations=[alert_annotation(slo)],
     )
 
 
-def topology_panels(config: RuleConfig) -> list[g.Panel]:
+def topology_panels(slo: SLO, config: RuleConfig) -> list[g.Panel]:
     """Replication (links, lag and bytes behind per replica), Redis Cluster (state,
     slots, nodes by role), Sentinel (master status, Sentinels and replicas ok against
     quorum), clients against maxclients and persistence (last save, rewrite, age)."""
+    sel, _ = _selectors(slo)
     lag_max = float(config.replication_lag_seconds_max)
     clients_max = float(config.clients_used_ratio_max)
     link, lag = sel(m.REDIS_MASTER_LINK_UP), sel(m.REDIS_CONNECTED_SLAVE_LAG)

@@ -19,12 +19,11 @@ from grafanalib import core as g
 from exporter import metrics as m
 from exporter import sli
 from exporter.dashboards.common import (
-    APP,
-    APP_JOB,
-    EXPORTER_JOB,
     RATE,
     alert_annotation,
+    app_scope,
     dashboard,
+    exporter_scope,
     fleet_legend,
     fleet_scope,
     heatmap,
@@ -76,12 +75,12 @@ def _alerts(o: sli.Objective) -> tuple[str, ...]:
     return c.ALERT_LOW_HIT_RATE, c.ALERT_HIT_RATE_BURN
 
 
-def _raw_scope(o: sli.Objective) -> str:
-    """Where the objective's raw series come from: the CDN and PostgreSQL layers are
-    the exporter's, everything else the application's."""
+def _raw_scope(slo: SLO, o: sli.Objective) -> str:
+    """Where the objective's raw series come from, as the SLO file selects them: the CDN
+    and PostgreSQL layers are the exporter's, everything else the application's."""
     if o.kind == sli.LAYER_HIT_RATE and o.layer in (m.LAYER_CDN, m.LAYER_POSTGRES):
-        return EXPORTER_JOB
-    return APP
+        return exporter_scope(slo, instance=False)
+    return app_scope(slo)
 
 
 def _tiers(slo: SLO, o: sli.Objective) -> tuple[BurnTier, ...]:
@@ -129,7 +128,7 @@ def sli_panels(
             timeseries(
                 f"{title} (objective {percent(o.target)})",
                 [
-                    (o.raw(_raw_scope(o), RATE), f"{name} (selected instances)"),
+                    (o.raw(_raw_scope(slo, o), RATE), f"{name} (selected instances)"),
                     (
                         scoped(o.recorded(RECORDED_WINDOW), fleet_scope(slo)),
                         fleet_legend(
@@ -209,7 +208,7 @@ def hit_rate_by_type(slo: SLO) -> g.Panel:
     )
     return timeseries(
         "Hit rate by type",
-        [(sli.hit_ratio(APP, RATE, by=("type",), layer=REDIS), "{{type}}")],
+        [(sli.hit_ratio(app_scope(slo), RATE, by=("type",), layer=REDIS), "{{type}}")],
         unit="percentunit",
         value_max=1,
         overrides=overrides,
@@ -223,7 +222,7 @@ def latency_panels(slo: SLO, config: RuleConfig) -> list[g.Panel]:
     threshold = format_duration(lat.threshold)
     buckets = sli.sum_rate(
         sel(m.CACHE_LATENCY, f'layer="{REDIS}", operation="{lat.operation}"', suffix="_bucket",
-            scope=APP),
+            scope=app_scope(slo)),
         RATE,
         ("le",),
     )  # fmt: skip
@@ -239,7 +238,7 @@ def latency_panels(slo: SLO, config: RuleConfig) -> list[g.Panel]:
             [
                 (
                     sli.latency_quantile(
-                        number(q), APP, RATE, layer=REDIS, operation=lat.operation
+                        number(q), app_scope(slo), RATE, layer=REDIS, operation=lat.operation
                     ),
                     f"p{quantile_name(q)}",
                 )
@@ -270,6 +269,9 @@ def burn_down(slo: SLO, objectives: tuple[sli.Objective, ...]) -> g.Panel:
 
 def build(slo: SLO, config: RuleConfig) -> g.Dashboard:
     objectives = fleet_objectives(slo)
+    exporter_job = ("exporter_job",) if any(
+        "$exporter_job" in _raw_scope(slo, o) for o in objectives
+    ) else ()  # fmt: skip
     panels: list[g.Panel] = [
         *budget_stats(slo, objectives),
         *sli_panels(slo, config, objectives),
@@ -279,13 +281,13 @@ def build(slo: SLO, config: RuleConfig) -> g.Dashboard:
         *latency_panels(slo, config),
         timeseries(
             "Reads per second by type",
-            [(sli.reads(APP, RATE, by=("type",), layer=REDIS), "{{type}}")],
+            [(sli.reads(app_scope(slo), RATE, by=("type",), layer=REDIS), "{{type}}")],
             unit="reqps",
             width=8,
         ),
         timeseries(
             "Calls per second by operation",
-            [(sli.calls(APP, RATE, layer=REDIS), "{{operation}}")],
+            [(sli.calls(app_scope(slo), RATE, layer=REDIS), "{{operation}}")],
             unit="reqps",
             width=8,
         ),
@@ -293,7 +295,9 @@ def build(slo: SLO, config: RuleConfig) -> g.Dashboard:
             "Errors per second",
             [
                 (
-                    sli.sum_rate(sel(m.CACHE_ERRORS, scope=APP), RATE, ("operation", "error")),
+                    sli.sum_rate(
+                        sel(m.CACHE_ERRORS, scope=app_scope(slo)), RATE, ("operation", "error")
+                    ),
                     "{{operation}} {{error}}",
                 )
             ],
@@ -309,7 +313,8 @@ def build(slo: SLO, config: RuleConfig) -> g.Dashboard:
         "rates the alerts use, hit rate per key type, GET latency.",
         panels,
         ["cache", "slo"],
-        variables=("app_job", "instance"),
-        instance_from=f"up{{{APP_JOB}}}",
+        # the exporter's job too when an objective reads its series (CDN, PostgreSQL)
+        variables=("app_job", *exporter_job, "instance"),
+        instance_from=f"up{{{app_scope(slo, instance=False)}}}",
         annotations=[alert_annotation(slo)],
     )

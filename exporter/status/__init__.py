@@ -1,4 +1,5 @@
-"""The SLO status page at ``GET /``: every objective of the SLO file at a glance.
+"""The SLO status page at ``GET /``: every objective of a service at a glance, each
+service (``?service=``) judged by its own SLO file.
 
 One server-side HTML page (inline CSS and SVG, no script, nothing fetched from
 the internet) read from Prometheus' HTTP API on each request; Prometheus is the

@@ -33,6 +33,7 @@ from exporter.status.queries import (
     hit_ratio_by_type,
     objectives,
     p99_expr,
+    raw_scope,
 )
 
 #: sparkline span and resolution
@@ -196,6 +197,7 @@ async def collect(
     start = end - SPARK_SECONDS
     window = format_duration(slo.window)
     failed: list[str] = []
+    by_type_expr = hit_ratio_by_type(recorded, chosen, raw_scope(slo))
     jobs: list[Awaitable[Any]] = []
     for row in rows:
         o = row.objective
@@ -210,7 +212,7 @@ async def collect(
     jobs += [
         _soft(api.scalar(p99_expr(slo)), None, failed),
         _soft(api.firing_alerts(), [], failed),
-        _soft(api.by_label(hit_ratio_by_type(recorded, chosen), "type"), {}, failed),
+        _soft(api.by_label(by_type_expr, "type"), {}, failed),
         _held_back(alertmanager),
         _services(api, recorded),
     ]

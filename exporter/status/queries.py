@@ -8,6 +8,7 @@ otherwise it falls back to the same SLIs over raw counters.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from exporter import metrics as m
@@ -15,6 +16,7 @@ from exporter import sli
 from exporter.rules.conventions import record_hit_ratio, window_name
 from exporter.rules.windows import scaled_tiers, tiers_for_budget
 from exporter.slo import SLO, format_duration, parse_duration
+from exporter.slo import by_service as slo_by_service
 
 #: rate window of the "now" value and the sparklines
 NOW_WINDOW = "5m"
@@ -41,6 +43,34 @@ class SelectionError(ValueError):
     """A ``?service=`` or grouping-label value the page refuses (one line, cleaned)."""
 
 
+def by_service(slos: SLO | Sequence[SLO]) -> dict[str, SLO]:
+    """``{service name: its SLO}`` in the files' order (the first is the page's default);
+    a service two files name is refused (:class:`~exporter.slo.SLOError`)."""
+    found = slo_by_service((slos,) if isinstance(slos, SLO) else slos)
+    if not found:
+        raise ValueError("the status page needs at least one SLO file")
+    return found
+
+
+def choose(slos: Mapping[str, SLO], params: Mapping[str, str]) -> tuple[SLO, Selection]:
+    """The SLO file and selection a request asks for: ``?service=`` (default: the first
+    file's service) judged by its own file only, and ``?<group label>=`` for each of that
+    file's ``group_by`` labels (others ignored).  A service no file defines is refused:
+    another service's objectives would judge it."""
+    service = params.get("service") or next(iter(slos))
+    if not SERVICE_VALUE.fullmatch(service):
+        raise SelectionError(
+            f"service: expected a lower-case name (a-z, 0-9, _ . -), got {service[:60]!r}"
+        )
+    slo = slos.get(service)
+    if slo is None:
+        raise SelectionError(
+            f"service: expected one of the services this page has an SLO file for "
+            f"({', '.join(slos)}), got {service!r}; to judge it, add its file with --slo"
+        )
+    return slo, _groups(slo, service, params)
+
+
 @dataclass(frozen=True)
 class Selection:
     """Which service's series the page reads, narrowed by grouping labels."""
@@ -56,14 +86,12 @@ class Selection:
         return all(labels.get(k, v) == v for k, v in wanted)
 
 
-def selection(slo: SLO, params: dict[str, str]) -> Selection:
-    """The selection a request asks for: ``?service=`` (default: the SLO file's) and
-    ``?<group label>=`` for each of the file's ``group_by`` labels; others ignored."""
-    service = params.get("service") or slo.service.name
-    if not SERVICE_VALUE.fullmatch(service):
-        raise SelectionError(
-            f"service: expected a lower-case name (a-z, 0-9, _ . -), got {service[:60]!r}"
-        )
+def selection(slo: SLO, params: Mapping[str, str]) -> Selection:
+    """:func:`choose` with one SLO file."""
+    return choose(by_service(slo), params)[1]
+
+
+def _groups(slo: SLO, service: str, params: Mapping[str, str]) -> Selection:
     groups = []
     for label in slo.service.group_by:
         value = params.get(label)
@@ -90,6 +118,9 @@ class Objective:
     groups: tuple[tuple[str, str], ...] = field(default=())
     #: the SLO file's placement labels (``group_by``)
     group_by: tuple[str, ...] = ()
+    #: the SLO file's selector of the raw series (the app's, or the exporter's for the
+    #: layers it reads), as the recording rules select them
+    scope: str = ""
 
     @property
     def kind(self) -> str:
@@ -110,8 +141,8 @@ class Objective:
         return self.sli.value if self.kind == sli.LATENCY else ""
 
     def expr(self, window: str) -> str:
-        """The SLI over raw counters and ``window``."""
-        return self.sli.raw("", window)
+        """The SLI over raw counters and ``window``, of this service's own series."""
+        return self.sli.raw(self.scope, window)
 
     def recorded(self, window: str) -> str:
         """The generator's recording of this SLI over ``window``: of the chosen placement,
@@ -153,26 +184,35 @@ def objectives(slo: SLO, chosen: Selection | None = None) -> list[Objective]:
             key, title = "hit-rate-all", "Hit rate, all types"
         else:
             key, title = f"hit-rate-{o.value}", f"Hit rate, {o.value}"
-        rows.append(Objective(key, title, o, burns, chosen.groups, slo.service.group_by))
+        scope = raw_scope(slo, o.layer)
+        rows.append(Objective(key, title, o, burns, chosen.groups, slo.service.group_by, scope))
     return rows
 
 
+def raw_scope(slo: SLO, layer: str = "") -> str:
+    """The SLO file's selector of a layer's raw counters, as the rules choose it: the
+    exporter's for the layers it reads (CDN logs, PostgreSQL), else the application's."""
+    if layer in (m.LAYER_CDN, m.LAYER_POSTGRES):
+        return slo.service.exporter_selector
+    return slo.service.app_selector
+
+
 def p99_expr(slo: SLO) -> str:
-    """The latency SLO's operation p99 over :data:`NOW_WINDOW`."""
+    """The latency SLO's operation p99 over :data:`NOW_WINDOW`, of the service's app."""
     return sli.latency_quantile(
-        P99, "", NOW_WINDOW, layer=m.LAYER_REDIS, operation=slo.latency.operation
+        P99, raw_scope(slo), NOW_WINDOW, layer=m.LAYER_REDIS, operation=slo.latency.operation
     )
 
 
-def hit_ratio_by_type(recorded: set[str], chosen: Selection | None = None) -> str:
+def hit_ratio_by_type(recorded: set[str], chosen: Selection | None = None, scope: str = "") -> str:
     """Every type's hit rate over :data:`NOW_WINDOW` (one series per ``type``), of the
-    chosen service when recorded."""
+    chosen service when recorded, else over the raw series ``scope`` selects."""
     name = record_hit_ratio(parse_duration(NOW_WINDOW))
     if name in recorded:
         if chosen is None:
             return sli.recorded(name)
         return sli.recorded(name, service=chosen.service, **dict(chosen.groups))
-    return sli.hit_ratio("", NOW_WINDOW, layer=m.LAYER_REDIS, by=("type",))
+    return sli.hit_ratio(scope, NOW_WINDOW, layer=m.LAYER_REDIS, by=("type",))
 
 
 #: the series whose ``service`` values the page offers to switch to

@@ -8,6 +8,7 @@ of them; nothing here builds markup by hand.  Every placed value also passes
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
@@ -47,10 +48,18 @@ ENV.filters["spaceless"] = spaceless
 CSS: str = ENV.loader.get_source(ENV, "status.css")[0] if ENV.loader else ""
 
 
-def render(page: Page, slo: SLO, prometheus: str) -> str:
+def render(
+    page: Page,
+    slo: SLO,
+    prometheus: str,
+    *,
+    links: str | None = None,
+    known: Sequence[str] = (),
+) -> str:
     """The whole page; ``prometheus`` is the URL it was read from (the view redacts it
-    for display and strips any credential from the links it builds on it)."""
-    view = page_view(page, slo, prometheus)
+    for display), ``links`` the Prometheus URL its links lead to (default: the same;
+    stripped of any credential), ``known`` the services the page has SLO files for."""
+    view = page_view(page, slo, prometheus, links=links, known=known)
     return ENV.get_template("status.html").render(page=view, refresh=view.refresh)
 
 

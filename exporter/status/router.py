@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -14,16 +15,26 @@ from exporter.slo import SLO
 from exporter.status.aggregate import collect
 from exporter.status.alertmanager import AlertmanagerAPI
 from exporter.status.prometheus import QUERY_ERRORS, PrometheusAPI, reason
-from exporter.status.queries import SelectionError, selection
+from exporter.status.queries import SelectionError, by_service, choose
 from exporter.status.render import render, render_error
 
 QUERY_TIMEOUT_SECONDS = 5.0
 
 
-def build_router(prometheus_url: str, slo: SLO, alertmanager_url: str | None = None) -> APIRouter:
-    """The status page of ``slo``, read from the Prometheus at ``prometheus_url``; with
-    ``alertmanager_url``, alerts Alertmanager holds back (silenced, inhibited) show so."""
+def build_router(
+    prometheus_url: str,
+    slos: SLO | Sequence[SLO],
+    alertmanager_url: str | None = None,
+    *,
+    prometheus_links_url: str | None = None,
+) -> APIRouter:
+    """The status page of each SLO file's service (the first one's by default, each
+    judged by its own objectives and window), read from the Prometheus at
+    ``prometheus_url``; its links lead to ``prometheus_links_url`` (default: the same).
+    With ``alertmanager_url``, alerts Alertmanager holds back show so.  Two files of
+    one service raise :class:`~exporter.slo.SLOError`."""
     router = APIRouter()
+    known = by_service(slos)
     shown = redact_url(prometheus_url, keep_user=False)  # a lone user part may be a token
     # credentials travel as an Authorization header, never in a URL httpx could log
     base_url, auth = _split_auth(prometheus_url.rstrip("/"))
@@ -32,7 +43,7 @@ def build_router(prometheus_url: str, slo: SLO, alertmanager_url: str | None = N
     @router.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def status_page(request: Request) -> HTMLResponse:
         try:  # ?service= and the SLO file's grouping labels (?cluster=) narrow the series
-            chosen = selection(slo, dict(request.query_params))
+            slo, chosen = choose(known, request.query_params)
         except SelectionError as exc:
             return HTMLResponse(render_error(str(exc)), status_code=400)
         async with AsyncExitStack() as stack:
@@ -52,7 +63,8 @@ def build_router(prometheus_url: str, slo: SLO, alertmanager_url: str | None = N
                     render_error(f"Prometheus at {shown} could not be queried ({reason(exc)})."),
                     status_code=503,
                 )
-        return HTMLResponse(render(page, slo, prometheus_url))
+        links = prometheus_links_url or prometheus_url
+        return HTMLResponse(render(page, slo, prometheus_url, links=links, known=list(known)))
 
     return router
 

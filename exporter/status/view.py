@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -37,7 +38,7 @@ NO_DATA = "no data"
 #: the sparkline's SVG canvas and its plot area inside it (room for the axis labels)
 SPARK_WIDTH = 320
 SPARK_HEIGHT = 96
-PLOT_LEFT, PLOT_RIGHT, PLOT_TOP, PLOT_BOTTOM = 48, 312, 8, 76
+PLOT_LEFT, PLOT_RIGHT, PLOT_TOP, PLOT_BOTTOM = 56, 312, 8, 76  # "100.00 %" fits left of it
 #: the longest URL a link may have (a runbook annotation is anyone's text)
 MAX_URL_CHARS = 2000
 _LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -421,7 +422,9 @@ class PageView:
     #: to switch to: (name, link, is the one shown)
     service: str = ""
     placement: str = ""
-    services: list[tuple[str, str, bool]] = field(default_factory=list)
+    services: list[ServiceLink] = field(default_factory=list)
+    #: the services found in Prometheus without an SLO file here (not judged)
+    unjudged: list[str] = field(default_factory=list)
 
 
 def summary(rows: list[Row]) -> str:
@@ -444,24 +447,52 @@ def alertmanager_note(state: str) -> str:
     )
 
 
-def services(page: Page, slo: SLO) -> list[tuple[str, str, bool]]:
-    """Links to the page of each service Prometheus has recordings of (the current
-    placement filter kept); empty when there is no other service to switch to."""
+@dataclass(frozen=True)
+class ServiceLink:
+    """A service the page offers: judged (an SLO file is loaded for it) or only found
+    in Prometheus (listed, never judged with another service's objectives)."""
+
+    name: str
+    href: str  # "" when not judged (the page would refuse it)
+    current: bool = False
+
+    @property
+    def judged(self) -> bool:
+        return bool(self.href) or self.current
+
+
+def services(page: Page, slo: SLO, known: Sequence[str] = ()) -> list[ServiceLink]:
+    """Every service the page has an SLO file for (``known``, in the files' order; the
+    current placement filter kept in the links), then the other services Prometheus has
+    recordings of, unlinked; empty when there is nothing to switch to."""
     current = page.selection.service if page.selection else slo.service.name
     groups = list(page.selection.groups) if page.selection else []
-    names = sorted({n for n in page.services if SERVICE_VALUE.fullmatch(n)} | {current})
-    names = names[:MAX_SERVICES_SHOWN] + (
-        [current] if current not in names[:MAX_SERVICES_SHOWN] else []
-    )
-    if len(names) < 2:
+    judged = list(dict.fromkeys([*known, current]))[:MAX_SERVICES_SHOWN]
+    if current not in judged:
+        judged.append(current)
+    found = sorted({n for n in page.services if SERVICE_VALUE.fullmatch(n)} - set(judged))
+    found = found[: max(MAX_SERVICES_SHOWN - len(judged), 0)]
+    if len(judged) + len(found) < 2:
         return []
-    return [(n, "?" + urlencode([("service", n), *groups]), n == current) for n in names]
+    links = [
+        ServiceLink(n, "?" + urlencode([("service", n), *groups]), n == current) for n in judged
+    ]
+    return links + [ServiceLink(n, "") for n in found]
 
 
-def page_view(page: Page, slo: SLO, prometheus: str) -> PageView:
-    """The display values; ``prometheus`` is the URL queried (redacted here, and
-    stripped of any credential for the links)."""
-    base = link_base(prometheus)
+def page_view(
+    page: Page,
+    slo: SLO,
+    prometheus: str,
+    *,
+    links: str | None = None,
+    known: Sequence[str] = (),
+) -> PageView:
+    """The display values; ``prometheus`` is the URL queried (redacted here), ``links``
+    the Prometheus URL the links lead to (default: ``prometheus``; stripped of any
+    credential), ``known`` the services with an SLO file (the first is the default)."""
+    base = link_base(prometheus if links is None else links)
+    offered = services(page, slo, known)
     window = format_duration(slo.window)
     delivered = [a for a in page.firing if not a.get("held_back")]
     held = [a for a in page.firing if a.get("held_back")]
@@ -482,5 +513,6 @@ def page_view(page: Page, slo: SLO, prometheus: str) -> PageView:
         window=window,
         service=page.selection.service if page.selection else slo.service.name,
         placement=", ".join(f"{k}={v}" for k, v in page.selection.groups) if page.selection else "",
-        services=services(page, slo),
+        services=[o for o in offered if o.judged],
+        unjudged=[o.name for o in offered if not o.judged],
     )

@@ -314,3 +314,19 @@ def test_the_sampler_samples_at_most_max_databases_and_keeps_no_pool_per_databas
     assert len(estimate.dbs) == MAX_DATABASES
     assert len(selected) <= MAX_DATABASES
     assert pools <= MAX_DATABASES + 1  # the URL's own database, plus the sampled ones
+
+
+def test_a_servers_error_text_reaches_the_log_escaped_on_one_line() -> None:
+    """Redis' own error words are logged (``NOPERM ...``), and a /scrape target may be
+    any allowed host: its escape sequences and bidi controls reached the terminal."""
+    import redis
+
+    from exporter.collectors.health import failure_reason
+
+    hostile = redis.ResponseError("ERR \x1b[2J\x1b[31mcleared\u202e\nsecond line\x00")
+    reason = failure_reason(hostile)
+    assert reason.isascii() and reason.isprintable(), repr(reason)
+    assert reason.startswith("ResponseError: ERR ")
+    assert failure_reason(redis.ResponseError("NOPERM this user has no permissions")) == (
+        "ResponseError: NOPERM this user has no permissions"
+    )

@@ -4,7 +4,9 @@ Prometheus and a real Alertmanager set up so every state shows at once:
 * the recorded SLIs are constants (recording rules of the generator's names and labels),
   so each objective's window SLI, budget and burn rates are known exactly;
 * always-firing copies of the generated alerts (names, labels, runbook annotations);
-* one alert silenced through Alertmanager's API, one inhibited by an inhibition rule.
+* one alert silenced through Alertmanager's API, one inhibited by an inhibition rule;
+* a second service with an SLO file of its own (other objectives, a 7-day window),
+  and a third that Prometheus knows but no SLO file defines (listed, never judged).
 
 Screenshots go to the test's own temp dir (``tmp_path``), never the repository.
 """
@@ -31,7 +33,7 @@ from fastapi import FastAPI
 from exporter.rules import conventions as c
 from exporter.rules.builders import recording_windows
 from exporter.rules.config import RuleConfig
-from exporter.slo import load_slo
+from exporter.slo import load_slo, parse_slo
 from exporter.status import build_router
 from exporter.status.queries import NOW_WINDOW, Selection, objectives
 from exporter.status.view import MINUS, TIMES
@@ -49,9 +51,28 @@ SLI = {
     "latency-get": 0.0,  # objective 99 %: every call slow, the budget spent 100 times
     "api-latency": 0.97,  # objective 95 %: met, 40 % of the budget left
 }
-#: a second service in the same Prometheus: every objective met, one alert of its own
+#: a second service in the same Prometheus, judged by its own file: other objectives, a
+#: 7-day window, a type the first service does not have; one alert of its own
 OTHER = "checkout"
-OTHER_SLI = 0.995
+OTHER_SLO = parse_slo(
+    {
+        "version": 1,
+        "service": {"name": OTHER, "app_selector": {"job": "checkout-app", "namespace": "shop"}},
+        "window": "7d",
+        "hit_rate": {"objective": 0.95, "min_read_rate": 0.1},
+        "latency": {"operation": "get", "threshold": "5ms", "objective": 0.999},
+        "key_types": [{"name": "cart", "ttl": "1h", "tenant_scoped": True,
+                       "hit_rate_objective": 0.9}],
+    },
+    "checkout.yaml",
+)  # fmt: skip
+OTHER_SLI = {
+    "hit-rate-all": 0.97,  # objective 95 %: met (40 % left), but its own alert fires
+    "hit-rate-cart": 0.85,  # objective 90 %: missed, 1.5 budgets spent
+    "latency-get": 0.9995,  # objective 99.9 % within 5 ms: met, 50 % left
+}
+#: a service Prometheus has recordings of but no SLO file on the page defines
+UNJUDGED = "search"
 RUNBOOKS = RuleConfig()
 #: alert name, labels; the silenced and the inhibited one are named by their type
 FIRING: list[tuple[str, dict[str, str]]] = [
@@ -65,7 +86,7 @@ FIRING: list[tuple[str, dict[str, str]]] = [
 for _name, _labels_ in FIRING:
     _labels_["service"] = SLO.service.name
 #: the other service's alert: never on this service's page
-OTHER_ALERT = (c.ALERT_LOW_HIT_RATE, {"severity": "ticket", "type": "session", "service": OTHER})
+OTHER_ALERT = (c.ALERT_LOW_HIT_RATE, {"severity": "ticket", "type": "all", "service": OTHER})
 SECRET = "s3cret-pw"
 
 
@@ -76,17 +97,20 @@ def _labels(selector: str) -> dict[str, str]:
 
 def rules_file(path: Path) -> Path:
     records = []
-    for service, value in ((SLO.service.name, None), (OTHER, OTHER_SLI)):
-        for o in objectives(SLO, Selection(service)):
-            for window in recording_windows(SLO):
+    for slo, values in ((SLO, SLI), (OTHER_SLO, OTHER_SLI)):
+        for o in objectives(slo, Selection(slo.service.name)):
+            for window in recording_windows(slo):
                 series = o.sli.recorded(window)
                 records.append(
                     {
                         "record": series.split("{", 1)[0],
-                        "expr": f"vector({value or SLI[o.key]})",
+                        "expr": f"vector({values[o.key]})",
                         "labels": _labels(series),
                     }
                 )
+    unjudged = next(iter(objectives(SLO, Selection(UNJUDGED)))).recorded(NOW_WINDOW)
+    records.append({"record": unjudged.split("{", 1)[0], "expr": "vector(0.5)",
+                    "labels": _labels(unjudged)})  # fmt: skip
     alerts = [
         {
             "alert": name,
@@ -166,9 +190,15 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
             app = FastAPI()
             # credentials in the URL: Prometheus ignores them, the page must never show them
             user_url = prom.url.replace("http://", f"http://admin:{SECRET}@")
-            app.include_router(build_router(user_url, SLO, am.url))
+            # the links lead to Prometheus by another name than the page queries it by
+            external = prom.url.replace("127.0.0.1", "localhost")
+            assert external != prom.url
+            router = build_router(user_url, [SLO, OTHER_SLO], am.url,
+                                  prometheus_links_url=external)  # fmt: skip
+            app.include_router(router)
             for page in _serve(app):
-                yield {"page": page, "prometheus": prom.url, "alertmanager": am.url}
+                yield {"page": page, "prometheus": prom.url, "external": external,
+                       "alertmanager": am.url}  # fmt: skip
 
 
 def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -294,7 +324,9 @@ def test_links_lead_to_prometheus_graphs_and_runbooks_without_credentials(
     assert SECRET not in dom and "admin" not in dom
     hrefs = [unescape(h) for h in re.findall(r'href="([^"]*)"', dom)]
     assert hrefs
-    prometheus = live["prometheus"]
+    # the links use the external URL, never the one the page queries
+    prometheus = live["external"]
+    assert not [h for h in hrefs if h.startswith(live["prometheus"])]
     for href in hrefs:
         # Prometheus graphs, runbooks, or this page for another service
         assert href.startswith((f"{prometheus}/graph?", "https://", "?service=")), href
@@ -318,7 +350,8 @@ def test_links_lead_to_prometheus_graphs_and_runbooks_without_credentials(
         response = httpx.get(href, follow_redirects=True, timeout=10)
         assert response.status_code == 200, href
     # and the alert's series, queried, is the firing alert
-    answer = httpx.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=10).json()
+    answer = httpx.get(f"{live['prometheus']}/api/v1/query", params={"query": expr},
+                       timeout=10).json()  # fmt: skip
     assert len(answer["data"]["result"]) == 1
 
 
@@ -357,31 +390,64 @@ def test_without_alertmanager_the_page_says_delivery_is_unknown(live: dict[str, 
     assert c.ALERT_LOW_HIT_RATE in firing
 
 
-def test_a_service_selector_switches_to_another_services_series_and_alerts(
+def test_each_service_is_judged_by_its_own_slo_file(
     live: dict[str, str], dom: str, tmp_path: Path
 ) -> None:
-    """The same Prometheus holds two services: the page shows the SLO file's by default,
-    links to the other, and ``?service=`` shows the other's series and only its alerts."""
+    """Two services in one Prometheus, each with its own file: the first file's is the
+    default; ``?service=checkout`` shows checkout's objectives, window, thresholds,
+    burn windows and states (never cache-app's), its series and only its alerts."""
     assert '<strong id="service">cache-app</strong>' in dom
     nav = dom.split('id="services"', 1)[1].split("</nav>", 1)[0]
     assert "<strong>cache-app</strong>" in nav and 'href="?service=checkout"' in nav
     assert OTHER not in dom.split('id="firing"', 1)[1]  # its alert is not this page's
     other = chromium(tmp_path, "--dump-dom", f"{live['page']}?service={OTHER}").stdout
     assert '<strong id="service">checkout</strong>' in other
-    states = {key: body.split("|", 1)[0] for key, body in sections(other).items()}
-    assert states == {
-        **{key: "objective ok" for key in SLI},
-        "hit-rate-session": "objective at-risk",  # its own alert fires
+    assert "SLO file checkout.yaml" in other
+    cards = sections(other)
+    assert {key: body.split("|", 1)[0] for key, body in cards.items()} == {
+        "hit-rate-all": "objective at-risk",  # met over 7d, its own alert fires
+        "hit-rate-cart": "objective broken",
+        "latency-get": "objective ok",
     }
+    targets = {k: re.search(r'class="target">([^<]*)<', b).group(1) for k, b in cards.items()}  # type: ignore[union-attr]
+    assert targets == {"hit-rate-all": "95.0 %", "hit-rate-cart": "90.0 %", "latency-get": "99.9 %"}
+    budgets = {k: re.search(r'class="budget[^"]*">([^<]*)<', b).group(1) for k, b in cards.items()}  # type: ignore[union-attr]
+    assert budgets == {"hit-rate-all": "40.0 % left", "hit-rate-cart": f"overspent {TIMES}1.5",
+                       "latency-get": "50.0 % left"}  # fmt: skip
+    assert "GET within 5ms" in cards["latency-get"] and "threshold 5 ms" in cards["latency-get"]
+    # judged over its own 7-day window, burn rates over its own alerts' windows
+    assert all("<small>over 7d</small>" in body for body in cards.values())
+    legend = _text(other.split('id="states"', 1)[1].split("</div>", 1)[0])
+    assert "BROKEN objective missed over the last 7d" in legend and "30d" not in legend
+    for o in objectives(OTHER_SLO):
+        windows = re.findall(r'<td class="window">([^<]*)</td>', cards[o.key])
+        assert windows == [b.window for b in o.burns], o.key
+        burns = re.findall(r'data-window="([^"]*)">([^<]*)<', cards[o.key])
+        expected = f"{(1 - OTHER_SLI[o.key]) / (1 - o.target):.2f}{TIMES}"
+        assert burns == [(b.window, expected) for b in o.burns], o.key
+        link = re.search(r'class="sli-link" href="([^"]*)"', cards[o.key])
+        assert link, o.key
+        expr = parse_qs(urlsplit(unescape(link.group(1))).query)["g0.expr"][0]
+        assert 'service="checkout"' in expr, o.key
+    assert [b.window for b in objectives(OTHER_SLO)[0].burns] != [
+        b.window for b in objectives(SLO)[0].burns
+    ]  # the two files' windows differ, so the check above tells them apart
     firing = other.split('id="firing"', 1)[1]
     assert "service=checkout" in firing and "service=cache-app" not in firing
-    for o in objectives(SLO):
-        link = re.search(r'class="sli-link" href="([^"]*)"', sections(other)[o.key])
-        assert (
-            link
-            and 'service="checkout"'
-            in parse_qs(urlsplit(unescape(link.group(1))).query)["g0.expr"][0]
-        )
+
+
+def test_a_service_without_an_slo_file_is_listed_not_judged_and_refused(
+    live: dict[str, str], dom: str
+) -> None:
+    nav = _text(dom.split('id="services"', 1)[1].split("</nav>", 1)[0])
+    assert f"not judged here (no SLO file): {UNJUDGED}" in nav and "--slo" in nav
+    assert f'href="?service={UNJUDGED}"' not in dom
+    response = httpx.get(f"{live['page']}?service={UNJUDGED}", timeout=10)
+    assert response.status_code == 400
+    line = _text(response.text.split("<h1>Cache SLO status</h1>", 1)[1])
+    assert f"expected one of the services this page has an SLO file for (cache-app, {OTHER}), " \
+        f"got '{UNJUDGED}'; to judge it, add its file with --slo" in line
+    assert "Traceback" not in response.text
 
 
 @pytest.mark.parametrize(
@@ -394,3 +460,29 @@ def test_a_service_the_page_cannot_name_is_refused_in_one_line(
     assert response.status_code == 400
     assert "service: expected a lower-case name" in response.text
     assert "Traceback" not in response.text
+
+
+def test_serve_wires_every_slo_file_and_the_external_url_into_the_page(
+    live: dict[str, str],
+) -> None:
+    """``serve --slo A --slo B --prometheus-external-url`` as the server builds it."""
+    from fastapi.testclient import TestClient
+
+    from exporter.config import Settings
+    from exporter.server import create_app
+
+    settings = Settings(
+        slo=SLO, slos=(SLO, OTHER_SLO), prometheus_url=live["prometheus"],
+        prometheus_external_url=live["external"], alertmanager_url=live["alertmanager"],
+    )  # fmt: skip
+    with TestClient(create_app(settings, background=False)) as client:
+        first = client.get("/")
+        other = client.get("/", params={"service": OTHER})
+        refused = client.get("/", params={"service": UNJUDGED})
+    assert first.status_code == other.status_code == 200
+    assert '<strong id="service">cache-app</strong>' in first.text
+    assert '<strong id="service">checkout</strong>' in other.text
+    assert 'id="hit-rate-cart"' in other.text and 'id="hit-rate-cart"' not in first.text
+    assert f'href="{live["external"]}/graph?' in other.text
+    assert f'href="{live["prometheus"]}/' not in other.text
+    assert refused.status_code == 400

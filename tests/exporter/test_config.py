@@ -192,6 +192,10 @@ def test_cdn_logs_take_sources_a_state_file_and_path_classes(tmp_path: Path) -> 
         (("--cdn-log", "nginx:/no/such/dir/a.log"), "in an existing directory"),
         (("--cdn-log", "nginx:/tmp/a.log"), "--cdn-state-file: expected a state file"),
         (("--cdn-state-file", "/no/such/dir/s.json"), "a file path in an existing directory"),
+        # a directory no file can be created in (read-only for us; /proc even for root)
+        (("--cdn-state-file", "/proc/cdn-state.json"), "in a directory the exporter can write"),
+        (("--cdn-state-file", "/dev/null"), "a regular file, not a FIFO or device"),
+        (("--cdn-log", "cloudfront:/tmp,cloudfront:/tmp/../tmp/"), "each log once"),
     ],
 )
 def test_bad_cdn_settings_name_the_flag(argv: tuple[str, ...], message: str) -> None:
@@ -204,3 +208,76 @@ def test_a_bad_path_class_file_names_the_flag_and_the_field(tmp_path: Path) -> N
     bad.write_text("version: 1\nclasses: [{name: other, prefixes: [/x]}]\n")
     with pytest.raises(ConfigError, match=r"--path-classes: expected .*classes\[0\]\.name"):
         resolve(_args("--path-classes", str(bad)), environ={})
+
+
+def _service_file(path: Path, name: str, window: str = "30d") -> Path:
+    path.write_text(
+        f"version: 1\nservice: {{name: {name}}}\nwindow: {window}\n"
+        "hit_rate: {objective: 0.9, min_read_rate: 0.1}\n"
+        "latency: {operation: get, threshold: 5ms, objective: 0.999}\n"
+        "key_types:\n  - {name: cart, ttl: 1h, tenant_scoped: false}\n"
+    )
+    return path
+
+
+def test_slo_is_repeatable_by_flag_or_comma_separated_variable(tmp_path: Path) -> None:
+    """Each file is read; the first gives the collectors their key types and the page its
+    default service."""
+    a = _service_file(tmp_path / "a.yaml", "alpha")
+    b = _service_file(tmp_path / "b.yaml", "beta", "7d")
+    settings = resolve(_args("--slo", str(a), "--slo", str(b)), environ={})
+    assert [s.service.name for s in settings.service_slos] == ["alpha", "beta"]
+    assert settings.slo.service.name == "alpha" and settings.service_slos[1].window.days == 7
+    env = {"CACHE_EXPORTER_SLO": f"{b}, {a}"}
+    settings = resolve(_args(), environ=env)
+    assert [s.service.name for s in settings.service_slos] == ["beta", "alpha"]
+    # the flag wins over the variable, wholly
+    assert [s.service.name for s in resolve(_args("--slo", str(a)), environ=env).service_slos] == [
+        "alpha"
+    ]
+    assert [s.service.name for s in resolve(_args(), environ={}).service_slos] == ["cache-app"]
+
+
+def test_two_slo_files_of_one_service_are_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = _service_file(tmp_path / "a.yaml", "alpha"), _service_file(tmp_path / "b.yaml", "alpha")
+    assert main(["serve", "--slo", str(a), "--slo", str(b)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: {b}: service.name: expected a name no other SLO file uses (also in {a}), "
+        "got 'alpha'\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ("a.yaml,,b.yaml", "expected comma-separated values, none empty"),
+        ("missing.yaml", "expected a readable file (no file at 'missing.yaml')"),
+    ],
+)
+def test_a_bad_slo_variable_names_the_variable(env: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve(_args(), environ={"CACHE_EXPORTER_SLO": env})
+    assert str(caught.value).startswith("environment variable CACHE_EXPORTER_SLO: " + message)
+
+
+def test_the_external_prometheus_url_is_for_links_and_carries_no_credentials(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = resolve(_args("--prometheus-url", "http://u:pw@prom:9090"), environ={})
+    assert settings.prometheus_external_url is None  # the page links to the query URL
+    env = {"PROMETHEUS_EXTERNAL_URL": "https://prom.example.com/prometheus/"}
+    settings = resolve(_args("--prometheus-url", "http://prom:9090"), environ=env)
+    assert settings.prometheus_external_url == "https://prom.example.com/prometheus"
+    for bad, expected in [
+        ("https://viewer:hunter2@prom.example.com", "an http:// or https:// URL without user"),
+        ("https://token@prom.example.com", "an http:// or https:// URL without user"),
+        ("ftp://prom.example.com", "an http:// or https:// URL with a host"),
+        ("https://prom.example.com:port", "an http:// or https:// URL with a host"),
+    ]:
+        assert main(["serve", "--prometheus-external-url", bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: --prometheus-external-url: expected {expected}"), err
+        assert err.count("\n") == 1 and "hunter2" not in err and "token" not in err

@@ -145,6 +145,10 @@ def test_bad_flags_exit_2_naming_the_flag_without_secrets() -> None:
         ([f"--prometheus-url=http://u:{SECRET}@[bad"], "error: --prometheus-url: expected an"),
         ([f"--prometheus-url=http://u:{SECRET}@h:port"], "error: --prometheus-url: expected an"),
         ([f"--prometheus-url=u:{SECRET}@h"], "error: --prometheus-url: expected an"),
+        ([f"--prometheus-external-url=https://u:{SECRET}@h"],
+         "error: --prometheus-external-url: expected an http:// or https:// URL without user"),
+        ([f"--prometheus-external-url=https://{SECRET}@h:port"],
+         "error: --prometheus-external-url: expected an"),
         ([f"--postgres-dsn=host=h password={SECRET} bad"], "error: --postgres-dsn: expected"),
         (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
     ]
@@ -212,3 +216,34 @@ def test_rediss_with_an_acl_user_and_a_password_file(
         plain.info()
     plain.close()
     assert SECRET not in text + exporter.log
+
+
+@pytest.mark.slow
+def test_serve_judges_each_service_by_the_slo_file_given_for_it(
+    exporter_factory: StartExporter, tmp_path: Path
+) -> None:
+    """``serve --slo A --slo B``: the page shows A's service by default, B's by its own
+    objectives, links to the external URL, and refuses a service no file defines."""
+    other = tmp_path / "checkout.yaml"
+    other.write_text(
+        "version: 1\nservice: {name: checkout}\nwindow: 7d\n"
+        "hit_rate: {objective: 0.95, min_read_rate: 0.1}\n"
+        "latency: {operation: get, threshold: 5ms, objective: 0.999}\n"
+        "key_types:\n  - {name: cart, ttl: 1h, tenant_scoped: false, hit_rate_objective: 0.9}\n"
+    )
+    with PrometheusServer(tmp_path / "prom", {"global": {"scrape_interval": "1s"}}) as prom:
+        exporter = exporter_factory(
+            "--redis-url", f"redis://127.0.0.1:{free_port()}/0",
+            "--slo", "exporter/data/slo.yaml", "--slo", str(other),
+            "--prometheus-url", prom.url,
+            "--prometheus-external-url", "https://prometheus.example.com/prom",
+        )  # fmt: skip
+        first, second = exporter.get("/"), exporter.get("/?service=checkout")
+        unknown = exporter.get("/?service=search")
+    assert first.status_code == second.status_code == 200
+    assert '<strong id="service">cache-app</strong>' in first.text
+    assert '<strong id="service">checkout</strong>' in second.text
+    assert 'id="hit-rate-cart"' in second.text and "<small>over 7d</small>" in second.text
+    assert 'href="https://prometheus.example.com/prom/graph?' in second.text
+    assert unknown.status_code == 400
+    assert "(cache-app, checkout), got &#39;search&#39;" in unknown.text

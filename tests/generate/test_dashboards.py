@@ -559,3 +559,68 @@ def test_every_objective_is_named_by_what_it_measures(
         break
     else:
         pytest.fail("the shipped SLO file has an API objective")
+
+
+#: a service whose selectors say more than a job: raw panels must keep every matcher
+SELECTOR_SLO = (
+    "version: 1\nwindow: 30d\n"
+    "service: {name: checkout, app_selector: {job: checkout-api, namespace: shop}, "
+    "exporter_selector: {namespace: shop, app: cache-exporter}}\n"
+    "hit_rate: {objective: 0.85, min_read_rate: 0.1}\n"
+    "latency: {operation: get, threshold: 5ms, objective: 0.995}\n"
+    "layers: {postgres: {buffer: 0.9}}\n"
+    "key_types:\n"
+    "  - {name: session, ttl: 1h, tenant_scoped: false, hit_rate_objective: 0.97}\n"
+)
+
+
+def selector_dashboards(tmp_path: Path) -> dict[str, dict[str, Any]]:
+    (tmp_path / "slo.yaml").write_text(SELECTOR_SLO)
+    slo = load_slo(tmp_path / "slo.yaml")
+    return {
+        f"dashboards/{name}": json.loads(text)
+        for name, text in render_dashboards(slo, "slo.yaml").items()
+    }
+
+
+def test_raw_panels_select_on_every_matcher_of_the_slo_files_selectors(tmp_path: Path) -> None:
+    """``namespace="shop"`` (and any other matcher of ``app_selector`` /
+    ``exporter_selector``) is on every raw selector beside its job variable, which starts
+    on the file's job (or All where the selector names none) and lists only the jobs
+    within the other matchers; the dashboards stay valid against Grafana's schema."""
+    dashboards = selector_dashboards(tmp_path)
+    test_every_dashboard_is_valid_against_grafanas_schema(dashboards)
+    slo = load_slo(tmp_path / "slo.yaml")
+    recorded = {r.record for f in generate_rules(slo).files for g in f.groups for r in g.rules}
+    recorded |= {"ALERTS"}
+    app_matchers = 'job=~"$app_job", namespace="shop"'
+    exporter_matchers = 'job=~"$exporter_job", namespace="shop", app="cache-exporter"'
+    seen = {"app": 0, "exporter": 0}
+    for path, dashboard in dashboards.items():
+        for where, expr in queries(dashboard):
+            for name, matchers in re.findall(r"([\w:]+)\{([^}]*)\}", expr):
+                if "$app_job" in matchers:
+                    assert matchers.startswith(app_matchers), (path, where, name, matchers)
+                    seen["app"] += 1
+                elif "$exporter_job" in matchers:
+                    assert matchers.startswith(exporter_matchers), (path, where, name, matchers)
+                    seen["exporter"] += 1
+                elif not where.startswith("variable"):  # else recorded: the fleet variables
+                    assert name in recorded, (path, where, name, matchers)
+        variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+        if "app_job" in variables:
+            assert variables["app_job"]["query"] == (
+                f'label_values({m.CACHE_HITS.name}{{namespace="shop"}}, job)'
+            )
+            assert variables["app_job"]["current"]["value"] == "checkout-api"
+        if "exporter_job" in variables:
+            assert variables["exporter_job"]["query"] == (
+                f'label_values({m.REDIS_UP.name}{{namespace="shop", app="cache-exporter"}}, job)'
+            )
+            assert variables["exporter_job"]["current"]["value"] == "$__all"
+    assert seen["app"] > 10 and seen["exporter"] > 10
+    overview = dashboards["dashboards/cache-slo-overview.json"]
+    names = [v["name"] for v in overview["templating"]["list"]]
+    assert "exporter_job" in names  # the PostgreSQL objective reads the exporter's series
+    instance = next(v for v in overview["templating"]["list"] if v["name"] == "instance")
+    assert instance["query"] == f"label_values(up{{{app_matchers}}}, instance)"

@@ -141,3 +141,72 @@ def hit_ratio_query(dashboard: Path, type_: str) -> str:
     for var, value in SUBSTITUTIONS.items():
         expr = expr.replace(var, value)
     return expr
+
+
+@pytest.mark.slow
+def test_raw_dashboard_panels_read_only_the_series_the_slo_files_selectors_name(
+    tmp_path: Path,
+) -> None:
+    """Two applications under one job, told apart by ``namespace``: the dashboards of
+    the service whose ``app_selector`` names ``namespace: shop`` read shop's series only
+    (its session reads all hit, the other's all miss), and every query of every
+    dashboard runs in the real Prometheus."""
+    from exporter.dashboards import render_dashboards
+    from exporter.slo import load_slo
+    from tests.generate.test_dashboards import SELECTOR_SLO
+
+    (tmp_path / "slo.yaml").write_text(
+        SELECTOR_SLO.replace("job: checkout-api", "job: cache-app")
+    )
+    dashboards = render_dashboards(load_slo(tmp_path / "slo.yaml"), "slo.yaml")
+    servers = []
+    targets = []
+    growing = []
+    for namespace, hit in (("shop", True), ("other", False)):
+        registry = CollectorRegistry()
+        metrics = client_metrics(registry)
+        hits = metrics.hits.labels(layer=LAYER_REDIS, type="session")
+        misses = metrics.misses.labels(layer=LAYER_REDIS, type="session")  # both shown
+        growing.append(hits if hit else misses)
+        port = free_port()
+        servers.append(start_http_server(port, addr="127.0.0.1", registry=registry))
+        targets.append({"targets": [f"127.0.0.1:{port}"], "labels": {"namespace": namespace}})
+    stop = threading.Event()
+
+    def traffic() -> None:  # the counters must grow for rate() to see reads
+        while not stop.wait(0.05):
+            for counter in growing:
+                counter.inc(5)
+
+    worker = threading.Thread(target=traffic, daemon=True)
+    worker.start()
+    config = {**GLOBAL_1S, "scrape_configs": [{"job_name": "cache-app", "static_configs": targets}]}
+    try:
+        with PrometheusServer(tmp_path / "prom", config, []) as prom:
+            overview = json.loads(dashboards["cache-slo-overview.json"])
+            panel = next(p for p in overview["panels"] if p["title"] == "Hit rate by type")
+            expr = panel["targets"][0]["expr"]
+            for var, value in SUBSTITUTIONS.items():
+                expr = expr.replace(var, value)
+            assert 'namespace="shop"' in expr
+            series = wait_until(
+                lambda: [s for s in prom.query(expr) if s["metric"].get("type") == "session"],
+                timeout=30,
+                what="the session hit rate of the shop namespace",
+            )
+            assert float(series[0]["value"][1]) == 1.0  # shop's reads only: all hits
+            unscoped = expr.replace('namespace="shop"', 'namespace=~".+"')
+            both = [s for s in prom.query(unscoped) if s["metric"].get("type") == "session"]
+            assert 0.0 < float(both[0]["value"][1]) < 1.0  # both namespaces: some missed
+            for text in dashboards.values():
+                for _where, query in queries(json.loads(text)):
+                    for var, value in SUBSTITUTIONS.items():
+                        query = query.replace(var, value)
+                    prom.query(query)  # raises naming the error if Prometheus refuses it
+    finally:
+        stop.set()
+        worker.join(5)
+        for server, thread in servers:
+            server.shutdown()
+            server.server_close()
+            thread.join(5)
