@@ -23,7 +23,10 @@ module: the same names, for threads.
   ``timeout`` for a free connection.  ``scripts/unasync.py`` drops the
   async service's ``with self._deadlines:`` blocks, so the sync hot path pays
   nothing for them; :class:`Deadlines` (a no-op) and :func:`bounded_iter` (the
-  iterable itself) exist so the two backends offer the same names.
+  iterable itself) exist so the two backends offer the same names;
+- a cluster's rediscovery: redis-py's sync ``RedisCluster`` re-reads the cluster
+  within the call that needs it, and nothing cuts that short, so
+  :class:`Rediscovery` does nothing.
 
 A ``CacheService`` may be shared by any number of threads.
 """
@@ -45,6 +48,7 @@ __all__ = [
     "Handler",
     "InvalidationHandler",
     "LeaseRenewer",
+    "Rediscovery",
     "SingleFlight",
     "Subscription",
     "bounded_iter",
@@ -78,6 +82,21 @@ class Deadlines:
         return None
 
     def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class Rediscovery:
+    """Nothing to do: a sync call re-reads the cluster itself, uninterrupted."""
+
+    __slots__ = ()
+
+    def __init__(self, client: Any) -> None:
+        return None
+
+    def kick(self) -> None:
+        return None
+
+    def stop(self) -> None:
         return None
 
 

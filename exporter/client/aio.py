@@ -31,7 +31,9 @@ tag pop) touches exactly one key.  Tag sets, locks and version counters are
 ordinary keys in their own slots.  redis-py drops each node that fails from its
 startup nodes and, after a whole-cluster outage, could never rediscover the
 cluster: the service puts its seed nodes back after every connection error, so
-it recovers by itself.
+it recovers by itself.  Where a call's deadline can cut redis-py's re-read of the
+cluster short (the event loop's side), ``backend.Rediscovery`` completes it in the
+background after such an error, so a failed-over master is found on a loaded machine.
 
 One source, two services: ``exporter/client/aio.py`` is written by hand and
 ``scripts/unasync.py`` generates ``exporter/client/sync.py`` from it.  What
@@ -118,6 +120,7 @@ class AsyncCacheService(ServiceCore):
         any_client: Any = client
         self.is_cluster = isinstance(client, redis.asyncio.cluster.RedisCluster)
         self._deadlines = backend.Deadlines(call_deadline(client))
+        self._rediscovery = backend.Rediscovery(client if self.is_cluster else None)
         self._flight = backend.AsyncSingleFlight()
         self._release = any_client.register_script(RELEASE_SCRIPT)
         self._extend = any_client.register_script(EXTEND_SCRIPT)
@@ -194,6 +197,7 @@ class AsyncCacheService(ServiceCore):
         for sub in list(self.subscriptions):
             await sub.stop()
         await self._renewer.stop()
+        await self._rediscovery.stop()
         self._rec.flush()
         await self.redis.aclose()
         # through Sentinel: the clients of the Sentinels themselves

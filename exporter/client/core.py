@@ -204,6 +204,8 @@ class ServiceCore:
         self._cluster_seeds: dict[str, Any] = (
             dict(nodes_manager.startup_nodes) if nodes_manager is not None else {}
         )
+        #: re-reads a cluster after a failure (the service's backend sets its own)
+        self._rediscovery: Any = None
         #: running listeners (Subscription / AsyncSubscription); close() stops them
         self.subscriptions: set[Any] = set()
 
@@ -344,6 +346,7 @@ class ServiceCore:
         if err in BREAKER_ERRORS:
             if self._cluster_seeds:
                 self._reseed_cluster()
+                self._rediscovery.kick()
             was_open = bool(self.breaker.open_until)
             self.breaker.failure()
             if not was_open and self.breaker.open_until:

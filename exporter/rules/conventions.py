@@ -52,8 +52,10 @@ ALERT_CLUSTER_SLOTS_FAIL = "RedisClusterSlotsFail"
 ALERT_CLUSTER_SLOTS_PFAIL = "RedisClusterSlotsPfail"
 ALERT_SENTINEL_MASTER_DOWN = "RedisSentinelMasterDown"
 ALERT_SENTINEL_QUORUM = "RedisSentinelQuorumAtRisk"
+ALERT_SENTINEL_NO_REPLICA = "RedisSentinelNoHealthyReplica"
 ALERT_CLIENTS_NEAR_MAX = "RedisClientsNearMax"
 ALERT_RDB_SAVE_FAILED = "RedisRdbSaveFailed"
+ALERT_AOF_WRITE_FAILED = "RedisAofWriteFailed"
 ALERT_AOF_REWRITE_FAILED = "RedisAofRewriteFailed"
 #: the topology group's alerts, in the order the group lists them
 TOPOLOGY_ALERTS = (
@@ -64,8 +66,10 @@ TOPOLOGY_ALERTS = (
     ALERT_CLUSTER_SLOTS_PFAIL,
     ALERT_SENTINEL_MASTER_DOWN,
     ALERT_SENTINEL_QUORUM,
+    ALERT_SENTINEL_NO_REPLICA,
     ALERT_CLIENTS_NEAR_MAX,
     ALERT_RDB_SAVE_FAILED,
+    ALERT_AOF_WRITE_FAILED,
     ALERT_AOF_REWRITE_FAILED,
 )
 #: the API objective's burn-rate alert (ADR-004: API p95 < 200 ms)

@@ -28,6 +28,7 @@ from exporter import sli
 from exporter.rules import conventions as c
 from exporter.rules.config import RuleConfig
 from exporter.rules.model import Generated, Rule, number
+from exporter.rules.topology import Scope, scope_labels
 from exporter.rules.windows import BurnTier
 from exporter.sli import le_value
 from exporter.slo import SLO, format_duration, selector_text
@@ -192,6 +193,7 @@ class Scenarios:
         self.alerts = generated.alerts()
         #: one value for each placement label the rules group by
         self.place = {label: f"{label}-1" for label in slo.service.group_by}
+        self.group_by = slo.service.group_by
         self.app = {**dict(slo.service.app), **self.place}
         self.exp = {**dict(slo.service.exporter), **self.place}
         #: reads per minute of a busy type, and of one below the low-traffic guard
@@ -722,60 +724,101 @@ class Scenarios:
                         [series(name, replica, f"1x{end}")], end),
             self._gauge(rule, "a standalone Redis never fires", self.standalone(end), end),
         ]
-        # cluster state and slots, each node's view
-        for alert, metric, bad, good in (
-            (c.ALERT_CLUSTER_STATE_FAIL, "redis_cluster_state", 0, 1),
-            (c.ALERT_CLUSTER_SLOTS_FAIL, "redis_cluster_slots_fail", 5461, 0),
-            (c.ALERT_CLUSTER_SLOTS_PFAIL, "redis_cluster_slots_pfail", 5461, 0),
+        # cluster state and slots: every node reports them, the alert fires once per
+        # cluster (by job and placement), valued by the nodes that say fail or the most
+        # slots any node reports
+        cluster = {k: v for k, v in node.items() if k in scope_labels(self.group_by, Scope.CLUSTER)}
+        nodes = [{**node, "instance": f"redis-{n}:6379"} for n in range(3)]
+        for alert, metric, bad, good, value in (
+            (c.ALERT_CLUSTER_STATE_FAIL, "redis_cluster_state", 0, 1, 2.0),
+            (c.ALERT_CLUSTER_SLOTS_FAIL, "redis_cluster_slots_fail", 5461, 0, 5461.0),
+            (c.ALERT_CLUSTER_SLOTS_PFAIL, "redis_cluster_slots_pfail", 5461, 0, 5461.0),
         ):
             rule, for_, end = held(alert)
+            # two of three nodes report it (the third, say, cut off or not yet told)
+            reports = [series(metric, where, f"{good}x5 {bad}x{end}") for where in nodes[:2]]
+            reports.append(series(metric, nodes[2], f"{good}x{end}"))
             cases += [
-                self._gauge(rule, f"{metric} {bad} fires",
-                            [series(metric, node, f"{good}x5 {bad}x{end}")], end,
-                            (float(bad), node), 5 + for_ // 2),
-                self._gauge(rule, f"{metric} {good} is silent",
-                            [series(metric, node, f"{good}x{end}")], end),
+                self._gauge(rule, f"{metric} {bad} on two nodes fires once for the cluster",
+                            reports, end, (value, cluster), 5 + for_ // 2),
+                self._gauge(rule, f"{metric} {good} on every node is silent",
+                            [series(metric, where, f"{good}x{end}") for where in nodes], end),
                 self._gauge(rule, "a standalone Redis never fires", self.standalone(end), end),
             ]
-        # Sentinel's view of its master: ok, then sdown, then odown (labels change)
+        # Sentinel's view of a master, as two Sentinels report it: the alerts fire once per
+        # master (by job, placement and master name) on the best view any Sentinel has
+        sentinels_seen = [{**node, "instance": f"sentinel-{n}:26379"} for n in range(2)]
+        master = {**cluster, "master_name": "mymaster"}
+        old, new = "10.0.0.1:6379", "10.0.0.2:6379"
+
+        def both(name: str, values: str, address: str = old, **labels: str) -> list[dict[str, str]]:
+            return [series(name, {**where, "master_name": "mymaster", "master_address": address,
+                                  **labels}, values)
+                    for where in sentinels_seen]  # fmt: skip
+
         rule, for_, end = held(c.ALERT_SENTINEL_MASTER_DOWN)
         name = m.REDIS_SENTINEL_MASTER_STATUS.name
-        master = {**node, "master_name": "mymaster"}
-        old, new = {**master, "master_address": "10.0.0.1:6379"}, "10.0.0.2:6379"
 
-        def status(address: str, word: str, values: str) -> dict[str, str]:
-            return series(name, {**master, "master_address": address, "master_status": word},
-                          values)
+        def status(address: str, word: str, values: str) -> list[dict[str, str]]:
+            return both(name, values, address, master_status=word)
 
+        one_ok = [
+            series(name, {**sentinels_seen[0], "master_name": "mymaster", "master_address": old,
+                          "master_status": word}, values)
+            for word, values in (("ok", "1x4 stale"), ("sdown", f"_x5 0x{end}"))
+        ] + [series(name, {**sentinels_seen[1], "master_name": "mymaster", "master_address": old,
+                           "master_status": "ok"}, f"1x{end}")]  # fmt: skip
         cases += [
-            self._gauge(rule, "master sdown then odown, never ok again, fires", [
-                status(old["master_address"], "ok", "1x4 stale"),
-                status(old["master_address"], "sdown", "_x5 0 stale"),
-                status(old["master_address"], "odown", f"_x6 0x{end}"),
+            self._gauge(rule, "master sdown then odown on both Sentinels, never ok again, "
+                        "fires once", [
+                *status(old, "ok", "1x4 stale"),
+                *status(old, "sdown", "_x5 0 stale"),
+                *status(old, "odown", f"_x6 0x{end}"),
             ], end, (0.0, master), 5 + for_ // 2),
             self._gauge(rule, "a failover done within its for: is silent", [
-                status(old["master_address"], "ok", "1x4 stale"),
-                status(old["master_address"], "odown", "_x5 0 stale"),
-                status(new, "ok", f"_x6 1x{end}"),
+                *status(old, "ok", "1x4 stale"),
+                *status(old, "odown", "_x5 0 stale"),
+                *status(new, "ok", f"_x6 1x{end}"),
             ], end),
+            self._gauge(rule, "one Sentinel seeing it down while another sees it ok is silent",
+                        one_ok, end),
             self._gauge(rule, "a Redis that is no Sentinel never fires", self.standalone(end), end),
         ]
         # Sentinels up against quorum and majority
         rule, for_, end = held(c.ALERT_SENTINEL_QUORUM)
 
-        def sentinels(ok: int, total: int, quorum: int) -> list[dict[str, str]]:
+        def sentinels(ok: int, total: int, quorum: int, best: int | None = None
+                      ) -> list[dict[str, str]]:
+            """Both Sentinels see ``ok`` of ``total`` up (the second ``best``, if given)."""
+            seen = both(m.REDIS_SENTINEL_MASTER_OK_SENTINELS.name, f"{total}x5 {ok}x{end}")
+            if best is not None:
+                seen[1]["values"] = f"{total}x5 {best}x{end}"
             return [
-                series(m.REDIS_SENTINEL_MASTER_OK_SENTINELS.name, old, f"{total}x5 {ok}x{end}"),
-                series(m.REDIS_SENTINEL_MASTER_SENTINELS.name, old, f"{total}x{end}"),
-                series("redis_sentinel_master_setting_ckquorum", old, f"{quorum}x{end}"),
+                *seen,
+                *both(m.REDIS_SENTINEL_MASTER_SENTINELS.name, f"{total}x{end}"),
+                *both("redis_sentinel_master_setting_ckquorum", f"{quorum}x{end}"),
             ]
 
         cases += [
-            self._gauge(rule, "1 of 3 Sentinels up, quorum 2, fires", sentinels(1, 3, 2), end,
-                        (1.0, old), 5 + for_ // 2),
+            self._gauge(rule, "1 of 3 Sentinels up, quorum 2, fires once", sentinels(1, 3, 2),
+                        end, (1.0, master), 5 + for_ // 2),
             self._gauge(rule, "2 of 5 up meets quorum 2 but is no majority: fires",
-                        sentinels(2, 5, 2), end, (2.0, old)),
+                        sentinels(2, 5, 2), end, (2.0, master)),
             self._gauge(rule, "2 of 3 up, quorum 2, is silent", sentinels(2, 3, 2), end),
+            self._gauge(rule, "one Sentinel cut off (1 of 3) while another sees 2 is silent",
+                        sentinels(1, 3, 2, best=2), end),
+            self._gauge(rule, "a Redis that is no Sentinel never fires", self.standalone(end), end),
+        ]
+        # healthy replicas Sentinel could promote
+        rule, for_, end = held(c.ALERT_SENTINEL_NO_REPLICA)
+        name = m.REDIS_SENTINEL_MASTER_OK_SLAVES.name
+        cut_off = both(name, f"1x5 0x{end}")
+        cut_off[1]["values"] = f"1x{end}"
+        cases += [
+            self._gauge(rule, "no Sentinel sees an ok replica: fires once",
+                        both(name, f"1x5 0x{end}"), end, (0.0, master), 5 + for_ // 2),
+            self._gauge(rule, "a replica ok for one Sentinel is silent", cut_off, end),
+            self._gauge(rule, "two ok replicas are silent", both(name, f"2x{end}"), end),
             self._gauge(rule, "a Redis that is no Sentinel never fires", self.standalone(end), end),
         ]
         # clients against maxclients
@@ -801,6 +844,7 @@ class Scenarios:
         # persistence: the last save / rewrite failed
         for alert, metric in (
             (c.ALERT_RDB_SAVE_FAILED, "redis_rdb_last_bgsave_status"),
+            (c.ALERT_AOF_WRITE_FAILED, "redis_aof_last_write_status"),
             (c.ALERT_AOF_REWRITE_FAILED, "redis_aof_last_bgrewrite_status"),
         ):
             rule, for_, end = held(alert)
@@ -940,11 +984,13 @@ class Scenarios:
             series(m.REDIS_SENTINEL_MASTER_STATUS.name, {**master, "master_status": "ok"},
                    f"1x{steps}"),
             series(m.REDIS_SENTINEL_MASTER_OK_SENTINELS.name, master, f"3x{steps}"),
+            series(m.REDIS_SENTINEL_MASTER_OK_SLAVES.name, master, f"1x{steps}"),
             series(m.REDIS_SENTINEL_MASTER_SENTINELS.name, master, f"3x{steps}"),
             series("redis_sentinel_master_setting_ckquorum", master, f"2x{steps}"),
             series(m.REDIS_CONNECTED_CLIENTS.name, node, f"50x{steps}"),
             series("redis_config_maxclients", node, f"10000x{steps}"),
             series("redis_rdb_last_bgsave_status", node, f"1x{steps}"),
+            series("redis_aof_last_write_status", node, f"1x{steps}"),
             series("redis_aof_last_bgrewrite_status", node, f"1x{steps}"),
         ]
         return out

@@ -265,8 +265,7 @@ def test_a_killed_master_is_followed_to_its_promoted_replica(cluster: LocalClust
         )
         victim = cluster.masters()[0]
         replica = cluster.replica_of(victim)
-        with cluster.client(victim) as conn:
-            assert conn.execute_command("WAIT", 1, 5000) == 1
+        cluster.wait_replicated(victim, replica)
         victim.kill()
         cluster.wait_promoted(replica)
         gone, promoted = f"127.0.0.1:{victim.port}", f"127.0.0.1:{replica.port}"

@@ -118,6 +118,26 @@ class LocalCluster:
             replication["role"] == "master" or replication.get("master_link_status") == "up"
         )
 
+    def wait_replicated(
+        self, master: RedisServer, replica: RedisServer, timeout: float = 30.0
+    ) -> None:
+        """Until ``replica`` has applied every write ``master`` had taken when called
+        (their replication offsets).  ``WAIT`` on a connection of its own proves nothing:
+        it waits for that connection's writes only, and with none it returns at once,
+        however far behind the replica is (a killed master then loses the last writes)."""
+        with self.client(master) as conn:
+            target = int(conn.info("replication")["master_repl_offset"])
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.client(replica) as conn:
+                applied = int(conn.info("replication").get("slave_repl_offset", -1))
+            if applied >= target:
+                return
+            assert time.monotonic() < deadline, (
+                f"127.0.0.1:{replica.port} stayed at offset {applied}, the master at {target}"
+            )
+            time.sleep(0.05)
+
     def wait_promoted(self, replica: RedisServer, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while self.role(replica) != "master":
