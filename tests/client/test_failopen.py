@@ -57,7 +57,9 @@ def test_dead_redis_reads_miss_writes_drop_and_breaker_skips(
 ) -> None:
     port = free_port()  # nothing listens here yet
     cache = make_cache(
-        f"redis://127.0.0.1:{port}/0", registry=registry, breaker_threshold=3, breaker_cooldown=0.2
+        # a cooldown long enough for the checks below on a loaded machine (0.2 s ran
+        # out before them at a load of 20 on 2 cores)
+        f"redis://127.0.0.1:{port}/0", registry=registry, breaker_threshold=3, breaker_cooldown=1.0
     )
     key = cache.key("user", "1")
     for _ in range(3):
@@ -76,7 +78,9 @@ def test_dead_redis_reads_miss_writes_drop_and_breaker_skips(
     assert calls == [1]
 
     redis_factory(port=port)  # Redis comes (back)
-    time.sleep(0.2)  # the breaker's cooldown: the next call is the probe
+    deadline = time.monotonic() + 5
+    while cache.breaker.state == "open" and time.monotonic() < deadline:
+        time.sleep(0.05)  # the breaker's cooldown: the next call is the probe
     assert cache.set(key, "back") is True
     assert cache.breaker.state == "closed"
     assert cache.get(key) == "back"
