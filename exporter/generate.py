@@ -32,7 +32,7 @@ from exporter.rules.builders import generate_rules
 from exporter.rules.config import DEFAULT_RUNBOOK_BASE_URL, RuleConfig
 from exporter.rules.profiles import PRODUCTION, PROFILES, Profile
 from exporter.rules.render import render_rule_file
-from exporter.slo import DEFAULT_SLO_NAME, RUNBOOK_URL_RE, SLO, load_slo
+from exporter.slo import DEFAULT_SLO_NAME, RUNBOOK_URL_RE, SLO, by_service, load_slo
 
 ALERTS_DIR = "alerts"
 RULE_TESTS_DIR = "alerts/tests"
@@ -185,16 +185,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     slos = [with_jobs(load_slo(p), app_job, exporter_job) for p in paths]
-    by_service: dict[str, str] = {}
-    for slo in slos:
-        if slo.service.name in by_service:
-            print(
-                f"error: {slo.source}: service.name: expected a name no other SLO file uses, "
-                f"got {slo.service.name!r} (also in {by_service[slo.service.name]})",
-                file=sys.stderr,
-            )
-            return 2
-        by_service[slo.service.name] = slo.source
+    by_service(slos)  # one service in two files: refused (SLOError) before anything is written
     files: dict[str, str] = {}
     notes: list[str] = []
     warnings: list[str] = []
