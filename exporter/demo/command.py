@@ -1,8 +1,8 @@
 """``cache-slo-exporter demo``: the whole product running on this machine in seconds.
 
-Starts Redis (unless ``--redis-url``), the demo application under a synthetic
-multi-tenant workload, nginx in front of it with the browsers' traffic through
-it (when nginx is installed), the exporter and - when installed - Prometheus
+Starts Redis (unless ``--redis-url``), PostgreSQL behind it (when installed), the
+demo application under a synthetic multi-tenant workload, nginx in front of it
+with the browsers' traffic through it (when nginx is installed), the exporter and - when installed - Prometheus
 with the generated rules and Alertmanager, all on loopback; prints every URL and a live
 status line; stops everything and removes its temp dir on Ctrl-C, SIGTERM or
 after ``--duration``.
@@ -200,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
 #: the order the demo lists its parts in: the data path first, then where alerts show
 LINK_ORDER = (
     "redis",
+    "postgres",
     "app metrics",
     "edge (nginx)",
     "exporter metrics",

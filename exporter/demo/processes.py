@@ -13,7 +13,9 @@ child that exits because its port was taken is restarted on another port by
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -23,18 +25,19 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when the demo's thread that started it dies.
+def die_with_parent(signum: int = signal.SIGTERM) -> None:
+    """In the child before exec: ``signum`` when the demo's thread that started it dies.
 
     Children are started from the demo's main thread, which lives as long as the
     demo does.  Linux only (``prctl``); elsewhere a demo killed outright leaves its
     children to be stopped by hand."""
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    libc.prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
 
 
 class DemoError(RuntimeError):
@@ -141,6 +144,13 @@ def child_env() -> dict[str, str]:
     return env
 
 
+def as_user(user: str | None) -> dict[str, Any]:
+    """Popen's arguments that run a program as ``user`` (its primary group, no others)."""
+    if user is None:
+        return {}
+    return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
+
+
 class Child:
     """One program the demo runs, its output captured in a log file of the temp dir."""
 
@@ -154,6 +164,8 @@ class Child:
         *,
         identity: Callable[[Child], bool] | None = None,
         pass_fds: Sequence[int] = (),
+        user: str | None = None,
+        stop_signal: signal.Signals = signal.SIGTERM,
     ) -> None:
         self.name = name
         self.env = {**child_env(), **(env or {})}
@@ -165,6 +177,12 @@ class Child:
         #: is ours; exceptions count as "not yet"
         self.identity = identity
         self.pass_fds = tuple(pass_fds)
+        #: run as this user (the demo runs as root, and PostgreSQL refuses to); Popen
+        #: switches user before the death signal is set, which a change of user clears
+        self.user = user
+        #: how the program stops at once and cleanly (PostgreSQL: SIGINT, its fast
+        #: shutdown; its SIGTERM waits for every client to leave)
+        self.stop_signal = stop_signal
 
     @property
     def pid(self) -> int:
@@ -183,7 +201,12 @@ class Child:
                 env=self.env,
                 start_new_session=True,
                 pass_fds=self.pass_fds,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=(
+                    functools.partial(die_with_parent, self.stop_signal)
+                    if sys.platform == "linux"
+                    else None
+                ),
+                **as_user(self.user),
             )
         self.wait_ready(timeout)
         return self
@@ -237,7 +260,7 @@ class Child:
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(self.stop_signal)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:

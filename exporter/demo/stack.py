@@ -1,5 +1,5 @@
-"""The demo stack: Redis, the app, nginx in front of it, the exporter, Prometheus and
-Alertmanager on loopback, and the browsers' traffic through nginx.
+"""The demo stack: Redis, PostgreSQL behind it, the app, nginx in front of it, the
+exporter, Prometheus and Alertmanager on loopback, and the browsers' traffic through nginx.
 
 Everything lives in one temp directory that :meth:`Stack.stop` removes, and
 every program is a child process :meth:`Stack.stop` ends; a stack that failed
@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 import yaml
 
+from exporter.demo.database import Binaries, Cluster, find_binaries
 from exporter.demo.edge import EdgeTraffic, demo_layers, nginx_config
 from exporter.demo.processes import (
     Child,
@@ -37,7 +39,7 @@ from exporter.demo.processes import (
 )
 from exporter.demo.proxy import DelayProxy
 from exporter.demo.receiver import Notification, WebhookReceiver
-from exporter.demo.workload import DELAYED_URL_ENV, TOKEN_ENV
+from exporter.demo.workload import DELAYED_URL_ENV, POSTGRES_DSN_ENV, TOKEN_ENV
 from exporter.slo import SLO, default_slo_path, load_slo
 
 #: Prometheus job names: the generator's defaults, which its rules select on
@@ -104,6 +106,9 @@ class StackOptions:
     seed: int | None = None
     #: PostgreSQL for the exporter's buffer-cache layer (passed in its environment)
     postgres_dsn: str | None = None
+    #: without a DSN, the demo's own PostgreSQL (exporter.demo.database): None when
+    #: installed, True to require it, False for none
+    postgres: bool | None = None
     #: nginx in front of the app (the CDN layer); None: when nginx is installed
     edge: bool | None = None
     #: the browsers' requests per second (through nginx, or to the app without it)
@@ -129,6 +134,22 @@ class Stack:
                 "nginx not installed: running without the CDN edge (browsers talk to the app; "
                 "`make demo` installs nginx-light)"
             )
+        #: PostgreSQL's programs when the demo runs its own
+        self.postgres_binaries: Binaries | None = None
+        if options.postgres_dsn is None and options.postgres is not False:
+            found = find_binaries()
+            if isinstance(found, Binaries):
+                self.postgres_binaries = found
+            elif options.postgres:
+                raise DemoError(f"{found} (Debian: postgresql)")
+            else:
+                self.notes.append(
+                    f"{found}: running without the PostgreSQL layer "
+                    "(`make demo` installs postgresql)"
+                )
+        #: the exporter's DSN (holds a password: environments only, never argv or output)
+        self.postgres_dsn = options.postgres_dsn or ""
+        self.postgres: Cluster | None = None
         self.tmp = Path(tempfile.mkdtemp(prefix="cache-slo-demo-"))
         #: the SLO file every part reads: the given one, plus the demo's layer objectives
         #: when it has none (exporter.demo.edge.demo_layers)
@@ -168,6 +189,8 @@ class Stack:
         self.redis_url = opts.redis_url or self._start_redis()
         host, port = _host_port(self.redis_url)
         self.proxy = DelayProxy(host, port).start()
+        if self.postgres_binaries is not None:
+            self.postgres_dsn = self._start_postgres(self.postgres_binaries)
         app = self._start_app()
         self.urls["app metrics"] = self.links["app metrics"] = (
             f"http://127.0.0.1:{app.port}/metrics"
@@ -205,7 +228,7 @@ class Stack:
             self._preferred("exporter", 9150),
             env={
                 "REDIS_URL": self.redis_url,
-                **({"POSTGRES_DSN": opts.postgres_dsn} if opts.postgres_dsn else {}),
+                **({"POSTGRES_DSN": self.postgres_dsn} if self.postgres_dsn else {}),
             },
             identity=self._exporter_is_ours,
         )
@@ -266,6 +289,8 @@ class Stack:
         timeout: float = 20.0,
         env: dict[str, str] | None = None,
         identity: Callable[[Child], bool] | None = None,
+        user: str | None = None,
+        stop_signal: signal.Signals = signal.SIGTERM,
     ) -> Child:
         """Start a program that binds its own port; on "address already in use" start it
         again on another port. Returns once the process holds the port and is ours."""
@@ -273,7 +298,8 @@ class Stack:
         for attempt in range(BIND_ATTEMPTS):
             port = free_port(preferred if attempt == 0 else 0)
             tried.append(port)
-            child = Child(name, make_args(port), port, self.tmp, env, identity=identity)
+            child = Child(name, make_args(port), port, self.tmp, env, identity=identity,
+                          user=user, stop_signal=stop_signal)  # fmt: skip
             self.children.append(child)
             try:
                 return child.start(timeout)
@@ -289,6 +315,8 @@ class Stack:
         opts = self.options
         sock = bound_socket(self._preferred("app", 8000))
         port = int(sock.getsockname()[1])
+        # the app reads the demo's own table on a miss; a given DSN is only the exporter's
+        own_db = {POSTGRES_DSN_ENV: self.postgres_dsn} if self.postgres is not None else {}
         child = Child(
             "app",
             [
@@ -308,6 +336,7 @@ class Stack:
                 "REDIS_URL": self.redis_url,
                 DELAYED_URL_ENV: self._proxied_url(),
                 TOKEN_ENV: self.run_id,
+                **own_db,
             },
             identity=self._app_is_ours,
             pass_fds=(sock.fileno(),),
@@ -391,6 +420,23 @@ class Stack:
         self.urls["redis"] = self.links["redis"] = f"redis://127.0.0.1:{child.port}/0"
         return self.urls["redis"]
 
+    def _start_postgres(self, binaries: Binaries) -> str:
+        """initdb in the temp dir, ``postgres`` in the foreground binding its own port, the
+        table the app's miss path reads; returns the DSN (for environments only)."""
+        cluster = self.postgres = Cluster(binaries, self.tmp / "postgres")
+        cluster.init(self.tmp)
+        child = self._spawn(
+            "postgres",
+            cluster.args,
+            self._preferred("postgres", 5433),
+            identity=lambda child: cluster.is_ours(child.port),
+            user=binaries.user,
+            stop_signal=signal.SIGINT,  # fast shutdown: SIGTERM waits for every client
+        )
+        cluster.create_table(child.port)
+        self.urls["postgres"] = self.links["postgres"] = cluster.public_url(child.port)
+        return cluster.dsn(child.port)
+
     @property
     def _nginx_log(self) -> Path:
         return self.tmp / "nginx" / "cache.log"
@@ -426,7 +472,8 @@ class Stack:
             return Path(self.options.slo) if self.options.slo else None
         source = Path(self.options.slo) if self.options.slo else default_slo_path()
         raw = yaml.safe_load(source.read_text("utf-8"))
-        raw["layers"] = demo_layers(cdn=self.edge, postgres=bool(self.options.postgres_dsn))
+        postgres = bool(self.options.postgres_dsn) or self.postgres_binaries is not None
+        raw["layers"] = demo_layers(cdn=self.edge, postgres=postgres)
         path = self.tmp / "slo.yaml"
         path.write_text(yaml.safe_dump(raw, sort_keys=False), "utf-8")
         return path

@@ -18,6 +18,11 @@ Latency is degraded outside the process, by the delaying proxy in front of Redis
 given its URL (``$CACHE_SLO_DEMO_DELAYED_URL``), the app talks to Redis through
 the proxy in the ``partial`` and ``degraded`` scenarios and straight to Redis
 in ``healthy`` (see :class:`Route`).
+
+Given the demo's own PostgreSQL (``$CACHE_SLO_DEMO_POSTGRES_DSN``), a Redis miss
+reads one row of its table (:class:`exporter.demo.database.SourceReader`) as
+part of the simulated source's cost: the row's time comes off the source's
+pause, so the request rate and the Redis calls stay as they were.
 """
 
 from __future__ import annotations
@@ -48,6 +53,14 @@ SCENARIOS = tuple(COLD_SESSION_SHARE)
 #: environment variable with the delaying proxy's URL (set by the demo; $REDIS_URL or
 #: --redis-url is then Redis itself)
 DELAYED_URL_ENV = "CACHE_SLO_DEMO_DELAYED_URL"
+#: environment variable with the DSN of the demo's own PostgreSQL (holds its password)
+POSTGRES_DSN_ENV = "CACHE_SLO_DEMO_POSTGRES_DSN"
+
+
+class Source(Protocol):
+    """What a miss reads besides its pause (exporter.demo.database.SourceReader)."""
+
+    def read(self, key: str) -> bool: ...
 
 
 class Route:
@@ -123,8 +136,10 @@ class Workload:
         rate: float,
         seed: int | None = None,
         route: Route | None = None,
+        database: Source | None = None,
     ) -> None:
         self.cache = cache
+        self.database = database
         self.route = route
         self.slo = slo
         self.rate = rate
@@ -172,7 +187,13 @@ class Workload:
         value = self._values[row.type]
 
         def source() -> str:
-            time.sleep(row.source_seconds)  # the database / LLM call a miss costs
+            # the database / LLM call a miss costs: the real row read is part of it
+            started = time.monotonic()
+            if self.database is not None:
+                self.database.read(key)
+            rest = row.source_seconds - (time.monotonic() - started)
+            if rest > 0:
+                time.sleep(rest)
             return value
 
         if row.operation == "incr":
@@ -243,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn  # the [server] extra: loaded when the app runs, not for `demo --help`
 
     from exporter.client import CacheService
+    from exporter.demo.database import SourceReader
     from exporter.demo.web import build_app
 
     slo = load_slo(args.slo)
@@ -256,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
         connection_class=route.connection_class(urlsplit(args.redis_url).scheme),
     )
     route.pool = cache.redis.connection_pool
-    workload = Workload(cache, slo, rate=args.rate, seed=args.seed, route=route)
+    dsn = os.environ.get(POSTGRES_DSN_ENV)
+    database = SourceReader(dsn) if dsn else None
+    workload = Workload(cache, slo, rate=args.rate, seed=args.seed, route=route, database=database)
     workload.set_scenario(args.scenario)
     app = build_app(cache, workload, registry, os.environ.get(TOKEN_ENV, ""))
     sock = _listening_socket(args)
@@ -286,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         loop.join(10)
         sock.close()
         cache.close()
+        if database is not None:
+            database.close()
     return 0
 
 
