@@ -2,10 +2,10 @@
 
 Starts Redis (unless ``--redis-url``), PostgreSQL behind it (when installed), the
 demo application under a synthetic multi-tenant workload, nginx in front of it
-with the browsers' traffic through it (when nginx is installed), the exporter and - when installed - Prometheus
-with the generated rules and Alertmanager, all on loopback; prints every URL and a live
-status line; stops everything and removes its temp dir on Ctrl-C, SIGTERM or
-after ``--duration``.
+with the browsers' traffic through it (when nginx is installed), the exporter
+and - when installed - Prometheus with the generated rules and Alertmanager, all
+on loopback; prints every URL and a live status line; stops everything and
+removes its temp dir on Ctrl-C, SIGTERM or after ``--duration``.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Real programs throughout: redis-server, the app process under the synthetic
 workload (its Redis traffic through the delaying proxy in the slow scenarios),
 nginx with ``proxy_cache`` in front of the app with the demo's browsers sending
-through it, the exporter (reading nginx's log, and a real PostgreSQL for the
-buffer-cache layer), Prometheus scraping both every
+through it, the exporter (reading nginx's log, and the demo's own PostgreSQL, which the
+app reads on a Redis miss, for the buffer-cache layer), Prometheus scraping both every
 second with the generator's ``fast`` rules, and Alertmanager routing to a
 webhook receiver that runs in this test process.
 """
@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 import pytest
 
 from exporter.demo.stack import Stack, StackOptions
-from tests.support.postgres import PostgresServer
 from tests.support.processes import require_binary
 
 T = TypeVar("T")
@@ -31,7 +30,6 @@ T = TypeVar("T")
 def stack() -> Iterator[Stack]:
     for binary in ("redis-server", "prometheus", "prometheus-alertmanager"):
         require_binary(binary)
-    postgres = PostgresServer().start()
     live = Stack(
         StackOptions(
             profile="fast",
@@ -40,7 +38,7 @@ def stack() -> Iterator[Stack]:
             rate=150,
             seed=7,
             with_prometheus=True,
-            postgres_dsn=postgres.dsn,
+            postgres=True,  # the demo's own: fails (never skips) without PostgreSQL
             edge=True,  # fails (never skips) without nginx
         )
     )
@@ -49,7 +47,6 @@ def stack() -> Iterator[Stack]:
         yield live
     finally:
         live.stop()
-        postgres.cleanup()
 
 
 def poll(check: Callable[[], T | None], timeout: float, what: str, every: float = 0.5) -> T:

@@ -90,6 +90,7 @@ def test_demo_serves_every_printed_url_then_exits_cleanly_by_itself() -> None:
         )
         assert set(urls) == {
             "redis",
+            "postgres",
             "app metrics",
             "edge (nginx)",
             "exporter metrics",
@@ -104,6 +105,10 @@ def test_demo_serves_every_printed_url_then_exits_cleanly_by_itself() -> None:
                 assert client.ping()
                 assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "allkeys-lru"
                 client.close()
+                continue
+            if url.startswith("postgresql://"):  # its password is not printed: it listens
+                assert urlsplit(url).password is None, "the demo printed a password"
+                assert listening(url), url
                 continue
             with urllib.request.urlopen(url, timeout=10) as response:
                 assert response.status == 200, name
@@ -127,7 +132,7 @@ def test_demo_serves_every_printed_url_then_exits_cleanly_by_itself() -> None:
         assert not listening(url), f"{name} still listening at {url}"
 
 
-def test_sigterm_stops_the_demo_and_everything_it_started() -> None:
+def test_sigterm_stops_everything_and_the_own_postgres_password_never_shows() -> None:
     require_binary("redis-server")
     proc = subprocess.Popen(
         [sys.executable, "-m", "exporter.cli", "demo", "--no-prometheus", "--rate=50"],
@@ -141,10 +146,20 @@ def test_sigterm_stops_the_demo_and_everything_it_started() -> None:
         tmp = re.search(r" in (\S+) \.\.\.", lines[0])
         assert tmp, lines
         urls = [m.group(1) for line in lines if (m := re.match(r"^  .+?\s{2,}(\S+://\S+)$", line))]
-        # redis, app, edge (nginx), exporter
-        assert len(urls) == 4 and all(listening(u) for u in urls), lines
+        # redis, postgres, app, edge (nginx), exporter
+        assert len(urls) == 5 and all(listening(u) for u in urls), lines
         children = children_of(proc.pid)
-        assert len(children) >= 4, children
+        assert len(children) >= 5, children
+        # the demo's own PostgreSQL password: in the app's and exporter's environments only
+        passwords = {
+            m.group(1)
+            for pid in children
+            if (m := re.search(rb"POSTGRES_DSN=postgresql://postgres:(\w+)@", environ(pid)))
+        }
+        assert len(passwords) == 1, passwords
+        password = passwords.pop().decode()
+        assert processes_mentioning(password) == []
+        assert processes_mentioning("postgresql://") == []
         proc.terminate()
         rest, _ = proc.communicate(timeout=30)
     finally:
@@ -153,10 +168,18 @@ def test_sigterm_stops_the_demo_and_everything_it_started() -> None:
             proc.wait()
     assert proc.returncode == 0, rest
     assert "stopped; nothing left running." in rest
+    assert password not in "\n".join(lines) + rest
     assert not Path(tmp.group(1)).exists()
-    assert processes_mentioning(tmp.group(1)) == []
+    assert processes_mentioning(tmp.group(1)) == []  # postgres' arguments name it too
     assert alive(children) == []
     assert not any(listening(u) for u in urls)
+
+
+def environ(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return b""
 
 
 def test_an_external_redis_password_never_shows_in_output_or_process_arguments(

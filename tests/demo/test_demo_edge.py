@@ -13,6 +13,7 @@ import yaml
 
 from exporter.demo import stack as stack_module
 from exporter.demo.edge import ASSETS, MIX, PAGE_ETAG, EdgeTraffic, demo_layers
+from exporter.demo.processes import DemoError
 from exporter.demo.stack import Stack, StackOptions
 from exporter.paths import PathClasses
 from exporter.slo import default_slo_path
@@ -71,6 +72,24 @@ def test_the_demo_adds_its_layer_objectives_only_to_a_file_without_any(tmp_path:
         shipped.stop()
 
 
+def test_without_postgresql_the_demo_says_so_in_one_line_and_adds_no_postgres_objective(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stack_module, "find_binaries", lambda: "PostgreSQL not installed")
+    live = Stack(StackOptions(edge=False))
+    try:
+        assert live.postgres_binaries is None and live.postgres_dsn == ""
+        assert [n for n in live.notes if "PostgreSQL" in n] == [
+            "PostgreSQL not installed: running without the PostgreSQL layer "
+            "(`make demo` installs postgresql)"
+        ]
+        assert "postgres" not in live.slo.layers
+    finally:
+        live.stop()
+    with pytest.raises(DemoError, match="PostgreSQL not installed"):
+        Stack(StackOptions(edge=False, postgres=True))
+
+
 def test_without_nginx_the_demo_says_so_in_one_line_and_runs_without_the_edge(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -83,7 +102,7 @@ def test_without_nginx_the_demo_says_so_in_one_line_and_runs_without_the_edge(
         return None if name == "nginx" else real_which(name, *extra)
 
     monkeypatch.setattr(stack_module, "which", which)
-    live = Stack(StackOptions(rate=20, http_rate=40, with_prometheus=False))
+    live = Stack(StackOptions(rate=20, http_rate=40, with_prometheus=False, postgres=False))
     try:
         assert live.notes == [
             "nginx not installed: running without the CDN edge (browsers talk to the app; "

@@ -16,12 +16,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 import redis
 
 from exporter.demo import stack as stack_module
+from exporter.demo.database import TABLE
 from exporter.demo.processes import bound_socket, listening_inodes
 from exporter.demo.stack import Stack, StackOptions
+from tests.demo.conftest import poll
 from tests.demo.test_demo_command import read_until
 from tests.support.processes import cleanup_env, require_binary
 
@@ -164,7 +167,7 @@ def test_a_port_taken_before_the_child_binds_it_is_never_announced(
         return handed_out[-1]
 
     monkeypatch.setattr(stack_module, "free_port", racy_free_port)
-    live = Stack(StackOptions(rate=20, with_prometheus=False))
+    live = Stack(StackOptions(rate=20, with_prometheus=False, postgres=False))
     try:
         live.start()
         assert handed_out[:2] == [taken, taken]  # redis got it first, then its retry did not
@@ -181,7 +184,9 @@ def test_a_port_taken_before_the_child_binds_it_is_never_announced(
         squatter.close()
 
 
-def test_every_printed_url_and_command_shows_something(stack_links: dict[str, str]) -> None:
+def test_every_printed_url_and_command_shows_something(
+    stack: Stack, stack_links: dict[str, str]
+) -> None:
     """With the installed Prometheus (Debian's has only the classic pages) and Alertmanager
     (no web UI: the API and amtool), each line the demo prints leads somewhere useful."""
     expect: dict[str, Any] = {
@@ -199,6 +204,11 @@ def test_every_printed_url_and_command_shows_something(stack_links: dict[str, st
                 assert client.ping()
             finally:
                 client.close()
+        elif name == "postgres":
+            # printed without its password; the app's miss path reads the demo's table
+            dsn = stack.postgres_dsn
+            assert urlsplit(url).password is None and port_of(url) == port_of(dsn)
+            poll(lambda: table_reads(dsn) > 0, 20, "reads of demo_source")
         elif name == "alertmanager alerts":
             assert isinstance(json.loads(get(url)), list)
         elif name == "alertmanager CLI":
@@ -209,9 +219,19 @@ def test_every_printed_url_and_command_shows_something(stack_links: dict[str, st
             assert done.stdout.split()[:1] == ["Alertname"], done.stdout
         else:
             assert expect[name] in get(url), name
-    assert set(stack_links) >= {*expect, "redis", "alertmanager alerts"}
+    assert set(stack_links) >= {*expect, "redis", "postgres", "alertmanager alerts"}
 
 
 @pytest.fixture
 def stack_links(stack: Stack) -> dict[str, str]:
     return dict(stack.links)
+
+
+def table_reads(dsn: str) -> int:
+    """Index scans of the demo's table: the app's reads on a Redis miss."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT coalesce(idx_scan, 0) FROM pg_stat_user_tables WHERE relname = %s",
+            (TABLE,),
+        ).fetchone()
+    return int(row[0]) if row else 0
