@@ -208,7 +208,7 @@ def test_every_printed_url_and_command_shows_something(
             # printed without its password; the app's miss path reads the demo's table
             dsn = stack.postgres_dsn
             assert urlsplit(url).password is None and port_of(url) == port_of(dsn)
-            poll(lambda: table_reads(dsn) > 0, 20, "reads of demo_source")
+            poll(lambda: table_reads(stack.postgres_dsn) > 0, 20, "reads of demo_source")
         elif name == "alertmanager alerts":
             assert isinstance(json.loads(get(url)), list)
         elif name == "alertmanager CLI":
