@@ -12,7 +12,7 @@ PYTEST_ARGS ?= -n 2 --dist loadfile
 test: os-deps venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_ARGS) --durations=20
 
 demo: os-deps venv
 	$(BIN)/cache-slo-exporter demo $(DEMO_ARGS)
