@@ -39,6 +39,14 @@ CALLERS = 20  # the stall this catches: 20 x 0.2 s = 4 s
 OPTIONS: dict[str, Any] = {"socket_timeout": TIMEOUT, "socket_connect_timeout": TIMEOUT}
 
 
+# A connection cancelled mid-handshake by a deadline can leave its socket to the
+# garbage collector inside redis-py's asyncio connect path (the class of redis-py
+# issues #3314/#3317); pytest reports that as an unraisable warning in whatever test
+# is running when the collector runs (one CI run in several: at the setup of the next
+# fault).  This module asserts bounded latency, not socket hygiene.
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
 @pytest.fixture(params=FAULTS)
 def fault(request: pytest.FixtureRequest) -> Iterator[Any]:
     server = fault_server(str(request.param))
