@@ -667,17 +667,10 @@ def parse_slo(raw: Any, source: str = "<string>") -> SLO:
     operation = lat.get("operation", "get")
     if not isinstance(operation, str) or operation not in OPERATIONS:
         raise SLOError(source, "latency.operation", f"one of {', '.join(OPERATIONS)}", operation)
-    threshold = _duration(
-        source, "latency.threshold", _required(source, "latency", lat, "threshold")
-    )
-    if threshold.total_seconds() not in LATENCY_BUCKETS:
-        bounds = ", ".join(format_duration(timedelta(seconds=b)) for b in LATENCY_BUCKETS)
-        raise SLOError(
-            source,
-            "latency.threshold",
-            f"a bucket boundary of cache_latency_seconds ({bounds})",
-            lat["threshold"],
-        )
+    threshold = _bucket_threshold(
+        source, "latency.threshold", _required(source, "latency", lat, "threshold"),
+        LATENCY_BUCKETS, "cache_latency_seconds",
+    )  # fmt: skip
     latency = LatencySLO(
         operation,
         threshold,
@@ -717,19 +710,26 @@ def parse_slo(raw: Any, source: str = "<string>") -> SLO:
     )
 
 
+def _bucket_threshold(
+    source: str, field_path: str, raw: Any, buckets: Sequence[float], histogram: str
+) -> timedelta:
+    """A latency threshold that is one of ``histogram``'s bucket boundaries, so its SLI
+    reads one bucket and interpolates nothing."""
+    threshold = _duration(source, field_path, raw)
+    if threshold.total_seconds() not in buckets:
+        bounds = ", ".join(format_duration(timedelta(seconds=b)) for b in buckets)
+        raise SLOError(source, field_path, f"a bucket boundary of {histogram} ({bounds})", raw)
+    return threshold
+
+
 def _api(source: str, raw: Any) -> ApiSLO:
     data = _mapping(source, "api", {} if raw is None else raw, _allowed("api"))
     threshold = DEFAULT_API_THRESHOLD
     if "threshold" in data:
-        threshold = _duration(source, "api.threshold", data["threshold"])
-        if threshold.total_seconds() not in API_LATENCY_BUCKETS:
-            bounds = ", ".join(format_duration(timedelta(seconds=b)) for b in API_LATENCY_BUCKETS)
-            raise SLOError(
-                source,
-                "api.threshold",
-                f"a bucket boundary of api_request_duration_seconds ({bounds})",
-                data["threshold"],
-            )
+        threshold = _bucket_threshold(
+            source, "api.threshold", data["threshold"],
+            API_LATENCY_BUCKETS, "api_request_duration_seconds",
+        )  # fmt: skip
     objective = DEFAULT_API_OBJECTIVE
     if "objective" in data:
         objective = _ratio(source, "api.objective", data["objective"])
